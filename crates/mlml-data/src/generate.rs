@@ -1,0 +1,455 @@
+//! Partial-label generators: drop positives, keep one positive, observe some negatives.
+//!
+//! All are deterministic for a seed and an input: the random draws are taken row by row, in row
+//! order, from one named generator ([`GeneratorKind`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DataError, Result};
+use crate::labels::{LabelCounts, LabelMatrix, NEGATIVE, POSITIVE, UNOBSERVED};
+use crate::rng::{choose_front, interval, shuffle, GeneratorKind, WordSource};
+
+fn check_fraction(name: &'static str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(DataError::OutOfRange {
+            name,
+            expected: "in [0, 1]",
+            value: value.to_string(),
+        })
+    }
+}
+
+/// Parameters of [`drop_positives`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DropParams {
+    /// Fraction of the observed positives to remove, in `[0, 1]` (the papers' "40 % left" is 0.6).
+    pub ratio: f64,
+    /// Each image keeps at least `min(min_positives, its positives)` positives.
+    pub min_positives: usize,
+    /// Fraction of the observed negatives kept observed; the others become unobserved.
+    pub observe_negatives: f64,
+    /// Seed of the ChaCha8 generator.
+    pub seed: u64,
+}
+
+impl Default for DropParams {
+    fn default() -> Self {
+        Self {
+            ratio: 0.5,
+            min_positives: 1,
+            observe_negatives: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl DropParams {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// When a fraction is outside `[0, 1]` or NaN.
+    pub fn validate(&self) -> Result<()> {
+        check_fraction("ratio", self.ratio)?;
+        check_fraction("observe_negatives", self.observe_negatives)
+    }
+}
+
+/// What [`drop_positives`] did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DropReport {
+    /// Counts before.
+    pub before: LabelCounts,
+    /// Counts after.
+    pub after: LabelCounts,
+    /// Positives the ratio asked to keep: `round((1 - ratio) * positives)`.
+    pub target_kept: usize,
+    /// Positives the per-image minimum forces to keep.
+    pub required_kept: usize,
+    /// Whether the minimum kept more than the target (then `after.positives == required_kept`).
+    pub constrained: bool,
+    /// Fraction of positives kept, `after / before` (1 when there was none).
+    pub kept_fraction: f64,
+    /// Positives per class before.
+    pub class_positives_before: Vec<usize>,
+    /// Positives per class after.
+    pub class_positives_after: Vec<usize>,
+    /// Images with at least one positive before.
+    pub images_with_positives_before: usize,
+    /// Images with at least one positive after.
+    pub images_with_positives_after: usize,
+}
+
+/// Removes a fraction of the observed positives, keeping per image a minimum.
+///
+/// The number kept is exactly `max(round((1 - ratio) * P), R)` where `P` is the number of
+/// positives and `R` the number the minimum requires: the ratio is met over the whole set, not in
+/// expectation. Per image, the positives are shuffled; the first `min(min_positives, n)` are kept,
+/// and the others enter one pool from which a uniform subset fills the rest of the target.
+/// Negatives are handled by [`observe_negatives`] with the same generator, after the positives.
+///
+/// # Errors
+/// When the parameters are out of range.
+pub fn drop_positives(
+    labels: &LabelMatrix,
+    params: &DropParams,
+) -> Result<(LabelMatrix, DropReport)> {
+    params.validate()?;
+    let mut rng = GeneratorKind::Chacha8.seeded(params.seed);
+    let before = labels.counts();
+    let c = labels.n_classes();
+    let mut out = labels.values().to_vec();
+
+    let mut pool: Vec<usize> = Vec::new();
+    let mut positives: Vec<usize> = Vec::with_capacity(c);
+    let mut required_kept = 0usize;
+    for (i, row) in labels.rows().enumerate() {
+        positives.clear();
+        positives.extend((0..c).filter(|&j| row[j] == POSITIVE).map(|j| i * c + j));
+        shuffle(&mut rng, &mut positives);
+        let required = params.min_positives.min(positives.len());
+        required_kept += required;
+        pool.extend_from_slice(&positives[required..]);
+        for &at in &positives[required..] {
+            out[at] = UNOBSERVED;
+        }
+    }
+    let target_kept = ((1.0 - params.ratio) * before.positives as f64).round() as usize;
+    let extra = target_kept.saturating_sub(required_kept).min(pool.len());
+    choose_front(&mut rng, &mut pool, extra);
+    for &at in &pool[..extra] {
+        out[at] = POSITIVE;
+    }
+    observe_negatives_in(
+        &mut rng,
+        labels.values(),
+        &mut out,
+        params.observe_negatives,
+    );
+
+    let result = labels.with_values(out);
+    let after = result.counts();
+    let report = DropReport {
+        before,
+        after,
+        target_kept,
+        required_kept,
+        constrained: required_kept > target_kept,
+        kept_fraction: ratio_or_one(after.positives, before.positives),
+        class_positives_before: class_positives(labels),
+        class_positives_after: class_positives(&result),
+        images_with_positives_before: images_with_positives(labels),
+        images_with_positives_after: images_with_positives(&result),
+    };
+    Ok((result, report))
+}
+
+/// Keeps exactly `round(fraction * N)` of the `N` negatives of `source` observed in `out`,
+/// chosen uniformly; the others become unobserved. Positives and unobserved entries of `out`
+/// are left alone.
+fn observe_negatives_in(rng: &mut impl WordSource, source: &[i8], out: &mut [i8], fraction: f64) {
+    let mut negatives: Vec<usize> = (0..source.len())
+        .filter(|&k| source[k] == NEGATIVE)
+        .collect();
+    let keep = (fraction * negatives.len() as f64).round() as usize;
+    choose_front(rng, &mut negatives, keep);
+    for &at in &negatives[keep..] {
+        out[at] = UNOBSERVED;
+    }
+    for &at in &negatives[..keep] {
+        out[at] = NEGATIVE;
+    }
+}
+
+/// Keeps a fraction of the observed negatives, the rest unobserved (ChaCha8, `seed`); positives
+/// and unobserved entries are unchanged.
+///
+/// # Errors
+/// When `fraction` is outside `[0, 1]`.
+pub fn observe_negatives(labels: &LabelMatrix, fraction: f64, seed: u64) -> Result<LabelMatrix> {
+    check_fraction("observe_negatives", fraction)?;
+    let mut rng = GeneratorKind::Chacha8.seeded(seed);
+    let mut out = labels.values().to_vec();
+    observe_negatives_in(&mut rng, labels.values(), &mut out, fraction);
+    Ok(labels.with_values(out))
+}
+
+/// What to do with images that have no positive to keep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmptyRows {
+    /// Keep them, with no positive.
+    #[default]
+    Keep,
+    /// Remove them from the set.
+    Drop,
+}
+
+/// Parameters of [`single_positive`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SinglePositiveParams {
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Which generator; [`GeneratorKind::NumpyMt19937`] reproduces the reference script.
+    pub generator: GeneratorKind,
+    /// Fraction of the negatives kept observed (ChaCha8 only; the reference observes none).
+    pub observe_negatives: f64,
+    /// Images with no positive.
+    pub empty_rows: EmptyRows,
+}
+
+impl SinglePositiveParams {
+    /// Checks the ranges and combinations.
+    ///
+    /// # Errors
+    /// When `observe_negatives` is outside `[0, 1]`, or non-zero with the NumPy generator.
+    pub fn validate(&self) -> Result<()> {
+        check_fraction("observe_negatives", self.observe_negatives)?;
+        if self.generator == GeneratorKind::NumpyMt19937 && self.observe_negatives > 0.0 {
+            return Err(DataError::Usage(
+                "--observe-negatives is not part of the reference (numpy-mt19937) generator; \
+                 use the chacha8 generator"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What [`single_positive`] did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SinglePositiveReport {
+    /// Counts before.
+    pub before: LabelCounts,
+    /// Counts after.
+    pub after: LabelCounts,
+    /// Images that had no positive (sample ids, at most the first 20).
+    pub empty_examples: Vec<String>,
+    /// Number of images with no positive.
+    pub empty_rows: usize,
+    /// Number of images removed (with [`EmptyRows::Drop`]).
+    pub dropped_rows: usize,
+    /// Positives per class after.
+    pub class_positives_after: Vec<usize>,
+}
+
+/// Keeps exactly one observed positive per image, chosen uniformly; every other entry becomes
+/// unobserved, except a fraction of the negatives if asked.
+///
+/// With [`GeneratorKind::NumpyMt19937`] and seed 1200 this is `generate_observed_labels.py` of
+/// Cole et al. (`--num-pos 1 --num-neg 0`): per row, the ascending positive indices are shuffled
+/// and the first kept, then the negative (and unobserved) indices are shuffled too, since the
+/// reference draws for them even when it keeps none.
+///
+/// # Errors
+/// When the parameters are invalid.
+pub fn single_positive(
+    labels: &LabelMatrix,
+    params: &SinglePositiveParams,
+) -> Result<(LabelMatrix, SinglePositiveReport)> {
+    params.validate()?;
+    let mut rng = params.generator.seeded(params.seed);
+    let before = labels.counts();
+    let c = labels.n_classes();
+    let mut out = vec![UNOBSERVED; labels.values().len()];
+    let mut positives: Vec<usize> = Vec::with_capacity(c);
+    let mut others: Vec<usize> = Vec::with_capacity(c);
+    let mut empty = Vec::new();
+    for (i, row) in labels.rows().enumerate() {
+        positives.clear();
+        positives.extend((0..c).filter(|&j| row[j] == POSITIVE));
+        let chosen = match params.generator {
+            GeneratorKind::NumpyMt19937 => {
+                shuffle(&mut rng, &mut positives);
+                others.clear();
+                others.extend((0..c).filter(|&j| row[j] != POSITIVE));
+                shuffle(&mut rng, &mut others);
+                positives.first().copied()
+            }
+            GeneratorKind::Chacha8 if positives.is_empty() => None,
+            GeneratorKind::Chacha8 => {
+                Some(positives[interval(&mut rng, positives.len() as u32 - 1) as usize])
+            }
+        };
+        match chosen {
+            Some(j) => out[i * c + j] = POSITIVE,
+            None => empty.push(i),
+        }
+    }
+    observe_negatives_in(
+        &mut rng,
+        labels.values(),
+        &mut out,
+        params.observe_negatives,
+    );
+
+    let mut result = labels.with_values(out);
+    let empty_examples = empty
+        .iter()
+        .take(20)
+        .map(|&i| labels.sample_ids()[i].clone())
+        .collect();
+    let dropped_rows = if params.empty_rows == EmptyRows::Drop {
+        let mut is_empty = vec![false; labels.n_samples()];
+        for &i in &empty {
+            is_empty[i] = true;
+        }
+        result.retain_rows(|i| !is_empty[i]);
+        empty.len()
+    } else {
+        0
+    };
+    let report = SinglePositiveReport {
+        before,
+        after: result.counts(),
+        empty_examples,
+        empty_rows: empty.len(),
+        dropped_rows,
+        class_positives_after: class_positives(&result),
+    };
+    Ok((result, report))
+}
+
+/// Rows kept by a generator that may drop rows: true where `result` still has the sample.
+pub fn kept_rows(original: &LabelMatrix, result: &LabelMatrix) -> Vec<bool> {
+    let mut kept = vec![false; original.n_samples()];
+    let mut next = 0;
+    for (i, id) in original.sample_ids().iter().enumerate() {
+        if result.sample_ids().get(next) == Some(id) {
+            kept[i] = true;
+            next += 1;
+        }
+    }
+    kept
+}
+
+/// Positives per class.
+pub fn class_positives(labels: &LabelMatrix) -> Vec<usize> {
+    let mut counts = vec![0usize; labels.n_classes()];
+    for row in labels.rows() {
+        for (count, v) in counts.iter_mut().zip(row) {
+            *count += usize::from(*v == POSITIVE);
+        }
+    }
+    counts
+}
+
+/// Images with at least one positive.
+pub fn images_with_positives(labels: &LabelMatrix) -> usize {
+    labels.rows().filter(|r| r.contains(&POSITIVE)).count()
+}
+
+fn ratio_or_one(num: usize, den: usize) -> f64 {
+    if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(rows: &[&[i8]]) -> LabelMatrix {
+        let c = rows[0].len();
+        LabelMatrix::new(
+            (0..c).map(|j| format!("c{j}")).collect(),
+            (0..rows.len()).map(|i| format!("s{i}")).collect(),
+            rows.concat(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn drop_meets_the_ratio_exactly_when_unconstrained() {
+        let m = matrix(&[
+            &[1, 1, 1, 1],
+            &[1, 1, 1, -1],
+            &[1, 1, -1, -1],
+            &[1, 1, 1, 1],
+        ]);
+        let (out, report) = drop_positives(
+            &m,
+            &DropParams {
+                ratio: 0.5,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.before.positives, 13);
+        assert_eq!(report.target_kept, 7); // round(6.5) rounds half away from zero
+        assert_eq!(out.counts().positives, 7);
+        assert!(!report.constrained);
+        assert_eq!(
+            out.counts().negatives,
+            0,
+            "negatives become unobserved by default"
+        );
+    }
+
+    #[test]
+    fn drop_reports_when_the_minimum_wins() {
+        let m = matrix(&[&[1, -1], &[1, -1], &[-1, 1]]);
+        let (out, report) = drop_positives(
+            &m,
+            &DropParams {
+                ratio: 1.0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(report.constrained);
+        assert_eq!(out.counts().positives, 3);
+        let (out, _) = drop_positives(
+            &m,
+            &DropParams {
+                ratio: 1.0,
+                min_positives: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(out.counts().positives, 0);
+    }
+
+    #[test]
+    fn out_of_range_fractions_are_errors() {
+        let m = matrix(&[&[1]]);
+        for ratio in [-0.1, 1.5, f64::NAN] {
+            let err = drop_positives(
+                &m,
+                &DropParams {
+                    ratio,
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("`ratio` must be in [0, 1]"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_positive_drops_or_keeps_empty_rows() {
+        let m = matrix(&[&[1, 1, -1], &[-1, -1, -1], &[0, 1, 1]]);
+        let keep = SinglePositiveParams::default();
+        let (out, report) = single_positive(&m, &keep).unwrap();
+        assert_eq!(
+            (out.n_samples(), report.empty_rows, report.dropped_rows),
+            (3, 1, 0)
+        );
+        assert_eq!(report.empty_examples, ["s1"]);
+        let drop = SinglePositiveParams {
+            empty_rows: EmptyRows::Drop,
+            ..Default::default()
+        };
+        let (out, report) = single_positive(&m, &drop).unwrap();
+        assert_eq!((out.n_samples(), report.dropped_rows), (2, 1));
+        assert_eq!(out.sample_ids(), ["s0", "s2"]);
+        assert_eq!(kept_rows(&m, &out), [true, false, true]);
+    }
+}

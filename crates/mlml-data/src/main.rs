@@ -1,0 +1,485 @@
+//! `mlml-data`: import datasets, make partial-label sets, inspect and verify them.
+//!
+//! Exit codes: 0 success, 1 `verify` found bad images, 2 usage, input or I/O error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mlml_data::formats::{
+    self, CocoOptions, CocoOrder, CubSplit, Difficult, NusSplit, Unlisted, ZeroMeans,
+};
+use mlml_data::generate::{
+    drop_positives, single_positive, DropParams, EmptyRows, SinglePositiveParams,
+};
+use mlml_data::rng::GeneratorKind;
+use mlml_data::{stats, verify, Dataset, ProvenanceStep};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "mlml-data",
+    version,
+    about = "Build, inspect and verify multi-label sets with missing labels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read a dataset's official files into an mlml label set (.tsv or .npy).
+    Import(ImportArgs),
+    /// Remove a fraction of the observed positives (seeded, exact over the whole set).
+    Drop(DropArgs),
+    /// Keep exactly one observed positive per image, chosen uniformly (the SPML protocol).
+    SinglePositive(SinglePositiveArgs),
+    /// Print counts: samples, classes, positives, labels per image, per-class counts.
+    Stats {
+        /// A label set (.tsv or .npy with its sidecar).
+        input: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that every image exists and decodes; lists those that do not (exit 1).
+    Verify {
+        /// A label set.
+        input: PathBuf,
+        /// Folder the image paths are relative to.
+        #[arg(long)]
+        images: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportFormat {
+    /// COCO instances_*.json.
+    Coco,
+    /// A VOCdevkit/VOC20xx folder.
+    Voc,
+    /// A NUS-WIDE release folder (Concepts81.txt, AllLabels/, ImageList/).
+    Nuswide,
+    /// A CUB_200_2011 folder.
+    Cub,
+    /// mlml list file (path<TAB>classes).
+    List,
+    /// Hill/SPLC release list (name,idx idx ...); needs --classes.
+    Hill,
+    /// Dense .npy label matrix; needs --images.
+    Npy,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Source format.
+    #[arg(long, value_enum)]
+    format: ImportFormat,
+    /// The file or folder to read.
+    input: PathBuf,
+    /// Where to write the set (.tsv list or .npy matrix, plus a .meta.json sidecar).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Split: voc train|val|trainval|test; nuswide and cub all|train|test.
+    #[arg(long)]
+    split: Option<String>,
+    /// voc: label of a class seen only in difficult objects.
+    #[arg(long, value_enum, default_value = "positive")]
+    difficult: DifficultArg,
+    /// coco: keep images that have no annotation (left out by default, like the papers).
+    #[arg(long)]
+    keep_unannotated: bool,
+    /// coco: row order.
+    #[arg(long, value_enum, default_value = "file")]
+    order: OrderArg,
+    /// coco: folder prefix joined to each file name (e.g. train2014).
+    #[arg(long)]
+    image_prefix: Option<PathBuf>,
+    /// hill, npy: class names, one per line (npy default: class_0, class_1, ...).
+    #[arg(long)]
+    classes: Option<PathBuf>,
+    /// npy: image list (.npy of strings or a text file, one path per line).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// npy: what a 0 means (full 0/1 label files need `negative`).
+    #[arg(long, value_enum, default_value = "unobserved")]
+    zero_means: ZeroArg,
+    /// hill: what a class missing from a line means.
+    #[arg(long, value_enum, default_value = "unobserved")]
+    unlisted: UnlistedArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DifficultArg {
+    Positive,
+    Negative,
+    Unobserved,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OrderArg {
+    File,
+    Id,
+    IdString,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ZeroArg {
+    Unobserved,
+    Negative,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UnlistedArg {
+    Negative,
+    Unobserved,
+}
+
+#[derive(Args)]
+struct DropArgs {
+    /// Fraction of the positives to remove, in [0, 1].
+    #[arg(long, conflicts_with = "keep", required_unless_present = "keep")]
+    ratio: Option<f64>,
+    /// Fraction of the positives to keep (1 - ratio).
+    #[arg(long)]
+    keep: Option<f64>,
+    /// Seed of the ChaCha8 generator.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Each image keeps at least this many of its positives (0 allowed).
+    #[arg(long, default_value_t = 1)]
+    min_positives: usize,
+    /// Fraction of the true negatives kept observed (-1); the rest become unobserved.
+    #[arg(long, default_value_t = 0.0)]
+    observe_negatives: f64,
+    /// Input label set.
+    input: PathBuf,
+    /// Output label set (.tsv or .npy).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SinglePositiveArgs {
+    /// Seed (1200 with numpy-mt19937 reproduces Cole et al.'s files).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Random generator.
+    #[arg(long, value_enum, default_value = "chacha8")]
+    generator: GeneratorArg,
+    /// Images with no positive: keep them (with none) or drop them.
+    #[arg(long, value_enum, default_value = "keep")]
+    empty: EmptyArg,
+    /// Fraction of the true negatives kept observed (chacha8 only).
+    #[arg(long, default_value_t = 0.0)]
+    observe_negatives: f64,
+    /// Input label set.
+    input: PathBuf,
+    /// Output label set (.tsv or .npy).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GeneratorArg {
+    Chacha8,
+    NumpyMt19937,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EmptyArg {
+    Keep,
+    Drop,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("mlml-data: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Import(args) => import(args),
+        Command::Drop(args) => drop(args),
+        Command::SinglePositive(args) => single(args),
+        Command::Stats { input, json } => {
+            let dataset = formats::load(&input)?;
+            let s = stats::stats(&dataset);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{s}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            input,
+            images,
+            json,
+        } => verify_cmd(&input, &images, json),
+    }
+}
+
+fn split_arg<T>(split: Option<&str>, all: T, train: T, test: T) -> Result<T> {
+    match split.unwrap_or("all") {
+        "all" => Ok(all),
+        "train" => Ok(train),
+        "test" => Ok(test),
+        other => bail!("--split must be all, train or test, got '{other}'"),
+    }
+}
+
+fn import(args: ImportArgs) -> Result<ExitCode> {
+    let input = &args.input;
+    let split = args.split.as_deref();
+    let mut dataset = match args.format {
+        ImportFormat::Coco => formats::read_coco(
+            input,
+            &CocoOptions {
+                keep_unannotated: args.keep_unannotated,
+                order: match args.order {
+                    OrderArg::File => CocoOrder::File,
+                    OrderArg::Id => CocoOrder::Id,
+                    OrderArg::IdString => CocoOrder::IdString,
+                },
+                image_prefix: args.image_prefix.clone(),
+            },
+        )?,
+        ImportFormat::Voc => {
+            let Some(split) = split else {
+                bail!("--split is required for voc (train, val, trainval or test)")
+            };
+            let difficult = match args.difficult {
+                DifficultArg::Positive => Difficult::Positive,
+                DifficultArg::Negative => Difficult::Negative,
+                DifficultArg::Unobserved => Difficult::Unobserved,
+            };
+            formats::read_voc(input, split, difficult)?
+        }
+        ImportFormat::Nuswide => formats::read_nuswide(
+            input,
+            split_arg(split, NusSplit::All, NusSplit::Train, NusSplit::Test)?,
+        )?,
+        ImportFormat::Cub => formats::read_cub(
+            input,
+            split_arg(split, CubSplit::All, CubSplit::Train, CubSplit::Test)?,
+        )?,
+        ImportFormat::List => formats::read_list(input)?,
+        ImportFormat::Hill => {
+            let Some(classes) = &args.classes else {
+                bail!("--classes FILE is required for hill lists")
+            };
+            let unlisted = match args.unlisted {
+                UnlistedArg::Negative => Unlisted::Negative,
+                UnlistedArg::Unobserved => Unlisted::Unobserved,
+            };
+            formats::read_hill_list(input, formats::read_class_list(classes)?, unlisted)?
+        }
+        ImportFormat::Npy => {
+            let Some(images) = &args.images else {
+                bail!("--images LIST is required for npy matrices")
+            };
+            let images = formats::read_image_list(images)?;
+            let zero = match args.zero_means {
+                ZeroArg::Unobserved => ZeroMeans::Unobserved,
+                ZeroArg::Negative => ZeroMeans::Negative,
+            };
+            let n_classes = formats::npy::read_labels(input, zero)?.n_classes;
+            let classes = match &args.classes {
+                Some(path) => formats::read_class_list(path)?,
+                None => formats::numbered_classes(n_classes),
+            };
+            formats::read_npy_set(input, images, classes, zero)?
+        }
+    };
+    if dataset.is_empty() {
+        bail!("{}: no image to import", input.display());
+    }
+    if let (Some(split), None) = (split, &dataset.split) {
+        dataset.split = Some(split.to_string());
+    }
+    let counts = dataset.labels.counts();
+    dataset.provenance.push(ProvenanceStep {
+        step: "import".into(),
+        params: json!({
+            "format": args.format.to_possible_value().map(|v| v.get_name().to_string()),
+            "input": input.display().to_string(),
+            "split": dataset.split,
+        }),
+        report: json!(counts),
+    });
+    formats::save(&dataset, &args.output)?;
+    eprintln!(
+        "imported {} images x {} classes ({} positives, {} negatives, {} unobserved) -> {}",
+        dataset.len(),
+        dataset.labels.n_classes(),
+        counts.positives,
+        counts.negatives,
+        counts.unobserved,
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_result(
+    dataset: &Dataset,
+    step: ProvenanceStep,
+    output: &Path,
+    json_out: bool,
+) -> Result<()> {
+    let report = step.report.clone();
+    let mut out = dataset.clone();
+    out.provenance.push(step);
+    formats::save(&out, output)?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+fn drop(args: DropArgs) -> Result<ExitCode> {
+    let ratio = match (args.ratio, args.keep) {
+        (Some(r), None) => r,
+        (None, Some(k)) if (0.0..=1.0).contains(&k) => 1.0 - k,
+        (None, Some(k)) => bail!("parameter `keep` must be in [0, 1], got {k}"),
+        _ => bail!("give exactly one of --ratio and --keep"),
+    };
+    let params = DropParams {
+        ratio,
+        min_positives: args.min_positives,
+        observe_negatives: args.observe_negatives,
+        seed: args.seed,
+    };
+    params.validate()?;
+    let dataset = formats::load(&args.input)?;
+    let (labels, report) = drop_positives(&dataset.labels, &params)?;
+    eprintln!(
+        "positives {} -> {} ({:.2} % kept; target {}, per-image minimum needs {}{}); images with a positive {} -> {}; negatives {} -> {}",
+        report.before.positives,
+        report.after.positives,
+        100.0 * report.kept_fraction,
+        report.target_kept,
+        report.required_kept,
+        if report.constrained { ": the minimum wins" } else { "" },
+        report.images_with_positives_before,
+        report.images_with_positives_after,
+        report.before.negatives,
+        report.after.negatives,
+    );
+    let step = ProvenanceStep {
+        step: "drop".into(),
+        params: json!({ "generator": GeneratorKind::Chacha8, "params": params }),
+        report: json!(report),
+    };
+    let result = Dataset { labels, ..dataset };
+    write_result(&result, step, &args.output, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn single(args: SinglePositiveArgs) -> Result<ExitCode> {
+    let params = SinglePositiveParams {
+        seed: args.seed,
+        generator: match args.generator {
+            GeneratorArg::Chacha8 => GeneratorKind::Chacha8,
+            GeneratorArg::NumpyMt19937 => GeneratorKind::NumpyMt19937,
+        },
+        observe_negatives: args.observe_negatives,
+        empty_rows: match args.empty {
+            EmptyArg::Keep => EmptyRows::Keep,
+            EmptyArg::Drop => EmptyRows::Drop,
+        },
+    };
+    params.validate()?;
+    let mut dataset = formats::load(&args.input)?;
+    let (labels, report) = single_positive(&dataset.labels, &params)?;
+    if report.empty_rows > 0 {
+        eprintln!(
+            "{} images have no positive ({}): {} (e.g. {})",
+            report.empty_rows,
+            if report.dropped_rows > 0 {
+                "dropped"
+            } else {
+                "kept with none"
+            },
+            if report.dropped_rows > 0 {
+                "use --empty keep to keep them"
+            } else {
+                "use --empty drop to drop them"
+            },
+            report
+                .empty_examples
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    eprintln!(
+        "positives {} -> {}; images {} -> {}",
+        report.before.positives,
+        report.after.positives,
+        dataset.len(),
+        labels.n_samples()
+    );
+    if labels.n_samples() != dataset.len() {
+        let kept = mlml_data::generate::kept_rows(&dataset.labels, &labels);
+        dataset.retain_samples(|i| kept[i]);
+    }
+    let step = ProvenanceStep {
+        step: "single-positive".into(),
+        params: json!(params),
+        report: json!(report),
+    };
+    let result = Dataset { labels, ..dataset };
+    write_result(&result, step, &args.output, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(input: &Path, images: &Path, json_out: bool) -> Result<ExitCode> {
+    let dataset = formats::load(input)?;
+    if !images.is_dir() {
+        bail!("{}: not a folder", images.display());
+    }
+    // indicatif hides the bar by itself when stderr is not a terminal.
+    let bar = ProgressBar::new(dataset.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images ({per_sec}, eta {eta})")
+            .context("progress template")?,
+    );
+    let bad = verify::verify_images(&dataset, images, || bar.inc(1));
+    bar.finish_and_clear();
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "checked": dataset.len(), "bad": bad }))?
+        );
+    } else {
+        for b in &bad {
+            println!("{}: {}", b.path.display(), b.reason);
+        }
+        eprintln!("{} images checked, {} bad", dataset.len(), bad.len());
+    }
+    Ok(if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,224 @@
+//! The `mlml-data` binary end to end: verbs, reports, and clear errors with exit code 2.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mlml_data(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlml-data"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn full_set(dir: &Path) {
+    let mut text = String::from("#classes\tcat,dog,car,tree\n");
+    for i in 0..50 {
+        let labels = ["cat,dog,car", "dog", "car,tree", "cat,dog,car,tree", "tree"][i % 5];
+        text.push_str(&format!("img{i}.jpg\t{labels}\n"));
+    }
+    std::fs::write(dir.join("full.tsv"), text).unwrap();
+}
+
+#[test]
+fn import_drop_single_positive_stats_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    full_set(d);
+    let out = mlml_data(
+        &[
+            "import", "--format", "list", "full.tsv", "--output", "set.npy",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = mlml_data(
+        &[
+            "drop", "--keep", "0.4", "--seed", "3", "set.npy", "-o", "drop.tsv", "--json",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 110 positives, keep round(0.4 * 110) = 44 (every image keeps one: 50 required) -> 50.
+    assert_eq!(report["before"]["positives"], 110);
+    assert_eq!(report["after"]["positives"], 50);
+    assert_eq!(report["constrained"], true);
+    assert!(
+        stderr(&out).contains("positives 110 -> 50"),
+        "{}",
+        stderr(&out)
+    );
+
+    let again = mlml_data(
+        &[
+            "drop",
+            "--ratio",
+            "0.6",
+            "--seed",
+            "3",
+            "set.npy",
+            "-o",
+            "drop2.tsv",
+        ],
+        d,
+    );
+    assert!(again.status.success());
+    assert_eq!(
+        std::fs::read(d.join("drop.tsv")).unwrap(),
+        std::fs::read(d.join("drop2.tsv")).unwrap()
+    );
+
+    let out = mlml_data(
+        &[
+            "single-positive",
+            "--seed",
+            "1",
+            "drop.tsv",
+            "-o",
+            "single.tsv",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = mlml_data(&["stats", "single.tsv", "--json"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["samples"], 50);
+    assert_eq!(stats["counts"]["positives"], 50);
+    assert_eq!(
+        stats["made_by"],
+        serde_json::json!(["import", "drop", "single-positive"])
+    );
+    let sidecar = std::fs::read_to_string(d.join("single.meta.json")).unwrap();
+    assert!(
+        sidecar.contains("\"seed\": 3") && sidecar.contains("\"generator\": \"chacha8\""),
+        "{sidecar}"
+    );
+
+    let out = mlml_data(&["stats", "single.tsv"], d);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("samples            50")
+            && text.contains("made by            import -> drop -> single-positive"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    full_set(d);
+    std::fs::write(d.join("bad.tsv"), "#classes\tcat\nimg.jpg\tdog\n").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["drop", "--ratio", "1.5", "full.tsv", "-o", "x.tsv"],
+            "`ratio` must be in [0, 1], got 1.5",
+        ),
+        (
+            &["drop", "--keep=-0.1", "full.tsv", "-o", "x.tsv"],
+            "`keep` must be in [0, 1]",
+        ),
+        (
+            &[
+                "drop",
+                "--ratio",
+                "0.5",
+                "--observe-negatives",
+                "2",
+                "full.tsv",
+                "-o",
+                "x.tsv",
+            ],
+            "`observe_negatives`",
+        ),
+        (
+            &["drop", "--ratio", "0.5", "missing.tsv", "-o", "x.tsv"],
+            "missing.tsv",
+        ),
+        (
+            &["drop", "--ratio", "0.5", "bad.tsv", "-o", "x.tsv"],
+            "bad.tsv:line 2: unknown class 'dog'",
+        ),
+        (
+            &["drop", "--ratio", "0.5", "full.tsv", "-o", "x.csv"],
+            "x.csv: cannot tell the format",
+        ),
+        (
+            &["import", "--format", "npy", "full.tsv", "-o", "x.tsv"],
+            "--images LIST is required",
+        ),
+        (
+            &["import", "--format", "voc", "full.tsv", "-o", "x.tsv"],
+            "--split is required",
+        ),
+        (
+            &[
+                "single-positive",
+                "--generator",
+                "numpy-mt19937",
+                "--observe-negatives",
+                "0.5",
+                "full.tsv",
+                "-o",
+                "x.tsv",
+            ],
+            "not part of the reference",
+        ),
+        (
+            &["verify", "full.tsv", "--images", "nowhere"],
+            "nowhere: not a folder",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = mlml_data(args, d);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+    }
+    // clap's own usage errors also exit 2.
+    let out = mlml_data(
+        &[
+            "drop", "--ratio", "0.5", "--keep", "0.5", "full.tsv", "-o", "x.tsv",
+        ],
+        d,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!d.join("x.tsv").exists(), "nothing written on error");
+}
+
+#[test]
+fn verify_exits_1_and_lists_bad_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("images")).unwrap();
+    image::RgbImage::new(3, 3)
+        .save(d.join("images/ok.png"))
+        .unwrap();
+    std::fs::write(
+        d.join("set.tsv"),
+        "#classes\tcat\nok.png\tcat\ngone.png\tcat\n",
+    )
+    .unwrap();
+    let out = mlml_data(&["verify", "set.tsv", "--images", "images"], d);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("gone.png: missing") && !listed.contains("ok.png"),
+        "{listed}"
+    );
+    std::fs::write(d.join("set.tsv"), "#classes\tcat\nok.png\tcat\n").unwrap();
+    assert!(mlml_data(&["verify", "set.tsv", "--images", "images"], d)
+        .status
+        .success());
+}
