@@ -56,7 +56,11 @@ fn cargo(args: &[&str]) -> Result<(), String> {
         .current_dir(project_root())
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
-    eprintln!("xtask: cargo {} took {:.0} s", args[0], start.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask: cargo {} took {:.0} s",
+        args[0],
+        start.elapsed().as_secs_f64()
+    );
     if status.success() {
         Ok(())
     } else {
@@ -66,7 +70,14 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     cargo(&["test", "--workspace"])
 }
 

@@ -1,0 +1,232 @@
+//! Average precision per class and mAP, in the two definitions the literature reports.
+
+use mlml_data::{LabelMatrix, NEGATIVE, POSITIVE};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::scores::{checked, sort_key, ScoreMatrix};
+
+/// Which AP the mAP averages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApDefinition {
+    /// ASL / Hill / SPLC (`helper_functions.average_precision`): rank the scores in descending
+    /// order and average precision@i over the ranks i of the positives,
+    /// `AP = sum_{i: positive} hits_i / i / (P + 1e-8)`. A class with no positive gives 0.
+    ///
+    /// Ties: the reference orders tied scores by NumPy's unstable quicksort; we order them by
+    /// **descending sample index**, which is what NumPy gives for up to 16 samples and is
+    /// deterministic everywhere.
+    #[default]
+    Ranked,
+    /// `sklearn.metrics.average_precision_score` (the single-positive line, Cole et al.): step-wise
+    /// precision-recall, `AP = sum_k (R_k - R_{k-1}) P_k` over distinct thresholds, tied scores
+    /// forming one threshold. A class with no positive gives 0 (Cole's explicit rule; recent
+    /// sklearn warns and gives 0 as well).
+    Sklearn,
+}
+
+/// Options of [`mean_average_precision`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOptions {
+    /// AP definition.
+    pub definition: ApDefinition,
+    /// Leave classes with no positive out of the mean (both references keep them, as zeros).
+    pub skip_empty: bool,
+}
+
+/// AP of one class.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassAp {
+    /// Average precision in [0, 1] (0 for a class with no positive).
+    pub ap: f64,
+    /// Positives of the class among the evaluated samples.
+    pub positives: usize,
+    /// Observed negatives of the class.
+    pub negatives: usize,
+    /// Unobserved ground-truth entries left out of the ranking.
+    pub unobserved: usize,
+}
+
+/// mAP and its parts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MapReport {
+    /// Mean AP in percent over the classes averaged.
+    pub map: f64,
+    /// Per class, in column order.
+    pub per_class: Vec<ClassAp>,
+    /// Classes with no positive.
+    pub empty_classes: usize,
+    /// Whether they were left out of the mean.
+    pub skipped_empty: bool,
+    /// Unobserved ground-truth entries left out, over all classes.
+    pub unobserved_left_out: usize,
+    /// The options used.
+    pub options: MapOptions,
+}
+
+/// Per-class AP and mAP of `scores` (row-major `[n_samples, n_classes]`) against `labels`.
+///
+/// Only observed ground truth counts: 1 is a positive, -1 a negative, and 0 (unobserved) entries
+/// are left out of their class's ranking and counted in the report.
+///
+/// # Errors
+/// When the shapes differ, there is no sample, or a score is NaN.
+pub fn mean_average_precision(
+    scores: &[f32],
+    labels: &LabelMatrix,
+    options: MapOptions,
+) -> Result<MapReport> {
+    let matrix = checked(scores, labels)?;
+    let per_class: Vec<ClassAp> = (0..labels.n_classes())
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(keys, terms), class| {
+                class_ap(&matrix, labels, class, options.definition, keys, terms)
+            },
+        )
+        .collect();
+    let empty_classes = per_class.iter().filter(|c| c.positives == 0).count();
+    let averaged: Vec<f64> = per_class
+        .iter()
+        .filter(|c| !(options.skip_empty && c.positives == 0))
+        .map(|c| c.ap)
+        .collect();
+    let map = if averaged.is_empty() {
+        0.0
+    } else {
+        100.0 * averaged.iter().sum::<f64>() / averaged.len() as f64
+    };
+    Ok(MapReport {
+        map,
+        empty_classes,
+        skipped_empty: options.skip_empty,
+        unobserved_left_out: per_class.iter().map(|c| c.unobserved).sum(),
+        per_class,
+        options,
+    })
+}
+
+/// Sorts the observed entries of one class into `keys` (descending score, ties by descending
+/// sample index) and computes its AP.
+fn class_ap(
+    scores: &ScoreMatrix<'_>,
+    labels: &LabelMatrix,
+    class: usize,
+    definition: ApDefinition,
+    keys: &mut Vec<u64>,
+    terms: &mut Vec<f64>,
+) -> ClassAp {
+    keys.clear();
+    let (mut positives, mut negatives) = (0, 0);
+    let values = labels.values();
+    let c = labels.n_classes();
+    for sample in 0..scores.n_samples {
+        let label = values[sample * c + class];
+        if label == POSITIVE {
+            positives += 1;
+        } else if label != NEGATIVE {
+            continue;
+        } else {
+            negatives += 1;
+        }
+        keys.push(sort_key(scores.get(sample, class), sample));
+    }
+    keys.sort_unstable();
+    let is_positive = |key: &u64| values[crate::scores::sample_of(*key) * c + class] == POSITIVE;
+    let ap = match definition {
+        ApDefinition::Ranked => ranked_ap_with(keys.iter().map(is_positive), positives, terms),
+        ApDefinition::Sklearn => {
+            let ranked = keys
+                .iter()
+                .map(|k| (crate::scores::score_bits_of(*k), is_positive(k)));
+            sklearn_ap_sorted(ranked, positives)
+        }
+    };
+    ClassAp {
+        ap,
+        positives,
+        negatives,
+        unobserved: scores.n_samples - positives - negatives,
+    }
+}
+
+/// The ranked AP of labels already in ranking order (best first): the ASL reference formula.
+///
+/// The reference builds `pp_i = hits_i / i` at positive ranks (0 elsewhere) and sums it with
+/// `np.sum`, whose pairwise summation we replicate ([`numpy_sum`]) so that a given order gives
+/// the reference value to the last bit.
+pub fn ranked_ap_sorted(ranked_is_positive: impl Iterator<Item = bool>, positives: usize) -> f64 {
+    let mut terms = Vec::new();
+    ranked_ap_with(ranked_is_positive, positives, &mut terms)
+}
+
+fn ranked_ap_with(
+    ranked_is_positive: impl Iterator<Item = bool>,
+    positives: usize,
+    terms: &mut Vec<f64>,
+) -> f64 {
+    terms.clear();
+    let mut hits = 0usize;
+    for (i, positive) in ranked_is_positive.enumerate() {
+        hits += usize::from(positive);
+        terms.push(if positive {
+            hits as f64 / (i + 1) as f64
+        } else {
+            0.0
+        });
+    }
+    numpy_sum(terms) / (positives as f64 + 1e-8)
+}
+
+/// `np.sum` of a contiguous float64 array: pairwise summation with blocks of 128 summed in eight
+/// interleaved accumulators (NumPy's `pairwise_sum`).
+pub fn numpy_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        a.iter().fold(0.0, |acc, x| acc + x)
+    } else if n <= 128 {
+        let mut r = [0.0f64; 8];
+        r.copy_from_slice(&a[..8]);
+        let whole = n - n % 8;
+        for chunk in a[8..whole].chunks_exact(8) {
+            for (acc, x) in r.iter_mut().zip(chunk) {
+                *acc += x;
+            }
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for x in &a[whole..] {
+            res += x;
+        }
+        res
+    } else {
+        let mut half = n / 2;
+        half -= half % 8;
+        numpy_sum(&a[..half]) + numpy_sum(&a[half..])
+    }
+}
+
+/// The sklearn AP of `(score key, is_positive)` pairs in descending score order; equal keys form
+/// one threshold.
+fn sklearn_ap_sorted(ranked: impl Iterator<Item = (u32, bool)>, positives: usize) -> f64 {
+    if positives == 0 {
+        return 0.0;
+    }
+    let (mut tp, mut seen) = (0usize, 0usize);
+    let mut ap = 0.0f64;
+    let mut last_recall = 0.0f64;
+    let mut ranked = ranked.peekable();
+    while let Some((score, positive)) = ranked.next() {
+        seen += 1;
+        tp += usize::from(positive);
+        if ranked.peek().is_some_and(|(next, _)| *next == score) {
+            continue;
+        }
+        let recall = tp as f64 / positives as f64;
+        ap += (recall - last_recall) * (tp as f64 / seen as f64);
+        last_recall = recall;
+    }
+    ap
+}

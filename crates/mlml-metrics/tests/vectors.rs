@@ -1,0 +1,276 @@
+//! The reference vectors: `map_asl.json` (ranked AP of the ASL / Hill / SPLC code) and
+//! `cole_metrics.json` (sklearn AP and the top-k figures of Cole et al.), both produced by running
+//! the original Python code (NumPy 1.24.2, sklearn 1.2.1). Every case a file holds is checked.
+#![allow(clippy::needless_range_loop)] // indexing parallel arrays by class reads clearest here
+
+use mlml_data::LabelMatrix;
+use mlml_metrics::{at_k, mean_average_precision, ranked_ap_sorted, ApDefinition, MapOptions};
+use serde_json::Value;
+
+const TOL: f64 = 1e-6;
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn matrix_f32(v: &Value) -> (Vec<f32>, usize, usize) {
+    let rows = v.as_array().unwrap();
+    let c = rows[0].as_array().unwrap().len();
+    let data = rows
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+        })
+        .collect();
+    (data, rows.len(), c)
+}
+
+/// The references read any target other than 1 as a negative.
+fn reference_labels(v: &Value) -> LabelMatrix {
+    let (data, n, c) = matrix_f32(v);
+    let codes = data
+        .iter()
+        .map(|x| if *x == 1.0 { 1 } else { -1 })
+        .collect();
+    LabelMatrix::new(
+        (0..c).map(|j| format!("c{j}")).collect(),
+        (0..n).map(|i| format!("s{i}")).collect(),
+        codes,
+    )
+    .unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn assert_close(got: f64, expected: f64, what: &str) {
+    assert!(
+        (got - expected).abs() <= TOL,
+        "{what}: got {got}, expected {expected}"
+    );
+}
+
+#[test]
+fn ranked_ap_matches_asl_reference() {
+    let v = load("map_asl.json");
+    let (scores, _, c) = matrix_f32(&v["inputs"]["scores"]);
+    let labels = reference_labels(&v["inputs"]["targets"]);
+    let report = mean_average_precision(&scores, &labels, MapOptions::default()).unwrap();
+    let stable = floats(&v["outputs"]["per_class_ap_stable_desc_ties_higher_index_first"]);
+    let reference = floats(&v["outputs"]["per_class_ap"]);
+    let tie_sensitive: Vec<bool> = v["outputs"]["tie_sensitive_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_bool().unwrap())
+        .collect();
+    for j in 0..c {
+        // Our tie convention (descending index) is the vector's "stable" column; where ties do
+        // not matter it is the reference value itself.
+        assert_close(
+            report.per_class[j].ap,
+            stable[j],
+            &format!("class {j} (our tie convention)"),
+        );
+        if !tie_sensitive[j] {
+            assert_close(report.per_class[j].ap, reference[j], &format!("class {j}"));
+        }
+    }
+    let mean_stable = 100.0 * stable.iter().sum::<f64>() / c as f64;
+    assert_close(report.map, mean_stable, "mAP");
+    assert_eq!(
+        report.empty_classes, 1,
+        "class 4 has no positive and counts as 0"
+    );
+}
+
+#[test]
+fn ranked_formula_on_numpys_order_gives_the_reference_exactly() {
+    let v = load("map_asl.json");
+    let labels = reference_labels(&v["inputs"]["targets"]);
+    let reference = floats(&v["outputs"]["per_class_ap"]);
+    let orders = v["outputs"]["numpy_sort_order_used"].as_array().unwrap();
+    let mut sum = 0.0;
+    for (j, order) in orders.iter().enumerate() {
+        let order: Vec<usize> = order
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as usize)
+            .collect();
+        let positives = (0..labels.n_samples())
+            .filter(|&i| labels.row(i)[j] == 1)
+            .count();
+        let ap = ranked_ap_sorted(order.iter().map(|&i| labels.row(i)[j] == 1), positives);
+        assert_eq!(ap, reference[j], "class {j}");
+        sum += ap;
+    }
+    assert_close(
+        100.0 * sum / orders.len() as f64,
+        v["outputs"]["mAP_times_100"].as_f64().unwrap(),
+        "mAP",
+    );
+}
+
+#[test]
+fn sklearn_ap_matches_on_the_asl_vector_too() {
+    let v = load("map_asl.json");
+    let (scores, _, c) = matrix_f32(&v["inputs"]["scores"]);
+    let labels = reference_labels(&v["inputs"]["targets"]);
+    let options = MapOptions {
+        definition: ApDefinition::Sklearn,
+        skip_empty: false,
+    };
+    let report = mean_average_precision(&scores, &labels, options).unwrap();
+    let expected = &v["outputs"]["sklearn_average_precision_score_for_comparison"];
+    let expected: Vec<Option<f64>> = expected
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::as_f64)
+        .collect();
+    for j in 0..c {
+        // sklearn itself gives NaN-with-a-warning (null here) for a class with no positive; the
+        // single-positive line's rule, which we follow, is 0.
+        match expected[j] {
+            Some(ap) => assert_close(report.per_class[j].ap, ap, &format!("class {j}")),
+            None => assert_eq!(report.per_class[j].ap, 0.0),
+        }
+    }
+}
+
+/// Every (preds, targets) case of `cole_metrics.json` with its expected AP and `compute_metrics`.
+fn cole_cases(v: &Value) -> Vec<(&str, &Value, &Value, &Value, &Value)> {
+    vec![
+        (
+            "main",
+            &v["preds"],
+            &v["targets"],
+            &v["average_precision_per_class"],
+            &v["compute_metrics_full"],
+        ),
+        (
+            "observed",
+            &v["preds"],
+            &v["observed_targets"],
+            &v["average_precision_per_class"],
+            &v["compute_metrics_observed"],
+        ),
+        (
+            "random",
+            &v["random_case"]["preds"],
+            &v["random_case"]["targets"],
+            &v["random_case"]["average_precision_per_class"],
+            &v["random_case"]["compute_metrics"],
+        ),
+    ]
+}
+
+#[test]
+fn sklearn_ap_and_top_k_match_cole_reference() {
+    let v = load("cole_metrics.json");
+    for (name, preds, targets, ap, metrics) in cole_cases(&v) {
+        let (scores, _, c) = matrix_f32(preds);
+        let labels = reference_labels(targets);
+        let options = MapOptions {
+            definition: ApDefinition::Sklearn,
+            skip_empty: false,
+        };
+        let report = mean_average_precision(&scores, &labels, options).unwrap();
+        let expected = floats(ap);
+        for j in 0..c {
+            assert_close(
+                report.per_class[j].ap,
+                expected[j],
+                &format!("{name}: class {j}"),
+            );
+        }
+        assert_close(
+            report.map,
+            metrics["map"].as_f64().unwrap(),
+            &format!("{name}: map"),
+        );
+        for k in [1, 3, 5] {
+            let got = at_k(&scores, &labels, k).unwrap();
+            assert_close(
+                got.precision,
+                metrics[format!("prec_at_{k}")].as_f64().unwrap(),
+                &format!("{name}: prec@{k}"),
+            );
+            assert_close(
+                got.recall,
+                metrics[format!("rec_at_{k}")].as_f64().unwrap(),
+                &format!("{name}: rec@{k}"),
+            );
+            assert_close(
+                got.top_k,
+                metrics[format!("top_{k}")].as_f64().unwrap(),
+                &format!("{name}: top_{k}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn per_sample_top_k_matches_including_ties_and_empty_rows() {
+    let v = load("cole_metrics.json");
+    let (scores, n, _) = matrix_f32(&v["preds"]);
+    let labels = reference_labels(&v["targets"]);
+    for (k, expected) in v["top_k"].as_object().unwrap() {
+        let k: usize = k.parse().unwrap();
+        let precision = floats(&expected["precision"]);
+        let recall = floats(&expected["recall"]);
+        for i in 0..n {
+            let row = LabelMatrix::new(
+                labels.classes().to_vec(),
+                vec!["x".into()],
+                labels.row(i).to_vec(),
+            )
+            .unwrap();
+            let got = at_k(
+                &scores[i * row.n_classes()..(i + 1) * row.n_classes()],
+                &row,
+                k,
+            )
+            .unwrap();
+            assert_close(got.precision, precision[i], &format!("sample {i} prec@{k}"));
+            assert_close(got.recall, recall[i], &format!("sample {i} rec@{k}"));
+        }
+    }
+    for case in v["top_k_extra"].as_array().unwrap() {
+        let preds: Vec<f32> = floats(&case["preds"]).iter().map(|x| *x as f32).collect();
+        let codes = floats(&case["targets"])
+            .iter()
+            .map(|t| if *t == 1.0 { 1 } else { -1 })
+            .collect();
+        let c = preds.len();
+        let row = LabelMatrix::new(
+            (0..c).map(|j| format!("c{j}")).collect(),
+            vec!["x".into()],
+            codes,
+        )
+        .unwrap();
+        for (k, expected) in case["precision"].as_object().unwrap() {
+            let got = at_k(&preds, &row, k.parse().unwrap()).unwrap();
+            assert_close(
+                got.precision,
+                expected.as_f64().unwrap(),
+                &format!("{}: prec@{k}", case["what"]),
+            );
+            assert_close(
+                got.recall,
+                case["recall"][k].as_f64().unwrap(),
+                &format!("{}: rec@{k}", case["what"]),
+            );
+        }
+    }
+}
