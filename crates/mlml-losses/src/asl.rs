@@ -1,0 +1,147 @@
+//! Asymmetric loss (ASL), and the BCE and Focal of the ASL / Hill / SPLC training scripts.
+//! Ben-Baruch, Ridnik et al., "Asymmetric Loss for Multi-Label Classification", ICCV 2021,
+//! arXiv:2009.14119. Reference: `Alibaba-MIIL/ASL` `src/loss_functions/losses.py`,
+//! class `AsymmetricLoss` (copied verbatim in `xinyu1205/robust-loss-mlml`).
+//!
+//! ```text
+//! p = sigmoid(x),  q = min(1 - p + clip, 1)            (q = 1 - p when clip = 0)
+//! L = -sum[ y w+ ln(max(p, eps)) + (1 - y) w- ln(max(q, eps)) ]
+//! w+ = (1 - p)^gamma_pos,   w- = (1 - q)^gamma_neg = max(p - clip, 0)^gamma_neg
+//! ```
+//! - Reduction: a **sum** over batch and classes, as the reference returns `-loss.sum()`.
+//! - `1 - p` is computed literally (not `sigmoid(-x)`) and logs are floored at `eps = 1e-8`, with
+//!   PyTorch's clamp gradient (zero strictly below the floor); BCE therefore saturates at
+//!   18.42 and has zero gradient there, as in the reference.
+//! - The focusing weights are detached from the graph (`disable_torch_grad_focal_loss = True`,
+//!   the reference default since 2021-03); `detach_focal = false` gives the gradient of
+//!   `AsymmetricLossOptimized`. When both gammas are 0 the weights are skipped (plain BCE).
+//! - Targets: 1 is a positive; 0 and -1 are negatives, as in the reference whose 0/1 targets
+//!   cannot tell an unobserved label from a negative.
+//!
+//! Registry names: `asl` (train.py's `Asl`: gamma_neg 4, gamma_pos 0, clip 0.05), `focal`
+//! (gammas 2, clip 0) and `asl-bce` (gammas 0, clip 0).
+
+use burn::config::Config;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::common::{positive_mask, LossContext, MultiLabelLoss};
+use crate::error::check_range;
+
+/// Hyperparameters of [`AsymmetricLoss`]. Defaults are the class constructor's.
+#[derive(Config, Debug, PartialEq)]
+pub struct AsymmetricLossConfig {
+    /// Focusing exponent of negatives (gamma-).
+    #[config(default = 4.0)]
+    pub gamma_neg: f64,
+    /// Focusing exponent of positives (gamma+).
+    #[config(default = 1.0)]
+    pub gamma_pos: f64,
+    /// Probability margin shifted off negatives (m); 0 disables it.
+    #[config(default = 0.05)]
+    pub clip: f64,
+    /// Floor of the probabilities inside the logs.
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// Treat the focusing weights as constants in backprop (the reference default).
+    #[config(default = true)]
+    pub detach_focal: bool,
+}
+
+impl AsymmetricLossConfig {
+    /// train.py `--loss Asl`: gamma_neg 4, gamma_pos 0, clip 0.05.
+    pub fn asl() -> Self {
+        Self::new().with_gamma_pos(0.0)
+    }
+
+    /// train.py `--loss Focal`: gammas 2, no clip.
+    pub fn focal() -> Self {
+        Self::new().with_gamma_neg(2.0).with_gamma_pos(2.0).with_clip(0.0)
+    }
+
+    /// train.py `--loss BCE`: gammas 0, no clip (still floored at eps).
+    pub fn bce() -> Self {
+        Self::new().with_gamma_neg(0.0).with_gamma_pos(0.0).with_clip(0.0)
+    }
+
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// Negative gammas, clip outside [0, 1), eps outside (0, 1).
+    pub fn validate(&self) -> crate::Result<()> {
+        check_range("asl", "gamma_neg", self.gamma_neg, 0.0, f64::MAX, ">= 0")?;
+        check_range("asl", "gamma_pos", self.gamma_pos, 0.0, f64::MAX, ">= 0")?;
+        check_range("asl", "clip", self.clip, 0.0, 0.999_999, "in [0, 1)")?;
+        check_range("asl", "eps", self.eps, f64::MIN_POSITIVE, 0.999_999, "in (0, 1)")
+    }
+
+    /// Builds the loss under a registry name.
+    ///
+    /// # Errors
+    /// See [`AsymmetricLossConfig::validate`].
+    pub fn init(&self, name: &'static str) -> crate::Result<AsymmetricLoss> {
+        self.validate()?;
+        Ok(AsymmetricLoss {
+            config: self.clone(),
+            name,
+        })
+    }
+}
+
+/// The asymmetric loss; see the module docs.
+#[derive(Clone, Debug)]
+pub struct AsymmetricLoss {
+    config: AsymmetricLossConfig,
+    name: &'static str,
+}
+
+impl AsymmetricLoss {
+    /// The per-element loss before the sum (already negated: positive values).
+    ///
+    /// # Shapes
+    /// logits and targets `[batch, n_classes]` -> `[batch, n_classes]`.
+    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+        let c = &self.config;
+        let pos = positive_mask(&targets);
+        let y = pos.clone().float();
+        let p = sigmoid(logits);
+        let mut q = p.clone().neg().add_scalar(1.0);
+        if c.clip > 0.0 {
+            q = q.add_scalar(c.clip).clamp_max(1.0);
+        }
+        let log_pos = p.clone().clamp_min(c.eps).log().mul(y.clone());
+        let log_neg = q.clone().clamp_min(c.eps).log().mul(y.neg().add_scalar(1.0));
+        let mut loss = log_pos + log_neg;
+        if c.gamma_neg > 0.0 || c.gamma_pos > 0.0 {
+            let w_pos = power(p.neg().add_scalar(1.0), c.gamma_pos);
+            let w_neg = power(q.neg().add_scalar(1.0), c.gamma_neg);
+            let mut w = w_neg.mask_where(pos, w_pos);
+            if c.detach_focal {
+                w = w.detach();
+            }
+            loss = loss * w;
+        }
+        loss.neg()
+    }
+}
+
+/// `base^gamma` with `x^0 = 1` and a zero gradient for gamma 0, as `torch.pow` with a tensor
+/// exponent behaves.
+fn power<B: Backend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
+    if gamma == 0.0 {
+        base.ones_like()
+    } else {
+        base.powf_scalar(gamma)
+    }
+}
+
+impl<B: Backend> MultiLabelLoss<B> for AsymmetricLoss {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+        self.forward_elementwise(logits, targets).sum()
+    }
+}

@@ -1,0 +1,42 @@
+//! Binary cross-entropy on fully observed labels, as the single-positive line computes it.
+//! Cole et al., "Multi-Label Learning from Single Positive Labels", CVPR 2021, arXiv:2106.09708.
+//! Reference: `elijahcole/single-positive-multi-label` `losses.py`, `loss_bce`.
+//!
+//! ```text
+//! positive: -ln(p + 1e-5)      observed negative: -ln(1 - p + 1e-5)      unobserved: 0
+//! loss = sum / (N C)
+//! ```
+//! The reference trains it on the clean (full) labels, where there is no unobserved entry; on a
+//! partial set our BCE leaves unobserved entries out (they add 0 but stay in the `N C`
+//! denominator). On a fully observed set it equals [`crate::AssumeNegativeLoss`].
+
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::common::{mean_all, negative_mask, neg_log, positive_mask, LossContext, MultiLabelLoss};
+
+/// Full-label BCE; see the module docs. No hyperparameter.
+#[derive(Clone, Debug, Default)]
+pub struct BceLoss;
+
+impl BceLoss {
+    /// Per-element loss `[batch, n_classes]` (before the division by `N C`).
+    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+        let p = sigmoid(logits);
+        let positive = neg_log(p.clone());
+        let negative = neg_log(p.neg().add_scalar(1.0));
+        let zero = positive.zeros_like();
+        zero.mask_where(negative_mask(&targets), negative).mask_where(positive_mask(&targets), positive)
+    }
+}
+
+impl<B: Backend> MultiLabelLoss<B> for BceLoss {
+    fn name(&self) -> &'static str {
+        "bce"
+    }
+
+    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+        mean_all(self.forward_elementwise(logits, targets))
+    }
+}

@@ -1,0 +1,73 @@
+//! Expected positive regularisation (EPR). Cole et al., CVPR 2021, arXiv:2106.09708.
+//! Reference: `elijahcole/single-positive-multi-label` `losses.py`, `loss_epr`.
+//!
+//! ```text
+//! M = -ln(p + 1e-5) on observed positives, 0 elsewhere
+//! R = (mean_n sum_c p[n, c] - k_hat)^2 / C^2
+//! loss = sum(M) / (N C) + R
+//! ```
+//! Unobserved entries get no direct term; `R` is added as it is (not divided by `N C`).
+//! `k_hat` (`expected_num_pos`) per dataset in the reference: pascal 1.5, coco 2.9, nuswide 1.9,
+//! cub 31.4. `C` is the dataset's class count, by default the batch's.
+
+use burn::config::Config;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::error::check_range;
+
+/// Hyperparameters of [`EprLoss`].
+#[derive(Config, Debug, PartialEq)]
+pub struct EprLossConfig {
+    /// Expected number of positives per image (k_hat).
+    #[config(default = 1.5)]
+    pub expected_num_pos: f64,
+    /// Number of classes C; `None` takes the batch's.
+    pub n_classes: Option<usize>,
+}
+
+impl EprLossConfig {
+    /// Builds the loss.
+    ///
+    /// # Errors
+    /// `expected_num_pos` negative.
+    pub fn init(&self) -> crate::Result<EprLoss> {
+        check_range("epr", "expected_num_pos", self.expected_num_pos, 0.0, f64::MAX, ">= 0")?;
+        Ok(EprLoss { config: self.clone() })
+    }
+}
+
+/// EPR; see the module docs.
+#[derive(Clone, Debug)]
+pub struct EprLoss {
+    config: EprLossConfig,
+}
+
+/// `(mean_n sum_c p - k)^2 / C^2`: the expected-positive regulariser of EPR and ROLE.
+pub(crate) fn expected_positive_penalty<B: Backend>(p: Tensor<B, 2>, k_hat: f64, c: usize) -> Tensor<B, 1> {
+    let deviation = p.sum_dim(1).mean().sub_scalar(k_hat);
+    (deviation.clone() * deviation).div_scalar((c * c) as f64)
+}
+
+impl EprLoss {
+    /// The two parts: the per-element matrix `M` `[batch, n_classes]` and the regulariser `R` `[1]`.
+    pub fn forward_parts<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 1>) {
+        let c = class_count(self.config.n_classes, logits.dims());
+        let p = sigmoid(logits);
+        let matrix = neg_log(p.clone()).mask_where(positive_mask(&targets).bool_not(), p.zeros_like());
+        (matrix, expected_positive_penalty(p, self.config.expected_num_pos, c))
+    }
+}
+
+impl<B: Backend> MultiLabelLoss<B> for EprLoss {
+    fn name(&self) -> &'static str {
+        "epr"
+    }
+
+    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+        let (matrix, penalty) = self.forward_parts(logits, targets);
+        mean_all(matrix) + penalty
+    }
+}

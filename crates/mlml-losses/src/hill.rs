@@ -1,0 +1,95 @@
+//! Hill loss. Zhang et al., "Simple and Robust Loss Design for Multi-Label Learning with
+//! Missing Labels", arXiv:2112.07368. Reference: `xinyu1205/robust-loss-mlml`
+//! `src/loss_functions/losses.py`, class `Hill`.
+//!
+//! ```text
+//! positive:  -(1 - q)^gamma ln q,      q = sigmoid(x - margin)
+//! negative:  (lambda - p) p^2,         p = sigmoid(x)
+//! ```
+//! Defaults lambda 1.5, margin 1, gamma 2, reduction sum. Nothing is detached: the gradient
+//! flows through the focal weight and both factors of the Hill term.
+//!
+//! Deliberate difference: the reference takes `ln(sigmoid(x - margin))` for every entry and
+//! multiplies by the target, so a logit below about -88 (f32) gives NaN even on a negative
+//! entry (`0 * -inf`). We evaluate the positive branch only on positives, so the loss stays
+//! finite there; everywhere else values and gradients are the reference's.
+//! Targets: 1 positive; 0 and -1 negatives (the Hill term is what makes that robust).
+
+use burn::config::Config;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::common::{only_where, positive_mask, LossContext, MultiLabelLoss};
+use crate::error::check_range;
+use crate::Reduction;
+
+/// Hyperparameters of [`HillLoss`].
+#[derive(Config, Debug, PartialEq)]
+pub struct HillLossConfig {
+    /// Hill weight lambda of negatives.
+    #[config(default = 1.5)]
+    pub lamb: f64,
+    /// Logit margin of positives.
+    #[config(default = 1.0)]
+    pub margin: f64,
+    /// Focusing exponent of positives.
+    #[config(default = 2.0)]
+    pub gamma: f64,
+    /// Sum (reference default) or mean over all entries.
+    #[config(default = "Reduction::Sum")]
+    pub reduction: Reduction,
+}
+
+impl HillLossConfig {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// lambda or gamma negative, margin not finite.
+    pub fn validate(&self) -> crate::Result<()> {
+        check_range("hill", "lamb", self.lamb, 0.0, f64::MAX, ">= 0")?;
+        check_range("hill", "gamma", self.gamma, 0.0, f64::MAX, ">= 0")?;
+        check_range("hill", "margin", self.margin, f64::MIN, f64::MAX, "finite")
+    }
+
+    /// Builds the loss.
+    ///
+    /// # Errors
+    /// See [`HillLossConfig::validate`].
+    pub fn init(&self) -> crate::Result<HillLoss> {
+        self.validate()?;
+        Ok(HillLoss { config: self.clone() })
+    }
+}
+
+/// The Hill loss; see the module docs.
+#[derive(Clone, Debug)]
+pub struct HillLoss {
+    config: HillLossConfig,
+}
+
+impl HillLoss {
+    /// Per-element loss `[batch, n_classes]`.
+    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+        let c = &self.config;
+        let pos = positive_mask(&targets);
+        let q = sigmoid(only_where(logits.clone(), pos.clone(), 0.0).sub_scalar(c.margin));
+        let one_minus_q = q.clone().neg().add_scalar(1.0);
+        // `** 2.0` in PyTorch is bit-identical to x * x; use it for the default gamma.
+        let weight = if c.gamma == 2.0 { one_minus_q.clone() * one_minus_q } else { one_minus_q.powf_scalar(c.gamma) };
+        let positive = q.log().mul(weight).neg();
+        let p = sigmoid(logits);
+        let negative = p.clone().neg().add_scalar(c.lamb).mul(p.clone() * p);
+        negative.mask_where(pos, positive)
+    }
+}
+
+impl<B: Backend> MultiLabelLoss<B> for HillLoss {
+    fn name(&self) -> &'static str {
+        "hill"
+    }
+
+    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+        self.config.reduction.apply(self.forward_elementwise(logits, targets))
+    }
+}

@@ -1,0 +1,103 @@
+//! Self-Paced Loss Correction (SPLC). Zhang et al., arXiv:2112.07368. Reference:
+//! `xinyu1205/robust-loss-mlml` `src/loss_functions/losses.py`, class `SPLC`.
+//!
+//! ```text
+//! z = x - margin on observed positives, x elsewhere
+//! t = 1 where sigmoid(z) > tau (once the epoch has come), else the observed target
+//! L = -[ t ln sigmoid(z) + (1 - t) ln sigmoid(-z) ] * pt^gamma,  pt = (1-p) t + p (1-t)
+//! ```
+//! Defaults tau 0.6, change_epoch 1, margin 1, gamma 2, reduction sum. The pseudo-labels carry no
+//! gradient; the focal weight does (nothing else is detached). Pseudo-positives keep `z = x`
+//! (no margin), as in the reference.
+//!
+//! Epochs: the reference passes its 0-based loop index and corrects when `index >= change_epoch`.
+//! mlml's epochs are 1-based, so correction is active when `ctx.epoch - 1 >= change_epoch`;
+//! `change_epoch` keeps the reference's meaning (1 = from the second epoch on).
+//! Targets: 1 positive; 0 and -1 negatives that may be corrected.
+
+use burn::config::Config;
+use burn::tensor::activation::{log_sigmoid, sigmoid};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::common::{positive_mask, LossContext, MultiLabelLoss};
+use crate::error::check_range;
+use crate::Reduction;
+
+/// Hyperparameters of [`SplcLoss`].
+#[derive(Config, Debug, PartialEq)]
+pub struct SplcLossConfig {
+    /// Probability above which a negative becomes a pseudo-positive (the README uses 0.65 for
+    /// COCO with 75 % labels left).
+    #[config(default = 0.6)]
+    pub tau: f64,
+    /// 0-based epoch index from which labels are corrected.
+    #[config(default = 1)]
+    pub change_epoch: usize,
+    /// Logit margin of observed positives.
+    #[config(default = 1.0)]
+    pub margin: f64,
+    /// Focusing exponent.
+    #[config(default = 2.0)]
+    pub gamma: f64,
+    /// Sum (reference default) or mean over all entries.
+    #[config(default = "Reduction::Sum")]
+    pub reduction: Reduction,
+}
+
+impl SplcLossConfig {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// tau outside [0, 1], gamma negative, margin not finite.
+    pub fn validate(&self) -> crate::Result<()> {
+        check_range("splc", "tau", self.tau, 0.0, 1.0, "in [0, 1]")?;
+        check_range("splc", "gamma", self.gamma, 0.0, f64::MAX, ">= 0")?;
+        check_range("splc", "margin", self.margin, f64::MIN, f64::MAX, "finite")
+    }
+
+    /// Builds the loss.
+    ///
+    /// # Errors
+    /// See [`SplcLossConfig::validate`].
+    pub fn init(&self) -> crate::Result<SplcLoss> {
+        self.validate()?;
+        Ok(SplcLoss { config: self.clone() })
+    }
+}
+
+/// SPLC; see the module docs.
+#[derive(Clone, Debug)]
+pub struct SplcLoss {
+    config: SplcLossConfig,
+}
+
+impl SplcLoss {
+    /// Per-element loss `[batch, n_classes]` at a 1-based `epoch`.
+    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, epoch: usize) -> Tensor<B, 2> {
+        let c = &self.config;
+        let pos = positive_mask(&targets);
+        let z = logits.clone().mask_where(pos.clone(), logits.sub_scalar(c.margin));
+        let mut t = pos.float();
+        if epoch.saturating_sub(1) >= c.change_epoch {
+            let pseudo = sigmoid(z.clone()).detach().greater_elem(c.tau);
+            t = t.mask_fill(pseudo, 1.0);
+        }
+        let p = sigmoid(z.clone());
+        let one_minus_t = t.clone().neg().add_scalar(1.0);
+        let pt = p.clone().neg().add_scalar(1.0).mul(t.clone()) + p.mul(one_minus_t.clone());
+        let weight = if c.gamma == 2.0 { pt.clone() * pt } else { pt.powf_scalar(c.gamma) };
+        let log_likelihood = t.mul(log_sigmoid(z.clone())) + one_minus_t.mul(log_sigmoid(z.neg()));
+        log_likelihood.mul(weight).neg()
+    }
+}
+
+impl<B: Backend> MultiLabelLoss<B> for SplcLoss {
+    fn name(&self) -> &'static str {
+        "splc"
+    }
+
+    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1> {
+        self.config.reduction.apply(self.forward_elementwise(logits, targets, ctx.epoch))
+    }
+}

@@ -1,0 +1,64 @@
+//! Weak assume negative (WAN). Cole et al., CVPR 2021, arXiv:2106.09708. Reference:
+//! `elijahcole/single-positive-multi-label` `losses.py`, `loss_wan`.
+//!
+//! ```text
+//! positive: -ln(p + 1e-5)    unobserved: -ln(1 - p + 1e-5) / (C - 1)    loss = sum / (N C)
+//! ```
+//! `C` is the dataset's class count (`num_classes`), by default the batch's column count.
+//! An observed negative (which the single-positive protocol never has; the reference gives it
+//! 0) is a known negative here and gets the full weight `-ln(1 - p + 1e-5)`.
+
+use burn::config::Config;
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::common::{class_count, mean_all, negative_mask, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::error::LossError;
+
+/// Hyperparameters of [`WanLoss`].
+#[derive(Config, Debug, PartialEq)]
+pub struct WanLossConfig {
+    /// Number of classes C of the dataset (gamma = 1 / (C - 1)); `None` takes the batch's.
+    pub n_classes: Option<usize>,
+}
+
+impl WanLossConfig {
+    /// Builds the loss.
+    ///
+    /// # Errors
+    /// `n_classes` below 2.
+    pub fn init(&self) -> crate::Result<WanLoss> {
+        if let Some(c) = self.n_classes.filter(|c| *c < 2) {
+            return Err(LossError::OutOfRange { loss: "wan", name: "n_classes", expected: ">= 2", value: c.to_string() });
+        }
+        Ok(WanLoss { n_classes: self.n_classes })
+    }
+}
+
+/// WAN; see the module docs.
+#[derive(Clone, Debug)]
+pub struct WanLoss {
+    n_classes: Option<usize>,
+}
+
+impl WanLoss {
+    /// Per-element loss `[batch, n_classes]`.
+    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+        let c = class_count(self.n_classes, logits.dims());
+        let p = sigmoid(logits);
+        let negative = neg_log(p.clone().neg().add_scalar(1.0));
+        let weak = negative.clone().div_scalar((c - 1) as f64);
+        weak.mask_where(negative_mask(&targets), negative).mask_where(positive_mask(&targets), neg_log(p))
+    }
+}
+
+impl<B: Backend> MultiLabelLoss<B> for WanLoss {
+    fn name(&self) -> &'static str {
+        "wan"
+    }
+
+    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+        mean_all(self.forward_elementwise(logits, targets))
+    }
+}
