@@ -25,7 +25,11 @@ pub struct AssumeNegativeLoss;
 
 impl AssumeNegativeLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let p = sigmoid(logits);
         neg_log(p.clone().neg().add_scalar(1.0)).mask_where(positive_mask(&targets), neg_log(p))
     }
@@ -36,7 +40,12 @@ impl<B: Backend> MultiLabelLoss<B> for AssumeNegativeLoss {
         "an"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         mean_all(self.forward_elementwise(logits, targets))
     }
 }
@@ -56,7 +65,9 @@ impl AnLsLossConfig {
     /// `ls_coef` outside [0, 1].
     pub fn init(&self) -> crate::Result<AnLsLoss> {
         check_range("an-ls", "ls_coef", self.ls_coef, 0.0, 1.0, "in [0, 1]")?;
-        Ok(AnLsLoss { ls_coef: self.ls_coef })
+        Ok(AnLsLoss {
+            ls_coef: self.ls_coef,
+        })
     }
 }
 
@@ -68,7 +79,11 @@ pub struct AnLsLoss {
 
 impl AnLsLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let e = self.ls_coef;
         let p = sigmoid(logits);
         let log_p = neg_log(p.clone());
@@ -84,7 +99,12 @@ impl<B: Backend> MultiLabelLoss<B> for AnLsLoss {
         "an-ls"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         mean_all(self.forward_elementwise(logits, targets))
     }
 }

@@ -57,12 +57,18 @@ impl AsymmetricLossConfig {
 
     /// train.py `--loss Focal`: gammas 2, no clip.
     pub fn focal() -> Self {
-        Self::new().with_gamma_neg(2.0).with_gamma_pos(2.0).with_clip(0.0)
+        Self::new()
+            .with_gamma_neg(2.0)
+            .with_gamma_pos(2.0)
+            .with_clip(0.0)
     }
 
     /// train.py `--loss BCE`: gammas 0, no clip (still floored at eps).
     pub fn bce() -> Self {
-        Self::new().with_gamma_neg(0.0).with_gamma_pos(0.0).with_clip(0.0)
+        Self::new()
+            .with_gamma_neg(0.0)
+            .with_gamma_pos(0.0)
+            .with_clip(0.0)
     }
 
     /// Checks the ranges.
@@ -73,7 +79,14 @@ impl AsymmetricLossConfig {
         check_range("asl", "gamma_neg", self.gamma_neg, 0.0, f64::MAX, ">= 0")?;
         check_range("asl", "gamma_pos", self.gamma_pos, 0.0, f64::MAX, ">= 0")?;
         check_range("asl", "clip", self.clip, 0.0, 0.999_999, "in [0, 1)")?;
-        check_range("asl", "eps", self.eps, f64::MIN_POSITIVE, 0.999_999, "in (0, 1)")
+        check_range(
+            "asl",
+            "eps",
+            self.eps,
+            f64::MIN_POSITIVE,
+            0.999_999,
+            "in (0, 1)",
+        )
     }
 
     /// Builds the loss under a registry name.
@@ -101,7 +114,11 @@ impl AsymmetricLoss {
     ///
     /// # Shapes
     /// logits and targets `[batch, n_classes]` -> `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let y = pos.clone().float();
@@ -111,7 +128,11 @@ impl AsymmetricLoss {
             q = q.add_scalar(c.clip).clamp_max(1.0);
         }
         let log_pos = p.clone().clamp_min(c.eps).log().mul(y.clone());
-        let log_neg = q.clone().clamp_min(c.eps).log().mul(y.neg().add_scalar(1.0));
+        let log_neg = q
+            .clone()
+            .clamp_min(c.eps)
+            .log()
+            .mul(y.neg().add_scalar(1.0));
         let mut loss = log_pos + log_neg;
         if c.gamma_neg > 0.0 || c.gamma_pos > 0.0 {
             let w_pos = power(p.neg().add_scalar(1.0), c.gamma_pos);
@@ -141,7 +162,12 @@ impl<B: Backend> MultiLabelLoss<B> for AsymmetricLoss {
         self.name
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         self.forward_elementwise(logits, targets).sum()
     }
 }

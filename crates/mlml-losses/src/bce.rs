@@ -14,7 +14,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{mean_all, negative_mask, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss};
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -22,12 +22,17 @@ pub struct BceLoss;
 
 impl BceLoss {
     /// Per-element loss `[batch, n_classes]` (before the division by `N C`).
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let p = sigmoid(logits);
         let positive = neg_log(p.clone());
         let negative = neg_log(p.neg().add_scalar(1.0));
         let zero = positive.zeros_like();
-        zero.mask_where(negative_mask(&targets), negative).mask_where(positive_mask(&targets), positive)
+        zero.mask_where(negative_mask(&targets), negative)
+            .mask_where(positive_mask(&targets), positive)
     }
 }
 
@@ -36,7 +41,12 @@ impl<B: Backend> MultiLabelLoss<B> for BceLoss {
         "bce"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         mean_all(self.forward_elementwise(logits, targets))
     }
 }

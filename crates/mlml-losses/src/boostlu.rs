@@ -30,5 +30,8 @@ pub fn boost_cam<B: Backend, const D: usize>(cam: Tensor<B, D>, alpha: f64) -> T
 /// Boosted CAMs `[batch, n_classes, h, w]` to logits `[batch, n_classes]`.
 pub fn boosted_logits<B: Backend>(cam: Tensor<B, 4>, alpha: f64) -> Tensor<B, 2> {
     let [n, c, h, w] = cam.dims();
-    boost_cam(cam, alpha).reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+    boost_cam(cam, alpha)
+        .reshape([n, c, h * w])
+        .mean_dim(2)
+        .reshape([n, c])
 }

@@ -19,7 +19,10 @@ pub struct LossContext<'a> {
 impl<'a> LossContext<'a> {
     /// A context for `epoch` (1-based) and the batch's dataset rows.
     pub fn new(epoch: usize, sample_indices: &'a [usize]) -> Self {
-        Self { epoch, sample_indices }
+        Self {
+            epoch,
+            sample_indices,
+        }
     }
 }
 
@@ -37,7 +40,12 @@ pub trait MultiLabelLoss<B: Backend>: std::fmt::Debug + Send {
     /// - logits: `[batch, n_classes]`
     /// - targets: `[batch, n_classes]`
     /// - output: `[1]`
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1>;
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1>;
 
     /// State to checkpoint (`null` for stateless losses).
     fn state(&self) -> serde_json::Value {
@@ -58,7 +66,11 @@ pub trait MultiLabelLoss<B: Backend>: std::fmt::Debug + Send {
 ///
 /// # Panics
 /// When a row index is out of range.
-pub fn targets_from_labels<B: Backend>(labels: &LabelMatrix, rows: &[usize], device: &B::Device) -> Tensor<B, 2> {
+pub fn targets_from_labels<B: Backend>(
+    labels: &LabelMatrix,
+    rows: &[usize],
+    device: &B::Device,
+) -> Tensor<B, 2> {
     let c = labels.n_classes();
     let mut values = Vec::with_capacity(rows.len() * c);
     for &r in rows {
@@ -90,14 +102,21 @@ pub(crate) fn neg_log<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
 
 /// PyTorch's `binary_cross_entropy_with_logits` per element with a 0/1 target:
 /// `(1 - t) z - log_sigmoid(z)`, the stable form.
-pub(crate) fn bce_with_logits<B: Backend>(logits: Tensor<B, 2>, target: Tensor<B, 2>) -> Tensor<B, 2> {
+pub(crate) fn bce_with_logits<B: Backend>(
+    logits: Tensor<B, 2>,
+    target: Tensor<B, 2>,
+) -> Tensor<B, 2> {
     target.neg().add_scalar(1.0).mul(logits.clone()) - log_sigmoid(logits)
 }
 
 /// Where `mask` is false, replaces `x` by `fill` *before* an operation that is only meant for
 /// the masked entries, so that neither its value nor its gradient can turn into NaN elsewhere
 /// (`0 * inf`). The gradient to `x` through the unmasked entries is zero.
-pub(crate) fn only_where<B: Backend>(x: Tensor<B, 2>, mask: Tensor<B, 2, Bool>, fill: f32) -> Tensor<B, 2> {
+pub(crate) fn only_where<B: Backend>(
+    x: Tensor<B, 2>,
+    mask: Tensor<B, 2, Bool>,
+    fill: f32,
+) -> Tensor<B, 2> {
     x.mask_fill(mask.bool_not(), fill)
 }
 

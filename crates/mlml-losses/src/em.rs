@@ -17,7 +17,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{mean_all, negative_mask, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss};
 use crate::error::check_range;
 
 /// Hyperparameters of [`EmLoss`].
@@ -54,10 +54,17 @@ pub(crate) fn negative_entropy<B: Backend>(p: Tensor<B, 2>, alpha: f64) -> Tenso
 
 impl EmLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let p = sigmoid(logits);
         negative_entropy(p.clone(), self.alpha)
-            .mask_where(negative_mask(&targets), neg_log(p.clone().neg().add_scalar(1.0)))
+            .mask_where(
+                negative_mask(&targets),
+                neg_log(p.clone().neg().add_scalar(1.0)),
+            )
             .mask_where(positive_mask(&targets), neg_log(p))
     }
 }
@@ -67,7 +74,12 @@ impl<B: Backend> MultiLabelLoss<B> for EmLoss {
         "em"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         mean_all(self.forward_elementwise(logits, targets))
     }
 }

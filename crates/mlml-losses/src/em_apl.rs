@@ -32,7 +32,7 @@ use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::{LabelMatrix, UNOBSERVED};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{mean_all, negative_mask, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss};
 use crate::em::negative_entropy;
 use crate::error::{check_range, LossError};
 
@@ -64,7 +64,14 @@ impl EmAplLossConfig {
     pub fn init(&self) -> crate::Result<EmAplLoss> {
         check_range("em-apl", "alpha", self.alpha, 0.0, f64::MAX, ">= 0")?;
         check_range("em-apl", "beta", self.beta, 0.0, f64::MAX, ">= 0")?;
-        check_range("em-apl", "neg_proportion", self.neg_proportion, 0.0, 1.0, "in [0, 1]")?;
+        check_range(
+            "em-apl",
+            "neg_proportion",
+            self.neg_proportion,
+            0.0,
+            1.0,
+            "in [0, 1]",
+        )?;
         if self.warmup_epoch >= self.num_epochs {
             return Err(LossError::OutOfRange {
                 loss: "em-apl",
@@ -73,7 +80,10 @@ impl EmAplLossConfig {
                 value: self.warmup_epoch.to_string(),
             });
         }
-        Ok(EmAplLoss { config: self.clone(), state: AplState::default() })
+        Ok(EmAplLoss {
+            config: self.clone(),
+            state: AplState::default(),
+        })
     }
 }
 
@@ -103,14 +113,28 @@ impl EmAplLoss {
     ///
     /// # Panics
     /// When `sample_indices` does not have one entry per batch row.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, sample_indices: &[usize]) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        sample_indices: &[usize],
+    ) -> Tensor<B, 2> {
         let [n, c] = logits.dims();
-        assert_eq!(sample_indices.len(), n, "em-apl needs the dataset row of each of the {n} batch rows");
+        assert_eq!(
+            sample_indices.len(),
+            n,
+            "em-apl needs the dataset row of each of the {n} batch rows"
+        );
         let device = logits.device();
         let mut soft = vec![0.0f32; n * c];
         let mut pseudo = vec![false; n * c];
         for (r, sample) in sample_indices.iter().enumerate() {
-            for &(j, s) in self.state.pseudo_negatives.get(sample).map_or(&[][..], Vec::as_slice) {
+            for &(j, s) in self
+                .state
+                .pseudo_negatives
+                .get(sample)
+                .map_or(&[][..], Vec::as_slice)
+            {
                 if s != 0.0 {
                     soft[r * c + j] = s;
                     pseudo[r * c + j] = true;
@@ -122,8 +146,12 @@ impl EmAplLoss {
             .bool_or(negative_mask(&targets));
         let p = sigmoid(logits);
         let log_p = neg_log(p.clone());
-        let pseudo_term = (soft.clone().mul(log_p.clone()) + soft.neg().add_scalar(1.0).mul(neg_log(p.clone().neg().add_scalar(1.0))))
-            .mul_scalar(self.config.beta);
+        let pseudo_term = (soft.clone().mul(log_p.clone())
+            + soft
+                .neg()
+                .add_scalar(1.0)
+                .mul(neg_log(p.clone().neg().add_scalar(1.0))))
+        .mul_scalar(self.config.beta);
         negative_entropy(p, self.config.alpha)
             .mask_where(pseudo, pseudo_term)
             .mask_where(positive_mask(&targets), log_p)
@@ -135,7 +163,12 @@ impl EmAplLoss {
     ///
     /// # Errors
     /// When the probabilities do not fit the label matrix or hold NaN.
-    pub fn pseudo_label_round(&mut self, epoch: usize, probabilities: &[f32], observed: &LabelMatrix) -> crate::Result<usize> {
+    pub fn pseudo_label_round(
+        &mut self,
+        epoch: usize,
+        probabilities: &[f32],
+        observed: &LabelMatrix,
+    ) -> crate::Result<usize> {
         let (n, c) = (observed.n_samples(), observed.n_classes());
         if probabilities.len() != n * c {
             return Err(LossError::Config {
@@ -144,13 +177,18 @@ impl EmAplLoss {
             });
         }
         if probabilities.iter().any(|p| p.is_nan()) {
-            return Err(LossError::Config { loss: "em-apl", message: "NaN probability in the pseudo-labelling round".into() });
+            return Err(LossError::Config {
+                loss: "em-apl",
+                message: "NaN probability in the pseudo-labelling round".into(),
+            });
         }
         if epoch < self.config.warmup_epoch {
             return Ok(0);
         }
         if self.state.unlabel_num.is_empty() {
-            self.state.unlabel_num = (0..c).map(|j| (0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED).count()).collect();
+            self.state.unlabel_num = (0..c)
+                .map(|j| (0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED).count())
+                .collect();
         }
         let rounds = (self.config.num_epochs - self.config.warmup_epoch) as f64;
         let mut labelled = vec![false; n * c];
@@ -162,12 +200,23 @@ impl EmAplLoss {
         let mut assigned = 0;
         let mut candidates = Vec::with_capacity(n);
         for j in 0..c {
-            let quota = (self.config.neg_proportion * self.state.unlabel_num[j] as f64 / rounds) as usize;
+            let quota =
+                (self.config.neg_proportion * self.state.unlabel_num[j] as f64 / rounds) as usize;
             candidates.clear();
-            candidates.extend((0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED && !labelled[i * c + j]));
-            candidates.sort_by(|&a, &b| probabilities[a * c + j].total_cmp(&probabilities[b * c + j]).then(a.cmp(&b)));
+            candidates.extend(
+                (0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED && !labelled[i * c + j]),
+            );
+            candidates.sort_by(|&a, &b| {
+                probabilities[a * c + j]
+                    .total_cmp(&probabilities[b * c + j])
+                    .then(a.cmp(&b))
+            });
             for &i in candidates.iter().take(quota) {
-                self.state.pseudo_negatives.entry(i).or_default().push((j, probabilities[i * c + j]));
+                self.state
+                    .pseudo_negatives
+                    .entry(i)
+                    .or_default()
+                    .push((j, probabilities[i * c + j]));
                 assigned += 1;
             }
         }
@@ -180,7 +229,12 @@ impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
         "em-apl"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         mean_all(self.forward_elementwise(logits, targets, ctx.sample_indices))
     }
 
@@ -189,7 +243,10 @@ impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
     }
 
     fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        self.state = serde_json::from_value(state.clone()).map_err(|e| LossError::State { loss: "em-apl", message: e.to_string() })?;
+        self.state = serde_json::from_value(state.clone()).map_err(|e| LossError::State {
+            loss: "em-apl",
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 }

@@ -34,8 +34,17 @@ impl EprLossConfig {
     /// # Errors
     /// `expected_num_pos` negative.
     pub fn init(&self) -> crate::Result<EprLoss> {
-        check_range("epr", "expected_num_pos", self.expected_num_pos, 0.0, f64::MAX, ">= 0")?;
-        Ok(EprLoss { config: self.clone() })
+        check_range(
+            "epr",
+            "expected_num_pos",
+            self.expected_num_pos,
+            0.0,
+            f64::MAX,
+            ">= 0",
+        )?;
+        Ok(EprLoss {
+            config: self.clone(),
+        })
     }
 }
 
@@ -46,18 +55,30 @@ pub struct EprLoss {
 }
 
 /// `(mean_n sum_c p - k)^2 / C^2`: the expected-positive regulariser of EPR and ROLE.
-pub(crate) fn expected_positive_penalty<B: Backend>(p: Tensor<B, 2>, k_hat: f64, c: usize) -> Tensor<B, 1> {
+pub(crate) fn expected_positive_penalty<B: Backend>(
+    p: Tensor<B, 2>,
+    k_hat: f64,
+    c: usize,
+) -> Tensor<B, 1> {
     let deviation = p.sum_dim(1).mean().sub_scalar(k_hat);
     (deviation.clone() * deviation).div_scalar((c * c) as f64)
 }
 
 impl EprLoss {
     /// The two parts: the per-element matrix `M` `[batch, n_classes]` and the regulariser `R` `[1]`.
-    pub fn forward_parts<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 1>) {
+    pub fn forward_parts<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 1>) {
         let c = class_count(self.config.n_classes, logits.dims());
         let p = sigmoid(logits);
-        let matrix = neg_log(p.clone()).mask_where(positive_mask(&targets).bool_not(), p.zeros_like());
-        (matrix, expected_positive_penalty(p, self.config.expected_num_pos, c))
+        let matrix =
+            neg_log(p.clone()).mask_where(positive_mask(&targets).bool_not(), p.zeros_like());
+        (
+            matrix,
+            expected_positive_penalty(p, self.config.expected_num_pos, c),
+        )
     }
 }
 
@@ -66,7 +87,12 @@ impl<B: Backend> MultiLabelLoss<B> for EprLoss {
         "epr"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         let (matrix, penalty) = self.forward_parts(logits, targets);
         mean_all(matrix) + penalty
     }

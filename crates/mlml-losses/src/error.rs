@@ -45,7 +45,14 @@ pub enum LossError {
 pub type Result<T> = std::result::Result<T, LossError>;
 
 /// Checks `low <= value <= high` (inclusive), NaN rejected.
-pub(crate) fn check_range(loss: &'static str, name: &'static str, value: f64, low: f64, high: f64, expected: &'static str) -> Result<()> {
+pub(crate) fn check_range(
+    loss: &'static str,
+    name: &'static str,
+    value: f64,
+    low: f64,
+    high: f64,
+    expected: &'static str,
+) -> Result<()> {
     if value >= low && value <= high {
         Ok(())
     } else {

@@ -61,12 +61,33 @@ impl GrLossConfig {
     pub fn init(&self) -> crate::Result<GrLoss> {
         check_range("gr", "q2", self.q2, f64::MIN_POSITIVE, 1.0, "in (0, 1]")?;
         check_range("gr", "q3", self.q3, f64::MIN_POSITIVE, 1.0, "in (0, 1]")?;
-        check_range("gr", "alpha[1] (sigma0)", self.alpha[1], f64::MIN_POSITIVE, f64::MAX, "> 0")?;
-        check_range("gr", "alpha[3] (sigmaT)", self.alpha[3], f64::MIN_POSITIVE, f64::MAX, "> 0")?;
+        check_range(
+            "gr",
+            "alpha[1] (sigma0)",
+            self.alpha[1],
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            "> 0",
+        )?;
+        check_range(
+            "gr",
+            "alpha[3] (sigmaT)",
+            self.alpha[3],
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            "> 0",
+        )?;
         if self.linear_init >= self.num_epochs {
-            return Err(LossError::OutOfRange { loss: "gr", name: "linear_init", expected: "below num_epochs", value: self.linear_init.to_string() });
+            return Err(LossError::OutOfRange {
+                loss: "gr",
+                name: "linear_init",
+                expected: "below num_epochs",
+                value: self.linear_init.to_string(),
+            });
         }
-        Ok(GrLoss { config: self.clone() })
+        Ok(GrLoss {
+            config: self.clone(),
+        })
     }
 }
 
@@ -107,7 +128,12 @@ impl GrLoss {
     }
 
     /// Per-element loss `[batch, n_classes]` at a 1-based epoch.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, epoch: usize) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        epoch: usize,
+    ) -> Tensor<B, 2> {
         let s = self.schedule(epoch);
         let (q2, q3) = (self.config.q2, self.config.q3);
         // The reference multiplies f32 tensors by Python floats, which rounds them to f32 first.
@@ -118,13 +144,24 @@ impl GrLoss {
         let z = detached.sub_scalar(f(s.mu)).div_scalar(f(s.sigma));
         let v = (z.clone() * z).mul_scalar(-0.5).exp();
         let positive = p.clone().add_scalar(1e-7).log().neg();
-        let l2 = p.clone().clamp_min(1e-30).powf_scalar(q2).neg().add_scalar(1.0).div_scalar(q2);
+        let l2 = p
+            .clone()
+            .clamp_min(1e-30)
+            .powf_scalar(q2)
+            .neg()
+            .add_scalar(1.0)
+            .div_scalar(q2);
         let not_p = p.neg().add_scalar(1.0);
-        let not_p_q3 = if q3 == 1.0 { not_p } else { not_p.powf_scalar(q3) };
+        let not_p_q3 = if q3 == 1.0 {
+            not_p
+        } else {
+            not_p.powf_scalar(q3)
+        };
         let l3 = not_p_q3.neg().add_scalar(1.0).div_scalar(q3);
         let unobserved = v * (k.clone() * l2 + k.neg().add_scalar(1.0) * l3);
         let zero = positive.zeros_like();
-        zero.mask_where(unobserved_mask(&targets), unobserved).mask_where(positive_mask(&targets), positive)
+        zero.mask_where(unobserved_mask(&targets), unobserved)
+            .mask_where(positive_mask(&targets), positive)
     }
 }
 
@@ -133,7 +170,12 @@ impl<B: Backend> MultiLabelLoss<B> for GrLoss {
         "gr"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         self.forward_elementwise(logits, targets, ctx.epoch).mean()
     }
 }

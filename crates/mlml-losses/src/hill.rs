@@ -58,7 +58,9 @@ impl HillLossConfig {
     /// See [`HillLossConfig::validate`].
     pub fn init(&self) -> crate::Result<HillLoss> {
         self.validate()?;
-        Ok(HillLoss { config: self.clone() })
+        Ok(HillLoss {
+            config: self.clone(),
+        })
     }
 }
 
@@ -70,13 +72,21 @@ pub struct HillLoss {
 
 impl HillLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let q = sigmoid(only_where(logits.clone(), pos.clone(), 0.0).sub_scalar(c.margin));
         let one_minus_q = q.clone().neg().add_scalar(1.0);
         // `** 2.0` in PyTorch is bit-identical to x * x; use it for the default gamma.
-        let weight = if c.gamma == 2.0 { one_minus_q.clone() * one_minus_q } else { one_minus_q.powf_scalar(c.gamma) };
+        let weight = if c.gamma == 2.0 {
+            one_minus_q.clone() * one_minus_q
+        } else {
+            one_minus_q.powf_scalar(c.gamma)
+        };
         let positive = q.log().mul(weight).neg();
         let p = sigmoid(logits);
         let negative = p.clone().neg().add_scalar(c.lamb).mul(p.clone() * p);
@@ -89,7 +99,14 @@ impl<B: Backend> MultiLabelLoss<B> for HillLoss {
         "hill"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
-        self.config.reduction.apply(self.forward_elementwise(logits, targets))
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
+        self.config
+            .reduction
+            .apply(self.forward_elementwise(logits, targets))
     }
 }

@@ -88,9 +88,23 @@ impl LargeLossConfig {
     /// # Errors
     /// `delta_rel` outside [0, 1].
     pub fn init(&self) -> crate::Result<LargeLoss> {
-        let delta_rel = self.delta_rel.unwrap_or(Self::default_delta_rel(self.scheme));
-        check_range(scheme_name(self.scheme), "delta_rel", delta_rel, 0.0, 1.0, "in [0, 1] (a fraction: 0.2 % is 0.002)")?;
-        Ok(LargeLoss { scheme: self.scheme, delta_rel, cp_variant: self.cp_variant, corrected: BTreeMap::new() })
+        let delta_rel = self
+            .delta_rel
+            .unwrap_or(Self::default_delta_rel(self.scheme));
+        check_range(
+            scheme_name(self.scheme),
+            "delta_rel",
+            delta_rel,
+            0.0,
+            1.0,
+            "in [0, 1] (a fraction: 0.2 % is 0.002)",
+        )?;
+        Ok(LargeLoss {
+            scheme: self.scheme,
+            delta_rel,
+            cp_variant: self.cp_variant,
+            corrected: BTreeMap::new(),
+        })
     }
 }
 
@@ -144,7 +158,9 @@ impl LargeLoss {
         }
         let entries = (batch * n_classes) as f64;
         let fraction = match (self.scheme, self.cp_variant) {
-            (LargeLossScheme::LlCp, LlCpVariant::Published | LlCpVariant::StrictWriteBack) => self.delta_rel,
+            (LargeLossScheme::LlCp, LlCpVariant::Published | LlCpVariant::StrictWriteBack) => {
+                self.delta_rel
+            }
             _ => 1.0 - rate,
         };
         Some((entries * fraction).ceil() as usize)
@@ -175,7 +191,11 @@ impl LargeLoss {
         let mut positive = positive_mask(&targets);
         let mut unobserved = unobserved_mask(&targets);
         if self.writes_back() && !self.corrected.is_empty() {
-            assert_eq!(ctx.sample_indices.len(), n, "ll-cp needs the dataset row of each of the {n} batch rows");
+            assert_eq!(
+                ctx.sample_indices.len(),
+                n,
+                "ll-cp needs the dataset row of each of the {n} batch rows"
+            );
             let mut mask = vec![false; n * c];
             for (r, sample) in ctx.sample_indices.iter().enumerate() {
                 for &j in self.corrected.get(sample).into_iter().flatten() {
@@ -191,18 +211,37 @@ impl LargeLoss {
         let Some(k) = self.k(ctx.epoch, n, c) else {
             return (loss, None);
         };
-        let unobserved_loss = loss.clone().mask_where(unobserved.bool_not(), loss.zeros_like());
-        let values = unobserved_loss.clone().detach().into_data().convert::<f32>().into_vec::<f32>().expect("f32 data");
+        let unobserved_loss = loss
+            .clone()
+            .mask_where(unobserved.bool_not(), loss.zeros_like());
+        let values = unobserved_loss
+            .clone()
+            .detach()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 data");
         let mut sorted = values.clone();
         sorted.sort_unstable_by(|a, b| b.total_cmp(a));
         let threshold = sorted[k.clamp(1, sorted.len()) - 1];
         let selected: Vec<bool> = values.iter().map(|v| *v >= threshold).collect();
-        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(selected.clone(), [n, c]), &device);
+        let mask =
+            Tensor::<B, 2, Bool>::from_data(TensorData::new(selected.clone(), [n, c]), &device);
         let replacement = match self.scheme {
             LargeLossScheme::LlR => loss.zeros_like(),
-            LargeLossScheme::LlCt | LargeLossScheme::LlCp => bce_with_logits(logits, y.neg().add_scalar(1.0)),
+            LargeLossScheme::LlCt | LargeLossScheme::LlCp => {
+                bce_with_logits(logits, y.neg().add_scalar(1.0))
+            }
         };
-        (loss.mask_where(mask, replacement), Some(Selection { k, threshold, selected, unobserved_loss: values }))
+        (
+            loss.mask_where(mask, replacement),
+            Some(Selection {
+                k,
+                threshold,
+                selected,
+                unobserved_loss: values,
+            }),
+        )
     }
 
     /// Stores the LL-Cp corrections of a batch's selection.
@@ -223,11 +262,20 @@ impl<B: Backend> MultiLabelLoss<B> for LargeLoss {
         scheme_name(self.scheme)
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         let c = logits.dims()[1];
         let (matrix, selection) = self.forward_elementwise(logits, targets, ctx);
         if let (true, Some(selection)) = (self.writes_back(), &selection) {
-            assert_eq!(ctx.sample_indices.len() * c, selection.selected.len(), "ll-cp needs the dataset row of each batch row");
+            assert_eq!(
+                ctx.sample_indices.len() * c,
+                selection.selected.len(),
+                "ll-cp needs the dataset row of each batch row"
+            );
             self.write_back(selection, ctx.sample_indices, c);
         }
         matrix.mean()
@@ -241,8 +289,11 @@ impl<B: Backend> MultiLabelLoss<B> for LargeLoss {
         if state.is_null() {
             return Ok(());
         }
-        self.corrected = serde_json::from_value(state["corrected"].clone())
-            .map_err(|e| LossError::State { loss: scheme_name(self.scheme), message: e.to_string() })?;
+        self.corrected =
+            serde_json::from_value(state["corrected"].clone()).map_err(|e| LossError::State {
+                loss: scheme_name(self.scheme),
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 }

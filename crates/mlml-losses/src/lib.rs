@@ -66,14 +66,18 @@ pub use an::{AnLsLoss, AnLsLossConfig, AssumeNegativeLoss};
 pub use asl::{AsymmetricLoss, AsymmetricLossConfig};
 pub use bce::BceLoss;
 pub use boostlu::{boost_cam, boosted_logits, BOOSTLU_ALPHA};
-pub use common::{negative_mask, positive_mask, targets_from_labels, unobserved_mask, LossContext, MultiLabelLoss};
+pub use common::{
+    negative_mask, positive_mask, targets_from_labels, unobserved_mask, LossContext, MultiLabelLoss,
+};
 pub use em::{EmLoss, EmLossConfig};
 pub use em_apl::{AplState, EmAplLoss, EmAplLossConfig};
 pub use epr::{EprLoss, EprLossConfig};
 pub use error::{LossError, Result};
 pub use gr::{GrLoss, GrLossConfig, GrSchedule};
 pub use hill::{HillLoss, HillLossConfig};
-pub use large_loss::{clean_rate, LargeLoss, LargeLossConfig, LargeLossScheme, LlCpVariant, Selection};
+pub use large_loss::{
+    clean_rate, LargeLoss, LargeLossConfig, LargeLossScheme, LlCpVariant, Selection,
+};
 pub use reduction::Reduction;
 pub use role::{LabelEstimator, RoleLoss, RoleLossConfig};
 pub use splc::{SplcLoss, SplcLossConfig};

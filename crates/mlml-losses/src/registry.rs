@@ -8,9 +8,9 @@ use serde::Serialize;
 use crate::common::MultiLabelLoss;
 use crate::error::{LossError, Result};
 use crate::{
-    AnLsLossConfig, AssumeNegativeLoss, AsymmetricLossConfig, BceLoss, EmAplLossConfig, EmLossConfig, EprLossConfig,
-    GrLossConfig, HillLossConfig, LabelEstimator, LargeLossConfig, LargeLossScheme, RoleLossConfig, SplcLossConfig,
-    WanLossConfig,
+    AnLsLossConfig, AssumeNegativeLoss, AsymmetricLossConfig, BceLoss, EmAplLossConfig,
+    EmLossConfig, EprLossConfig, GrLossConfig, HillLossConfig, LabelEstimator, LargeLossConfig,
+    LargeLossScheme, RoleLossConfig, SplcLossConfig, WanLossConfig,
 };
 
 /// One registered loss.
@@ -28,24 +28,114 @@ pub struct LossInfo {
 
 /// Every loss, in the order of the crate's table.
 pub const LOSSES: &[LossInfo] = &[
-    LossInfo { name: "bce", summary: "BCE on fully observed labels (Cole et al.)", reduction: "mean", needs: "-" },
-    LossInfo { name: "an", summary: "assume negative (Cole et al.)", reduction: "mean", needs: "-" },
-    LossInfo { name: "an-ls", summary: "assume negative with label smoothing (Cole et al.)", reduction: "mean", needs: "-" },
-    LossInfo { name: "wan", summary: "weak assume negative (Cole et al.)", reduction: "mean", needs: "-" },
-    LossInfo { name: "asl-bce", summary: "BCE of the ASL/Hill scripts (eps-floored logs)", reduction: "sum", needs: "-" },
-    LossInfo { name: "focal", summary: "focal loss of the ASL/Hill scripts (detached weight)", reduction: "sum", needs: "-" },
-    LossInfo { name: "asl", summary: "asymmetric loss (Ben-Baruch et al.)", reduction: "sum", needs: "-" },
-    LossInfo { name: "hill", summary: "Hill loss (Zhang et al.)", reduction: "sum", needs: "-" },
-    LossInfo { name: "splc", summary: "self-paced loss correction (Zhang et al.)", reduction: "sum", needs: "epoch" },
-    LossInfo { name: "ll-r", summary: "large-loss rejection (Kim et al.)", reduction: "mean", needs: "epoch" },
-    LossInfo { name: "ll-ct", summary: "large-loss temporary correction (Kim et al.)", reduction: "mean", needs: "epoch" },
-    LossInfo { name: "ll-cp", summary: "large-loss permanent correction (Kim et al.)", reduction: "mean", needs: "epoch, sample rows, state" },
-    LossInfo { name: "epr", summary: "expected positive regularisation (Cole et al.)", reduction: "mean + R", needs: "-" },
-    LossInfo { name: "role", summary: "regularised online label estimation (Cole et al.)", reduction: "mean + R", needs: "sample rows, estimator module" },
-    LossInfo { name: "em", summary: "entropy maximisation (Zhou et al.)", reduction: "mean", needs: "-" },
-    LossInfo { name: "em-apl", summary: "EM with asymmetric pseudo-labels (Zhou et al.)", reduction: "mean", needs: "epoch, sample rows, state" },
-    LossInfo { name: "gr", summary: "generalised robust loss with schedules (Chen et al.)", reduction: "mean", needs: "epoch" },
-    LossInfo { name: "boostlu", summary: "BoostLU: LL-R on boosted CAM logits (Kim et al.; head in mlml-models)", reduction: "mean", needs: "epoch" },
+    LossInfo {
+        name: "bce",
+        summary: "BCE on fully observed labels (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    },
+    LossInfo {
+        name: "an",
+        summary: "assume negative (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    },
+    LossInfo {
+        name: "an-ls",
+        summary: "assume negative with label smoothing (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    },
+    LossInfo {
+        name: "wan",
+        summary: "weak assume negative (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    },
+    LossInfo {
+        name: "asl-bce",
+        summary: "BCE of the ASL/Hill scripts (eps-floored logs)",
+        reduction: "sum",
+        needs: "-",
+    },
+    LossInfo {
+        name: "focal",
+        summary: "focal loss of the ASL/Hill scripts (detached weight)",
+        reduction: "sum",
+        needs: "-",
+    },
+    LossInfo {
+        name: "asl",
+        summary: "asymmetric loss (Ben-Baruch et al.)",
+        reduction: "sum",
+        needs: "-",
+    },
+    LossInfo {
+        name: "hill",
+        summary: "Hill loss (Zhang et al.)",
+        reduction: "sum",
+        needs: "-",
+    },
+    LossInfo {
+        name: "splc",
+        summary: "self-paced loss correction (Zhang et al.)",
+        reduction: "sum",
+        needs: "epoch",
+    },
+    LossInfo {
+        name: "ll-r",
+        summary: "large-loss rejection (Kim et al.)",
+        reduction: "mean",
+        needs: "epoch",
+    },
+    LossInfo {
+        name: "ll-ct",
+        summary: "large-loss temporary correction (Kim et al.)",
+        reduction: "mean",
+        needs: "epoch",
+    },
+    LossInfo {
+        name: "ll-cp",
+        summary: "large-loss permanent correction (Kim et al.)",
+        reduction: "mean",
+        needs: "epoch, sample rows, state",
+    },
+    LossInfo {
+        name: "epr",
+        summary: "expected positive regularisation (Cole et al.)",
+        reduction: "mean + R",
+        needs: "-",
+    },
+    LossInfo {
+        name: "role",
+        summary: "regularised online label estimation (Cole et al.)",
+        reduction: "mean + R",
+        needs: "sample rows, estimator module",
+    },
+    LossInfo {
+        name: "em",
+        summary: "entropy maximisation (Zhou et al.)",
+        reduction: "mean",
+        needs: "-",
+    },
+    LossInfo {
+        name: "em-apl",
+        summary: "EM with asymmetric pseudo-labels (Zhou et al.)",
+        reduction: "mean",
+        needs: "epoch, sample rows, state",
+    },
+    LossInfo {
+        name: "gr",
+        summary: "generalised robust loss with schedules (Chen et al.)",
+        reduction: "mean",
+        needs: "epoch",
+    },
+    LossInfo {
+        name: "boostlu",
+        summary: "BoostLU: LL-R on boosted CAM logits (Kim et al.; head in mlml-models)",
+        reduction: "mean",
+        needs: "epoch",
+    },
 ];
 
 /// What some losses need to be built.
@@ -64,7 +154,11 @@ fn valid_names() -> String {
 }
 
 /// A config with the user's overrides applied: every key must be a field of the config.
-fn with_overrides<C: Serialize + DeserializeOwned>(loss: &'static str, defaults: C, overrides: &serde_json::Value) -> Result<C> {
+fn with_overrides<C: Serialize + DeserializeOwned>(
+    loss: &'static str,
+    defaults: C,
+    overrides: &serde_json::Value,
+) -> Result<C> {
     let mut value = serde_json::to_value(defaults).expect("configs serialise");
     match overrides {
         serde_json::Value::Null => {}
@@ -75,15 +169,30 @@ fn with_overrides<C: Serialize + DeserializeOwned>(loss: &'static str, defaults:
                     let valid: Vec<&str> = fields.keys().map(String::as_str).collect();
                     return Err(LossError::Config {
                         loss,
-                        message: format!("unknown hyperparameter '{key}'; valid: {}", if valid.is_empty() { "none".into() } else { valid.join(", ") }),
+                        message: format!(
+                            "unknown hyperparameter '{key}'; valid: {}",
+                            if valid.is_empty() {
+                                "none".into()
+                            } else {
+                                valid.join(", ")
+                            }
+                        ),
                     });
                 }
                 fields.insert(key.clone(), v.clone());
             }
         }
-        other => return Err(LossError::Config { loss, message: format!("hyperparameters must be a table, got {other}") }),
+        other => {
+            return Err(LossError::Config {
+                loss,
+                message: format!("hyperparameters must be a table, got {other}"),
+            })
+        }
     }
-    serde_json::from_value(value).map_err(|e| LossError::Config { loss, message: e.to_string() })
+    serde_json::from_value(value).map_err(|e| LossError::Config {
+        loss,
+        message: e.to_string(),
+    })
 }
 
 fn no_overrides(loss: &'static str, overrides: &serde_json::Value) -> Result<()> {
@@ -96,7 +205,11 @@ fn no_overrides(loss: &'static str, overrides: &serde_json::Value) -> Result<()>
 /// # Errors
 /// An unknown name (the message lists the valid ones), an unknown hyperparameter, an
 /// out-of-range value, or ROLE without training labels.
-pub fn build<B: Backend>(name: &str, overrides: &serde_json::Value, setup: &LossSetup<'_, B>) -> Result<Box<dyn MultiLabelLoss<B>>> {
+pub fn build<B: Backend>(
+    name: &str,
+    overrides: &serde_json::Value,
+    setup: &LossSetup<'_, B>,
+) -> Result<Box<dyn MultiLabelLoss<B>>> {
     let large = |loss: &'static str, scheme| -> Result<Box<dyn MultiLabelLoss<B>>> {
         let config = with_overrides(loss, LargeLossConfig::new(scheme), overrides)?;
         Ok(Box::new(config.init()?))
@@ -112,12 +225,21 @@ pub fn build<B: Backend>(name: &str, overrides: &serde_json::Value, setup: &Loss
         }
         "an-ls" => Box::new(with_overrides("an-ls", AnLsLossConfig::new(), overrides)?.init()?),
         "wan" => Box::new(with_overrides("wan", WanLossConfig::new(), overrides)?.init()?),
-        "asl-bce" => Box::new(with_overrides("asl-bce", AsymmetricLossConfig::bce(), overrides)?.init("asl-bce")?),
-        "focal" => Box::new(with_overrides("focal", AsymmetricLossConfig::focal(), overrides)?.init("focal")?),
-        "asl" => Box::new(with_overrides("asl", AsymmetricLossConfig::asl(), overrides)?.init("asl")?),
+        "asl-bce" => Box::new(
+            with_overrides("asl-bce", AsymmetricLossConfig::bce(), overrides)?.init("asl-bce")?,
+        ),
+        "focal" => Box::new(
+            with_overrides("focal", AsymmetricLossConfig::focal(), overrides)?.init("focal")?,
+        ),
+        "asl" => {
+            Box::new(with_overrides("asl", AsymmetricLossConfig::asl(), overrides)?.init("asl")?)
+        }
         "hill" => Box::new(with_overrides("hill", HillLossConfig::new(), overrides)?.init()?),
         "splc" => Box::new(with_overrides("splc", SplcLossConfig::new(), overrides)?.init()?),
-        "ll-r" | "boostlu" => large(if name == "ll-r" { "ll-r" } else { "boostlu" }, LargeLossScheme::LlR)?,
+        "ll-r" | "boostlu" => large(
+            if name == "ll-r" { "ll-r" } else { "boostlu" },
+            LargeLossScheme::LlR,
+        )?,
         "ll-ct" => large("ll-ct", LargeLossScheme::LlCt)?,
         "ll-cp" => large("ll-cp", LargeLossScheme::LlCp)?,
         "epr" => Box::new(with_overrides("epr", EprLossConfig::new(), overrides)?.init()?),
@@ -125,13 +247,19 @@ pub fn build<B: Backend>(name: &str, overrides: &serde_json::Value, setup: &Loss
             let config = with_overrides("role", RoleLossConfig::new(), overrides)?;
             let labels = setup.train_labels.ok_or_else(|| LossError::Config {
                 loss: "role",
-                message: "needs the training set's observed labels to initialise its estimator".into(),
+                message: "needs the training set's observed labels to initialise its estimator"
+                    .into(),
             })?;
             Box::new(config.init(LabelEstimator::init(labels, setup.seed, &setup.device))?)
         }
         "em" => Box::new(with_overrides("em", EmLossConfig::new(), overrides)?.init()?),
         "em-apl" => Box::new(with_overrides("em-apl", EmAplLossConfig::new(), overrides)?.init()?),
         "gr" => Box::new(with_overrides("gr", GrLossConfig::new(), overrides)?.init()?),
-        other => return Err(LossError::UnknownLoss { name: other.to_string(), valid: valid_names() }),
+        other => {
+            return Err(LossError::UnknownLoss {
+                name: other.to_string(),
+                valid: valid_names(),
+            })
+        }
     })
 }

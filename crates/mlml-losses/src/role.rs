@@ -69,14 +69,17 @@ impl<B: Backend> LabelEstimator<B> {
 
     /// Wraps given logits (e.g. `inverse_sigmoid` of an estimate handed over from a linear probe).
     pub fn from_logits(logits: Tensor<B, 2>) -> Self {
-        Self { logits: Param::from_tensor(logits) }
+        Self {
+            logits: Param::from_tensor(logits),
+        }
     }
 
     /// The estimate logits of some rows `[rows, n_classes]`.
     pub fn rows(&self, sample_indices: &[usize]) -> Tensor<B, 2> {
         let device = self.logits.device();
         let idx: Vec<i64> = sample_indices.iter().map(|&i| i as i64).collect();
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [sample_indices.len()]), &device);
+        let idx =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [sample_indices.len()]), &device);
         self.logits.val().select(0, idx)
     }
 }
@@ -100,9 +103,19 @@ impl RoleLossConfig {
     /// # Errors
     /// Negative `expected_num_pos` or `lr_mult`.
     pub fn init<B: Backend>(&self, estimator: LabelEstimator<B>) -> crate::Result<RoleLoss<B>> {
-        check_range("role", "expected_num_pos", self.expected_num_pos, 0.0, f64::MAX, ">= 0")?;
+        check_range(
+            "role",
+            "expected_num_pos",
+            self.expected_num_pos,
+            0.0,
+            f64::MAX,
+            ">= 0",
+        )?;
         check_range("role", "lr_mult", self.lr_mult, 0.0, f64::MAX, ">= 0")?;
-        Ok(RoleLoss { config: self.clone(), estimator })
+        Ok(RoleLoss {
+            config: self.clone(),
+            estimator,
+        })
     }
 }
 
@@ -116,7 +129,12 @@ pub struct RoleLoss<B: Backend> {
 
 impl<B: Backend> RoleLoss<B> {
     /// The two parts: the per-element matrix of both sides `[batch, n_classes]` and `R`.
-    pub fn forward_parts(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, sample_indices: &[usize]) -> (Tensor<B, 2>, Tensor<B, 1>) {
+    pub fn forward_parts(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        sample_indices: &[usize],
+    ) -> (Tensor<B, 2>, Tensor<B, 1>) {
         let c = class_count(self.config.n_classes, logits.dims());
         let p = sigmoid(logits);
         let q = sigmoid(self.estimator.rows(sample_indices));
@@ -125,12 +143,17 @@ impl<B: Backend> RoleLoss<B> {
         let side = |x: Tensor<B, 2>, partner: Tensor<B, 2>| {
             let log_x = neg_log(x.clone());
             let observed = zeros.clone().mask_where(positive.clone(), log_x.clone());
-            let cross = partner.clone().mul(log_x) + partner.neg().add_scalar(1.0).mul(neg_log(x.neg().add_scalar(1.0)));
+            let cross = partner.clone().mul(log_x)
+                + partner
+                    .neg()
+                    .add_scalar(1.0)
+                    .mul(neg_log(x.neg().add_scalar(1.0)));
             (observed + cross).mul_scalar(0.5)
         };
         let matrix = side(p.clone(), q.clone().detach()) + side(q.clone(), p.clone().detach());
         let k = self.config.expected_num_pos;
-        let penalty = (expected_positive_penalty(p, k, c) + expected_positive_penalty(q, k, c)).mul_scalar(0.5);
+        let penalty = (expected_positive_penalty(p, k, c) + expected_positive_penalty(q, k, c))
+            .mul_scalar(0.5);
         (matrix, penalty)
     }
 }
@@ -140,7 +163,12 @@ impl<B: Backend> MultiLabelLoss<B> for RoleLoss<B> {
         "role"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         let (matrix, penalty) = self.forward_parts(logits, targets, ctx.sample_indices);
         mean_all(matrix) + penalty
     }

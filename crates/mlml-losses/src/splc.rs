@@ -62,7 +62,9 @@ impl SplcLossConfig {
     /// See [`SplcLossConfig::validate`].
     pub fn init(&self) -> crate::Result<SplcLoss> {
         self.validate()?;
-        Ok(SplcLoss { config: self.clone() })
+        Ok(SplcLoss {
+            config: self.clone(),
+        })
     }
 }
 
@@ -74,10 +76,17 @@ pub struct SplcLoss {
 
 impl SplcLoss {
     /// Per-element loss `[batch, n_classes]` at a 1-based `epoch`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, epoch: usize) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        epoch: usize,
+    ) -> Tensor<B, 2> {
         let c = &self.config;
         let pos = positive_mask(&targets);
-        let z = logits.clone().mask_where(pos.clone(), logits.sub_scalar(c.margin));
+        let z = logits
+            .clone()
+            .mask_where(pos.clone(), logits.sub_scalar(c.margin));
         let mut t = pos.float();
         if epoch.saturating_sub(1) >= c.change_epoch {
             let pseudo = sigmoid(z.clone()).detach().greater_elem(c.tau);
@@ -86,7 +95,11 @@ impl SplcLoss {
         let p = sigmoid(z.clone());
         let one_minus_t = t.clone().neg().add_scalar(1.0);
         let pt = p.clone().neg().add_scalar(1.0).mul(t.clone()) + p.mul(one_minus_t.clone());
-        let weight = if c.gamma == 2.0 { pt.clone() * pt } else { pt.powf_scalar(c.gamma) };
+        let weight = if c.gamma == 2.0 {
+            pt.clone() * pt
+        } else {
+            pt.powf_scalar(c.gamma)
+        };
         let log_likelihood = t.mul(log_sigmoid(z.clone())) + one_minus_t.mul(log_sigmoid(z.neg()));
         log_likelihood.mul(weight).neg()
     }
@@ -97,7 +110,14 @@ impl<B: Backend> MultiLabelLoss<B> for SplcLoss {
         "splc"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, ctx: &LossContext<'_>) -> Tensor<B, 1> {
-        self.config.reduction.apply(self.forward_elementwise(logits, targets, ctx.epoch))
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
+        self.config
+            .reduction
+            .apply(self.forward_elementwise(logits, targets, ctx.epoch))
     }
 }

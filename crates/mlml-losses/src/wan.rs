@@ -13,7 +13,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{class_count, mean_all, negative_mask, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{
+    class_count, mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss,
+};
 use crate::error::LossError;
 
 /// Hyperparameters of [`WanLoss`].
@@ -30,9 +32,16 @@ impl WanLossConfig {
     /// `n_classes` below 2.
     pub fn init(&self) -> crate::Result<WanLoss> {
         if let Some(c) = self.n_classes.filter(|c| *c < 2) {
-            return Err(LossError::OutOfRange { loss: "wan", name: "n_classes", expected: ">= 2", value: c.to_string() });
+            return Err(LossError::OutOfRange {
+                loss: "wan",
+                name: "n_classes",
+                expected: ">= 2",
+                value: c.to_string(),
+            });
         }
-        Ok(WanLoss { n_classes: self.n_classes })
+        Ok(WanLoss {
+            n_classes: self.n_classes,
+        })
     }
 }
 
@@ -44,12 +53,17 @@ pub struct WanLoss {
 
 impl WanLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_elementwise<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let c = class_count(self.n_classes, logits.dims());
         let p = sigmoid(logits);
         let negative = neg_log(p.clone().neg().add_scalar(1.0));
         let weak = negative.clone().div_scalar((c - 1) as f64);
-        weak.mask_where(negative_mask(&targets), negative).mask_where(positive_mask(&targets), neg_log(p))
+        weak.mask_where(negative_mask(&targets), negative)
+            .mask_where(positive_mask(&targets), neg_log(p))
     }
 }
 
@@ -58,7 +72,12 @@ impl<B: Backend> MultiLabelLoss<B> for WanLoss {
         "wan"
     }
 
-    fn forward(&mut self, logits: Tensor<B, 2>, targets: Tensor<B, 2>, _ctx: &LossContext<'_>) -> Tensor<B, 1> {
+    fn forward(
+        &mut self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> Tensor<B, 1> {
         mean_all(self.forward_elementwise(logits, targets))
     }
 }
