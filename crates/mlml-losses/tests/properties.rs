@@ -271,6 +271,9 @@ fn hill_and_gr_stay_finite_where_the_references_give_nan() {
     for name in ["hill", "gr"] {
         let mut loss = build::<B>(name, &serde_json::Value::Null, &setup(&train)).unwrap();
         let (value, grad) = eval(loss.as_mut(), &logits, &codes, 1, 4, 2);
-        assert!(value.is_finite() && grad.iter().all(|g| g.is_finite()), "{name}: {value} {grad:?}");
+        assert!(
+            value.is_finite() && grad.iter().all(|g| g.is_finite()),
+            "{name}: {value} {grad:?}"
+        );
     }
 }

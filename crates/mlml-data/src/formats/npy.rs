@@ -272,6 +272,49 @@ pub fn read_strings(path: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A float array read from `.npy`: its shape and values as `f32`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyFloats {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, C order.
+    pub values: Vec<f32>,
+}
+
+/// Reads an array of any numeric dtype as `f32` (features, images, model inputs).
+///
+/// # Errors
+/// When the file is unreadable or holds strings.
+pub fn read_f32(path: &Path) -> Result<NpyFloats> {
+    let raw = read_raw(path)?;
+    let size = raw.dtype.item_size();
+    let values = raw
+        .data
+        .chunks_exact(size)
+        .map(|b| match raw.dtype {
+            Dtype::Float(4) => Ok(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Dtype::Float(_) => Ok(f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32),
+            Dtype::Bool | Dtype::Uint(1) => Ok(f32::from(b[0])),
+            Dtype::Int(1) => Ok(f32::from(b[0] as i8)),
+            Dtype::Int(_) | Dtype::Uint(_) => {
+                let mut w = [0u8; 8];
+                w[..b.len()].copy_from_slice(b);
+                let shift = 64 - 8 * b.len() as u32;
+                Ok(if matches!(raw.dtype, Dtype::Int(_)) {
+                    ((i64::from_le_bytes(w) << shift) >> shift) as f32
+                } else {
+                    u64::from_le_bytes(w) as f32
+                })
+            }
+            Dtype::Unicode(_) => Err(DataError::invalid(path, "expected numbers, found strings")),
+        })
+        .collect::<Result<Vec<f32>>>()?;
+    Ok(NpyFloats {
+        shape: raw.shape,
+        values,
+    })
+}
+
 fn header_bytes(descr: &str, shape: &str) -> Vec<u8> {
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // NumPy pads so that the data starts on a 64-byte boundary, the header ending in '\n'.

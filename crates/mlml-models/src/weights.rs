@@ -1,0 +1,99 @@
+//! Loading PyTorch-written state dicts (`.pth`/`.pt` zip or legacy pickles, `.safetensors`)
+//! through burn-store, with a report of every key that does not fit.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn_store::{
+    ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+
+use crate::error::{ModelError, Result};
+
+/// How to load a state dict.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `(regex, replacement)` pairs applied to the file's keys before matching.
+    pub remap: Vec<(&'static str, &'static str)>,
+    /// Model parameters (by prefix) that the file need not hold, e.g. a replaced head.
+    pub skip_prefixes: Vec<&'static str>,
+    /// File keys (by prefix) to ignore, e.g. torchvision's `fc` when the head is replaced.
+    pub ignore_prefixes: Vec<&'static str>,
+}
+
+/// Loads `path` into `model`; every parameter must be found with its shape, and every key of the
+/// file must be used, except those the options name.
+///
+/// # Errors
+/// An unreadable file, or one with missing, unexpected or mis-shaped keys (all listed).
+pub fn load_state_dict<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    model: &mut M,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<()> {
+    if !path.is_file() {
+        return Err(ModelError::Read {
+            path: path.to_path_buf(),
+            message: "no such file".into(),
+        });
+    }
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let result: ApplyResult = if is_safetensors {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .allow_partial(true)
+            .validate(false);
+        for (from, to) in &options.remap {
+            store = store.with_key_remapping(from, *to);
+        }
+        model.load_from(&mut store).map_err(|e| ModelError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+    } else {
+        let mut store = PytorchStore::from_file(path)
+            .allow_partial(true)
+            .validate(false);
+        for (from, to) in &options.remap {
+            store = store.with_key_remapping(from, *to);
+        }
+        model.load_from(&mut store).map_err(|e| ModelError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+    };
+    let mut details = Vec::new();
+    for (key, _) in &result.missing {
+        if !options.skip_prefixes.iter().any(|p| key.starts_with(p)) {
+            details.push(format!("missing: {key}"));
+        }
+    }
+    for key in &result.unused {
+        // burn-store lists a BatchNorm's PyTorch `weight`/`bias` as unused even though the
+        // adapter applied them as `gamma`/`beta`.
+        let adapted = key
+            .strip_suffix(".weight")
+            .map(|k| format!("{k}.gamma"))
+            .or_else(|| key.strip_suffix(".bias").map(|k| format!("{k}.beta")));
+        if adapted.is_some_and(|a| result.applied.contains(&a)) {
+            continue;
+        }
+        if !key.ends_with("num_batches_tracked")
+            && !options.ignore_prefixes.iter().any(|p| key.starts_with(p))
+        {
+            details.push(format!("unexpected: {key}"));
+        }
+    }
+    for error in &result.errors {
+        details.push(error.to_string());
+    }
+    if details.is_empty() {
+        Ok(())
+    } else {
+        Err(ModelError::Mismatch {
+            path: path.to_path_buf(),
+            details: details.join("\n"),
+        })
+    }
+}
