@@ -126,6 +126,13 @@ pub fn clean_rate(epoch: usize, delta_rel: f64) -> f64 {
     rate
 }
 
+/// The k-th largest value (k clamped to 1..=len), in linear time.
+fn kth_largest(values: &[f32], k: usize) -> f32 {
+    let mut scratch = values.to_vec();
+    let at = k.clamp(1, scratch.len()) - 1;
+    *scratch.select_nth_unstable_by(at, |a, b| b.total_cmp(a)).1
+}
+
 /// What the selection of one batch was: for tests and logs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selection {
@@ -215,22 +222,20 @@ impl LargeLoss {
             .clone()
             .mask_where(unobserved.bool_not(), loss.zeros_like());
         let values = unobserved_loss
-            .clone()
             .detach()
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
             .expect("f32 data");
-        let mut sorted = values.clone();
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-        let threshold = sorted[k.clamp(1, sorted.len()) - 1];
+        let threshold = kth_largest(&values, k);
         let selected: Vec<bool> = values.iter().map(|v| *v >= threshold).collect();
         let mask =
             Tensor::<B, 2, Bool>::from_data(TensorData::new(selected.clone(), [n, c]), &device);
         let replacement = match self.scheme {
             LargeLossScheme::LlR => loss.zeros_like(),
+            // BCE(z, 1 - y) = BCE(z, y) + (2y - 1) z: no second log-sigmoid.
             LargeLossScheme::LlCt | LargeLossScheme::LlCp => {
-                bce_with_logits(logits, y.neg().add_scalar(1.0))
+                loss.clone() + y.mul_scalar(2.0).sub_scalar(1.0).mul(logits)
             }
         };
         (

@@ -87,20 +87,21 @@ impl SplcLoss {
         let z = logits
             .clone()
             .mask_where(pos.clone(), logits.sub_scalar(c.margin));
+        let p = sigmoid(z.clone());
         let mut t = pos.float();
         if epoch.saturating_sub(1) >= c.change_epoch {
-            let pseudo = sigmoid(z.clone()).detach().greater_elem(c.tau);
+            let pseudo = p.clone().detach().greater_elem(c.tau);
             t = t.mask_fill(pseudo, 1.0);
         }
-        let p = sigmoid(z.clone());
-        let one_minus_t = t.clone().neg().add_scalar(1.0);
-        let pt = p.clone().neg().add_scalar(1.0).mul(t.clone()) + p.mul(one_minus_t.clone());
+        // pt = (1 - p) t + p (1 - t) = p + t - 2 p t
+        let pt = p.clone() + t.clone() - p.mul(t.clone()).mul_scalar(2.0);
         let weight = if c.gamma == 2.0 {
             pt.clone() * pt
         } else {
             pt.powf_scalar(c.gamma)
         };
-        let log_likelihood = t.mul(log_sigmoid(z.clone())) + one_minus_t.mul(log_sigmoid(z.neg()));
+        // t ln s(z) + (1 - t) ln s(-z) = ln s(z) - (1 - t) z, since ln s(-z) = ln s(z) - z.
+        let log_likelihood = log_sigmoid(z.clone()) - t.neg().add_scalar(1.0).mul(z);
         log_likelihood.mul(weight).neg()
     }
 }

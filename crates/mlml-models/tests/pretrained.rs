@@ -222,3 +222,26 @@ fn heads_and_small_models_have_the_promised_shapes() {
     let mlp = MlpConfig::new(294, 6).init::<B>(&device);
     assert_eq!(mlp.forward(Tensor::zeros([3, 294], &device)).dims(), [3, 6]);
 }
+
+#[test]
+fn a_frozen_backbone_gets_no_gradient_and_the_head_does() {
+    use burn::backend::Autodiff;
+    use burn::module::Module;
+    type A = Autodiff<Flex>;
+    let device = Default::default();
+    let backbone = narrow(BlockKind::Basic, [8, 16, 32, 64], None)
+        .init::<A>(&device)
+        .no_grad();
+    let head = MultiLabelHeadConfig::new(64, 3).init::<A>(&device);
+    let images = Tensor::<A, 4>::ones([2, 3, 32, 32], &device);
+    let loss = head.forward(backbone.feature_map(images)).mean();
+    let grads = loss.backward();
+    assert!(
+        backbone.conv1.weight.val().grad(&grads).is_none(),
+        "frozen stem has a gradient"
+    );
+    assert!(
+        head.linear.weight.val().grad(&grads).is_some(),
+        "the head must train"
+    );
+}
