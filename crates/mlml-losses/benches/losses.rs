@@ -56,8 +56,14 @@ fn bench(c: &mut Criterion) {
         let mut loss = build::<B>(info.name, &serde_json::Value::Null, &setup).unwrap();
         // Epoch 3: the scheduled losses (SPLC, LL-*, GR) run their active branch.
         let ctx = LossContext::new(3, &rows);
+        // Stateful losses start every step from their initial state: repeating one batch forever
+        // would otherwise make LL-Cp correct every entry of it.
+        let initial = loss.state();
         group.bench_function(BenchmarkId::from_parameter(info.name), |b| {
             b.iter(|| {
+                if !initial.is_null() {
+                    loss.load_state(&initial).unwrap();
+                }
                 let z = Tensor::<B, 2>::from_data(
                     TensorData::new(logits.clone(), [N, C]),
                     &Default::default(),

@@ -14,7 +14,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{
+    mean_all, neg_log, positive_mask, unobserved_mask, LossContext, MultiLabelLoss,
+};
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -28,11 +30,9 @@ impl BceLoss {
         targets: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
         let p = sigmoid(logits);
-        let positive = neg_log(p.clone());
-        let negative = neg_log(p.neg().add_scalar(1.0));
-        let zero = positive.zeros_like();
-        zero.mask_where(negative_mask(&targets), negative)
-            .mask_where(positive_mask(&targets), positive)
+        neg_log(p.clone().neg().add_scalar(1.0))
+            .mask_where(positive_mask(&targets), neg_log(p))
+            .mask_fill(unobserved_mask(&targets), 0.0)
     }
 }
 

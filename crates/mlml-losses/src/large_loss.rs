@@ -220,7 +220,7 @@ impl LargeLoss {
         };
         let unobserved_loss = loss
             .clone()
-            .mask_where(unobserved.bool_not(), loss.zeros_like());
+            .mask_where(unobserved.clone().bool_not(), loss.zeros_like());
         let values = unobserved_loss
             .detach()
             .into_data()
@@ -228,7 +228,25 @@ impl LargeLoss {
             .into_vec::<f32>()
             .expect("f32 data");
         let threshold = kth_largest(&values, k);
-        let selected: Vec<bool> = values.iter().map(|v| *v >= threshold).collect();
+        // Only unobserved entries are candidates. The reference selects `U >= tau` over the whole
+        // batch, which includes observed positives (U = 0) when tau is 0, i.e. once k reaches the
+        // number of unobserved entries with a positive loss; that never happens at the papers'
+        // rates, and we do not reproduce it.
+        let candidate: Vec<bool> = if threshold > 0.0 {
+            Vec::new()
+        } else {
+            unobserved
+                .clone()
+                .into_data()
+                .convert::<bool>()
+                .into_vec::<bool>()
+                .expect("bool data")
+        };
+        let selected: Vec<bool> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| *v >= threshold && (threshold > 0.0 || candidate[i]))
+            .collect();
         let mask =
             Tensor::<B, 2, Bool>::from_data(TensorData::new(selected.clone(), [n, c]), &device);
         let replacement = match self.scheme {
