@@ -19,6 +19,7 @@
 
 mod efficientnet;
 mod error;
+mod fused;
 mod head;
 mod preprocess;
 mod resnet;
@@ -29,6 +30,7 @@ pub use efficientnet::{
     EfficientNetLite0, MbConv, EFFICIENTNET_LITE0_FEATURES, EFFICIENTNET_LITE0_WEIGHTS,
 };
 pub use error::{ModelError, Result};
+pub use fused::conv_bn;
 pub use head::{global_average_pool, MultiLabelHead, MultiLabelHeadConfig};
 pub use preprocess::{
     imagenet_batch, imagenet_classes, imagenet_input, IMAGENET_MEAN, IMAGENET_STD,

@@ -18,6 +18,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::fused::conv_bn;
 use crate::weights::{load_state_dict, LoadOptions};
 
 /// Block type.
@@ -179,13 +180,13 @@ pub struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => conv_bn(&d.conv, &d.bn, x.clone()),
             None => x.clone(),
         };
-        let mut out = relu(self.bn1.forward(self.conv1.forward(x)));
-        out = self.bn2.forward(self.conv2.forward(out));
+        let mut out = relu(conv_bn(&self.conv1, &self.bn1, x));
+        out = conv_bn(&self.conv2, &self.bn2, out);
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(conv3.forward(relu(out)));
+            out = conv_bn(conv3, bn3, relu(out));
         }
         relu(out + identity)
     }
@@ -217,7 +218,7 @@ impl<B: Backend> ResNet<B> {
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut x = self
             .maxpool
-            .forward(relu(self.bn1.forward(self.conv1.forward(images))));
+            .forward(relu(conv_bn(&self.conv1, &self.bn1, images)));
         for block in self
             .layer1
             .iter()

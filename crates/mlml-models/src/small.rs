@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
+use crate::fused::conv_bn;
 use crate::head::global_average_pool;
 
 /// Configuration of [`SmallCnn`].
@@ -67,7 +68,7 @@ impl<B: Backend> SmallCnn<B> {
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let last = self.stages.len() - 1;
         self.stages.iter().enumerate().fold(images, |x, (i, s)| {
-            let x = relu(s.bn.forward(s.conv.forward(x)));
+            let x = relu(conv_bn(&s.conv, &s.bn, x));
             if i < last {
                 max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
             } else {

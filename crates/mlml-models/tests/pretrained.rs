@@ -245,3 +245,51 @@ fn a_frozen_backbone_gets_no_gradient_and_the_head_does() {
         "the head must train"
     );
 }
+
+#[test]
+fn folded_conv_batchnorm_equals_the_two_layers() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d};
+    use burn::tensor::Distribution;
+    let device = Default::default();
+    let conv = Conv2dConfig::new([4, 6], [3, 3])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Same)
+        .init::<B>(&device);
+    let mut bn = BatchNormConfig::new(6)
+        .with_epsilon(1e-3)
+        .init::<B>(&device);
+    bn.gamma = burn::module::Param::from_tensor(Tensor::random(
+        [6],
+        Distribution::Uniform(0.5, 1.5),
+        &device,
+    ));
+    bn.beta = burn::module::Param::from_tensor(Tensor::random(
+        [6],
+        Distribution::Uniform(-0.5, 0.5),
+        &device,
+    ));
+    bn.running_mean = burn::module::RunningState::new(Tensor::random(
+        [6],
+        Distribution::Uniform(-0.5, 0.5),
+        &device,
+    ));
+    bn.running_var = burn::module::RunningState::new(Tensor::random(
+        [6],
+        Distribution::Uniform(0.0, 2.0),
+        &device,
+    ));
+    let x = Tensor::<B, 4>::random([2, 4, 9, 10], Distribution::Normal(0.0, 1.0), &device);
+    let fused: Vec<f32> = conv_bn(&conv, &bn, x.clone())
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap();
+    let layered: Vec<f32> = bn
+        .forward(conv.forward(x))
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap();
+    assert_all_close("fused", &fused, &layered, 1e-4);
+}
