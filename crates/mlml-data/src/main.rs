@@ -307,7 +307,20 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
                 Some(path) => formats::read_class_list(path)?,
                 None => formats::numbered_classes(n_classes),
             };
-            formats::read_npy_set(input, images, classes, zero)?
+            let set = formats::read_npy_set(input, images, classes, zero)?;
+            let counts = set.labels.counts();
+            if matches!(args.zero_means, ZeroArg::Unobserved)
+                && counts.negatives == 0
+                && counts.unobserved > 0
+            {
+                eprintln!(
+                    "note: {} holds no -1, so its {} zeros were read as unobserved; if 0 means absent \
+                     (a full 0/1 annotation), import again with --zero-means negative",
+                    input.display(),
+                    counts.unobserved
+                );
+            }
+            set
         }
     };
     if dataset.is_empty() {
