@@ -89,11 +89,17 @@ pub fn load_state_dict<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
         details.push(error.to_string());
     }
     if details.is_empty() {
-        Ok(())
-    } else {
-        Err(ModelError::Mismatch {
-            path: path.to_path_buf(),
-            details: details.join("\n"),
-        })
+        return Ok(());
     }
+    // A wrong architecture can mismatch hundreds of keys: show the first ones and a count.
+    const SHOWN: usize = 25;
+    let more = details.len().saturating_sub(SHOWN);
+    details.truncate(SHOWN);
+    if more > 0 {
+        details.push(format!("... and {more} more"));
+    }
+    Err(ModelError::Mismatch {
+        path: path.to_path_buf(),
+        details: details.join("\n"),
+    })
 }
