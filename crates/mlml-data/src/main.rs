@@ -91,13 +91,13 @@ struct ImportArgs {
     split: Option<String>,
     /// voc: label of a class seen only in difficult objects.
     #[arg(long, value_enum, default_value = "positive")]
-    difficult: DifficultArg,
+    difficult: Difficult,
     /// coco: keep images that have no annotation (left out by default, like the papers).
     #[arg(long)]
     keep_unannotated: bool,
     /// coco: row order.
     #[arg(long, value_enum, default_value = "file")]
-    order: OrderArg,
+    order: CocoOrder,
     /// coco: folder prefix joined to each file name (e.g. train2014).
     #[arg(long)]
     image_prefix: Option<PathBuf>,
@@ -109,36 +109,10 @@ struct ImportArgs {
     images: Option<PathBuf>,
     /// npy: what a 0 means (full 0/1 label files need `negative`).
     #[arg(long, value_enum, default_value = "unobserved")]
-    zero_means: ZeroArg,
+    zero_means: ZeroMeans,
     /// hill: what a class missing from a line means.
     #[arg(long, value_enum, default_value = "unobserved")]
-    unlisted: UnlistedArg,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DifficultArg {
-    Positive,
-    Negative,
-    Unobserved,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OrderArg {
-    File,
-    Id,
-    IdString,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ZeroArg {
-    Unobserved,
-    Negative,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum UnlistedArg {
-    Negative,
-    Unobserved,
+    unlisted: Unlisted,
 }
 
 #[derive(Args)]
@@ -175,10 +149,10 @@ struct SinglePositiveArgs {
     seed: u64,
     /// Random generator.
     #[arg(long, value_enum, default_value = "chacha8")]
-    generator: GeneratorArg,
+    generator: GeneratorKind,
     /// Images with no positive: keep them (with none) or drop them.
     #[arg(long, value_enum, default_value = "keep")]
-    empty: EmptyArg,
+    empty: EmptyRows,
     /// Fraction of the true negatives kept observed (chacha8 only).
     #[arg(long, default_value_t = 0.0)]
     observe_negatives: f64,
@@ -190,18 +164,6 @@ struct SinglePositiveArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum GeneratorArg {
-    Chacha8,
-    NumpyMt19937,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum EmptyArg {
-    Keep,
-    Drop,
 }
 
 fn main() -> ExitCode {
@@ -255,11 +217,7 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             input,
             &CocoOptions {
                 keep_unannotated: args.keep_unannotated,
-                order: match args.order {
-                    OrderArg::File => CocoOrder::File,
-                    OrderArg::Id => CocoOrder::Id,
-                    OrderArg::IdString => CocoOrder::IdString,
-                },
+                order: args.order,
                 image_prefix: args.image_prefix.clone(),
             },
         )?,
@@ -267,12 +225,7 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             let Some(split) = split else {
                 bail!("--split is required for voc (train, val, trainval or test)")
             };
-            let difficult = match args.difficult {
-                DifficultArg::Positive => Difficult::Positive,
-                DifficultArg::Negative => Difficult::Negative,
-                DifficultArg::Unobserved => Difficult::Unobserved,
-            };
-            formats::read_voc(input, split, difficult)?
+            formats::read_voc(input, split, args.difficult)?
         }
         ImportFormat::Nuswide => formats::read_nuswide(
             input,
@@ -287,21 +240,14 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             let Some(classes) = &args.classes else {
                 bail!("--classes FILE is required for hill lists")
             };
-            let unlisted = match args.unlisted {
-                UnlistedArg::Negative => Unlisted::Negative,
-                UnlistedArg::Unobserved => Unlisted::Unobserved,
-            };
-            formats::read_hill_list(input, formats::read_class_list(classes)?, unlisted)?
+            formats::read_hill_list(input, formats::read_class_list(classes)?, args.unlisted)?
         }
         ImportFormat::Npy => {
             let Some(images) = &args.images else {
                 bail!("--images LIST is required for npy matrices")
             };
             let images = formats::read_image_list(images)?;
-            let zero = match args.zero_means {
-                ZeroArg::Unobserved => ZeroMeans::Unobserved,
-                ZeroArg::Negative => ZeroMeans::Negative,
-            };
+            let zero = args.zero_means;
             let n_classes = formats::npy::read_labels(input, zero)?.n_classes;
             let classes = match &args.classes {
                 Some(path) => formats::read_class_list(path)?,
@@ -309,7 +255,7 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             };
             let set = formats::read_npy_set(input, images, classes, zero)?;
             let counts = set.labels.counts();
-            if matches!(args.zero_means, ZeroArg::Unobserved)
+            if args.zero_means == ZeroMeans::Unobserved
                 && counts.negatives == 0
                 && counts.unobserved > 0
             {
@@ -410,15 +356,9 @@ fn drop(args: DropArgs) -> Result<ExitCode> {
 fn single(args: SinglePositiveArgs) -> Result<ExitCode> {
     let params = SinglePositiveParams {
         seed: args.seed,
-        generator: match args.generator {
-            GeneratorArg::Chacha8 => GeneratorKind::Chacha8,
-            GeneratorArg::NumpyMt19937 => GeneratorKind::NumpyMt19937,
-        },
+        generator: args.generator,
         observe_negatives: args.observe_negatives,
-        empty_rows: match args.empty {
-            EmptyArg::Keep => EmptyRows::Keep,
-            EmptyArg::Drop => EmptyRows::Drop,
-        },
+        empty_rows: args.empty,
     };
     params.validate()?;
     let mut dataset = formats::load(&args.input)?;

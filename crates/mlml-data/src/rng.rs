@@ -26,7 +26,7 @@ impl WordSource for ChaCha8Rng {
 }
 
 /// Which generator a command uses. Both are stable across platforms and versions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum GeneratorKind {
     /// ChaCha8 seeded with `ChaCha8Rng::seed_from_u64(seed)`: the default.

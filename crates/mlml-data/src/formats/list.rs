@@ -25,7 +25,7 @@ use crate::error::{read_text, DataError, Result};
 use crate::labels::{LabelMatrix, NEGATIVE, POSITIVE, UNOBSERVED};
 
 /// What a class missing from a line means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unlisted {
     /// An observed negative: the file is a full annotation.
