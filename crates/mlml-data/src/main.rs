@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use mlml_data::formats::{
-    self, CocoOptions, CocoOrder, CubSplit, Difficult, NusSplit, Unlisted, ZeroMeans,
-};
+use mlml_data::formats::{self, CocoOptions, CocoOrder, Difficult, Subset, Unlisted, ZeroMeans};
 use mlml_data::generate::{
     drop_positives, single_positive, DropParams, EmptyRows, SinglePositiveParams,
 };
@@ -200,11 +198,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn split_arg<T>(split: Option<&str>, all: T, train: T, test: T) -> Result<T> {
+fn subset_arg(split: Option<&str>) -> Result<Subset> {
     match split.unwrap_or("all") {
-        "all" => Ok(all),
-        "train" => Ok(train),
-        "test" => Ok(test),
+        "all" => Ok(Subset::All),
+        "train" => Ok(Subset::Train),
+        "test" => Ok(Subset::Test),
         other => bail!("--split must be all, train or test, got '{other}'"),
     }
 }
@@ -227,14 +225,8 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             };
             formats::read_voc(input, split, args.difficult)?
         }
-        ImportFormat::Nuswide => formats::read_nuswide(
-            input,
-            split_arg(split, NusSplit::All, NusSplit::Train, NusSplit::Test)?,
-        )?,
-        ImportFormat::Cub => formats::read_cub(
-            input,
-            split_arg(split, CubSplit::All, CubSplit::Train, CubSplit::Test)?,
-        )?,
+        ImportFormat::Nuswide => formats::read_nuswide(input, subset_arg(split)?)?,
+        ImportFormat::Cub => formats::read_cub(input, subset_arg(split)?)?,
         ImportFormat::List => formats::read_list(input)?,
         ImportFormat::Hill => {
             let Some(classes) = &args.classes else {

@@ -3,9 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mlml_data::formats::{
-    self, CocoOptions, CocoOrder, CubSplit, Difficult, NusSplit, Unlisted, ZeroMeans,
-};
+use mlml_data::formats::{self, CocoOptions, CocoOrder, Difficult, Subset, Unlisted, ZeroMeans};
 use mlml_data::{Dataset, LabelMatrix, ProvenanceStep};
 
 fn write(path: &Path, text: &str) {
@@ -232,16 +230,16 @@ fn nus_root(dir: &Path) -> PathBuf {
 fn nuswide_reads_concept_columns_and_splits() {
     let dir = tempfile::tempdir().unwrap();
     let root = nus_root(dir.path());
-    let ds = formats::read_nuswide(&root, NusSplit::All).unwrap();
+    let ds = formats::read_nuswide(&root, Subset::All).unwrap();
     assert_eq!(ds.labels.classes(), ["animal", "beach", "sky"]);
     assert_eq!(
         paths(&ds),
         ["actor/0001_1.jpg", "actor/0002_2.jpg", "zoo/0003_3.jpg"]
     );
     assert_eq!(ds.labels.values(), [1, -1, 1, -1, -1, 1, 1, 1, -1]);
-    let train = formats::read_nuswide(&root, NusSplit::Train).unwrap();
+    let train = formats::read_nuswide(&root, Subset::Train).unwrap();
     assert_eq!(paths(&train), ["actor/0001_1.jpg", "zoo/0003_3.jpg"]);
-    let test = formats::read_nuswide(&root, NusSplit::Test).unwrap();
+    let test = formats::read_nuswide(&root, Subset::Test).unwrap();
     assert_eq!(test.labels.values(), [-1, -1, 1]);
 }
 
@@ -250,12 +248,12 @@ fn nuswide_ragged_or_bad_columns_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let root = nus_root(dir.path());
     write(&root.join("AllLabels/Labels_beach.txt"), "0\n0\n");
-    let err = formats::read_nuswide(&root, NusSplit::All)
+    let err = formats::read_nuswide(&root, Subset::All)
         .unwrap_err()
         .to_string();
     assert!(err.contains("Labels_beach.txt: 2 labels, but"), "{err}");
     write(&root.join("AllLabels/Labels_beach.txt"), "0\n2\n0\n");
-    let err = formats::read_nuswide(&root, NusSplit::All)
+    let err = formats::read_nuswide(&root, Subset::All)
         .unwrap_err()
         .to_string();
     assert!(
@@ -291,7 +289,7 @@ fn cub_root(dir: &Path) -> PathBuf {
 fn cub_reads_attributes_and_split() {
     let dir = tempfile::tempdir().unwrap();
     let root = cub_root(dir.path());
-    let ds = formats::read_cub(&root, CubSplit::All).unwrap();
+    let ds = formats::read_cub(&root, Subset::All).unwrap();
     assert_eq!(
         ds.labels.classes(),
         [
@@ -300,7 +298,7 @@ fn cub_reads_attributes_and_split() {
         ]
     );
     assert_eq!(ds.labels.values(), [1, -1, -1, -1, 1, 1]);
-    let train = formats::read_cub(&root, CubSplit::Train).unwrap();
+    let train = formats::read_cub(&root, Subset::Train).unwrap();
     assert_eq!(
         paths(&train),
         [
@@ -308,7 +306,7 @@ fn cub_reads_attributes_and_split() {
             "images/002.Laysan_Albatross/c.jpg"
         ]
     );
-    let test = formats::read_cub(&root, CubSplit::Test).unwrap();
+    let test = formats::read_cub(&root, Subset::Test).unwrap();
     assert_eq!(test.labels.values(), [-1, -1]);
 }
 
@@ -318,12 +316,12 @@ fn cub_missing_labels_and_bad_lines_are_errors() {
     let root = cub_root(dir.path());
     let labels = root.join("attributes/image_attribute_labels.txt");
     write(&labels, "1 1 1 3 1.0\n1 2 0 3 1.0\n");
-    let err = formats::read_cub(&root, CubSplit::All)
+    let err = formats::read_cub(&root, Subset::All)
         .unwrap_err()
         .to_string();
     assert!(err.contains("no label for image 2 attribute 1"), "{err}");
     write(&labels, "1 1 1 3 1.0\n1 2 7 3 1.0\n");
-    let err = formats::read_cub(&root, CubSplit::All)
+    let err = formats::read_cub(&root, Subset::All)
         .unwrap_err()
         .to_string();
     assert!(

@@ -7,16 +7,7 @@ use crate::dataset::Dataset;
 use crate::error::{read_text, DataError, Result};
 use crate::labels::{NEGATIVE, POSITIVE};
 
-/// Which images of a CUB import.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CubSplit {
-    /// All images.
-    All,
-    /// `is_training_image == 1`.
-    Train,
-    /// `is_training_image == 0`.
-    Test,
-}
+use super::Subset;
 
 fn numbered_lines(path: &Path) -> Result<Vec<(usize, Vec<String>)>> {
     Ok(read_text(path)?
@@ -59,7 +50,7 @@ fn attribute_names_path(root: &Path) -> PathBuf {
 /// # Errors
 /// Missing files, lines with too few fields, ids out of range, `is_present` other than 0/1,
 /// or an (image, attribute) pair never given (each with file and line).
-pub fn read_cub(root: &Path, split: CubSplit) -> Result<Dataset> {
+pub fn read_cub(root: &Path, split: Subset) -> Result<Dataset> {
     let names_path = attribute_names_path(root);
     let mut classes = Vec::new();
     for (line, fields) in numbered_lines(&names_path)? {
@@ -161,21 +152,16 @@ pub fn read_cub(root: &Path, split: CubSplit) -> Result<Dataset> {
         .iter()
         .enumerate()
         .map(|(i, t)| match (split, t) {
-            (CubSplit::All, _) => Ok(true),
+            (Subset::All, _) => Ok(true),
             (_, None) => Err(DataError::invalid(
                 &split_path,
                 format!("image {} has no split", i + 1),
             )),
-            (CubSplit::Train, Some(t)) => Ok(*t),
-            (CubSplit::Test, Some(t)) => Ok(!*t),
+            (Subset::Train, Some(t)) => Ok(*t),
+            (Subset::Test, Some(t)) => Ok(!*t),
         })
         .collect::<Result<_>>()?;
-    let split_name = match split {
-        CubSplit::All => None,
-        CubSplit::Train => Some("train".to_string()),
-        CubSplit::Test => Some("test".to_string()),
-    };
-    let mut dataset = Dataset::from_paths(images, classes, values, split_name)?;
+    let mut dataset = Dataset::from_paths(images, classes, values, split.split_name())?;
     dataset.retain_samples(|i| keep[i]);
     Ok(dataset)
 }

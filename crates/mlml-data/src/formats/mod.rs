@@ -16,14 +16,36 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use coco::{read_coco, CocoOptions, CocoOrder};
-pub use cub::{read_cub, CubSplit};
+pub use cub::read_cub;
 pub use list::{list_text, read_class_list, read_hill_list, read_list, Unlisted};
 pub use npy::ZeroMeans;
-pub use nuswide::{read_nuswide, NusSplit};
+pub use nuswide::read_nuswide;
 pub use voc::{read_voc, Difficult, VOC_CLASSES};
 
 use crate::dataset::{Dataset, ProvenanceStep};
 use crate::error::{read_text, DataError, Result};
+
+/// Which part of a dataset whose release marks a train/test split (NUS-WIDE, CUB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subset {
+    /// Every image.
+    All,
+    /// The official training images.
+    Train,
+    /// The official test images.
+    Test,
+}
+
+impl Subset {
+    /// The split name recorded in the dataset (`None` for all images).
+    pub fn split_name(self) -> Option<String> {
+        match self {
+            Subset::All => None,
+            Subset::Train => Some("train".to_string()),
+            Subset::Test => Some("test".to_string()),
+        }
+    }
+}
 
 /// What the sidecar of a written label set holds.
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,6 +11,8 @@ use crate::dataset::Dataset;
 use crate::error::{read_text, DataError, Result};
 use crate::labels::{NEGATIVE, POSITIVE};
 
+use super::Subset;
+
 /// Turns a release path (`C:\ImageData\Flickr\actor\0001_2124494179.jpg`) into the relative
 /// `actor/0001_2124494179.jpg`.
 fn relative_image_path(line: &str) -> String {
@@ -30,23 +32,12 @@ fn read_image_list(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Which images of a NUS-WIDE import.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NusSplit {
-    /// Every image of `Imagelist.txt`.
-    All,
-    /// Those of `TrainImagelist.txt`.
-    Train,
-    /// Those of `TestImagelist.txt`.
-    Test,
-}
-
 /// Reads NUS-WIDE from its release folder.
 ///
 /// # Errors
 /// Missing files, a label file whose line count differs from the image list, or a value other
 /// than 0 or 1 (with the file and line).
-pub fn read_nuswide(root: &Path, split: NusSplit) -> Result<Dataset> {
+pub fn read_nuswide(root: &Path, split: Subset) -> Result<Dataset> {
     let concepts_path = root.join("Concepts81.txt");
     let concepts: Vec<String> = read_text(&concepts_path)?
         .lines()
@@ -95,13 +86,13 @@ pub fn read_nuswide(root: &Path, split: NusSplit) -> Result<Dataset> {
         })
         .collect::<Result<_>>()?;
     let selected: Option<HashSet<String>> = match split {
-        NusSplit::All => None,
-        NusSplit::Train => Some(
+        Subset::All => None,
+        Subset::Train => Some(
             read_image_list(&root.join("ImageList").join("TrainImagelist.txt"))?
                 .into_iter()
                 .collect(),
         ),
-        NusSplit::Test => Some(
+        Subset::Test => Some(
             read_image_list(&root.join("ImageList").join("TestImagelist.txt"))?
                 .into_iter()
                 .collect(),
@@ -117,10 +108,5 @@ pub fn read_nuswide(root: &Path, split: NusSplit) -> Result<Dataset> {
         paths.push(PathBuf::from(image));
         values.extend((0..n_classes).map(|j| columns[j][i]));
     }
-    let split_name = match split {
-        NusSplit::All => None,
-        NusSplit::Train => Some("train".to_string()),
-        NusSplit::Test => Some("test".to_string()),
-    };
-    Dataset::from_paths(paths, concepts, values, split_name)
+    Dataset::from_paths(paths, concepts, values, split.split_name())
 }
