@@ -232,6 +232,10 @@ pub struct SinglePositiveReport {
     pub dropped_rows: usize,
     /// Positives per class after.
     pub class_positives_after: Vec<usize>,
+    /// Per input row, whether it is in the result (all true unless empty rows were dropped).
+    /// Not written to sidecars: it is as long as the dataset.
+    #[serde(skip)]
+    pub kept_rows: Vec<bool>,
 }
 
 /// Keeps exactly one observed positive per image, chosen uniformly; every other entry becomes
@@ -290,12 +294,12 @@ pub fn single_positive(
         .take(20)
         .map(|&i| labels.sample_ids()[i].clone())
         .collect();
+    let mut kept_rows = vec![true; labels.n_samples()];
     let dropped_rows = if params.empty_rows == EmptyRows::Drop {
-        let mut is_empty = vec![false; labels.n_samples()];
         for &i in &empty {
-            is_empty[i] = true;
+            kept_rows[i] = false;
         }
-        result.retain_rows(|i| !is_empty[i]);
+        result.retain_rows(|i| kept_rows[i]);
         empty.len()
     } else {
         0
@@ -307,21 +311,9 @@ pub fn single_positive(
         empty_rows: empty.len(),
         dropped_rows,
         class_positives_after: class_positives(&result),
+        kept_rows,
     };
     Ok((result, report))
-}
-
-/// Rows kept by a generator that may drop rows: true where `result` still has the sample.
-pub fn kept_rows(original: &LabelMatrix, result: &LabelMatrix) -> Vec<bool> {
-    let mut kept = vec![false; original.n_samples()];
-    let mut next = 0;
-    for (i, id) in original.sample_ids().iter().enumerate() {
-        if result.sample_ids().get(next) == Some(id) {
-            kept[i] = true;
-            next += 1;
-        }
-    }
-    kept
 }
 
 /// Positives per class.
@@ -450,6 +442,6 @@ mod tests {
         let (out, report) = single_positive(&m, &drop).unwrap();
         assert_eq!((out.n_samples(), report.dropped_rows), (2, 1));
         assert_eq!(out.sample_ids(), ["s0", "s2"]);
-        assert_eq!(kept_rows(&m, &out), [true, false, true]);
+        assert_eq!(report.kept_rows, [true, false, true]);
     }
 }

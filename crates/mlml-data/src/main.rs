@@ -385,10 +385,7 @@ fn single(args: SinglePositiveArgs) -> Result<ExitCode> {
         dataset.len(),
         labels.n_samples()
     );
-    if labels.n_samples() != dataset.len() {
-        let kept = mlml_data::generate::kept_rows(&dataset.labels, &labels);
-        dataset.retain_samples(|i| kept[i]);
-    }
+    dataset.retain_samples(|i| report.kept_rows[i]);
     let step = ProvenanceStep {
         step: "single-positive".into(),
         params: json!(params),
