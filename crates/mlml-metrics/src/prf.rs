@@ -77,6 +77,15 @@ pub struct PrfReport {
     pub selection: Selection,
 }
 
+fn check_k(k: usize, n_classes: usize) -> Result<()> {
+    if k == 0 || k > n_classes {
+        return Err(MetricsError::InvalidParameter(format!(
+            "top-k needs 1 <= k <= {n_classes} classes, got k = {k}"
+        )));
+    }
+    Ok(())
+}
+
 fn harmonic(a: f64, b: f64) -> f64 {
     if a + b > 0.0 {
         2.0 * a * b / (a + b)
@@ -108,11 +117,7 @@ pub fn precision_recall_f1(
     let matrix = checked(scores, labels)?;
     let c = labels.n_classes();
     if let Selection::TopK(k) = selection {
-        if k == 0 || k > c {
-            return Err(MetricsError::InvalidParameter(format!(
-                "top-k needs 1 <= k <= {c} classes, got k = {k}"
-            )));
-        }
+        check_k(k, c)?;
     }
     let mut counts = vec![ClassPrf::default(); c];
     let mut predicted = vec![false; c];
@@ -207,11 +212,7 @@ pub struct AtK {
 pub fn at_k(scores: &[f32], labels: &LabelMatrix, k: usize) -> Result<AtK> {
     let matrix = checked(scores, labels)?;
     let c = labels.n_classes();
-    if k == 0 || k > c {
-        return Err(MetricsError::InvalidParameter(format!(
-            "top-k needs 1 <= k <= {c} classes, got k = {k}"
-        )));
-    }
+    check_k(k, c)?;
     let mut predicted = vec![false; c];
     let mut keys = Vec::with_capacity(c);
     let (mut precision, mut recall, mut any) = (0.0, 0.0, 0usize);
