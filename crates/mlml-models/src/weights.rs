@@ -38,6 +38,10 @@ pub fn load_state_dict<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
             message: "no such file".into(),
         });
     }
+    let read_error = |e: &dyn std::fmt::Display| ModelError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let result: ApplyResult = if is_safetensors {
         let mut store = SafetensorsStore::from_file(path)
@@ -47,10 +51,7 @@ pub fn load_state_dict<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
         for (from, to) in &options.remap {
             store = store.with_key_remapping(from, *to);
         }
-        model.load_from(&mut store).map_err(|e| ModelError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?
+        model.load_from(&mut store).map_err(|e| read_error(&e))?
     } else {
         let mut store = PytorchStore::from_file(path)
             .allow_partial(true)
@@ -58,10 +59,7 @@ pub fn load_state_dict<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
         for (from, to) in &options.remap {
             store = store.with_key_remapping(from, *to);
         }
-        model.load_from(&mut store).map_err(|e| ModelError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?
+        model.load_from(&mut store).map_err(|e| read_error(&e))?
     };
     let mut details = Vec::new();
     for (key, _) in &result.missing {
