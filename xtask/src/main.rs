@@ -39,8 +39,14 @@ fn print_help() {
     );
 }
 
+/// The workspace root, read at run time: `cargo run` sets `CARGO_MANIFEST_DIR` for the binary.
+/// The compile-time value would be wrong when a shared target directory (as `.ci/run` uses)
+/// holds an xtask binary built from another clone of the repository.
 fn project_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask sits in the workspace root")
         .to_path_buf()
