@@ -47,21 +47,22 @@ fn bench(c: &mut Criterion) {
     );
     let rows: Vec<usize> = (0..N).collect();
     let setup = LossSetup::<B> {
-        train_labels: Some(&train),
+        epochs: 10,
+        train_labels: &train,
         seed: 0,
         device,
     };
     let mut group = c.benchmark_group("cpu_loss_fwd_bwd_128x80");
     for info in LOSSES {
-        let mut loss = build::<B>(info.name, &serde_json::Value::Null, &setup).unwrap();
+        let mut loss = build::<B>(info.name, None, &serde_json::Value::Null, &setup).unwrap();
         // Epoch 3: the scheduled losses (SPLC, LL-*, GR) run their active branch.
-        let ctx = LossContext::new(3, &rows);
+        let ctx = LossContext::train(3, &rows).unwrap();
         // Stateful losses start every step from their initial state: repeating one batch forever
         // would otherwise make LL-Cp correct every entry of it.
         let initial = loss.state();
         group.bench_function(BenchmarkId::from_parameter(info.name), |b| {
             b.iter(|| {
-                if !initial.is_null() {
+                if !initial.is_empty() {
                     loss.load_state(&initial).unwrap();
                 }
                 let z = Tensor::<B, 2>::from_data(
@@ -69,7 +70,7 @@ fn bench(c: &mut Criterion) {
                     &Default::default(),
                 )
                 .require_grad();
-                let value = loss.forward(z.clone(), targets.clone(), &ctx);
+                let value = loss.forward(z.clone(), targets.clone(), &ctx).unwrap();
                 let grads = value.backward();
                 z.grad(&grads).unwrap().into_data()
             })

@@ -16,8 +16,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{mean_all, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::registry::{LossInfo, LossSetup, NoHyperparameters, Registered};
 
 /// Assume-negative loss; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -35,18 +36,18 @@ impl AssumeNegativeLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for AssumeNegativeLoss {
+impl<B: Backend> StatelessLoss<B> for AssumeNegativeLoss {
     fn name(&self) -> &'static str {
-        "an"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        mean_all(self.forward_elementwise(logits, targets))
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(mean_all(self.forward_elementwise(logits, targets)))
     }
 }
 
@@ -64,7 +65,14 @@ impl AnLsLossConfig {
     /// # Errors
     /// `ls_coef` outside [0, 1].
     pub fn init(&self) -> crate::Result<AnLsLoss> {
-        check_range("an-ls", "ls_coef", self.ls_coef, 0.0, 1.0, "in [0, 1]")?;
+        check_range(
+            <AnLsLoss as Registered>::INFO.name,
+            "ls_coef",
+            self.ls_coef,
+            0.0,
+            1.0,
+            "in [0, 1]",
+        )?;
         Ok(AnLsLoss {
             ls_coef: self.ls_coef,
         })
@@ -94,17 +102,61 @@ impl AnLsLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for AnLsLoss {
+impl<B: Backend> StatelessLoss<B> for AnLsLoss {
     fn name(&self) -> &'static str {
-        "an-ls"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        mean_all(self.forward_elementwise(logits, targets))
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(mean_all(self.forward_elementwise(logits, targets)))
     }
 }
+
+impl Registered for AssumeNegativeLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "an",
+        summary: "assume negative (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    };
+    type Config = NoHyperparameters;
+
+    fn defaults() -> Self::Config {
+        NoHyperparameters {}
+    }
+
+    fn build<B: Backend>(
+        _config: Self::Config,
+        _setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(AssumeNegativeLoss))
+    }
+}
+
+impl Registered for AnLsLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "an-ls",
+        summary: "assume negative with label smoothing (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    };
+    type Config = AnLsLossConfig;
+
+    fn defaults() -> Self::Config {
+        AnLsLossConfig::new()
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        _setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(config.init()?))
+    }
+}
+
+crate::common::stateless!(AssumeNegativeLoss, AnLsLoss);

@@ -26,8 +26,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::registry::{LossInfo, LossSetup, Registered};
 
 /// Hyperparameters of [`AsymmetricLoss`]. Defaults are the class constructor's.
 #[derive(Config, Debug, PartialEq)]
@@ -76,11 +77,15 @@ impl AsymmetricLossConfig {
     /// # Errors
     /// Negative gammas, clip outside [0, 1), eps outside (0, 1).
     pub fn validate(&self) -> crate::Result<()> {
-        check_range("asl", "gamma_neg", self.gamma_neg, 0.0, f64::MAX, ">= 0")?;
-        check_range("asl", "gamma_pos", self.gamma_pos, 0.0, f64::MAX, ">= 0")?;
-        check_range("asl", "clip", self.clip, 0.0, 0.999_999, "in [0, 1)")?;
+        self.check(<Asl as Registered>::INFO.name)
+    }
+
+    fn check(&self, loss: &'static str) -> crate::Result<()> {
+        check_range(loss, "gamma_neg", self.gamma_neg, 0.0, f64::MAX, ">= 0")?;
+        check_range(loss, "gamma_pos", self.gamma_pos, 0.0, f64::MAX, ">= 0")?;
+        check_range(loss, "clip", self.clip, 0.0, 0.999_999, "in [0, 1)")?;
         check_range(
-            "asl",
+            loss,
             "eps",
             self.eps,
             f64::MIN_POSITIVE,
@@ -94,7 +99,7 @@ impl AsymmetricLossConfig {
     /// # Errors
     /// See [`AsymmetricLossConfig::validate`].
     pub fn init(&self, name: &'static str) -> crate::Result<AsymmetricLoss> {
-        self.validate()?;
+        self.check(name)?;
         Ok(AsymmetricLoss {
             config: self.clone(),
             name,
@@ -154,17 +159,69 @@ fn power<B: Backend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for AsymmetricLoss {
+impl<B: Backend> StatelessLoss<B> for AsymmetricLoss {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        self.forward_elementwise(logits, targets).sum()
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(self.forward_elementwise(logits, targets).sum())
     }
 }
+
+macro_rules! asl_entry {
+    ($(#[$doc:meta])* $marker:ident, $name:literal, $summary:literal, $defaults:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $marker;
+
+        impl Registered for $marker {
+            const INFO: LossInfo = LossInfo {
+                name: $name,
+                summary: $summary,
+                reduction: "sum",
+                needs: "-",
+            };
+            type Config = AsymmetricLossConfig;
+
+            fn defaults() -> Self::Config {
+                $defaults
+            }
+
+            fn build<B: Backend>(
+                config: Self::Config,
+                _setup: &LossSetup<'_, B>,
+            ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+                Ok(Box::new(config.init(Self::INFO.name)?))
+            }
+        }
+    };
+}
+
+asl_entry!(
+    /// `asl-bce`: the ASL scripts' BCE.
+    AslBce,
+    "asl-bce",
+    "BCE of the ASL/Hill scripts (eps-floored logs)",
+    AsymmetricLossConfig::bce()
+);
+asl_entry!(
+    /// `focal`: the ASL scripts' focal loss.
+    Focal,
+    "focal",
+    "focal loss of the ASL/Hill scripts (detached weight)",
+    AsymmetricLossConfig::focal()
+);
+asl_entry!(
+    /// `asl`: train.py's `Asl`.
+    Asl,
+    "asl",
+    "asymmetric loss (Ben-Baruch et al.)",
+    AsymmetricLossConfig::asl()
+);
+
+crate::common::stateless!(AsymmetricLoss);

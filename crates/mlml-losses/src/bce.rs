@@ -15,8 +15,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::common::{
-    mean_all, neg_log, positive_mask, unobserved_mask, LossContext, MultiLabelLoss,
+    mean_all, neg_log, positive_mask, unobserved_mask, LossContext, StatelessLoss,
 };
+use crate::registry::{LossInfo, LossSetup, NoHyperparameters, Registered};
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -36,17 +37,40 @@ impl BceLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for BceLoss {
+impl<B: Backend> StatelessLoss<B> for BceLoss {
     fn name(&self) -> &'static str {
-        "bce"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        mean_all(self.forward_elementwise(logits, targets))
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(mean_all(self.forward_elementwise(logits, targets)))
     }
 }
+
+impl Registered for BceLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "bce",
+        summary: "BCE on fully observed labels (Cole et al.)",
+        reduction: "mean",
+        needs: "-",
+    };
+    type Config = NoHyperparameters;
+
+    fn defaults() -> Self::Config {
+        NoHyperparameters {}
+    }
+
+    fn build<B: Backend>(
+        _config: Self::Config,
+        _setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(BceLoss))
+    }
+}
+
+crate::common::stateless!(BceLoss);

@@ -1,32 +1,182 @@
-//! What every loss shares: the batch context, the trait, the target convention, and the
-//! elementwise building blocks of the reference code bases.
+//! What every loss shares: the batch context, the lifecycle trait, the target convention, and
+//! the elementwise building blocks of the reference code bases.
+
+use std::collections::BTreeMap;
 
 use burn::tensor::activation::log_sigmoid;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::LabelMatrix;
+use serde::{Deserialize, Serialize};
 
-/// What a loss may need beyond logits and targets.
+use crate::error::{LossError, Result};
+
+/// Whether a batch is trained on or only evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// A training batch: its rows are rows of the training set, and a stateful loss may record
+    /// what it will commit in [`MultiLabelLoss::on_optimizer_step`].
+    Train,
+    /// An evaluation batch (validation, test, prediction): its rows belong to another split, so
+    /// no loss reads or writes training-row state for them.
+    Eval,
+}
+
+/// What a loss may need beyond logits and targets: the 1-based epoch, the batch's dataset rows
+/// and the phase. Built with [`LossContext::train`] or [`LossContext::eval`], which refuse epoch
+/// 0 so that a 0-based loop cannot silently shift every schedule by one epoch.
 #[derive(Clone, Copy, Debug)]
 pub struct LossContext<'a> {
-    /// Current epoch, **1-based** (the first epoch is 1). Losses whose reference counts from 0
-    /// (SPLC) convert, and say so.
-    pub epoch: usize,
-    /// Dataset row of each batch row: keys the state of ROLE, LL-Cp and EM+APL.
-    pub sample_indices: &'a [usize],
+    epoch: usize,
+    rows: &'a [usize],
+    phase: Phase,
 }
 
 impl<'a> LossContext<'a> {
-    /// A context for `epoch` (1-based) and the batch's dataset rows.
-    pub fn new(epoch: usize, sample_indices: &'a [usize]) -> Self {
-        Self {
-            epoch,
-            sample_indices,
+    /// A training batch in `epoch` (1-based) with the batch's rows in the training set.
+    ///
+    /// # Errors
+    /// `epoch == 0`.
+    pub fn train(epoch: usize, rows: &'a [usize]) -> Result<Self> {
+        Self::with_phase(epoch, rows, Phase::Train)
+    }
+
+    /// An evaluation batch in `epoch` (1-based); `rows` are rows of the evaluated split.
+    ///
+    /// # Errors
+    /// `epoch == 0`.
+    pub fn eval(epoch: usize, rows: &'a [usize]) -> Result<Self> {
+        Self::with_phase(epoch, rows, Phase::Eval)
+    }
+
+    fn with_phase(epoch: usize, rows: &'a [usize], phase: Phase) -> Result<Self> {
+        if epoch == 0 {
+            return Err(LossError::Epoch {
+                message: "epochs are 1-based: the first epoch is 1, got 0".into(),
+            });
+        }
+        Ok(Self { epoch, rows, phase })
+    }
+
+    /// The current epoch, **1-based**. Losses whose reference counts from 0 (SPLC) convert.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// The dataset row of each batch row (keys the state of ROLE, LL-Cp and EM+APL).
+    pub fn rows(&self) -> &'a [usize] {
+        self.rows
+    }
+
+    /// Training or evaluation.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether this is a training batch.
+    pub fn is_train(&self) -> bool {
+        self.phase == Phase::Train
+    }
+}
+
+/// The optimizer step a loss is told about: the learning rate of the model's step and the
+/// gradient of any tensor of the step's backward pass.
+///
+/// The lookup is a closure so that the loss trait stays generic over any backend; a loop on an
+/// autodiff backend builds it with [`gradient_lookup`].
+pub struct OptimizerStep<'a, B: Backend> {
+    /// The model's learning rate for this step (a loss scales it by its own multiplier).
+    pub lr: f64,
+    /// The gradient of a tensor (a parameter value) in this step's backward pass, if it has one.
+    pub gradient: &'a dyn Fn(&Tensor<B, 2>) -> Option<Tensor<B, 2>>,
+}
+
+/// The gradient lookup of [`OptimizerStep`] over burn's gradients of one backward pass.
+pub fn gradient_lookup<B: AutodiffBackend>(
+    grads: &B::Gradients,
+) -> impl Fn(&Tensor<B, 2>) -> Option<Tensor<B, 2>> + '_ {
+    move |tensor| tensor.grad(grads).map(Tensor::from_inner)
+}
+
+/// The end of a training epoch, as a loss is told about it.
+#[derive(Clone, Copy, Debug)]
+pub struct EpochEnd<'a> {
+    /// The epoch that ended (1-based).
+    pub epoch: usize,
+    /// Eval-mode probabilities `sigmoid(logits)` of every training row, row-major
+    /// `[n_train, n_classes]`, in training-set row order: given when the loss asked for them
+    /// with [`MultiLabelLoss::wants_train_probabilities`], `None` otherwise.
+    pub train_probabilities: Option<&'a [f32]>,
+}
+
+/// A trainable part of a loss beyond the model's parameters (ROLE's label estimator).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExtraTrainable {
+    /// What it is, for logs (`role.estimator`).
+    pub name: String,
+    /// Number of trainable scalars.
+    pub n_parameters: usize,
+    /// Multiplier of the model's learning rate that it is optimised at.
+    pub lr_multiplier: f64,
+    /// How it is optimised, in words.
+    pub optimizer: String,
+}
+
+/// One tensor of a loss's state, in f32, row-major.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: Vec<f32>,
+}
+
+/// What a checkpoint must hold of a loss: small values as JSON, large ones as f32 tensors (the
+/// checkpoint writer chooses their encoding).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossState {
+    /// The loss's registry name (`""` for a stateless loss).
+    pub loss: String,
+    /// Small state (corrections, pseudo-labels, counters).
+    pub values: serde_json::Value,
+    /// Large state by name (ROLE's estimator and its Adam moments).
+    pub tensors: BTreeMap<String, StateTensor>,
+}
+
+impl LossState {
+    /// Whether there is nothing to restore.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_null() && self.tensors.is_empty()
+    }
+
+    /// Checks that this state was written by the loss `name`.
+    pub(crate) fn expect_loss(&self, name: &'static str) -> Result<()> {
+        if self.loss == name {
+            Ok(())
+        } else {
+            Err(LossError::State {
+                loss: name,
+                message: format!("the state was written by '{}'", self.loss),
+            })
         }
     }
 }
 
-/// A multi-label loss on logits.
+/// A multi-label loss on logits, with the lifecycle a training loop drives without knowing
+/// which loss it has:
+///
+/// 1. construction from the run's facts ([`crate::registry::LossSetup`]: epochs, the training
+///    labels, seed, device);
+/// 2. per batch, [`forward`](Self::forward) with a [`LossContext`] (1-based epoch, dataset rows,
+///    train or eval), then the loop's backward pass;
+/// 3. per optimizer step, [`on_optimizer_step`](Self::on_optimizer_step) with that step's
+///    gradients: the loss updates its own trainable parts and commits what the batch decided
+///    (LL-Cp's corrections);
+/// 4. per epoch, [`after_epoch`](Self::after_epoch), with the training set's eval-mode
+///    probabilities when [`wants_train_probabilities`](Self::wants_train_probabilities) asked
+///    for them (EM+APL's pseudo-labelling round);
+/// 5. [`state`](Self::state) / [`load_state`](Self::load_state) for checkpoints.
 ///
 /// `targets` hold mlml's codes as floats: **1 observed positive, -1 observed negative, 0
 /// unobserved** (see [`targets_from_labels`]). Each loss documents how it reads 0 and -1.
@@ -40,26 +190,154 @@ pub trait MultiLabelLoss<B: Backend>: std::fmt::Debug + Send {
     /// - logits: `[batch, n_classes]`
     /// - targets: `[batch, n_classes]`
     /// - output: `[1]`
+    ///
+    /// # Errors
+    /// Logits and targets of different shapes, rows that do not fit the batch or the training
+    /// set (for losses that key state by row), an epoch past the run's.
     fn forward(
         &mut self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1>;
+    ) -> Result<Tensor<B, 1>>;
 
-    /// State to checkpoint (`null` for stateless losses).
-    fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// Called once per optimizer step, after the backward pass of its training batches, with
+    /// the step's gradients.
+    ///
+    /// # Errors
+    /// When the loss's own update fails (a missing gradient).
+    fn on_optimizer_step(&mut self, step: &OptimizerStep<'_, B>) -> Result<()> {
+        let _ = step;
+        Ok(())
+    }
+
+    /// Whether [`after_epoch`](Self::after_epoch) of `epoch` needs the eval-mode probabilities
+    /// of every training row (a full pass over the training set, so only when asked).
+    fn wants_train_probabilities(&self, epoch: usize) -> bool {
+        let _ = epoch;
+        false
+    }
+
+    /// Called after each training epoch. Returns a line for the log when something happened.
+    ///
+    /// # Errors
+    /// When asked-for probabilities are missing or do not fit the training set.
+    fn after_epoch(&mut self, end: &EpochEnd<'_>) -> Result<Option<String>> {
+        let _ = end;
+        Ok(None)
+    }
+
+    /// Trainable parts beyond the model's parameters; the loss optimises them itself in
+    /// [`on_optimizer_step`](Self::on_optimizer_step).
+    fn extra_trainables(&self) -> Vec<ExtraTrainable> {
+        Vec::new()
+    }
+
+    /// State to checkpoint (empty for stateless losses).
+    fn state(&self) -> LossState {
+        LossState::default()
     }
 
     /// Restores what [`MultiLabelLoss::state`] returned.
     ///
     /// # Errors
     /// When the state does not fit the loss.
-    fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        let _ = state;
-        Ok(())
+    fn load_state(&mut self, state: &LossState) -> Result<()> {
+        if state.is_empty() {
+            Ok(())
+        } else {
+            Err(LossError::State {
+                loss: self.name(),
+                message: format!("a stateless loss got state written by '{}'", state.loss),
+            })
+        }
     }
+}
+
+/// A loss whose value depends only on the batch and its context: implement this and
+/// `stateless!(Type)` gives it [`MultiLabelLoss`] (shape checks, the default lifecycle).
+pub(crate) trait StatelessLoss<B: Backend>: std::fmt::Debug + Send {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+
+    /// The reduced loss of a batch whose shapes have been checked.
+    fn batch_loss(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        ctx: &LossContext<'_>,
+    ) -> Result<Tensor<B, 1>>;
+}
+
+/// [`MultiLabelLoss`] for types implementing [`StatelessLoss`] for every backend.
+macro_rules! stateless {
+    ($($loss:ty),* $(,)?) => {$(
+        impl<B: burn::tensor::backend::Backend> $crate::MultiLabelLoss<B> for $loss {
+            fn name(&self) -> &'static str {
+                $crate::common::StatelessLoss::<B>::name(self)
+            }
+
+            fn forward(
+                &mut self,
+                logits: burn::tensor::Tensor<B, 2>,
+                targets: burn::tensor::Tensor<B, 2>,
+                ctx: &$crate::LossContext<'_>,
+            ) -> $crate::Result<burn::tensor::Tensor<B, 1>> {
+                let name = $crate::common::StatelessLoss::<B>::name(self);
+                $crate::common::check_shapes(name, &logits, &targets)?;
+                $crate::common::StatelessLoss::batch_loss(self, logits, targets, ctx)
+            }
+        }
+    )*};
+}
+pub(crate) use stateless;
+
+/// Logits and targets must have the same `[batch, n_classes]` shape.
+pub(crate) fn check_shapes<B: Backend>(
+    loss: &'static str,
+    logits: &Tensor<B, 2>,
+    targets: &Tensor<B, 2>,
+) -> Result<()> {
+    let (l, t) = (logits.dims(), targets.dims());
+    if l == t {
+        Ok(())
+    } else {
+        Err(LossError::Shape {
+            loss,
+            message: format!(
+                "logits are {} x {} but targets are {} x {}",
+                l[0], l[1], t[0], t[1]
+            ),
+        })
+    }
+}
+
+/// A stateful loss's check that the context gives one dataset row per batch row and, in
+/// training, that each is a row of the training set.
+pub(crate) fn check_rows(
+    loss: &'static str,
+    ctx: &LossContext<'_>,
+    batch: usize,
+    n_train: usize,
+) -> Result<()> {
+    if ctx.rows().len() != batch {
+        return Err(LossError::Shape {
+            loss,
+            message: format!(
+                "needs the dataset row of each of the {batch} batch rows, got {} rows",
+                ctx.rows().len()
+            ),
+        });
+    }
+    if ctx.is_train() {
+        if let Some(&row) = ctx.rows().iter().find(|&&r| r >= n_train) {
+            return Err(LossError::Shape {
+                loss,
+                message: format!("training row {row} is outside the {n_train}-row training set"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The target tensor of a batch: rows `rows` of `labels` as float codes (1, -1, 0).

@@ -17,8 +17,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::registry::{LossInfo, LossSetup, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EmLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -34,7 +35,14 @@ impl EmLossConfig {
     /// # Errors
     /// `alpha` negative.
     pub fn init(&self) -> crate::Result<EmLoss> {
-        check_range("em", "alpha", self.alpha, 0.0, f64::MAX, ">= 0")?;
+        check_range(
+            <EmLoss as Registered>::INFO.name,
+            "alpha",
+            self.alpha,
+            0.0,
+            f64::MAX,
+            ">= 0",
+        )?;
         Ok(EmLoss { alpha: self.alpha })
     }
 }
@@ -69,17 +77,60 @@ impl EmLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for EmLoss {
+impl<B: Backend> StatelessLoss<B> for EmLoss {
     fn name(&self) -> &'static str {
-        "em"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        mean_all(self.forward_elementwise(logits, targets))
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(mean_all(self.forward_elementwise(logits, targets)))
     }
 }
+
+/// EM's `alpha` per dataset: Zhou et al.'s `main.py` (`../shared/reference/spml-an-epr-role-em.md`
+/// §1.7): pascal 0.2, coco 0.1, nuswide 0.1, cub 0.01. Shared with EM+APL.
+pub(crate) fn em_alpha(preset: Preset) -> Option<f64> {
+    match preset {
+        Preset::Voc => Some(0.2),
+        Preset::Coco | Preset::Nuswide => Some(0.1),
+        Preset::Cub => Some(0.01),
+        Preset::Yeast | Preset::Scene | Preset::Fashion => None,
+    }
+}
+
+pub(crate) const EM_SOURCE: &str = "Zhou et al. main.py (reference/spml-an-epr-role-em.md 1.7-1.8)";
+
+impl Registered for EmLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "em",
+        summary: "entropy maximisation (Zhou et al.)",
+        reduction: "mean",
+        needs: "-",
+    };
+    type Config = EmLossConfig;
+
+    fn defaults() -> Self::Config {
+        EmLossConfig::new()
+    }
+
+    fn preset(preset: Preset) -> Vec<PresetValue> {
+        em_alpha(preset)
+            .map(|alpha| PresetValue::new("alpha", alpha, EM_SOURCE))
+            .into_iter()
+            .collect()
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        _setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(config.init()?))
+    }
+}
+
+crate::common::stateless!(EmLoss);

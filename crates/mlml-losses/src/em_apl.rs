@@ -21,7 +21,14 @@
 //! single-positive protocol never has, is read as a pseudo-negative with `s = 0`. As in the
 //! reference, an entry stored with `s = 0` exactly falls back to the EM term.
 //!
-//! State (keyed by dataset row): the pseudo-negatives and `U_c`; see [`MultiLabelLoss::state`].
+//! Lifecycle: [`MultiLabelLoss::wants_train_probabilities`] asks for the eval-mode
+//! probabilities of every training row after each epoch from `warmup_epoch` to `T - 1` (the
+//! reference's round after the last epoch labels entries no batch ever sees, so it is skipped),
+//! and [`MultiLabelLoss::after_epoch`] runs the round against the training set's original
+//! observed labels, kept from the run's setup. Pseudo-labels apply to training batches only;
+//! an evaluation batch is scored as plain EM (its rows are not training rows).
+//!
+//! State (keyed by training row): the pseudo-negatives and `U_c`; see [`MultiLabelLoss::state`].
 
 use std::collections::BTreeMap;
 
@@ -32,9 +39,13 @@ use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::{LabelMatrix, UNOBSERVED};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss};
-use crate::em::negative_entropy;
+use crate::common::{
+    check_rows, check_shapes, mean_all, neg_log, negative_mask, positive_mask, EpochEnd,
+    LossContext, LossState, MultiLabelLoss,
+};
+use crate::em::{em_alpha, negative_entropy, EM_SOURCE};
 use crate::error::{check_range, LossError};
+use crate::registry::{agree_with_run, LossInfo, LossSetup, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EmAplLoss`]; defaults are the reference's COCO row.
 #[derive(Config, Debug, PartialEq)]
@@ -51,37 +62,41 @@ pub struct EmAplLossConfig {
     /// Fraction of the unobserved entries that become pseudo-negatives by the last epoch.
     #[config(default = 0.9)]
     pub neg_proportion: f64,
-    /// Epochs of the run.
-    #[config(default = 10)]
-    pub num_epochs: usize,
+    /// Epochs of the run (T): `None` takes the run's; a value that differs from the run's is
+    /// an error. The reference runs 10.
+    pub num_epochs: Option<usize>,
 }
 
 impl EmAplLossConfig {
     /// Builds the loss.
     ///
     /// # Errors
-    /// Negative weights, `neg_proportion` outside [0, 1], or `warmup_epoch >= num_epochs`.
-    pub fn init(&self) -> crate::Result<EmAplLoss> {
-        check_range("em-apl", "alpha", self.alpha, 0.0, f64::MAX, ">= 0")?;
-        check_range("em-apl", "beta", self.beta, 0.0, f64::MAX, ">= 0")?;
+    /// Negative weights, `neg_proportion` outside [0, 1], `warmup_epoch` not in `1..T`, or a
+    /// configured `num_epochs` other than the run's `epochs`.
+    pub fn init(&self, epochs: usize, observed: &LabelMatrix) -> crate::Result<EmAplLoss> {
+        let epochs = agree_with_run(NAME, "num_epochs", self.num_epochs, epochs, "epochs")?;
+        check_range(NAME, "alpha", self.alpha, 0.0, f64::MAX, ">= 0")?;
+        check_range(NAME, "beta", self.beta, 0.0, f64::MAX, ">= 0")?;
         check_range(
-            "em-apl",
+            NAME,
             "neg_proportion",
             self.neg_proportion,
             0.0,
             1.0,
             "in [0, 1]",
         )?;
-        if self.warmup_epoch >= self.num_epochs {
+        if self.warmup_epoch == 0 || self.warmup_epoch >= epochs {
             return Err(LossError::OutOfRange {
-                loss: "em-apl",
+                loss: NAME,
                 name: "warmup_epoch",
-                expected: "below num_epochs",
+                expected: "at least 1 and below the run's epochs",
                 value: self.warmup_epoch.to_string(),
             });
         }
         Ok(EmAplLoss {
-            config: self.clone(),
+            config: self.clone().with_num_epochs(Some(epochs)),
+            epochs,
+            observed: observed.clone(),
             state: AplState::default(),
         })
     }
@@ -100,6 +115,9 @@ pub struct AplState {
 #[derive(Clone, Debug)]
 pub struct EmAplLoss {
     config: EmAplLossConfig,
+    epochs: usize,
+    /// The training set's observed labels before any pseudo-label.
+    observed: LabelMatrix,
     state: AplState,
 }
 
@@ -109,22 +127,25 @@ impl EmAplLoss {
         &self.state
     }
 
-    /// Per-element loss `[batch, n_classes]` for the batch's dataset rows.
+    /// Per-element loss `[batch, n_classes]`, with the pseudo-labels of the batch's training
+    /// rows (`training_rows` empty: none, as for an evaluation batch).
     ///
-    /// # Panics
-    /// When `sample_indices` does not have one entry per batch row.
+    /// # Errors
+    /// Logits and targets of different shapes, or rows that are not one training row per
+    /// batch row.
     pub fn forward_elementwise<B: Backend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
-        sample_indices: &[usize],
-    ) -> Tensor<B, 2> {
+        training_rows: &[usize],
+    ) -> crate::Result<Tensor<B, 2>> {
+        check_shapes(NAME, &logits, &targets)?;
         let [n, c] = logits.dims();
-        assert_eq!(
-            sample_indices.len(),
-            n,
-            "em-apl needs the dataset row of each of the {n} batch rows"
-        );
+        let sample_indices = training_rows;
+        if !sample_indices.is_empty() {
+            let ctx = LossContext::train(1, sample_indices)?;
+            check_rows(NAME, &ctx, n, self.observed.n_samples())?;
+        }
         let device = logits.device();
         let mut soft = vec![0.0f32; n * c];
         let mut pseudo = vec![false; n * c];
@@ -152,14 +173,14 @@ impl EmAplLoss {
                 .add_scalar(1.0)
                 .mul(neg_log(p.clone().neg().add_scalar(1.0))))
         .mul_scalar(self.config.beta);
-        negative_entropy(p, self.config.alpha)
+        Ok(negative_entropy(p, self.config.alpha)
             .mask_where(pseudo, pseudo_term)
-            .mask_where(positive_mask(&targets), log_p)
+            .mask_where(positive_mask(&targets), log_p))
     }
 
     /// One pseudo-labelling round after (1-based) `epoch`, from the model's probabilities on the
     /// whole training set (`[n_train, n_classes]`, row-major, in dataset row order) and the
-    /// training set's observed labels. Returns how many entries were labelled.
+    /// training set's observed labels. Returns how many entries were labelled in each class.
     ///
     /// # Errors
     /// When the probabilities do not fit the label matrix or hold NaN.
@@ -168,65 +189,81 @@ impl EmAplLoss {
         epoch: usize,
         probabilities: &[f32],
         observed: &LabelMatrix,
-    ) -> crate::Result<usize> {
-        let (n, c) = (observed.n_samples(), observed.n_classes());
-        if probabilities.len() != n * c {
-            return Err(LossError::Config {
-                loss: "em-apl",
-                message: format!("{} probabilities for {n} x {c} labels", probabilities.len()),
-            });
-        }
-        if probabilities.iter().any(|p| p.is_nan()) {
-            return Err(LossError::Config {
-                loss: "em-apl",
-                message: "NaN probability in the pseudo-labelling round".into(),
-            });
-        }
-        if epoch < self.config.warmup_epoch {
-            return Ok(0);
-        }
-        if self.state.unlabel_num.is_empty() {
-            self.state.unlabel_num = (0..c)
-                .map(|j| (0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED).count())
-                .collect();
-        }
-        let rounds = (self.config.num_epochs - self.config.warmup_epoch) as f64;
-        let mut labelled = vec![false; n * c];
-        for (&row, entries) in &self.state.pseudo_negatives {
-            for &(j, _) in entries {
-                labelled[row * c + j] = true;
-            }
-        }
-        let mut assigned = 0;
-        let mut candidates = Vec::with_capacity(n);
-        for j in 0..c {
-            let quota =
-                (self.config.neg_proportion * self.state.unlabel_num[j] as f64 / rounds) as usize;
-            candidates.clear();
-            candidates.extend(
-                (0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED && !labelled[i * c + j]),
-            );
-            candidates.sort_by(|&a, &b| {
-                probabilities[a * c + j]
-                    .total_cmp(&probabilities[b * c + j])
-                    .then(a.cmp(&b))
-            });
-            for &i in candidates.iter().take(quota) {
-                self.state
-                    .pseudo_negatives
-                    .entry(i)
-                    .or_default()
-                    .push((j, probabilities[i * c + j]));
-                assigned += 1;
-            }
-        }
-        Ok(assigned)
+    ) -> crate::Result<Vec<usize>> {
+        pseudo_label_round(
+            &mut self.state,
+            &self.config,
+            self.epochs,
+            epoch,
+            probabilities,
+            observed,
+        )
     }
+}
+
+fn pseudo_label_round(
+    state: &mut AplState,
+    config: &EmAplLossConfig,
+    epochs: usize,
+    epoch: usize,
+    probabilities: &[f32],
+    observed: &LabelMatrix,
+) -> crate::Result<Vec<usize>> {
+    let (n, c) = (observed.n_samples(), observed.n_classes());
+    if probabilities.len() != n * c {
+        return Err(LossError::Config {
+            loss: NAME,
+            message: format!("{} probabilities for {n} x {c} labels", probabilities.len()),
+        });
+    }
+    if probabilities.iter().any(|p| p.is_nan()) {
+        return Err(LossError::Config {
+            loss: NAME,
+            message: "NaN probability in the pseudo-labelling round".into(),
+        });
+    }
+    if epoch < config.warmup_epoch {
+        return Ok(vec![0; c]);
+    }
+    if state.unlabel_num.is_empty() {
+        state.unlabel_num = (0..c)
+            .map(|j| (0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED).count())
+            .collect();
+    }
+    let rounds = (epochs - config.warmup_epoch) as f64;
+    let mut labelled = vec![false; n * c];
+    for (&row, entries) in &state.pseudo_negatives {
+        for &(j, _) in entries {
+            labelled[row * c + j] = true;
+        }
+    }
+    let mut assigned = vec![0; c];
+    let mut candidates = Vec::with_capacity(n);
+    for j in 0..c {
+        let quota = (config.neg_proportion * state.unlabel_num[j] as f64 / rounds) as usize;
+        candidates.clear();
+        candidates
+            .extend((0..n).filter(|&i| observed.row(i)[j] == UNOBSERVED && !labelled[i * c + j]));
+        candidates.sort_by(|&a, &b| {
+            probabilities[a * c + j]
+                .total_cmp(&probabilities[b * c + j])
+                .then(a.cmp(&b))
+        });
+        for &i in candidates.iter().take(quota) {
+            state
+                .pseudo_negatives
+                .entry(i)
+                .or_default()
+                .push((j, probabilities[i * c + j]));
+            assigned[j] += 1;
+        }
+    }
+    Ok(assigned)
 }
 
 impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
     fn name(&self) -> &'static str {
-        "em-apl"
+        NAME
     }
 
     fn forward(
@@ -234,19 +271,118 @@ impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        mean_all(self.forward_elementwise(logits, targets, ctx.sample_indices))
+    ) -> crate::Result<Tensor<B, 1>> {
+        let rows = if ctx.is_train() { ctx.rows() } else { &[] };
+        if ctx.is_train() {
+            check_rows(NAME, ctx, logits.dims()[0], self.observed.n_samples())?;
+        }
+        Ok(mean_all(self.forward_elementwise(logits, targets, rows)?))
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).expect("state serialises")
+    fn wants_train_probabilities(&self, epoch: usize) -> bool {
+        epoch >= self.config.warmup_epoch && epoch < self.epochs
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        self.state = serde_json::from_value(state.clone()).map_err(|e| LossError::State {
-            loss: "em-apl",
-            message: e.to_string(),
+    fn after_epoch(&mut self, end: &EpochEnd<'_>) -> crate::Result<Option<String>> {
+        if !<Self as MultiLabelLoss<B>>::wants_train_probabilities(self, end.epoch) {
+            return Ok(None);
+        }
+        let probabilities = end.train_probabilities.ok_or_else(|| LossError::Config {
+            loss: NAME,
+            message: format!(
+                "the pseudo-labelling round after epoch {} needs the training set's probabilities",
+                end.epoch
+            ),
         })?;
+        let assigned = pseudo_label_round(
+            &mut self.state,
+            &self.config,
+            self.epochs,
+            end.epoch,
+            probabilities,
+            &self.observed,
+        )?
+        .iter()
+        .sum::<usize>();
+        let total: usize = self.state.pseudo_negatives.values().map(Vec::len).sum();
+        Ok(Some(format!(
+            "{NAME}: {assigned} new pseudo-negatives after epoch {} ({total} in all)",
+            end.epoch
+        )))
+    }
+
+    fn state(&self) -> LossState {
+        LossState {
+            loss: NAME.to_string(),
+            values: serde_json::to_value(&self.state).expect("state serialises"),
+            tensors: Default::default(),
+        }
+    }
+
+    fn load_state(&mut self, state: &LossState) -> crate::Result<()> {
+        if state.is_empty() {
+            self.state = AplState::default();
+            return Ok(());
+        }
+        state.expect_loss(NAME)?;
+        let restored: AplState =
+            serde_json::from_value(state.values.clone()).map_err(|e| LossError::State {
+                loss: NAME,
+                message: e.to_string(),
+            })?;
+        let (n, c) = (self.observed.n_samples(), self.observed.n_classes());
+        let fits = restored.unlabel_num.is_empty() || restored.unlabel_num.len() == c;
+        let outside = restored
+            .pseudo_negatives
+            .iter()
+            .find(|(row, entries)| **row >= n || entries.iter().any(|(j, _)| *j >= c));
+        if !fits || outside.is_some() {
+            return Err(LossError::State {
+                loss: NAME,
+                message: format!("the pseudo-labels do not fit the {n} x {c} training set"),
+            });
+        }
+        self.state = restored;
         Ok(())
+    }
+}
+
+const NAME: &str = <EmAplLoss as Registered>::INFO.name;
+
+impl Registered for EmAplLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "em-apl",
+        summary: "EM with asymmetric pseudo-labels (Zhou et al.)",
+        reduction: "mean",
+        needs: "epochs of the run, training rows, train probabilities after epochs, state",
+    };
+    type Config = EmAplLossConfig;
+
+    fn defaults() -> Self::Config {
+        EmAplLossConfig::new()
+    }
+
+    fn preset(preset: Preset) -> Vec<PresetValue> {
+        // Zhou et al.'s main.py table (reference/spml-an-epr-role-em.md 1.8).
+        let (beta, warmup) = match preset {
+            Preset::Voc => (0.02, 5),
+            Preset::Coco => (0.9, 5),
+            Preset::Nuswide => (0.2, 4),
+            Preset::Cub => (0.4, 3),
+            Preset::Yeast | Preset::Scene | Preset::Fashion => return Vec::new(),
+        };
+        let alpha = em_alpha(preset).expect("the four image sets have an alpha");
+        vec![
+            PresetValue::new("alpha", alpha, EM_SOURCE),
+            PresetValue::new("beta", beta, EM_SOURCE),
+            PresetValue::new("warmup_epoch", warmup, EM_SOURCE),
+        ]
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
+        Ok(Box::new(config.init(setup.epochs, setup.train_labels)?))
     }
 }

@@ -15,8 +15,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::registry::{agree_with_run, LossInfo, LossSetup, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EprLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -35,7 +36,7 @@ impl EprLossConfig {
     /// `expected_num_pos` negative.
     pub fn init(&self) -> crate::Result<EprLoss> {
         check_range(
-            "epr",
+            <EprLoss as Registered>::INFO.name,
             "expected_num_pos",
             self.expected_num_pos,
             0.0,
@@ -82,18 +83,71 @@ impl EprLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for EprLoss {
+impl<B: Backend> StatelessLoss<B> for EprLoss {
     fn name(&self) -> &'static str {
-        "epr"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
+    ) -> crate::Result<Tensor<B, 1>> {
         let (matrix, penalty) = self.forward_parts(logits, targets);
-        mean_all(matrix) + penalty
+        Ok(mean_all(matrix) + penalty)
     }
 }
+
+/// `k_hat`, the expected number of positives per image, per dataset (shared with ROLE). The
+/// four image sets: Cole et al.'s `train.py` lookup (`../shared/reference/spml-an-epr-role-em.md`
+/// §1.5). The embedded sets: the mean positives per row of their full training labels
+/// (`../shared/data/README.md`), which is what Cole's values are for their datasets.
+pub(crate) fn expected_positives(preset: Preset) -> PresetValue {
+    const COLE: &str = "Cole et al. train.py (reference/spml-an-epr-role-em.md 1.5)";
+    const EMBEDDED: &str = "mean positives per training row (shared/data/README.md)";
+    let (value, source) = match preset {
+        Preset::Voc => (1.5, COLE),
+        Preset::Coco => (2.9, COLE),
+        Preset::Nuswide => (1.9, COLE),
+        Preset::Cub => (31.4, COLE),
+        Preset::Yeast => (4.228, EMBEDDED),
+        Preset::Scene => (1.062, EMBEDDED),
+        Preset::Fashion => (2.263, EMBEDDED),
+    };
+    PresetValue::new("expected_num_pos", value, source)
+}
+
+impl Registered for EprLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "epr",
+        summary: "expected positive regularisation (Cole et al.)",
+        reduction: "mean + R",
+        needs: "classes",
+    };
+    type Config = EprLossConfig;
+
+    fn defaults() -> Self::Config {
+        EprLossConfig::new()
+    }
+
+    fn preset(preset: Preset) -> Vec<PresetValue> {
+        vec![expected_positives(preset)]
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        let c = agree_with_run(
+            Self::INFO.name,
+            "n_classes",
+            config.n_classes,
+            setup.n_classes(),
+            "classes",
+        )?;
+        Ok(Box::new(config.with_n_classes(Some(c)).init()?))
+    }
+}
+
+crate::common::stateless!(EprLoss);

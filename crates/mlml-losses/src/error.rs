@@ -31,6 +31,28 @@ pub enum LossError {
         /// Why.
         message: String,
     },
+    /// Logits, targets and rows that do not fit together.
+    #[error("{loss}: {message}")]
+    Shape {
+        /// Registry name of the loss.
+        loss: &'static str,
+        /// Both shapes, in words.
+        message: String,
+    },
+    /// An epoch outside the run (0, or past its last epoch).
+    #[error("{message}")]
+    Epoch {
+        /// Why.
+        message: String,
+    },
+    /// A preset name that the registry does not know.
+    #[error("unknown preset '{name}'; valid presets: {valid}")]
+    UnknownPreset {
+        /// The name given.
+        name: String,
+        /// The valid names, comma-separated.
+        valid: String,
+    },
     /// A hyperparameter value that could not be read.
     #[error("{loss}: {message}")]
     Config {

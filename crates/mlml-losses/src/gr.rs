@@ -16,7 +16,9 @@
 //! `mu(e) = mu0 + (muT - mu0) max(e - n, 0) / (T - n)` (same for sigma): note the reference's
 //! off-by-one between the two, so wT and bT are never reached. Defaults are `config.py`'s:
 //! beta = [w0, wT, b0, bT] = [0, 2, -2, -2], alpha = [mu0, sigma0, muT, sigmaT] = [0.5, 2, 0.8, 0.5]
-//! (interleaved as in the reference), q2 = 0.01, q3 = 1, T = 8, n = 0.
+//! (interleaved as in the reference), q2 = 0.01, q3 = 1, n = 0; T is the run's epoch count (the
+//! reference's default run has 8), so the schedules end on the run's last epoch and a later
+//! epoch is an error rather than an extrapolation.
 //!
 //! Deliberate difference: the reference's `p^q2` has an infinite derivative where `sigmoid`
 //! underflows to 0 (logits below about -89 in f32) and its gradient becomes NaN; we floor `p` at
@@ -27,8 +29,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{positive_mask, unobserved_mask, LossContext, MultiLabelLoss};
+use crate::common::{positive_mask, unobserved_mask, LossContext, StatelessLoss};
 use crate::error::{check_range, LossError};
+use crate::registry::{agree_with_run, LossInfo, LossSetup, Registered};
 
 /// Hyperparameters of [`GrLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -45,9 +48,9 @@ pub struct GrLossConfig {
     /// Exponent q3 of the negative-side surrogate.
     #[config(default = 1.0)]
     pub q3: f64,
-    /// Epochs of the run (T).
-    #[config(default = 8)]
-    pub num_epochs: usize,
+    /// Epochs of the run (T): `None` takes the run's; a value that differs from the run's is
+    /// an error. The reference's default is 8.
+    pub num_epochs: Option<usize>,
     /// Epochs of linear-probe warm-up (n), during which the schedules hold their start values.
     #[config(default = 0)]
     pub linear_init: usize,
@@ -57,12 +60,14 @@ impl GrLossConfig {
     /// Builds the loss.
     ///
     /// # Errors
-    /// q2 or q3 not in (0, 1], sigmas not positive, `linear_init >= num_epochs`.
-    pub fn init(&self) -> crate::Result<GrLoss> {
-        check_range("gr", "q2", self.q2, f64::MIN_POSITIVE, 1.0, "in (0, 1]")?;
-        check_range("gr", "q3", self.q3, f64::MIN_POSITIVE, 1.0, "in (0, 1]")?;
+    /// q2 or q3 not in (0, 1], sigmas not positive, `linear_init >= T`, or a configured
+    /// `num_epochs` other than the run's `epochs`.
+    pub fn init(&self, epochs: usize) -> crate::Result<GrLoss> {
+        let epochs = agree_with_run(NAME, "num_epochs", self.num_epochs, epochs, "epochs")?;
+        check_range(NAME, "q2", self.q2, f64::MIN_POSITIVE, 1.0, "in (0, 1]")?;
+        check_range(NAME, "q3", self.q3, f64::MIN_POSITIVE, 1.0, "in (0, 1]")?;
         check_range(
-            "gr",
+            NAME,
             "alpha[1] (sigma0)",
             self.alpha[1],
             f64::MIN_POSITIVE,
@@ -70,23 +75,24 @@ impl GrLossConfig {
             "> 0",
         )?;
         check_range(
-            "gr",
+            NAME,
             "alpha[3] (sigmaT)",
             self.alpha[3],
             f64::MIN_POSITIVE,
             f64::MAX,
             "> 0",
         )?;
-        if self.linear_init >= self.num_epochs {
+        if self.linear_init >= epochs {
             return Err(LossError::OutOfRange {
-                loss: "gr",
+                loss: NAME,
                 name: "linear_init",
-                expected: "below num_epochs",
+                expected: "below the run's epochs",
                 value: self.linear_init.to_string(),
             });
         }
         Ok(GrLoss {
-            config: self.clone(),
+            config: self.clone().with_num_epochs(Some(epochs)),
+            epochs,
         })
     }
 }
@@ -108,6 +114,7 @@ pub struct GrSchedule {
 #[derive(Clone, Debug)]
 pub struct GrLoss {
     config: GrLossConfig,
+    epochs: usize,
 }
 
 impl GrLoss {
@@ -115,7 +122,7 @@ impl GrLoss {
     pub fn schedule(&self, epoch: usize) -> GrSchedule {
         let c = &self.config;
         let n = c.linear_init as f64;
-        let span = (c.num_epochs - c.linear_init) as f64;
+        let span = (self.epochs - c.linear_init) as f64;
         let e = epoch as f64;
         let beta_step = (e - n - 1.0).max(0.0) / span;
         let alpha_step = (e - n).max(0.0) / span;
@@ -165,17 +172,53 @@ impl GrLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for GrLoss {
+impl<B: Backend> StatelessLoss<B> for GrLoss {
     fn name(&self) -> &'static str {
-        "gr"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        self.forward_elementwise(logits, targets, ctx.epoch).mean()
+    ) -> crate::Result<Tensor<B, 1>> {
+        if ctx.epoch() > self.epochs {
+            return Err(LossError::Epoch {
+                message: format!(
+                    "{NAME}: epoch {} is past the run's {} epochs its schedules were built for",
+                    ctx.epoch(),
+                    self.epochs
+                ),
+            });
+        }
+        Ok(self
+            .forward_elementwise(logits, targets, ctx.epoch())
+            .mean())
     }
 }
+
+const NAME: &str = <GrLoss as Registered>::INFO.name;
+
+impl Registered for GrLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "gr",
+        summary: "generalised robust loss with schedules (Chen et al.)",
+        reduction: "mean",
+        needs: "epoch, epochs of the run",
+    };
+    type Config = GrLossConfig;
+
+    fn defaults() -> Self::Config {
+        GrLossConfig::new()
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(config.init(setup.epochs)?))
+    }
+}
+
+crate::common::stateless!(GrLoss);

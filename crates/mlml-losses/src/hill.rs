@@ -20,8 +20,9 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{only_where, positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{only_where, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::registry::{LossInfo, LossSetup, Registered};
 use crate::Reduction;
 
 /// Hyperparameters of [`HillLoss`].
@@ -47,9 +48,9 @@ impl HillLossConfig {
     /// # Errors
     /// lambda or gamma negative, margin not finite.
     pub fn validate(&self) -> crate::Result<()> {
-        check_range("hill", "lamb", self.lamb, 0.0, f64::MAX, ">= 0")?;
-        check_range("hill", "gamma", self.gamma, 0.0, f64::MAX, ">= 0")?;
-        check_range("hill", "margin", self.margin, f64::MIN, f64::MAX, "finite")
+        check_range(NAME, "lamb", self.lamb, 0.0, f64::MAX, ">= 0")?;
+        check_range(NAME, "gamma", self.gamma, 0.0, f64::MAX, ">= 0")?;
+        check_range(NAME, "margin", self.margin, f64::MIN, f64::MAX, "finite")
     }
 
     /// Builds the loss.
@@ -94,19 +95,45 @@ impl HillLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for HillLoss {
+impl<B: Backend> StatelessLoss<B> for HillLoss {
     fn name(&self) -> &'static str {
-        "hill"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        self.config
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(self
+            .config
             .reduction
-            .apply(self.forward_elementwise(logits, targets))
+            .apply(self.forward_elementwise(logits, targets)))
     }
 }
+
+const NAME: &str = <HillLoss as Registered>::INFO.name;
+
+impl Registered for HillLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "hill",
+        summary: "Hill loss (Zhang et al.)",
+        reduction: "sum",
+        needs: "-",
+    };
+    type Config = HillLossConfig;
+
+    fn defaults() -> Self::Config {
+        HillLossConfig::new()
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        _setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(config.init()?))
+    }
+}
+
+crate::common::stateless!(HillLoss);

@@ -23,7 +23,17 @@
 //! [`LlCpVariant::StrictWriteBack`] the LargeLossMatters code with the test fixed, which stores
 //! only `U > tau` (strict). The default, [`LlCpVariant::Published`], is the method as published
 //! (BoostLU's copy: `U >= tau` for the loss and the write-back).
-//! Default `delta_rel` per scheme are BoostLU's: LL-R 0.5 %, LL-Ct 0.2 %, LL-Cp 0.1 %.
+//! `delta_rel_percent` is in percent, as the reference's `--delta_rel` flag (0.2 means 0.2 %
+//! per epoch; the reference divides by 100). Defaults per scheme are BoostLU's fixed values:
+//! LL-R 0.5 %, LL-Ct 0.2 %, LL-Cp 0.1 %. The presets set the LL paper's per-dataset values (the
+//! first author's reply in LargeLossMatters issue 4, `../shared/reference/results.md` §2.3):
+//! VOC 0.2 / 0.2 / 0.1, COCO and NUS-WIDE 0.4 / 0.2 / 0.2, CUB 0.4 / 0.4 / 0.2 for LL-R / LL-Ct /
+//! LL-Cp; `boostlu` keeps BoostLU's fixed 0.5 %.
+//!
+//! Lifecycle: in a training batch LL-Cp records its selection, and
+//! [`MultiLabelLoss::on_optimizer_step`] writes it into the state (the reference writes back
+//! after `optimizer.step()`); an evaluation batch neither reads nor writes the corrections,
+//! whose keys are training rows.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,8 +42,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{bce_with_logits, positive_mask, unobserved_mask, LossContext, MultiLabelLoss};
+use crate::common::{
+    bce_with_logits, check_rows, check_shapes, positive_mask, unobserved_mask, LossContext,
+    LossState, MultiLabelLoss, OptimizerStep,
+};
 use crate::error::{check_range, LossError};
+use crate::registry::{LossInfo, LossSetup, Preset, PresetValue, Registered};
 
 /// Rejection or correction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,53 +80,58 @@ pub enum LlCpVariant {
 pub struct LargeLossConfig {
     /// LL-R, LL-Ct or LL-Cp.
     pub scheme: LargeLossScheme,
-    /// Fraction per epoch (`--delta_rel` / 100): `None` takes the scheme's default.
-    pub delta_rel: Option<f64>,
+    /// Per-epoch rate **in percent** (the reference's `--delta_rel`: 0.2 means 0.2 %):
+    /// `None` takes the scheme's default.
+    pub delta_rel_percent: Option<f64>,
     /// LL-Cp only: which behaviour.
     #[config(default = "LlCpVariant::Published")]
     pub cp_variant: LlCpVariant,
 }
 
 impl LargeLossConfig {
-    /// The scheme's default `delta_rel` (BoostLU's fixed values).
-    pub fn default_delta_rel(scheme: LargeLossScheme) -> f64 {
+    /// The scheme's default `delta_rel_percent` (BoostLU's fixed values).
+    pub fn default_delta_rel_percent(scheme: LargeLossScheme) -> f64 {
         match scheme {
-            LargeLossScheme::LlR => 0.005,
-            LargeLossScheme::LlCt => 0.002,
-            LargeLossScheme::LlCp => 0.001,
+            LargeLossScheme::LlR => 0.5,
+            LargeLossScheme::LlCt => 0.2,
+            LargeLossScheme::LlCp => 0.1,
         }
     }
 
     /// Builds the loss.
     ///
     /// # Errors
-    /// `delta_rel` outside [0, 1].
+    /// `delta_rel_percent` outside [0, 100].
     pub fn init(&self) -> crate::Result<LargeLoss> {
-        let delta_rel = self
-            .delta_rel
-            .unwrap_or(Self::default_delta_rel(self.scheme));
+        let percent = self
+            .delta_rel_percent
+            .unwrap_or(Self::default_delta_rel_percent(self.scheme));
         check_range(
             scheme_name(self.scheme),
-            "delta_rel",
-            delta_rel,
+            "delta_rel_percent",
+            percent,
             0.0,
-            1.0,
-            "in [0, 1] (a fraction: 0.2 % is 0.002)",
+            100.0,
+            "in [0, 100] (percent per epoch, as the reference's --delta_rel: 0.2 is 0.2 %)",
         )?;
         Ok(LargeLoss {
+            name: scheme_name(self.scheme),
             scheme: self.scheme,
-            delta_rel,
+            // The reference divides its percentage by 100 once, in float64.
+            delta_rel: percent / 100.0,
             cp_variant: self.cp_variant,
+            n_train: None,
             corrected: BTreeMap::new(),
+            pending: Vec::new(),
         })
     }
 }
 
 fn scheme_name(scheme: LargeLossScheme) -> &'static str {
     match scheme {
-        LargeLossScheme::LlR => "ll-r",
-        LargeLossScheme::LlCt => "ll-ct",
-        LargeLossScheme::LlCp => "ll-cp",
+        LargeLossScheme::LlR => <LlR as Registered>::INFO.name,
+        LargeLossScheme::LlCt => <LlCt as Registered>::INFO.name,
+        LargeLossScheme::LlCp => <LlCp as Registered>::INFO.name,
     }
 }
 
@@ -149,11 +168,16 @@ pub struct Selection {
 /// LL-R / LL-Ct / LL-Cp; see the module docs.
 #[derive(Clone, Debug)]
 pub struct LargeLoss {
+    name: &'static str,
     scheme: LargeLossScheme,
     delta_rel: f64,
     cp_variant: LlCpVariant,
+    /// Training-set rows, when known: LL-Cp checks its keys against it.
+    n_train: Option<usize>,
     /// LL-Cp: dataset row -> classes corrected to positive.
     corrected: BTreeMap<usize, BTreeSet<usize>>,
+    /// LL-Cp: (row, class) selected by training batches since the last optimizer step.
+    pending: Vec<(usize, usize)>,
 }
 
 impl LargeLoss {
@@ -173,6 +197,17 @@ impl LargeLoss {
         Some((entries * fraction).ceil() as usize)
     }
 
+    /// The same loss for a training set of `n_train` rows (LL-Cp refuses rows outside it).
+    pub fn with_training_rows(mut self, n_train: usize) -> Self {
+        self.n_train = Some(n_train);
+        self
+    }
+
+    /// The per-epoch rate as a fraction (`delta_rel_percent / 100`).
+    pub fn delta_rel(&self) -> f64 {
+        self.delta_rel
+    }
+
     /// Classes corrected so far (LL-Cp), by dataset row.
     pub fn corrected(&self) -> &BTreeMap<usize, BTreeSet<usize>> {
         &self.corrected
@@ -183,28 +218,29 @@ impl LargeLoss {
     }
 
     /// Per-element matrix `F` `[batch, n_classes]` and the selection made, without touching the
-    /// LL-Cp state.
+    /// LL-Cp state. A training batch sees LL-Cp's corrections so far; an evaluation batch does
+    /// not.
     ///
-    /// # Panics
-    /// LL-Cp without one dataset row per batch row.
+    /// # Errors
+    /// Logits and targets of different shapes; LL-Cp without one training row per batch row.
     pub fn forward_elementwise<B: Backend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> (Tensor<B, 2>, Option<Selection>) {
+    ) -> crate::Result<(Tensor<B, 2>, Option<Selection>)> {
+        let name = self.name;
+        check_shapes(name, &logits, &targets)?;
         let [n, c] = logits.dims();
+        if self.writes_back() && ctx.is_train() {
+            check_rows(name, ctx, n, self.n_train.unwrap_or(usize::MAX))?;
+        }
         let device = logits.device();
         let mut positive = positive_mask(&targets);
         let mut unobserved = unobserved_mask(&targets);
-        if self.writes_back() && !self.corrected.is_empty() {
-            assert_eq!(
-                ctx.sample_indices.len(),
-                n,
-                "ll-cp needs the dataset row of each of the {n} batch rows"
-            );
+        if self.writes_back() && ctx.is_train() && !self.corrected.is_empty() {
             let mut mask = vec![false; n * c];
-            for (r, sample) in ctx.sample_indices.iter().enumerate() {
+            for (r, sample) in ctx.rows().iter().enumerate() {
                 for &j in self.corrected.get(sample).into_iter().flatten() {
                     mask[r * c + j] = true;
                 }
@@ -215,8 +251,8 @@ impl LargeLoss {
         }
         let y = positive.float();
         let loss = bce_with_logits(logits.clone(), y.clone());
-        let Some(k) = self.k(ctx.epoch, n, c) else {
-            return (loss, None);
+        let Some(k) = self.k(ctx.epoch(), n, c) else {
+            return Ok((loss, None));
         };
         let unobserved_loss = loss
             .clone()
@@ -256,7 +292,7 @@ impl LargeLoss {
                 loss.clone() + y.mul_scalar(2.0).sub_scalar(1.0).mul(logits)
             }
         };
-        (
+        Ok((
             loss.mask_where(mask, replacement),
             Some(Selection {
                 k,
@@ -264,17 +300,17 @@ impl LargeLoss {
                 selected,
                 unobserved_loss: values,
             }),
-        )
+        ))
     }
 
-    /// Stores the LL-Cp corrections of a batch's selection.
-    fn write_back(&mut self, selection: &Selection, sample_indices: &[usize], c: usize) {
+    /// Records the LL-Cp corrections of a training batch's selection, to be stored at the next
+    /// optimizer step.
+    fn record(&mut self, selection: &Selection, rows: &[usize], c: usize) {
         let strict = self.cp_variant == LlCpVariant::StrictWriteBack;
         for (at, &sel) in selection.selected.iter().enumerate() {
             // LargeLossMatters stores only the entries strictly above the threshold.
             if sel && (!strict || selection.unobserved_loss[at] > selection.threshold) {
-                let sample = sample_indices[at / c];
-                self.corrected.entry(sample).or_default().insert(at % c);
+                self.pending.push((rows[at / c], at % c));
             }
         }
     }
@@ -282,7 +318,7 @@ impl LargeLoss {
 
 impl<B: Backend> MultiLabelLoss<B> for LargeLoss {
     fn name(&self) -> &'static str {
-        scheme_name(self.scheme)
+        self.name
     }
 
     fn forward(
@@ -290,33 +326,193 @@ impl<B: Backend> MultiLabelLoss<B> for LargeLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
+    ) -> crate::Result<Tensor<B, 1>> {
         let c = logits.dims()[1];
-        let (matrix, selection) = self.forward_elementwise(logits, targets, ctx);
-        if let (true, Some(selection)) = (self.writes_back(), &selection) {
-            assert_eq!(
-                ctx.sample_indices.len() * c,
-                selection.selected.len(),
-                "ll-cp needs the dataset row of each batch row"
-            );
-            self.write_back(selection, ctx.sample_indices, c);
+        let (matrix, selection) = self.forward_elementwise(logits, targets, ctx)?;
+        if let (true, true, Some(selection)) = (self.writes_back(), ctx.is_train(), &selection) {
+            self.record(selection, ctx.rows(), c);
         }
-        matrix.mean()
+        Ok(matrix.mean())
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "corrected": self.corrected })
+    fn on_optimizer_step(&mut self, _step: &OptimizerStep<'_, B>) -> crate::Result<()> {
+        for (row, class) in self.pending.drain(..) {
+            self.corrected.entry(row).or_default().insert(class);
+        }
+        Ok(())
     }
 
-    fn load_state(&mut self, state: &serde_json::Value) -> crate::Result<()> {
-        if state.is_null() {
+    fn state(&self) -> LossState {
+        if !self.writes_back() {
+            return LossState::default();
+        }
+        LossState {
+            loss: self.name.to_string(),
+            values: serde_json::json!({ "corrected": self.corrected }),
+            tensors: Default::default(),
+        }
+    }
+
+    fn load_state(&mut self, state: &LossState) -> crate::Result<()> {
+        let name = self.name;
+        if state.is_empty() {
+            self.corrected.clear();
             return Ok(());
         }
+        state.expect_loss(name)?;
+        if !self.writes_back() {
+            return Err(LossError::State {
+                loss: name,
+                message: "this variant keeps no corrections".into(),
+            });
+        }
         self.corrected =
-            serde_json::from_value(state["corrected"].clone()).map_err(|e| LossError::State {
-                loss: scheme_name(self.scheme),
-                message: e.to_string(),
+            serde_json::from_value(state.values["corrected"].clone()).map_err(|e| {
+                LossError::State {
+                    loss: name,
+                    message: e.to_string(),
+                }
             })?;
+        if let Some((&row, _)) = self.n_train.and_then(|n| self.corrected.range(n..).next()) {
+            return Err(LossError::State {
+                loss: name,
+                message: format!("corrected row {row} is outside the training set"),
+            });
+        }
+        self.pending.clear();
         Ok(())
+    }
+}
+
+/// The registry's config of `ll-r`, `ll-ct` and `boostlu` (the scheme is the name's).
+#[derive(Config, Debug, PartialEq)]
+pub struct LargeLossRate {
+    /// Per-epoch rate in percent (0.2 means 0.2 %); `None` takes the scheme's default.
+    pub delta_rel_percent: Option<f64>,
+}
+
+/// The registry's config of `ll-cp`.
+#[derive(Config, Debug, PartialEq)]
+pub struct LlCpRate {
+    /// Per-epoch rate in percent (0.2 means 0.2 %); `None` takes the scheme's default.
+    pub delta_rel_percent: Option<f64>,
+    /// Which behaviour.
+    #[config(default = "LlCpVariant::Published")]
+    pub cp_variant: LlCpVariant,
+}
+
+const LL_SOURCE: &str = "LargeLossMatters issue 4, first author's reply (reference/results.md 2.3)";
+
+/// The LL paper's per-dataset `delta_rel` (percent) for LL-R, LL-Ct, LL-Cp.
+fn ll_preset(preset: Preset) -> Option<[f64; 3]> {
+    match preset {
+        Preset::Voc => Some([0.2, 0.2, 0.1]),
+        Preset::Coco | Preset::Nuswide => Some([0.4, 0.2, 0.2]),
+        Preset::Cub => Some([0.4, 0.4, 0.2]),
+        Preset::Yeast | Preset::Scene | Preset::Fashion => None,
+    }
+}
+
+fn ll_preset_value(preset: Preset, scheme: usize) -> Vec<PresetValue> {
+    ll_preset(preset)
+        .map(|rates| PresetValue::new("delta_rel_percent", rates[scheme], LL_SOURCE))
+        .into_iter()
+        .collect()
+}
+
+macro_rules! ll_entry {
+    ($(#[$doc:meta])* $marker:ident, $name:literal, $summary:literal, $scheme:expr, $preset_column:expr) => {
+        $(#[$doc])*
+        pub(crate) struct $marker;
+
+        impl Registered for $marker {
+            const INFO: LossInfo = LossInfo {
+                name: $name,
+                summary: $summary,
+                reduction: "mean",
+                needs: "epoch",
+            };
+            type Config = LargeLossRate;
+
+            fn defaults() -> Self::Config {
+                LargeLossRate::new()
+            }
+
+            fn preset(preset: Preset) -> Vec<PresetValue> {
+                match $preset_column {
+                    Some(column) => ll_preset_value(preset, column),
+                    None => Vec::new(),
+                }
+            }
+
+            fn build<B: Backend>(
+                config: Self::Config,
+                setup: &LossSetup<'_, B>,
+            ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
+                let loss = LargeLossConfig::new($scheme)
+                    .with_delta_rel_percent(config.delta_rel_percent)
+                    .init()?;
+                let mut loss = loss.with_training_rows(setup.n_train());
+                loss.name = Self::INFO.name;
+                Ok(Box::new(loss))
+            }
+        }
+    };
+}
+
+ll_entry!(
+    /// `ll-r`.
+    LlR,
+    "ll-r",
+    "large-loss rejection (Kim et al.)",
+    LargeLossScheme::LlR,
+    Some(0)
+);
+ll_entry!(
+    /// `ll-ct`.
+    LlCt,
+    "ll-ct",
+    "large-loss temporary correction (Kim et al.)",
+    LargeLossScheme::LlCt,
+    Some(1)
+);
+ll_entry!(
+    /// `boostlu`: LL-R with BoostLU's fixed rate, trained on the boosted CAM head's logits.
+    BoostLu,
+    "boostlu",
+    "BoostLU: LL-R on boosted CAM logits (Kim et al.; head in mlml-models)",
+    LargeLossScheme::LlR,
+    None::<usize>
+);
+
+/// `ll-cp`.
+pub(crate) struct LlCp;
+
+impl Registered for LlCp {
+    const INFO: LossInfo = LossInfo {
+        name: "ll-cp",
+        summary: "large-loss permanent correction (Kim et al.)",
+        reduction: "mean",
+        needs: "epoch, training rows, optimizer step, state",
+    };
+    type Config = LlCpRate;
+
+    fn defaults() -> Self::Config {
+        LlCpRate::new()
+    }
+
+    fn preset(preset: Preset) -> Vec<PresetValue> {
+        ll_preset_value(preset, 2)
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
+        let loss = LargeLossConfig::new(LargeLossScheme::LlCp)
+            .with_delta_rel_percent(config.delta_rel_percent)
+            .with_cp_variant(config.cp_variant)
+            .init()?;
+        Ok(Box::new(loss.with_training_rows(setup.n_train())))
     }
 }

@@ -23,31 +23,53 @@
 //! **Targets** are mlml's codes as floats: 1 observed positive, -1 observed negative, 0
 //! unobserved ([`targets_from_labels`] builds them from an `mlml-data` `LabelMatrix`). Each loss
 //! says how it reads 0 and -1; most assume unobserved entries negative, as their papers do.
-//! **Epochs** are 1-based everywhere ([`LossContext::epoch`]); losses whose reference counts
-//! from 0 convert and say so. Stateful losses (LL-Cp, EM+APL) key their state by dataset row
-//! ([`LossContext::sample_indices`]) and expose it for checkpoints; ROLE's estimator is a module.
-//! [`registry::build`] makes any of them from its name and a table of overrides.
+//! **Epochs** are 1-based everywhere ([`LossContext::epoch`]; a context refuses epoch 0); losses
+//! whose reference counts from 0 convert and say so.
+//!
+//! **Lifecycle** ([`MultiLabelLoss`]): a loop builds a loss from the run's facts
+//! ([`LossSetup`]: epochs T, the training labels, seed, device) with [`registry::build`], calls
+//! [`MultiLabelLoss::forward`] per batch with a train or eval [`LossContext`], then
+//! [`MultiLabelLoss::on_optimizer_step`] with the step's gradients (ROLE trains its estimator
+//! there, LL-Cp stores its corrections), [`MultiLabelLoss::after_epoch`] with the training set's
+//! eval-mode probabilities when [`MultiLabelLoss::wants_train_probabilities`] asks (EM+APL's
+//! pseudo-labelling), and saves [`MultiLabelLoss::state`] in its checkpoints. Evaluation batches
+//! never read or write training-row state. A configured epoch or class count that disagrees
+//! with the run's is an error; so are logits and targets of different shapes.
+//!
+//! **Presets** ([`Preset`]): `voc`, `coco`, `nuswide`, `cub`, `yeast`, `scene`, `fashion` set
+//! each loss's dataset-dependent values (EPR/ROLE `expected_num_pos`, EM/EM+APL `alpha`, `beta`,
+//! `warmup_epoch`, LL `delta_rel_percent`); [`registry::presets`] lists them with their sources.
 //!
 //! ```
 //! use burn::backend::{Autodiff, Flex};
 //! use burn::tensor::Tensor;
-//! use mlml_losses::{HillLossConfig, LossContext, MultiLabelLoss};
+//! use mlml_data::LabelMatrix;
+//! use mlml_losses::{gradient_lookup, registry, LossContext, LossSetup, OptimizerStep, Preset};
 //!
 //! type B = Autodiff<Flex>;
 //! let device = Default::default();
+//! let train = LabelMatrix::new(
+//!     vec!["a".into(), "b".into()],
+//!     vec!["x.jpg".into(), "y.jpg".into()],
+//!     vec![1, 0, 0, 1],
+//! )?;
+//! let setup = LossSetup::<B> { epochs: 10, train_labels: &train, seed: 0, device };
+//! let mut loss = registry::build("role", Some(Preset::Voc), &serde_json::Value::Null, &setup)?;
 //! let logits = Tensor::<B, 2>::from_floats([[2.0, -1.0], [0.5, 3.0]], &device).require_grad();
 //! let targets = Tensor::<B, 2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &device);
-//! let mut hill = HillLossConfig::new().init()?;
-//! let loss = hill.forward(logits.clone(), targets, &LossContext::new(1, &[0, 1]));
-//! let grads = loss.backward();
+//! let value = loss.forward(logits.clone(), targets, &LossContext::train(1, &[0, 1])?)?;
+//! let grads = value.backward();
 //! assert!(logits.grad(&grads).is_some());
-//! # Ok::<(), mlml_losses::LossError>(())
+//! let lookup = gradient_lookup::<B>(&grads);
+//! loss.on_optimizer_step(&OptimizerStep { lr: 1e-4, gradient: &lookup })?;
+//! assert_eq!(loss.state().values["adam_steps"], 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod an;
 mod asl;
 mod bce;
-mod boostlu;
+#[macro_use]
 mod common;
 mod em;
 mod em_apl;
@@ -65,9 +87,9 @@ mod wan;
 pub use an::{AnLsLoss, AnLsLossConfig, AssumeNegativeLoss};
 pub use asl::{AsymmetricLoss, AsymmetricLossConfig};
 pub use bce::BceLoss;
-pub use boostlu::{boost_cam, boosted_logits, BOOSTLU_ALPHA};
 pub use common::{
-    negative_mask, positive_mask, targets_from_labels, unobserved_mask, LossContext, MultiLabelLoss,
+    gradient_lookup, negative_mask, positive_mask, targets_from_labels, unobserved_mask, EpochEnd,
+    ExtraTrainable, LossContext, LossState, MultiLabelLoss, OptimizerStep, Phase, StateTensor,
 };
 pub use em::{EmLoss, EmLossConfig};
 pub use em_apl::{AplState, EmAplLoss, EmAplLossConfig};
@@ -76,9 +98,11 @@ pub use error::{LossError, Result};
 pub use gr::{GrLoss, GrLossConfig, GrSchedule};
 pub use hill::{HillLoss, HillLossConfig};
 pub use large_loss::{
-    clean_rate, LargeLoss, LargeLossConfig, LargeLossScheme, LlCpVariant, Selection,
+    clean_rate, LargeLoss, LargeLossConfig, LargeLossRate, LargeLossScheme, LlCpRate, LlCpVariant,
+    Selection,
 };
 pub use reduction::Reduction;
+pub use registry::{LossInfo, LossSetup, Preset, PresetValue};
 pub use role::{LabelEstimator, RoleLoss, RoleLossConfig};
 pub use splc::{SplcLoss, SplcLossConfig};
 pub use wan::{WanLoss, WanLossConfig};

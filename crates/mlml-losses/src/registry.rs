@@ -1,20 +1,20 @@
-//! Names used in configs and on the command line, mapped to constructors with their defaults.
+//! Names used in configs and on the command line, mapped to constructors with their defaults
+//! and per-dataset presets.
+//!
+//! A loss is registered by one line of the `registry!` table below naming a type that
+//! implements [`Registered`]: its [`LossInfo`] (with the name, written once), its config type,
+//! its per-dataset preset values with their sources, and how it is built from the run's facts.
 
 use burn::tensor::backend::Backend;
 use mlml_data::LabelMatrix;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::common::MultiLabelLoss;
 use crate::error::{LossError, Result};
-use crate::{
-    AnLsLossConfig, AssumeNegativeLoss, AsymmetricLossConfig, BceLoss, EmAplLossConfig,
-    EmLossConfig, EprLossConfig, GrLossConfig, HillLossConfig, LabelEstimator, LargeLossConfig,
-    LargeLossScheme, RoleLossConfig, SplcLossConfig, WanLossConfig,
-};
 
 /// One registered loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LossInfo {
     /// Name in configs and on the command line.
     pub name: &'static str,
@@ -22,138 +22,225 @@ pub struct LossInfo {
     pub summary: &'static str,
     /// Reduction of the reference.
     pub reduction: &'static str,
-    /// Whether it keeps state across batches or needs the epoch.
+    /// What it uses of the lifecycle beyond logits and targets.
     pub needs: &'static str,
 }
 
-/// Every loss, in the order of the crate's table.
-pub const LOSSES: &[LossInfo] = &[
-    LossInfo {
-        name: "bce",
-        summary: "BCE on fully observed labels (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    },
-    LossInfo {
-        name: "an",
-        summary: "assume negative (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    },
-    LossInfo {
-        name: "an-ls",
-        summary: "assume negative with label smoothing (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    },
-    LossInfo {
-        name: "wan",
-        summary: "weak assume negative (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    },
-    LossInfo {
-        name: "asl-bce",
-        summary: "BCE of the ASL/Hill scripts (eps-floored logs)",
-        reduction: "sum",
-        needs: "-",
-    },
-    LossInfo {
-        name: "focal",
-        summary: "focal loss of the ASL/Hill scripts (detached weight)",
-        reduction: "sum",
-        needs: "-",
-    },
-    LossInfo {
-        name: "asl",
-        summary: "asymmetric loss (Ben-Baruch et al.)",
-        reduction: "sum",
-        needs: "-",
-    },
-    LossInfo {
-        name: "hill",
-        summary: "Hill loss (Zhang et al.)",
-        reduction: "sum",
-        needs: "-",
-    },
-    LossInfo {
-        name: "splc",
-        summary: "self-paced loss correction (Zhang et al.)",
-        reduction: "sum",
-        needs: "epoch",
-    },
-    LossInfo {
-        name: "ll-r",
-        summary: "large-loss rejection (Kim et al.)",
-        reduction: "mean",
-        needs: "epoch",
-    },
-    LossInfo {
-        name: "ll-ct",
-        summary: "large-loss temporary correction (Kim et al.)",
-        reduction: "mean",
-        needs: "epoch",
-    },
-    LossInfo {
-        name: "ll-cp",
-        summary: "large-loss permanent correction (Kim et al.)",
-        reduction: "mean",
-        needs: "epoch, sample rows, state",
-    },
-    LossInfo {
-        name: "epr",
-        summary: "expected positive regularisation (Cole et al.)",
-        reduction: "mean + R",
-        needs: "-",
-    },
-    LossInfo {
-        name: "role",
-        summary: "regularised online label estimation (Cole et al.)",
-        reduction: "mean + R",
-        needs: "sample rows, estimator module",
-    },
-    LossInfo {
-        name: "em",
-        summary: "entropy maximisation (Zhou et al.)",
-        reduction: "mean",
-        needs: "-",
-    },
-    LossInfo {
-        name: "em-apl",
-        summary: "EM with asymmetric pseudo-labels (Zhou et al.)",
-        reduction: "mean",
-        needs: "epoch, sample rows, state",
-    },
-    LossInfo {
-        name: "gr",
-        summary: "generalised robust loss with schedules (Chen et al.)",
-        reduction: "mean",
-        needs: "epoch",
-    },
-    LossInfo {
-        name: "boostlu",
-        summary: "BoostLU: LL-R on boosted CAM logits (Kim et al.; head in mlml-models)",
-        reduction: "mean",
-        needs: "epoch",
-    },
-];
+/// The datasets whose settings differ between losses' references. A preset sets each loss's
+/// dataset-dependent hyperparameters to the value its reference (or the paper's maintainer)
+/// gives for that dataset; [`presets`] lists every value with its source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Pascal VOC 2012 (20 classes).
+    Voc,
+    /// MS COCO 2014 (80 classes).
+    Coco,
+    /// NUS-WIDE (81 classes).
+    Nuswide,
+    /// CUB-200-2011 attributes (312 classes).
+    Cub,
+    /// The embedded yeast set (14 classes, 4.23 positives per training row).
+    Yeast,
+    /// The embedded scene set (6 classes, 1.06 positives per training row).
+    Scene,
+    /// The embedded multi-label Fashion-MNIST composite (10 classes, 2.26 positives per row).
+    Fashion,
+}
 
-/// What some losses need to be built.
+impl Preset {
+    /// Every preset.
+    pub const ALL: [Preset; 7] = [
+        Preset::Voc,
+        Preset::Coco,
+        Preset::Nuswide,
+        Preset::Cub,
+        Preset::Yeast,
+        Preset::Scene,
+        Preset::Fashion,
+    ];
+
+    /// The name in configs (`voc`, `coco`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Voc => "voc",
+            Preset::Coco => "coco",
+            Preset::Nuswide => "nuswide",
+            Preset::Cub => "cub",
+            Preset::Yeast => "yeast",
+            Preset::Scene => "scene",
+            Preset::Fashion => "fashion",
+        }
+    }
+
+    /// The preset of a name.
+    ///
+    /// # Errors
+    /// An unknown name; the message lists the valid ones.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| LossError::UnknownPreset {
+                name: name.to_string(),
+                valid: Self::ALL.map(Preset::name).join(", "),
+            })
+    }
+}
+
+/// One dataset-dependent value of a loss.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PresetValue {
+    /// The config field it sets.
+    pub field: &'static str,
+    /// The value.
+    pub value: serde_json::Value,
+    /// Where the number comes from.
+    pub source: &'static str,
+}
+
+impl PresetValue {
+    pub(crate) fn new(
+        field: &'static str,
+        value: impl Into<serde_json::Value>,
+        source: &'static str,
+    ) -> Self {
+        Self {
+            field,
+            value: value.into(),
+            source,
+        }
+    }
+}
+
+/// The run's facts a loss is built from.
 #[derive(Clone, Debug)]
 pub struct LossSetup<'a, B: Backend> {
-    /// The training set's observed labels (ROLE's estimator is initialised from them).
-    pub train_labels: Option<&'a LabelMatrix>,
+    /// Epochs of the run (T). A loss whose configured epoch count differs is an error.
+    pub epochs: usize,
+    /// The training set's observed labels, in training row order: the training-set size, the
+    /// class count, ROLE's estimator initialisation and EM+APL's unobserved entries.
+    pub train_labels: &'a LabelMatrix,
     /// Seed of any random initialisation.
     pub seed: u64,
     /// Device of any parameter.
     pub device: B::Device,
 }
 
-fn valid_names() -> String {
-    LOSSES.iter().map(|l| l.name).collect::<Vec<_>>().join(", ")
+impl<B: Backend> LossSetup<'_, B> {
+    /// Training rows.
+    pub fn n_train(&self) -> usize {
+        self.train_labels.n_samples()
+    }
+
+    /// Classes.
+    pub fn n_classes(&self) -> usize {
+        self.train_labels.n_classes()
+    }
 }
 
-/// A config with the user's overrides applied: every key must be a field of the config.
+/// How a loss type registers itself; one implementation per registry name.
+pub(crate) trait Registered {
+    /// Name and description.
+    const INFO: LossInfo;
+    /// Its hyperparameters (a burn `Config`; every field has a default).
+    type Config: Serialize + DeserializeOwned;
+    /// The defaults of the reference.
+    fn defaults() -> Self::Config;
+    /// The values a preset changes, with their sources (none by default).
+    fn preset(preset: Preset) -> Vec<PresetValue> {
+        let _ = preset;
+        Vec::new()
+    }
+    /// Builds the loss from a validated config and the run's facts.
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> Result<Box<dyn MultiLabelLoss<B>>>;
+}
+
+/// The registry's table: one line per loss. Generates [`LOSSES`] and the name dispatch.
+macro_rules! registry {
+    ($($loss:ty),* $(,)?) => {
+        /// Every loss, in the order of the crate's table.
+        pub const LOSSES: &[LossInfo] = &[$(<$loss as Registered>::INFO),*];
+
+        fn dispatch<B: Backend>(
+            name: &str,
+            preset: Option<Preset>,
+            overrides: &serde_json::Value,
+            setup: &LossSetup<'_, B>,
+        ) -> Result<Box<dyn MultiLabelLoss<B>>> {
+            $(if name == <$loss as Registered>::INFO.name {
+                let config = resolve::<$loss>(preset, overrides)?;
+                return <$loss>::build(config, setup);
+            })*
+            Err(unknown(name))
+        }
+
+        fn resolved_json(name: &str, preset: Option<Preset>) -> Result<serde_json::Value> {
+            $(if name == <$loss as Registered>::INFO.name {
+                let config = resolve::<$loss>(preset, &serde_json::Value::Null)?;
+                return Ok(serde_json::to_value(config).expect("configs serialise"));
+            })*
+            Err(unknown(name))
+        }
+
+        fn preset_values(name: &str, preset: Preset) -> Result<Vec<PresetValue>> {
+            $(if name == <$loss as Registered>::INFO.name {
+                return Ok(<$loss>::preset(preset));
+            })*
+            Err(unknown(name))
+        }
+    };
+}
+
+registry![
+    crate::BceLoss,
+    crate::AssumeNegativeLoss,
+    crate::AnLsLoss,
+    crate::WanLoss,
+    crate::asl::AslBce,
+    crate::asl::Focal,
+    crate::asl::Asl,
+    crate::HillLoss,
+    crate::SplcLoss,
+    crate::large_loss::LlR,
+    crate::large_loss::LlCt,
+    crate::large_loss::LlCp,
+    crate::EprLoss,
+    crate::role::Role,
+    crate::EmLoss,
+    crate::EmAplLoss,
+    crate::GrLoss,
+    crate::large_loss::BoostLu,
+];
+
+fn unknown(name: &str) -> LossError {
+    LossError::UnknownLoss {
+        name: name.to_string(),
+        valid: LOSSES.iter().map(|l| l.name).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// The defaults, then the preset's values, then the user's overrides.
+fn resolve<L: Registered>(
+    preset: Option<Preset>,
+    overrides: &serde_json::Value,
+) -> Result<L::Config> {
+    let loss = L::INFO.name;
+    let mut config = L::defaults();
+    if let Some(preset) = preset {
+        let values: serde_json::Map<String, serde_json::Value> = L::preset(preset)
+            .into_iter()
+            .map(|v| (v.field.to_string(), v.value))
+            .collect();
+        config = with_overrides(loss, config, &serde_json::Value::Object(values))?;
+    }
+    with_overrides(loss, config, overrides)
+}
+
+/// A config with overrides applied: every key must be a field of the config.
 fn with_overrides<C: Serialize + DeserializeOwned>(
     loss: &'static str,
     defaults: C,
@@ -161,7 +248,9 @@ fn with_overrides<C: Serialize + DeserializeOwned>(
 ) -> Result<C> {
     let mut value = serde_json::to_value(defaults).expect("configs serialise");
     match overrides {
-        serde_json::Value::Null => {}
+        serde_json::Value::Null => {
+            return serde_json::from_value(value).map_err(|e| config_error(loss, e))
+        }
         serde_json::Value::Object(map) => {
             let fields = value.as_object_mut().expect("configs are structs");
             for (key, v) in map {
@@ -189,77 +278,87 @@ fn with_overrides<C: Serialize + DeserializeOwned>(
             })
         }
     }
-    serde_json::from_value(value).map_err(|e| LossError::Config {
+    serde_json::from_value(value).map_err(|e| config_error(loss, e))
+}
+
+fn config_error(loss: &'static str, e: serde_json::Error) -> LossError {
+    LossError::Config {
         loss,
         message: e.to_string(),
-    })
+    }
 }
 
-fn no_overrides(loss: &'static str, overrides: &serde_json::Value) -> Result<()> {
-    with_overrides(loss, serde_json::json!({}), overrides).map(|_: serde_json::Value| ())
-}
-
-/// Builds a loss by name, with hyperparameter overrides (a JSON/TOML table; `null` for the
-/// defaults).
+/// Builds a loss by name for a run: the reference's defaults, then the preset's values (when
+/// given), then `overrides` (a JSON/TOML table of the config's fields; `null` for none).
 ///
 /// # Errors
 /// An unknown name (the message lists the valid ones), an unknown hyperparameter, an
-/// out-of-range value, or ROLE without training labels.
+/// out-of-range value, or a configured epoch count that disagrees with `setup.epochs`.
 pub fn build<B: Backend>(
     name: &str,
+    preset: Option<Preset>,
     overrides: &serde_json::Value,
     setup: &LossSetup<'_, B>,
 ) -> Result<Box<dyn MultiLabelLoss<B>>> {
-    let large = |loss: &'static str, scheme| -> Result<Box<dyn MultiLabelLoss<B>>> {
-        let config = with_overrides(loss, LargeLossConfig::new(scheme), overrides)?;
-        Ok(Box::new(config.init()?))
-    };
-    Ok(match name {
-        "bce" => {
-            no_overrides("bce", overrides)?;
-            Box::new(BceLoss)
-        }
-        "an" => {
-            no_overrides("an", overrides)?;
-            Box::new(AssumeNegativeLoss)
-        }
-        "an-ls" => Box::new(with_overrides("an-ls", AnLsLossConfig::new(), overrides)?.init()?),
-        "wan" => Box::new(with_overrides("wan", WanLossConfig::new(), overrides)?.init()?),
-        "asl-bce" => Box::new(
-            with_overrides("asl-bce", AsymmetricLossConfig::bce(), overrides)?.init("asl-bce")?,
-        ),
-        "focal" => Box::new(
-            with_overrides("focal", AsymmetricLossConfig::focal(), overrides)?.init("focal")?,
-        ),
-        "asl" => {
-            Box::new(with_overrides("asl", AsymmetricLossConfig::asl(), overrides)?.init("asl")?)
-        }
-        "hill" => Box::new(with_overrides("hill", HillLossConfig::new(), overrides)?.init()?),
-        "splc" => Box::new(with_overrides("splc", SplcLossConfig::new(), overrides)?.init()?),
-        "ll-r" | "boostlu" => large(
-            if name == "ll-r" { "ll-r" } else { "boostlu" },
-            LargeLossScheme::LlR,
-        )?,
-        "ll-ct" => large("ll-ct", LargeLossScheme::LlCt)?,
-        "ll-cp" => large("ll-cp", LargeLossScheme::LlCp)?,
-        "epr" => Box::new(with_overrides("epr", EprLossConfig::new(), overrides)?.init()?),
-        "role" => {
-            let config = with_overrides("role", RoleLossConfig::new(), overrides)?;
-            let labels = setup.train_labels.ok_or_else(|| LossError::Config {
-                loss: "role",
-                message: "needs the training set's observed labels to initialise its estimator"
-                    .into(),
-            })?;
-            Box::new(config.init(LabelEstimator::init(labels, setup.seed, &setup.device))?)
-        }
-        "em" => Box::new(with_overrides("em", EmLossConfig::new(), overrides)?.init()?),
-        "em-apl" => Box::new(with_overrides("em-apl", EmAplLossConfig::new(), overrides)?.init()?),
-        "gr" => Box::new(with_overrides("gr", GrLossConfig::new(), overrides)?.init()?),
-        other => {
-            return Err(LossError::UnknownLoss {
-                name: other.to_string(),
-                valid: valid_names(),
-            })
-        }
-    })
+    if setup.epochs == 0 {
+        return Err(LossError::Epoch {
+            message: "a run needs at least one epoch".into(),
+        });
+    }
+    dispatch(name, preset, overrides, setup)
 }
+
+/// A loss's hyperparameters as they would be built (defaults, then the preset's values), as
+/// JSON: for `mlml losses` and resolved configs.
+///
+/// # Errors
+/// An unknown name.
+pub fn resolved_config(name: &str, preset: Option<Preset>) -> Result<serde_json::Value> {
+    resolved_json(name, preset)
+}
+
+/// The values `preset` sets for the loss `name`, with their sources.
+///
+/// # Errors
+/// An unknown name.
+pub fn preset_for(name: &str, preset: Preset) -> Result<Vec<PresetValue>> {
+    preset_values(name, preset)
+}
+
+/// Every preset value of every loss: `(preset, loss, value)`.
+pub fn presets() -> Vec<(Preset, &'static str, PresetValue)> {
+    let mut all = Vec::new();
+    for preset in Preset::ALL {
+        for info in LOSSES {
+            for value in preset_values(info.name, preset).expect("registered") {
+                all.push((preset, info.name, value));
+            }
+        }
+    }
+    all
+}
+
+/// Takes a run-level count (epochs, classes) from the run unless the config names one; a
+/// configured value that disagrees with the run's is an error, never a silent mismatch.
+pub(crate) fn agree_with_run(
+    loss: &'static str,
+    field: &'static str,
+    configured: Option<usize>,
+    run: usize,
+    run_name: &str,
+) -> Result<usize> {
+    match configured {
+        Some(value) if value != run => Err(LossError::Config {
+            loss,
+            message: format!(
+                "`{field}` is {value} but the run has {run} {run_name}; leave it unset to take the run's"
+            ),
+        }),
+        _ => Ok(run),
+    }
+}
+
+/// The config of a loss without hyperparameters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoHyperparameters {}

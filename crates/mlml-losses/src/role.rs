@@ -10,14 +10,21 @@
 //! R = 0.5 [ (mean_n sum_c p - k)^2 + (mean_n sum_c q - k)^2 ] / C^2
 //! loss = sum(both sides) / (N C) + R
 //! ```
-//! The estimator is a burn [`Module`] ([`LabelEstimator`]): optimise it with the model, at
-//! `lr_mult = 10` times the learning rate, with a dense Adam over all rows as the reference
-//! does (rows outside the batch get zero gradient but their moments still decay), and save it
-//! with the model's record. Its initialisation follows `LabelEstimator.__init__`, seeded here
-//! (the reference's torch RNG is not).
+//! The estimator is a burn [`Module`] ([`LabelEstimator`]) that the loss trains itself: at each
+//! [`MultiLabelLoss::on_optimizer_step`] it takes the step's gradient of `G` and applies burn's
+//! Adam (betas 0.9 / 0.999, epsilon 1e-8 as PyTorch, no weight decay) at `lr_mult = 10` times
+//! the model's learning rate, densely over all rows as the reference does (rows outside the
+//! batch get zero gradient but their moments still decay). `G` and its Adam moments are in
+//! [`MultiLabelLoss::state`], so a checkpoint holds them. Its initialisation follows
+//! `LabelEstimator.__init__`, seeded here (the reference's torch RNG is not).
+//!
+//! An evaluation batch has no estimate (its rows are not training rows): it is scored with the
+//! classifier's part that needs none, `[y = 1] (-ln(p + 1e-5))` averaged over N C plus the
+//! classifier's half of `R`, i.e. EPR's form.
 
 use burn::config::Config;
 use burn::module::{Module, Param};
+use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, SimpleOptimizer};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -25,9 +32,13 @@ use mlml_data::{LabelMatrix, NEGATIVE, POSITIVE};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, MultiLabelLoss};
-use crate::epr::expected_positive_penalty;
-use crate::error::check_range;
+use crate::common::{
+    check_rows, check_shapes, class_count, mean_all, neg_log, positive_mask, ExtraTrainable,
+    LossContext, LossState, MultiLabelLoss, OptimizerStep, StateTensor,
+};
+use crate::epr::{expected_positive_penalty, expected_positives};
+use crate::error::{check_range, LossError};
+use crate::registry::{agree_with_run, LossInfo, LossSetup, Preset, PresetValue, Registered};
 
 /// The label estimate `G` of every training row, as logits.
 #[derive(Module, Debug)]
@@ -104,27 +115,43 @@ impl RoleLossConfig {
     /// Negative `expected_num_pos` or `lr_mult`.
     pub fn init<B: Backend>(&self, estimator: LabelEstimator<B>) -> crate::Result<RoleLoss<B>> {
         check_range(
-            "role",
+            NAME,
             "expected_num_pos",
             self.expected_num_pos,
             0.0,
             f64::MAX,
             ">= 0",
         )?;
-        check_range("role", "lr_mult", self.lr_mult, 0.0, f64::MAX, ">= 0")?;
+        check_range(NAME, "lr_mult", self.lr_mult, 0.0, f64::MAX, ">= 0")?;
         Ok(RoleLoss {
             config: self.clone(),
             estimator,
+            optimizer: AdamConfig::new().with_epsilon(1e-8).build(),
+            moments: None,
         })
     }
 }
 
 /// ROLE; see the module docs.
-#[derive(Debug)]
 pub struct RoleLoss<B: Backend> {
     config: RoleLossConfig,
-    /// The label estimate, a module to optimise and save.
+    /// The label estimate, which the loss optimises itself.
     pub estimator: LabelEstimator<B>,
+    optimizer: Adam,
+    moments: Option<AdamState<B, 2>>,
+}
+
+impl<B: Backend> std::fmt::Debug for RoleLoss<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleLoss")
+            .field("config", &self.config)
+            .field("estimator", &self.estimator.logits.val().dims())
+            .field(
+                "adam_steps",
+                &self.moments.as_ref().map(|m| m.momentum.time),
+            )
+            .finish()
+    }
 }
 
 impl<B: Backend> RoleLoss<B> {
@@ -158,9 +185,57 @@ impl<B: Backend> RoleLoss<B> {
     }
 }
 
+impl<B: Backend> RoleLoss<B> {
+    /// Adam steps taken on the estimator so far.
+    pub fn estimator_steps(&self) -> usize {
+        self.moments.as_ref().map_or(0, |m| m.momentum.time)
+    }
+
+    fn n_train(&self) -> usize {
+        self.estimator.logits.val().dims()[0]
+    }
+}
+
+fn state_tensor<B: Backend>(tensor: &Tensor<B, 2>) -> StateTensor {
+    StateTensor {
+        shape: tensor.dims().to_vec(),
+        values: tensor
+            .to_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32 data"),
+    }
+}
+
+fn restore_tensor<B: Backend>(
+    state: &LossState,
+    key: &str,
+    shape: [usize; 2],
+    device: &B::Device,
+) -> crate::Result<Tensor<B, 2>> {
+    let tensor = state.tensors.get(key).ok_or_else(|| LossError::State {
+        loss: NAME,
+        message: format!("no tensor '{key}'"),
+    })?;
+    if tensor.shape != shape || tensor.values.len() != shape[0] * shape[1] {
+        return Err(LossError::State {
+            loss: NAME,
+            message: format!(
+                "'{key}' is {:?} with {} values, the estimator is {shape:?}",
+                tensor.shape,
+                tensor.values.len()
+            ),
+        });
+    }
+    Ok(Tensor::from_data(
+        TensorData::new(tensor.values.clone(), shape),
+        device,
+    ))
+}
+
 impl<B: Backend> MultiLabelLoss<B> for RoleLoss<B> {
     fn name(&self) -> &'static str {
-        "role"
+        NAME
     }
 
     fn forward(
@@ -168,8 +243,131 @@ impl<B: Backend> MultiLabelLoss<B> for RoleLoss<B> {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        let (matrix, penalty) = self.forward_parts(logits, targets, ctx.sample_indices);
-        mean_all(matrix) + penalty
+    ) -> crate::Result<Tensor<B, 1>> {
+        check_shapes(NAME, &logits, &targets)?;
+        if !ctx.is_train() {
+            let c = class_count(self.config.n_classes, logits.dims());
+            let p = sigmoid(logits);
+            let observed =
+                neg_log(p.clone()).mask_where(positive_mask(&targets).bool_not(), p.zeros_like());
+            let penalty = expected_positive_penalty(p, self.config.expected_num_pos, c);
+            return Ok(mean_all(observed.mul_scalar(0.5)) + penalty.mul_scalar(0.5));
+        }
+        check_rows(NAME, ctx, logits.dims()[0], self.n_train())?;
+        let (matrix, penalty) = self.forward_parts(logits, targets, ctx.rows());
+        Ok(mean_all(matrix) + penalty)
+    }
+
+    fn on_optimizer_step(&mut self, step: &OptimizerStep<'_, B>) -> crate::Result<()> {
+        let current = self.estimator.logits.val();
+        // As PyTorch's Adam, a parameter without a gradient in this step is not updated.
+        let Some(grad) = (step.gradient)(&current) else {
+            return Ok(());
+        };
+        let lr = step.lr * self.config.lr_mult;
+        let (updated, moments) =
+            self.optimizer
+                .step(lr, current.detach(), grad.detach(), self.moments.take());
+        self.moments = moments;
+        let id = self.estimator.logits.id;
+        self.estimator.logits = Param::initialized(id, updated.detach().require_grad());
+        Ok(())
+    }
+
+    fn extra_trainables(&self) -> Vec<ExtraTrainable> {
+        let [n, c] = self.estimator.logits.val().dims();
+        vec![ExtraTrainable {
+            name: format!("{NAME}.estimator"),
+            n_parameters: n * c,
+            lr_multiplier: self.config.lr_mult,
+            optimizer: "Adam (betas 0.9, 0.999; eps 1e-8; no weight decay), dense over all rows"
+                .into(),
+        }]
+    }
+
+    fn state(&self) -> LossState {
+        let mut tensors = std::collections::BTreeMap::new();
+        tensors.insert(
+            "estimator".to_string(),
+            state_tensor(&self.estimator.logits.val()),
+        );
+        if let Some(moments) = &self.moments {
+            tensors.insert(
+                "adam.moment_1".to_string(),
+                state_tensor(&moments.momentum.moment_1),
+            );
+            tensors.insert(
+                "adam.moment_2".to_string(),
+                state_tensor(&moments.momentum.moment_2),
+            );
+        }
+        LossState {
+            loss: NAME.to_string(),
+            values: serde_json::json!({ "adam_steps": self.estimator_steps() }),
+            tensors,
+        }
+    }
+
+    fn load_state(&mut self, state: &LossState) -> crate::Result<()> {
+        state.expect_loss(NAME)?;
+        let current = self.estimator.logits.val();
+        let (shape, device) = (current.dims(), current.device());
+        let estimator = restore_tensor::<B>(state, "estimator", shape, &device)?;
+        let steps = state.values["adam_steps"]
+            .as_u64()
+            .ok_or_else(|| LossError::State {
+                loss: NAME,
+                message: "no 'adam_steps' count".into(),
+            })? as usize;
+        self.moments = if steps == 0 {
+            None
+        } else {
+            let moment_1 = restore_tensor::<B>(state, "adam.moment_1", shape, &device)?;
+            let moment_2 = restore_tensor::<B>(state, "adam.moment_2", shape, &device)?;
+            Some(AdamState::new(AdaptiveMomentumState::new(
+                steps, moment_1, moment_2,
+            )))
+        };
+        let id = self.estimator.logits.id;
+        self.estimator.logits = Param::initialized(id, estimator.require_grad());
+        Ok(())
+    }
+}
+
+const NAME: &str = <Role as Registered>::INFO.name;
+
+/// `role`.
+pub(crate) struct Role;
+
+impl Registered for Role {
+    const INFO: LossInfo = LossInfo {
+        name: "role",
+        summary: "regularised online label estimation (Cole et al.)",
+        reduction: "mean + R",
+        needs: "training rows, classes, estimator trained at each optimizer step, state",
+    };
+    type Config = RoleLossConfig;
+
+    fn defaults() -> Self::Config {
+        RoleLossConfig::new()
+    }
+
+    fn preset(preset: Preset) -> Vec<PresetValue> {
+        vec![expected_positives(preset)]
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
+        let c = agree_with_run(
+            NAME,
+            "n_classes",
+            config.n_classes,
+            setup.n_classes(),
+            "classes",
+        )?;
+        let estimator = LabelEstimator::init(setup.train_labels, setup.seed, &setup.device);
+        Ok(Box::new(config.with_n_classes(Some(c)).init(estimator)?))
     }
 }

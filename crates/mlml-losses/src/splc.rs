@@ -20,8 +20,9 @@ use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{positive_mask, LossContext, MultiLabelLoss};
+use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::registry::{LossInfo, LossSetup, Registered};
 use crate::Reduction;
 
 /// Hyperparameters of [`SplcLoss`].
@@ -51,9 +52,9 @@ impl SplcLossConfig {
     /// # Errors
     /// tau outside [0, 1], gamma negative, margin not finite.
     pub fn validate(&self) -> crate::Result<()> {
-        check_range("splc", "tau", self.tau, 0.0, 1.0, "in [0, 1]")?;
-        check_range("splc", "gamma", self.gamma, 0.0, f64::MAX, ">= 0")?;
-        check_range("splc", "margin", self.margin, f64::MIN, f64::MAX, "finite")
+        check_range(NAME, "tau", self.tau, 0.0, 1.0, "in [0, 1]")?;
+        check_range(NAME, "gamma", self.gamma, 0.0, f64::MAX, ">= 0")?;
+        check_range(NAME, "margin", self.margin, f64::MIN, f64::MAX, "finite")
     }
 
     /// Builds the loss.
@@ -106,19 +107,45 @@ impl SplcLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for SplcLoss {
+impl<B: Backend> StatelessLoss<B> for SplcLoss {
     fn name(&self) -> &'static str {
-        "splc"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        self.config
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(self
+            .config
             .reduction
-            .apply(self.forward_elementwise(logits, targets, ctx.epoch))
+            .apply(self.forward_elementwise(logits, targets, ctx.epoch())))
     }
 }
+
+const NAME: &str = <SplcLoss as Registered>::INFO.name;
+
+impl Registered for SplcLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "splc",
+        summary: "self-paced loss correction (Zhang et al.)",
+        reduction: "sum",
+        needs: "epoch",
+    };
+    type Config = SplcLossConfig;
+
+    fn defaults() -> Self::Config {
+        SplcLossConfig::new()
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        _setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        Ok(Box::new(config.init()?))
+    }
+}
+
+crate::common::stateless!(SplcLoss);

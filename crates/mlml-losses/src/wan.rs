@@ -14,9 +14,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::common::{
-    class_count, mean_all, neg_log, negative_mask, positive_mask, LossContext, MultiLabelLoss,
+    class_count, mean_all, neg_log, negative_mask, positive_mask, LossContext, StatelessLoss,
 };
 use crate::error::LossError;
+use crate::registry::{agree_with_run, LossInfo, LossSetup, Registered};
 
 /// Hyperparameters of [`WanLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -33,7 +34,7 @@ impl WanLossConfig {
     pub fn init(&self) -> crate::Result<WanLoss> {
         if let Some(c) = self.n_classes.filter(|c| *c < 2) {
             return Err(LossError::OutOfRange {
-                loss: "wan",
+                loss: <WanLoss as Registered>::INFO.name,
                 name: "n_classes",
                 expected: ">= 2",
                 value: c.to_string(),
@@ -67,17 +68,47 @@ impl WanLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for WanLoss {
+impl<B: Backend> StatelessLoss<B> for WanLoss {
     fn name(&self) -> &'static str {
-        "wan"
+        <Self as Registered>::INFO.name
     }
 
-    fn forward(
-        &mut self,
+    fn batch_loss(
+        &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> Tensor<B, 1> {
-        mean_all(self.forward_elementwise(logits, targets))
+    ) -> crate::Result<Tensor<B, 1>> {
+        Ok(mean_all(self.forward_elementwise(logits, targets)))
     }
 }
+
+impl Registered for WanLoss {
+    const INFO: LossInfo = LossInfo {
+        name: "wan",
+        summary: "weak assume negative (Cole et al.)",
+        reduction: "mean",
+        needs: "classes",
+    };
+    type Config = WanLossConfig;
+
+    fn defaults() -> Self::Config {
+        WanLossConfig::new()
+    }
+
+    fn build<B: Backend>(
+        config: Self::Config,
+        setup: &LossSetup<'_, B>,
+    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
+        let c = agree_with_run(
+            Self::INFO.name,
+            "n_classes",
+            config.n_classes,
+            setup.n_classes(),
+            "classes",
+        )?;
+        Ok(Box::new(config.with_n_classes(Some(c)).init()?))
+    }
+}
+
+crate::common::stateless!(WanLoss);

@@ -4,14 +4,17 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{build, LossSetup, LOSSES};
-use mlml_losses::{LossContext, LossError, MultiLabelLoss};
+use mlml_losses::{
+    gradient_lookup, LossContext, LossError, LossState, MultiLabelLoss, OptimizerStep,
+};
 use proptest::prelude::*;
 
 type B = Autodiff<Flex>;
 
 fn setup(labels: &LabelMatrix) -> LossSetup<'_, B> {
     LossSetup {
-        train_labels: Some(labels),
+        epochs: 10,
+        train_labels: labels,
         seed: 7,
         device: Default::default(),
     }
@@ -48,8 +51,16 @@ fn eval(
         c,
     );
     let rows: Vec<usize> = (0..n).collect();
-    let value = loss.forward(z.clone(), t, &LossContext::new(epoch, &rows));
+    let value = loss
+        .forward(z.clone(), t, &LossContext::train(epoch, &rows).unwrap())
+        .unwrap();
     let grads = value.backward();
+    let lookup = gradient_lookup::<B>(&grads);
+    loss.on_optimizer_step(&OptimizerStep {
+        lr: 1e-3,
+        gradient: &lookup,
+    })
+    .unwrap();
     let grad = z
         .grad(&grads)
         .unwrap()
@@ -87,7 +98,7 @@ proptest! {
     fn every_loss_is_finite_with_finite_gradients((logits, codes, n, c) in problems(), epoch in 1usize..6) {
         let train = labels(codes.clone(), n, c);
         for info in LOSSES {
-            let mut loss = build::<B>(info.name, &serde_json::Value::Null, &setup(&train)).unwrap();
+            let mut loss = build::<B>(info.name, None, &serde_json::Value::Null, &setup(&train)).unwrap();
             let (value, grad) = eval(loss.as_mut(), &logits, &codes, n, c, epoch);
             prop_assert!(value.is_finite(), "{}: loss {value}", info.name);
             prop_assert!(grad.iter().all(|g| g.is_finite()), "{}: gradient {grad:?}", info.name);
@@ -99,8 +110,8 @@ proptest! {
         (logits, codes, n, c) in problems().prop_filter("fully observed", |(_, codes, _, _)| !codes.contains(&0))
     ) {
         let train = labels(codes.clone(), n, c);
-        let mut an = build::<B>("an", &serde_json::Value::Null, &setup(&train)).unwrap();
-        let mut bce = build::<B>("bce", &serde_json::Value::Null, &setup(&train)).unwrap();
+        let mut an = build::<B>("an", None, &serde_json::Value::Null, &setup(&train)).unwrap();
+        let mut bce = build::<B>("bce", None, &serde_json::Value::Null, &setup(&train)).unwrap();
         let (a, ga) = eval(an.as_mut(), &logits, &codes, n, c, 1);
         let (b, gb) = eval(bce.as_mut(), &logits, &codes, n, c, 1);
         prop_assert_eq!(a, b);
@@ -123,7 +134,7 @@ fn bce_family_prefers_logits_that_agree_with_the_labels() {
         "bce", "an", "an-ls", "wan", "asl-bce", "focal", "asl", "hill", "splc", "ll-r", "ll-ct",
         "ll-cp", "gr",
     ] {
-        let mut loss = build::<B>(name, &serde_json::Value::Null, &setup(&train)).unwrap();
+        let mut loss = build::<B>(name, None, &serde_json::Value::Null, &setup(&train)).unwrap();
         let (good, grad) = eval(loss.as_mut(), &agree, &codes, n, c, 1);
         let (bad, _) = eval(loss.as_mut(), &disagree, &codes, n, c, 1);
         assert!(good < bad, "{name}: {good} !< {bad}");
@@ -141,27 +152,74 @@ fn bce_family_prefers_logits_that_agree_with_the_labels() {
     }
 }
 
+/// The registry against what the crate says exists: every row of the README's loss table and
+/// every reference vector file must name a registered loss, and every registered loss must
+/// build under its own name. A loss added to the README or given vectors but not registered
+/// fails here.
 #[test]
-fn registry_lists_every_loss_and_builds_each() {
+fn registry_holds_every_documented_loss_and_builds_each() {
+    let registered: std::collections::BTreeSet<&str> = LOSSES.iter().map(|l| l.name).collect();
+    assert_eq!(registered.len(), LOSSES.len(), "names are unique");
+
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let documented: std::collections::BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert_eq!(documented, registered, "README loss table vs registry");
+
+    // The vector file of each loss (the file names are the reference generator's).
+    let vector_losses: &[(&str, &[&str])] = &[
+        ("an.json", &["an"]),
+        ("an_ls.json", &["an-ls"]),
+        ("asl.json", &["asl"]),
+        ("bce.json", &["bce"]),
+        ("bce_asl.json", &["asl-bce"]),
+        ("boostlu_head.json", &["boostlu"]),
+        ("em.json", &["em"]),
+        ("em_apl.json", &["em-apl"]),
+        ("epr.json", &["epr"]),
+        ("focal_asl.json", &["focal"]),
+        ("gr_loss.json", &["gr"]),
+        ("hill.json", &["hill"]),
+        ("ll_cp.json", &["ll-cp"]),
+        ("ll_ct.json", &["ll-ct"]),
+        ("ll_r.json", &["ll-r"]),
+        ("role.json", &["role"]),
+        ("splc.json", &["splc"]),
+        ("wan.json", &["wan"]),
+    ];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        if !file.ends_with(".json") {
+            continue;
+        }
+        let (_, losses) = vector_losses
+            .iter()
+            .find(|(f, _)| *f == file)
+            .unwrap_or_else(|| panic!("tests/vectors/{file}: which loss is it for?"));
+        for loss in *losses {
+            assert!(
+                registered.contains(loss),
+                "{file}: '{loss}' is not registered"
+            );
+        }
+    }
+
     let train = labels(vec![1, 0, 0, 1], 2, 2);
-    assert_eq!(LOSSES.len(), 18);
     for info in LOSSES {
-        let loss = build::<B>(info.name, &serde_json::Value::Null, &setup(&train)).unwrap();
-        assert_eq!(
-            loss.name(),
-            if info.name == "boostlu" {
-                "ll-r"
-            } else {
-                info.name
-            }
-        );
+        let loss = build::<B>(info.name, None, &serde_json::Value::Null, &setup(&train)).unwrap();
+        assert_eq!(loss.name(), info.name);
     }
 }
 
 #[test]
 fn registry_errors_list_the_valid_choices() {
     let train = labels(vec![1, 0], 1, 2);
-    let err = build::<B>("hil", &serde_json::Value::Null, &setup(&train)).unwrap_err();
+    let err = build::<B>("hil", None, &serde_json::Value::Null, &setup(&train)).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("unknown loss 'hil'; valid losses: bce, an, an-ls"),
@@ -169,6 +227,7 @@ fn registry_errors_list_the_valid_choices() {
     );
     let err = build::<B>(
         "hill",
+        None,
         &serde_json::json!({ "lambda": 2.0 }),
         &setup(&train),
     )
@@ -179,7 +238,13 @@ fn registry_errors_list_the_valid_choices() {
         ),
         "{err}"
     );
-    let err = build::<B>("splc", &serde_json::json!({ "tau": 1.5 }), &setup(&train)).unwrap_err();
+    let err = build::<B>(
+        "splc",
+        None,
+        &serde_json::json!({ "tau": 1.5 }),
+        &setup(&train),
+    )
+    .unwrap_err();
     assert_eq!(
         err,
         LossError::OutOfRange {
@@ -189,31 +254,51 @@ fn registry_errors_list_the_valid_choices() {
             value: "1.5".into()
         }
     );
+    // The rate is in percent, as the reference's flag; the old fraction name is refused.
     let err = build::<B>(
         "ll-ct",
-        &serde_json::json!({ "delta_rel": 20.0 }),
+        None,
+        &serde_json::json!({ "delta_rel_percent": 120.0 }),
         &setup(&train),
     )
     .unwrap_err();
     assert!(
         err.to_string()
-            .contains("ll-ct: `delta_rel` must be in [0, 1]"),
+            .contains("ll-ct: `delta_rel_percent` must be in [0, 100] (percent per epoch"),
         "{err}"
     );
-    let err = build::<B>("an", &serde_json::json!({ "alpha": 1 }), &setup(&train)).unwrap_err();
+    let err = build::<B>(
+        "ll-ct",
+        None,
+        &serde_json::json!({ "delta_rel": 0.002 }),
+        &setup(&train),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown hyperparameter 'delta_rel'; valid: delta_rel_percent"),
+        "{err}"
+    );
+    let err = build::<B>(
+        "an",
+        None,
+        &serde_json::json!({ "alpha": 1 }),
+        &setup(&train),
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("an: unknown hyperparameter 'alpha'; valid: none"),
         "{err}"
     );
-    let no_labels = LossSetup::<B> {
-        train_labels: None,
-        seed: 0,
-        device: Default::default(),
+    let no_epochs = LossSetup::<B> {
+        epochs: 0,
+        ..setup(&train)
     };
-    assert!(build::<B>("role", &serde_json::Value::Null, &no_labels).is_err());
+    assert!(build::<B>("an", None, &serde_json::Value::Null, &no_epochs).is_err());
     let ok = build::<B>(
         "hill",
+        None,
         &serde_json::json!({ "lamb": 2.0, "reduction": "mean" }),
         &setup(&train),
     );
@@ -230,13 +315,14 @@ fn ll_cp_state_round_trips_through_a_checkpoint() {
     let train = labels(codes.to_vec(), 4, 3);
     let mut loss = build::<B>(
         "ll-cp",
-        &serde_json::json!({ "delta_rel": 0.25 }),
+        None,
+        &serde_json::json!({ "delta_rel_percent": 25.0 }),
         &setup(&train),
     )
     .unwrap();
     eval(loss.as_mut(), &logits, &codes, 4, 3, 3);
     let state = loss.state();
-    let corrected: usize = state["corrected"]
+    let corrected: usize = state.values["corrected"]
         .as_object()
         .unwrap()
         .values()
@@ -245,7 +331,8 @@ fn ll_cp_state_round_trips_through_a_checkpoint() {
     assert_eq!(corrected, 3);
     let mut restored = build::<B>(
         "ll-cp",
-        &serde_json::json!({ "delta_rel": 0.25 }),
+        None,
+        &serde_json::json!({ "delta_rel_percent": 25.0 }),
         &setup(&train),
     )
     .unwrap();
@@ -255,9 +342,26 @@ fn ll_cp_state_round_trips_through_a_checkpoint() {
     let a = eval(loss.as_mut(), &logits, &codes, 4, 3, 3).0;
     let b = eval(restored.as_mut(), &logits, &codes, 4, 3, 3).0;
     assert_eq!(a, b);
-    assert!(restored
-        .load_state(&serde_json::json!({ "corrected": 5 }))
-        .is_err());
+    let bad = LossState {
+        values: serde_json::json!({ "corrected": 5 }),
+        ..state.clone()
+    };
+    assert!(restored.load_state(&bad).is_err());
+    let outside = LossState {
+        values: serde_json::json!({ "corrected": { "4": [0] } }),
+        ..state.clone()
+    };
+    let err = restored.load_state(&outside).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("row 4 is outside the training set"),
+        "{err}"
+    );
+    let other = LossState {
+        loss: "em-apl".into(),
+        ..state
+    };
+    assert!(restored.load_state(&other).is_err());
 }
 
 /// Where the references give NaN (Hill: `ln sigmoid(x - 1)` underflows for x below about -88 in
@@ -269,7 +373,7 @@ fn hill_and_gr_stay_finite_where_the_references_give_nan() {
     let logits = [-100.0f32, -95.0, -1000.0, 3.0];
     let train = labels(codes.to_vec(), 1, 4);
     for name in ["hill", "gr"] {
-        let mut loss = build::<B>(name, &serde_json::Value::Null, &setup(&train)).unwrap();
+        let mut loss = build::<B>(name, None, &serde_json::Value::Null, &setup(&train)).unwrap();
         let (value, grad) = eval(loss.as_mut(), &logits, &codes, 1, 4, 2);
         assert!(
             value.is_finite() && grad.iter().all(|g| g.is_finite()),

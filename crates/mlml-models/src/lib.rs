@@ -31,7 +31,10 @@ pub use efficientnet::{
 };
 pub use error::{ModelError, Result};
 pub use fused::conv_bn;
-pub use head::{global_average_pool, MultiLabelHead, MultiLabelHeadConfig};
+pub use head::{
+    boost_cam, boosted_logits, global_average_pool, MultiLabelHead, MultiLabelHeadConfig,
+    BOOSTLU_ALPHA,
+};
 pub use preprocess::{
     imagenet_batch, imagenet_classes, imagenet_input, IMAGENET_MEAN, IMAGENET_STD,
 };
