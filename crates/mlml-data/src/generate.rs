@@ -176,7 +176,8 @@ pub fn observe_negatives(labels: &LabelMatrix, fraction: f64, seed: u64) -> Resu
 }
 
 /// What to do with images that have no positive to keep.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum EmptyRows {
     /// Keep them, with no positive.

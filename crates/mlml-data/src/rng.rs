@@ -26,7 +26,8 @@ impl WordSource for ChaCha8Rng {
 }
 
 /// Which generator a command uses. Both are stable across platforms and versions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum GeneratorKind {
     /// ChaCha8 seeded with `ChaCha8Rng::seed_from_u64(seed)`: the default.

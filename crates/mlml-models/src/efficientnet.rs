@@ -19,13 +19,15 @@ use burn::tensor::Tensor;
 
 use crate::fused::conv_bn;
 use crate::head::global_average_pool;
-use crate::weights::{load_state_dict, LoadOptions};
+use crate::weights::{load_safetensors_bytes, load_state_dict, LoadOptions};
 
-/// The weights shipped with the crate.
-pub const EFFICIENTNET_LITE0_WEIGHTS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/assets/efficientnet-lite0.safetensors"
-);
+/// The ImageNet weights shipped with the crate, embedded in the library at compile time: an
+/// installed binary (`cargo install`) carries them and needs no file beside it, no download and
+/// no compile-time path. (A search path would break as soon as the binary moves; 19 MB is the
+/// price, paid only by binaries that call [`EfficientNetLite0::pretrained`], since the linker
+/// drops the bytes from the others.)
+pub static EFFICIENTNET_LITE0_WEIGHTS: &[u8] =
+    include_bytes!("../assets/efficientnet-lite0.safetensors");
 
 /// (repeats, kernel, stride of the first block, expansion, output channels) per stage.
 const STAGES: [(usize, usize, usize, usize, usize); 7] = [
@@ -138,12 +140,27 @@ impl<B: Backend> EfficientNetLite0<B> {
         }
     }
 
-    /// The network with the ImageNet weights shipped in `assets/`.
+    /// The network with the ImageNet weights shipped in `assets/` (embedded in the library).
     ///
     /// # Errors
-    /// When the shipped file is missing or damaged.
+    /// When the embedded weights do not fit the network (a build from a damaged checkout).
     pub fn pretrained(device: &B::Device) -> crate::Result<Self> {
-        Self::init(device).load(Path::new(EFFICIENTNET_LITE0_WEIGHTS))
+        let mut model = Self::init(device);
+        load_safetensors_bytes(
+            &mut model,
+            Path::new("<embedded efficientnet-lite0.safetensors>"),
+            EFFICIENTNET_LITE0_WEIGHTS,
+            &Self::load_options(),
+        )?;
+        Ok(model)
+    }
+
+    fn load_options() -> LoadOptions {
+        // `_blocks.3._bn1.weight` -> `blocks.3.bn1.weight`.
+        LoadOptions {
+            remap: vec![(r"(^|\.)_", "$1")],
+            ..Default::default()
+        }
     }
 
     /// Loads an `efficientnet-lite-pytorch` state dict (`.pth` or `.safetensors`).
@@ -151,12 +168,7 @@ impl<B: Backend> EfficientNetLite0<B> {
     /// # Errors
     /// An unreadable file, or keys that do not fit, listed.
     pub fn load(mut self, path: &Path) -> crate::Result<Self> {
-        // `_blocks.3._bn1.weight` -> `blocks.3.bn1.weight`.
-        let options = LoadOptions {
-            remap: vec![(r"(^|\.)_", "$1")],
-            ..Default::default()
-        };
-        load_state_dict(&mut self, path, &options)?;
+        load_state_dict(&mut self, path, &Self::load_options())?;
         Ok(self)
     }
 

@@ -40,4 +40,4 @@ pub use preprocess::{
 };
 pub use resnet::{Block, BlockKind, Downsample, ResNet, ResNetConfig};
 pub use small::{ConvBn, Mlp, MlpConfig, SmallCnn, SmallCnnConfig};
-pub use weights::{load_state_dict, LoadOptions};
+pub use weights::{load_safetensors_bytes, load_state_dict, LoadOptions};

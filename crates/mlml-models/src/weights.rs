@@ -38,13 +38,51 @@ pub fn load_state_dict<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
             message: "no such file".into(),
         });
     }
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let source = if is_safetensors {
+        Source::SafetensorsFile
+    } else {
+        Source::PytorchFile
+    };
+    apply(model, path, source, options)
+}
+
+/// Loads safetensors bytes (named `label` in errors) into `model`, as [`load_state_dict`].
+///
+/// # Errors
+/// Damaged bytes, or missing, unexpected or mis-shaped keys (all listed).
+pub fn load_safetensors_bytes<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    model: &mut M,
+    label: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<()> {
+    apply(model, label, Source::SafetensorsBytes(bytes), options)
+}
+
+enum Source<'a> {
+    SafetensorsFile,
+    PytorchFile,
+    SafetensorsBytes(&'a [u8]),
+}
+
+fn apply<B: Backend, M: Module<B> + ModuleSnapshot<B>>(
+    model: &mut M,
+    path: &Path,
+    source: Source<'_>,
+    options: &LoadOptions,
+) -> Result<()> {
     let read_error = |e: &dyn std::fmt::Display| ModelError::Read {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
-    let result: ApplyResult = if is_safetensors {
-        let mut store = SafetensorsStore::from_file(path)
+    let result: ApplyResult = if let Source::SafetensorsFile | Source::SafetensorsBytes(_) = source
+    {
+        let store = match source {
+            Source::SafetensorsBytes(bytes) => SafetensorsStore::from_bytes(Some(bytes.to_vec())),
+            _ => SafetensorsStore::from_file(path),
+        };
+        let mut store = store
             .with_from_adapter(PyTorchToBurnAdapter)
             .allow_partial(true)
             .validate(false);

@@ -25,7 +25,8 @@ use crate::error::{read_text, DataError, Result};
 use crate::labels::{LabelMatrix, NEGATIVE, POSITIVE, UNOBSERVED};
 
 /// What a class missing from a line means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Unlisted {
     /// An observed negative: the file is a full annotation.

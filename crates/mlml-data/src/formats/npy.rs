@@ -147,7 +147,8 @@ fn read_raw(path: &Path) -> Result<RawArray> {
 }
 
 /// How to read a `0` in a label file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ZeroMeans {
     /// `0` is an unobserved entry (mlml's convention, and the `*_labels_obs.npy` files).

@@ -37,7 +37,8 @@ pub const VOC_CLASSES: [&str; 20] = [
 ];
 
 /// How a class seen only in `difficult` objects of an image is labelled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Difficult {
     /// Positive (the reference releases).
