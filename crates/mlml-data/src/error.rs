@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 /// Errors from reading, generating or writing label sets.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// A file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be opened, read or written. The I/O error is part of the message and
+    /// deliberately not a `source()`, so that a printed chain (`anyhow`'s `{:#}`) says it once.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file's content is malformed; `location` is a line, a position or a record.
     #[error("{path}:{location}: {message}")]
@@ -54,10 +54,10 @@ pub enum DataError {
 pub type Result<T> = std::result::Result<T, DataError>;
 
 impl DataError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Self {
         Self::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 

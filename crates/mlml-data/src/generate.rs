@@ -96,7 +96,7 @@ pub fn drop_positives(
     params: &DropParams,
 ) -> Result<(LabelMatrix, DropReport)> {
     params.validate()?;
-    let mut rng = GeneratorKind::Chacha8.seeded(params.seed);
+    let mut rng = GeneratorKind::Chacha8.seeded(params.seed)?;
     let before = labels.counts();
     let c = labels.n_classes();
     let mut out = labels.values().to_vec();
@@ -169,7 +169,7 @@ fn observe_negatives_in(rng: &mut impl WordSource, source: &[i8], out: &mut [i8]
 /// When `fraction` is outside `[0, 1]`.
 pub fn observe_negatives(labels: &LabelMatrix, fraction: f64, seed: u64) -> Result<LabelMatrix> {
     check_fraction("observe_negatives", fraction)?;
-    let mut rng = GeneratorKind::Chacha8.seeded(seed);
+    let mut rng = GeneratorKind::Chacha8.seeded(seed)?;
     let mut out = labels.values().to_vec();
     observe_negatives_in(&mut rng, labels.values(), &mut out, fraction);
     Ok(labels.with_values(out))
@@ -254,7 +254,7 @@ pub fn single_positive(
     params: &SinglePositiveParams,
 ) -> Result<(LabelMatrix, SinglePositiveReport)> {
     params.validate()?;
-    let mut rng = params.generator.seeded(params.seed);
+    let mut rng = params.generator.seeded(params.seed)?;
     let before = labels.counts();
     let c = labels.n_classes();
     let mut out = vec![UNOBSERVED; labels.values().len()];
@@ -445,4 +445,109 @@ mod tests {
         assert_eq!(out.sample_ids(), ["s0", "s2"]);
         assert_eq!(report.kept_rows, [true, false, true]);
     }
+}
+
+/// Parameters of the single-positive protocol's train/val split: Cole et al.'s
+/// `datasets.generate_split` with its subsampling pass (`multilabel.__init__`), on MT19937 as
+/// NumPy's `RandomState`. The defaults are the reference's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitParams {
+    /// Fraction of the rows that become the validation split (`val_frac`, 0.2).
+    pub val_frac: f64,
+    /// Seed of the permutation (`split_seed`, 1200).
+    pub seed: u64,
+    /// Seed of the subsampling pass (`ss_seed`, 999); it draws even at fraction 1.
+    pub subsample_seed: u64,
+    /// Fraction of the train split kept (`ss_frac_train`, 1.0).
+    pub subsample_train: f64,
+    /// Fraction of the validation split kept (`ss_frac_val`, 1.0).
+    pub subsample_val: f64,
+}
+
+impl Default for SplitParams {
+    fn default() -> Self {
+        Self {
+            val_frac: 0.2,
+            seed: 1200,
+            subsample_seed: 999,
+            subsample_train: 1.0,
+            subsample_val: 1.0,
+        }
+    }
+}
+
+impl SplitParams {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// Fractions outside [0, 1], seeds above `u32::MAX`.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("val_frac", self.val_frac),
+            ("subsample_train", self.subsample_train),
+            ("subsample_val", self.subsample_val),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(DataError::OutOfRange {
+                    name,
+                    expected: "in [0, 1]",
+                    value: value.to_string(),
+                });
+            }
+        }
+        GeneratorKind::NumpyMt19937.seeded(self.seed)?;
+        GeneratorKind::NumpyMt19937.seeded(self.subsample_seed)?;
+        Ok(())
+    }
+}
+
+/// The rows of each split, ascending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// Training rows.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub val: Vec<usize>,
+}
+
+/// Splits `n` rows as the single-positive protocol does, bit for bit:
+/// `n_val = round_half_even(val_frac n)`; `perm = RandomState(seed).permutation(n)`;
+/// train = sorted `perm[..n - n_val]`, val = sorted `perm[n - n_val..]`; then one
+/// `RandomState(subsample_seed)` keeps, train first, the rows at the sorted first
+/// `round_half_even(frac len)` positions of a permutation of each split.
+///
+/// Deliberate difference: with `n_val == 0` the reference's `perm[-0:]` selects every row for
+/// validation, overlapping train; that is refused here.
+///
+/// # Errors
+/// Invalid parameters, or a split that would leave either side empty.
+pub fn spml_split(n: usize, params: &SplitParams) -> Result<Split> {
+    params.validate()?;
+    let n_val = (params.val_frac * n as f64).round_ties_even() as usize;
+    if n_val == 0 || n_val >= n {
+        return Err(DataError::Usage(format!(
+            "a validation fraction of {} of {n} rows gives {n_val} validation and {} training rows; both must be at least 1",
+            params.val_frac,
+            n - n_val.min(n)
+        )));
+    }
+    let mut rng = GeneratorKind::NumpyMt19937.seeded(params.seed)?;
+    let mut perm: Vec<usize> = (0..n).collect();
+    shuffle(&mut rng, &mut perm);
+    let mut train = perm[..n - n_val].to_vec();
+    let mut val = perm[n - n_val..].to_vec();
+    train.sort_unstable();
+    val.sort_unstable();
+    let mut rng = GeneratorKind::NumpyMt19937.seeded(params.subsample_seed)?;
+    let mut subsample = |rows: Vec<usize>, fraction: f64| -> Vec<usize> {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        shuffle(&mut rng, &mut order);
+        let keep = (fraction * rows.len() as f64).round_ties_even() as usize;
+        let mut kept = order[..keep].to_vec();
+        kept.sort_unstable();
+        kept.into_iter().map(|k| rows[k]).collect()
+    };
+    let train = subsample(train, params.subsample_train);
+    let val = subsample(val, params.subsample_val);
+    Ok(Split { train, val })
 }

@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlml_data::formats::{self, CocoOptions, CocoOrder, Difficult, Subset, Unlisted, ZeroMeans};
 use mlml_data::generate::{
-    drop_positives, single_positive, DropParams, EmptyRows, SinglePositiveParams,
+    drop_positives, single_positive, spml_split, DropParams, EmptyRows, SinglePositiveParams,
+    SplitParams,
 };
 use mlml_data::rng::GeneratorKind;
 use mlml_data::{stats, verify, Dataset, ProvenanceStep};
@@ -35,6 +36,9 @@ enum Command {
     Drop(DropArgs),
     /// Keep exactly one observed positive per image, chosen uniformly (the SPML protocol).
     SinglePositive(SinglePositiveArgs),
+    /// Split off a validation set as the single-positive protocol does (80/20, MT19937 seed
+    /// 1200, then the seed-999 subsampling pass): bit-exact with Cole et al.'s `get_data`.
+    Split(SplitArgs),
     /// Print counts: samples, classes, positives, labels per image, per-class counts.
     Stats {
         /// A label set (.tsv or .npy with its sidecar).
@@ -164,10 +168,68 @@ struct SinglePositiveArgs {
     json: bool,
 }
 
+/// `print!` that returns the write error instead of panicking on a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        write!(stdout, $($arg)*).and_then(|()| stdout.flush())?
+    }};
+}
+
+/// `println!` that returns the write error instead of panicking on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, $($arg)*).and_then(|()| stdout.flush())?
+    }};
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[derive(Args)]
+struct SplitArgs {
+    /// Fraction of the rows for validation.
+    #[arg(long, default_value_t = 0.2)]
+    val_frac: f64,
+    /// Seed of the permutation (MT19937).
+    #[arg(long, default_value_t = 1200)]
+    seed: u64,
+    /// Seed of the subsampling pass (MT19937).
+    #[arg(long, default_value_t = 999)]
+    subsample_seed: u64,
+    /// Fraction of the train split kept.
+    #[arg(long, default_value_t = 1.0)]
+    subsample_train: f64,
+    /// Fraction of the validation split kept.
+    #[arg(long, default_value_t = 1.0)]
+    subsample_val: f64,
+    /// Input label set.
+    input: PathBuf,
+    /// Output label set of the train rows (.tsv or .npy).
+    #[arg(long)]
+    train_out: PathBuf,
+    /// Output label set of the validation rows (.tsv or .npy).
+    #[arg(long)]
+    val_out: PathBuf,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that stops early (`mlml-data stats big.tsv | head -1`) is not an error.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("mlml-data: error: {err:#}");
             ExitCode::from(2)
@@ -180,13 +242,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(args) => import(args),
         Command::Drop(args) => drop(args),
         Command::SinglePositive(args) => single(args),
+        Command::Split(args) => split(args),
         Command::Stats { input, json } => {
             let dataset = formats::load(&input)?;
             let s = stats::stats(&dataset);
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                outln!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                print!("{s}");
+                out!("{s}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -301,7 +364,7 @@ fn write_result(
     out.provenance.push(step);
     formats::save(&out, output)?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
 }
@@ -396,6 +459,46 @@ fn single(args: SinglePositiveArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn split(args: SplitArgs) -> Result<ExitCode> {
+    let params = SplitParams {
+        val_frac: args.val_frac,
+        seed: args.seed,
+        subsample_seed: args.subsample_seed,
+        subsample_train: args.subsample_train,
+        subsample_val: args.subsample_val,
+    };
+    let dataset = formats::load(&args.input)?;
+    let rows = spml_split(dataset.len(), &params)?;
+    eprintln!(
+        "{} rows -> train {}, val {}",
+        dataset.len(),
+        rows.train.len(),
+        rows.val.len()
+    );
+    for (name, chosen, output) in [
+        ("train", &rows.train, &args.train_out),
+        ("val", &rows.val, &args.val_out),
+    ] {
+        let mut keep = vec![false; dataset.len()];
+        for &i in chosen {
+            keep[i] = true;
+        }
+        let mut part = dataset.clone();
+        part.retain_samples(|i| keep[i]);
+        let step = ProvenanceStep {
+            step: format!("split:{name}"),
+            params: json!({ "generator": GeneratorKind::NumpyMt19937, "params": params }),
+            report: json!({ "rows": chosen.len(), "of": dataset.len() }),
+        };
+        part.provenance.push(step);
+        formats::save(&part, output)?;
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify_cmd(input: &Path, images: &Path, json_out: bool) -> Result<ExitCode> {
     let dataset = formats::load(input)?;
     if !images.is_dir() {
@@ -409,13 +512,13 @@ fn verify_cmd(input: &Path, images: &Path, json_out: bool) -> Result<ExitCode> {
     let bad = verify::verify_images(&dataset, images, || bar.inc(1));
     bar.finish_and_clear();
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "checked": dataset.len(), "bad": bad }))?
         );
     } else {
         for b in &bad {
-            println!("{}: {}", b.path.display(), b.reason);
+            outln!("{}: {}", b.path.display(), b.reason);
         }
         eprintln!("{} images checked, {} bad", dataset.len(), bad.len());
     }

@@ -39,12 +39,24 @@ pub enum GeneratorKind {
 }
 
 impl GeneratorKind {
-    /// A fresh generator of this kind.
-    pub fn seeded(self, seed: u64) -> Box<dyn WordSource> {
-        match self {
+    /// A fresh generator of this kind. ChaCha8 uses all 64 bits of the seed; MT19937 (as
+    /// NumPy's `RandomState`) takes 32-bit seeds, and a larger one is refused rather than
+    /// truncated (which would make `2^32` the same seed as 0).
+    ///
+    /// # Errors
+    /// A seed above `u32::MAX` for MT19937.
+    pub fn seeded(self, seed: u64) -> crate::Result<Box<dyn WordSource>> {
+        Ok(match self {
             GeneratorKind::Chacha8 => Box::new(ChaCha8Rng::seed_from_u64(seed)),
-            GeneratorKind::NumpyMt19937 => Box::new(Mt19937::new(seed as u32)),
-        }
+            GeneratorKind::NumpyMt19937 => {
+                let seed = u32::try_from(seed).map_err(|_| crate::DataError::OutOfRange {
+                    name: "seed",
+                    expected: "at most 4294967295 (2^32 - 1) for the numpy-mt19937 generator",
+                    value: seed.to_string(),
+                })?;
+                Box::new(Mt19937::new(seed))
+            }
+        })
     }
 }
 

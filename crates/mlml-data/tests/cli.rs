@@ -175,6 +175,32 @@ fn bad_input_gives_a_clear_error_and_exit_2() {
             &["verify", "full.tsv", "--images", "nowhere"],
             "nowhere: not a folder",
         ),
+        (
+            &[
+                "single-positive",
+                "--generator",
+                "numpy-mt19937",
+                "--seed",
+                "4294967296",
+                "full.tsv",
+                "-o",
+                "x.tsv",
+            ],
+            "`seed` must be at most 4294967295",
+        ),
+        (
+            &[
+                "split",
+                "--val-frac",
+                "1.5",
+                "full.tsv",
+                "--train-out",
+                "t.tsv",
+                "--val-out",
+                "v.tsv",
+            ],
+            "`val_frac` must be in [0, 1], got 1.5",
+        ),
     ];
     for (args, expected) in cases {
         let out = mlml_data(args, d);
@@ -195,6 +221,84 @@ fn bad_input_gives_a_clear_error_and_exit_2() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(!d.join("x.tsv").exists(), "nothing written on error");
+    // An I/O error says its cause once.
+    let out = mlml_data(&["stats", "missing.tsv"], d);
+    let text = stderr(&out);
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+}
+
+#[test]
+fn split_writes_the_protocols_train_and_val_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    full_set(d);
+    let out = mlml_data(
+        &[
+            "split",
+            "full.tsv",
+            "--train-out",
+            "train.tsv",
+            "--val-out",
+            "val.tsv",
+            "--json",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let train = rows["train"].as_array().unwrap();
+    let val = rows["val"].as_array().unwrap();
+    assert_eq!((train.len(), val.len()), (40, 10));
+    let read = |name: &str| std::fs::read_to_string(d.join(name)).unwrap();
+    let (train_text, val_text) = (read("train.tsv"), read("val.tsv"));
+    // Each row of the input lands in exactly one output, in its original order.
+    for (i, line) in read("full.tsv").lines().skip(1).enumerate() {
+        let in_train = train.iter().any(|r| r.as_u64() == Some(i as u64));
+        assert_eq!(train_text.lines().any(|l| l == line), in_train, "{line}");
+        assert_eq!(val_text.lines().any(|l| l == line), !in_train, "{line}");
+    }
+    let sidecar = read("val.meta.json");
+    assert!(
+        sidecar.contains("split:val") && sidecar.contains("numpy-mt19937"),
+        "{sidecar}"
+    );
+}
+
+/// A reader that closes the pipe early ends the writer quietly, without a panic.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_crash() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 6,000 classes: the stats' per-class table is far larger than a pipe's buffer.
+    let classes: Vec<String> = (0..6000).map(|j| format!("class{j}")).collect();
+    let mut text = format!("#classes\t{}\n", classes.join(","));
+    for i in 0..20 {
+        text.push_str(&format!("img{i}.jpg\t{}\n", classes[i * 7 % 6000]));
+    }
+    std::fs::write(d.join("wide.tsv"), text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlml-data"))
+        .args(["stats", "wide.tsv"])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is dropped here: the rest of the output meets a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! properties every generated set must have.
 
 use mlml_data::generate::{
-    drop_positives, single_positive, DropParams, EmptyRows, SinglePositiveParams,
+    drop_positives, single_positive, spml_split, DropParams, EmptyRows, SinglePositiveParams,
+    SplitParams,
 };
 use mlml_data::rng::{shuffle, GeneratorKind, Mt19937, WordSource};
 use mlml_data::{LabelMatrix, NEGATIVE, POSITIVE, UNOBSERVED};
@@ -151,7 +152,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn drop_is_deterministic_and_seed_sensitive(m in matrices(), ratio in 0.0f64..=1.0, seed in any::<u64>()) {
+    fn drop_is_deterministic(m in matrices(), ratio in 0.0f64..=1.0, seed in any::<u64>()) {
         let params = DropParams { ratio, seed, ..Default::default() };
         let (a, ra) = drop_positives(&m, &params).unwrap();
         let (b, rb) = drop_positives(&m, &params).unwrap();
@@ -205,7 +206,8 @@ proptest! {
         m in matrices(), seed in any::<u64>(), numpy in any::<bool>(), drop_empty in any::<bool>()
     ) {
         let params = SinglePositiveParams {
-            seed,
+            // MT19937 takes 32-bit seeds (larger ones are refused, tested below).
+            seed: if numpy { seed & u64::from(u32::MAX) } else { seed },
             generator: if numpy { GeneratorKind::NumpyMt19937 } else { GeneratorKind::Chacha8 },
             empty_rows: if drop_empty { EmptyRows::Drop } else { EmptyRows::Keep },
             ..Default::default()
@@ -229,4 +231,108 @@ proptest! {
             prop_assert!(!new.contains(&NEGATIVE));
         }
     }
+}
+
+fn indices(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
+/// The `split` block of `spml_labels.json`: Cole et al.'s `get_data` on a 30-image toy set, at
+/// subsampling fractions 1.0 and 0.5.
+#[test]
+fn spml_split_reproduces_the_reference_split_and_subsampling() {
+    let v = vectors();
+    let cases = v["split"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let n = case["num_examples"].as_u64().unwrap() as usize;
+        let params = SplitParams {
+            val_frac: case["val_frac"].as_f64().unwrap(),
+            seed: case["split_seed"].as_u64().unwrap(),
+            subsample_seed: case["ss_seed"].as_u64().unwrap(),
+            subsample_train: case["ss_frac_train"].as_f64().unwrap(),
+            subsample_val: case["ss_frac_val"].as_f64().unwrap(),
+        };
+        let split = spml_split(n, &params).unwrap();
+        assert_eq!(
+            split.train,
+            indices(&case["train_idx"]),
+            "{params:?}: train"
+        );
+        assert_eq!(split.val, indices(&case["val_idx"]), "{params:?}: val");
+        // Before subsampling (fraction 1.0 is the identity, though it draws).
+        let whole = spml_split(
+            n,
+            &SplitParams {
+                subsample_train: 1.0,
+                subsample_val: 1.0,
+                ..params.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(whole.train, indices(&case["generate_split_train_idx"]));
+        assert_eq!(whole.val, indices(&case["generate_split_val_idx"]));
+    }
+}
+
+#[test]
+fn spml_split_partitions_the_rows_and_refuses_empty_sides() {
+    for n in [3usize, 5, 10, 101, 1000] {
+        let split = spml_split(n, &SplitParams::default()).unwrap();
+        let mut all: Vec<usize> = split.train.iter().chain(&split.val).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..n).collect::<Vec<_>>(), "n = {n}");
+        assert_eq!(split.val.len(), (0.2 * n as f64).round_ties_even() as usize);
+    }
+    // 0.2 * 1 rounds to 0: the reference's `perm[-0:]` would validate on every row.
+    let err = spml_split(1, &SplitParams::default()).unwrap_err();
+    assert!(err.to_string().contains("gives 0 validation"), "{err}");
+    let err = spml_split(
+        10,
+        &SplitParams {
+            val_frac: 1.5,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("`val_frac` must be in [0, 1]"),
+        "{err}"
+    );
+}
+
+/// Seeds are used whole (ChaCha8) or refused (MT19937 above 32 bits), never truncated.
+#[test]
+fn large_seeds_are_used_whole_or_refused() {
+    let m = LabelMatrix::new(
+        (0..5).map(|j| format!("c{j}")).collect(),
+        (0..200).map(|i| format!("s{i}")).collect(),
+        vec![POSITIVE; 1000],
+    )
+    .unwrap();
+    let single = |seed: u64, generator| {
+        single_positive(
+            &m,
+            &SinglePositiveParams {
+                seed,
+                generator,
+                ..Default::default()
+            },
+        )
+        .map(|(labels, _)| labels)
+    };
+    let zero = single(0, GeneratorKind::Chacha8).unwrap();
+    let big = single(1 << 32, GeneratorKind::Chacha8).unwrap();
+    assert_ne!(zero, big, "2^32 is not seed 0");
+    let err = single(1 << 32, GeneratorKind::NumpyMt19937).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`seed` must be at most 4294967295 (2^32 - 1) for the numpy-mt19937 generator, got 4294967296"),
+        "{err}"
+    );
+    assert!(single(u32::MAX as u64, GeneratorKind::NumpyMt19937).is_ok());
 }
