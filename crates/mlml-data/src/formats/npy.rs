@@ -21,19 +21,23 @@ enum Dtype {
 }
 
 impl Dtype {
+    /// `<i8`, `|b1`, `<U12`, ...; `None` for anything else (empty, one character, a
+    /// big-endian or non-ASCII order mark, a zero-width or absurdly wide string).
     fn parse(descr: &str) -> Option<Self> {
-        let (order, rest) = descr.split_at(1);
-        if !matches!(order, "<" | "|" | "=") {
-            return None;
-        }
-        let (kind, size) = rest.split_at(1);
-        let size: usize = size.parse().ok()?;
+        let rest = descr
+            .strip_prefix('<')
+            .or_else(|| descr.strip_prefix('|'))
+            .or_else(|| descr.strip_prefix('='))?;
+        let mut chars = rest.chars();
+        let kind = chars.next()?;
+        let size: usize = chars.as_str().parse().ok()?;
         match (kind, size) {
-            ("b", 1) => Some(Dtype::Bool),
-            ("i", 1 | 2 | 4 | 8) => Some(Dtype::Int(size)),
-            ("u", 1 | 2 | 4 | 8) => Some(Dtype::Uint(size)),
-            ("f", 4 | 8) => Some(Dtype::Float(size)),
-            ("U", n) => Some(Dtype::Unicode(n)),
+            ('b', 1) => Some(Dtype::Bool),
+            ('i', 1 | 2 | 4 | 8) => Some(Dtype::Int(size)),
+            ('u', 1 | 2 | 4 | 8) => Some(Dtype::Uint(size)),
+            ('f', 4 | 8) => Some(Dtype::Float(size)),
+            // A path of more than 64k code points is not an image path.
+            ('U', 1..=65_536) => Some(Dtype::Unicode(size)),
             _ => None,
         }
     }
@@ -68,7 +72,7 @@ fn parse_header(path: &Path, header: &str) -> Result<(Dtype, Vec<usize>)> {
         .ok_or_else(|| bad(format!("no 'descr' in {header:?}")))?;
     let dtype = Dtype::parse(descr).ok_or_else(|| {
         bad(format!(
-            "unsupported dtype '{descr}' (little-endian bool, int, uint, float or unicode expected)"
+            "unsupported dtype '{descr}' (little-endian bool, int, uint, float or unicode of 1 to 65536 characters expected)"
         ))
     })?;
     let fortran =
@@ -131,7 +135,15 @@ fn read_raw(path: &Path) -> Result<RawArray> {
     let header =
         std::str::from_utf8(header).map_err(|_| DataError::parse(path, "header", "not text"))?;
     let (dtype, shape) = parse_header(path, header)?;
-    let expected = shape.iter().product::<usize>() * dtype.item_size();
+    let expected = shape
+        .iter()
+        .try_fold(dtype.item_size(), |bytes, &d| bytes.checked_mul(d))
+        .ok_or_else(|| {
+            DataError::invalid(
+                path,
+                format!("shape {shape:?} is too large: its byte count overflows"),
+            )
+        })?;
     let data = bytes.split_off(data_start);
     if data.len() != expected {
         return Err(DataError::invalid(
@@ -428,6 +440,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unsupported dtype '>i4'"), "{err}");
+    }
+
+    /// Headers that used to panic or overflow: each is a clear error naming the file.
+    #[test]
+    fn malformed_headers_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: &[(&str, &str, &str)] = &[
+            ("", "(1, 1)", "unsupported dtype ''"),
+            ("<", "(1, 1)", "unsupported dtype '<'"),
+            ("é4", "(1, 1)", "unsupported dtype 'é4'"),
+            ("<é4", "(1, 1)", "unsupported dtype '<é4'"),
+            ("<U0", "(18446744073709551615,)", "unsupported dtype '<U0'"),
+            ("<U99999999999999999999", "(1,)", "unsupported dtype"),
+            (
+                "<i8",
+                "(4294967296, 4294967296)",
+                "too large: its byte count overflows",
+            ),
+            (
+                "<U4",
+                "(9223372036854775807,)",
+                "too large: its byte count overflows",
+            ),
+            ("<i1", "(1, x)", "bad dimension 'x' in shape"),
+        ];
+        for (i, (descr, shape, expected)) in cases.iter().enumerate() {
+            let path = write(
+                dir.path(),
+                &format!("h{i}.npy"),
+                &header_bytes(descr, shape),
+            );
+            let labels = read_labels(&path, ZeroMeans::Unobserved).map(|_| ());
+            let strings = read_strings(&path).map(|_| ());
+            for result in [labels, strings] {
+                let err = result.unwrap_err().to_string();
+                assert!(
+                    err.contains(&format!("h{i}.npy")) && err.contains(expected),
+                    "{descr} {shape}: {err}"
+                );
+            }
+        }
     }
 
     #[test]
