@@ -158,8 +158,11 @@ fn cole_cases(v: &Value) -> Vec<(&str, &Value, &Value, &Value, &Value)> {
             &v["average_precision_per_class"],
             &v["compute_metrics_full"],
         ),
+        // Cole's `compute_metrics` reads every label other than 1 as negative, so on the
+        // observed targets it reports what it reports on the full ones; the mlml reading of
+        // unobserved entries (left out) is tested against removal in the next test.
         (
-            "observed",
+            "observed, read as Cole does",
             &v["preds"],
             &v["observed_targets"],
             &v["average_precision_per_class"],
@@ -273,4 +276,92 @@ fn per_sample_top_k_matches_including_ties_and_empty_rows() {
             );
         }
     }
+}
+
+/// The observed targets of `cole_metrics.json` (1 / -1 / 0) read with mlml's convention: an
+/// unobserved entry is left out of its class's AP, which must equal the AP of the class with
+/// those rows removed (a second code path, with fully observed labels).
+#[test]
+fn unobserved_entries_are_left_out_as_if_removed() {
+    let v = load("cole_metrics.json");
+    let (scores, n, c) = matrix_f32(&v["preds"]);
+    let (codes, _, _) = matrix_f32(&v["observed_targets"]);
+    let codes: Vec<i8> = codes.iter().map(|x| *x as i8).collect();
+    let unobserved = codes.iter().filter(|x| **x == 0).count();
+    assert!(unobserved > 0, "the case has unobserved entries");
+    let labels = LabelMatrix::new(
+        (0..c).map(|j| format!("c{j}")).collect(),
+        (0..n).map(|i| format!("s{i}")).collect(),
+        codes.clone(),
+    )
+    .unwrap();
+    let mut differs_from_cole = false;
+    for definition in [ApDefinition::Sklearn, ApDefinition::Ranked] {
+        let options = MapOptions {
+            definition,
+            skip_empty: false,
+        };
+        let report = mean_average_precision(&scores, &labels, options).unwrap();
+        assert_eq!(report.unobserved_left_out, unobserved);
+        let cole = floats(&v["average_precision_per_class"]);
+        for j in 0..c {
+            let kept: Vec<usize> = (0..n).filter(|&i| codes[i * c + j] != 0).collect();
+            let column_scores: Vec<f32> = kept.iter().map(|&i| scores[i * c + j]).collect();
+            let column = LabelMatrix::new(
+                vec!["c".into()],
+                kept.iter().map(|i| format!("s{i}")).collect(),
+                kept.iter().map(|&i| codes[i * c + j]).collect(),
+            )
+            .unwrap();
+            let removed = mean_average_precision(&column_scores, &column, options).unwrap();
+            assert_eq!(
+                report.per_class[j].ap, removed.per_class[0].ap,
+                "{definition:?} class {j}"
+            );
+            if definition == ApDefinition::Sklearn
+                && (report.per_class[j].ap - cole[j]).abs() > 1e-9
+            {
+                differs_from_cole = true;
+            }
+        }
+    }
+    assert!(
+        differs_from_cole,
+        "leaving entries out changes some class's AP"
+    );
+}
+
+/// `numpy_sum` against `np.sum` of NumPy 1.24 on arrays of every length from 1 to 1,000 and of
+/// lengths across its 8192-element reduction blocks (`tests/vectors/make_numpy_sums.py` made
+/// `numpy_sums.json`; the inputs are recomputed here from the script's formula): equal to the
+/// last bit.
+#[test]
+fn numpy_sum_equals_np_sum_bit_for_bit_for_every_length() {
+    let v = load("numpy_sums.json");
+    let sums = v["sums"].as_array().unwrap();
+    let lengths = v["lengths"].as_array().unwrap();
+    assert_eq!(sums.len(), 1009);
+    const PRIME: u64 = 4_294_967_291;
+    const SCALES: [f64; 7] = [1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3];
+    let mut mismatches = Vec::new();
+    for (length, expected) in lengths.iter().zip(sums) {
+        let length = length.as_u64().unwrap() as usize;
+        let values: Vec<f64> = (0..length as u64)
+            .map(|k| {
+                let h = (k * 2_654_435_761 + length as u64 * 40_503) % PRIME;
+                (h as f64 / PRIME as f64) * SCALES[((k as usize) * 5 + length) % 7]
+            })
+            .collect();
+        let expected: f64 = expected.as_str().unwrap().parse().unwrap();
+        let got = mlml_metrics::numpy_sum(&values);
+        if got.to_bits() != expected.to_bits() {
+            mismatches.push((length, got, expected));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} lengths differ, e.g. {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
 }
