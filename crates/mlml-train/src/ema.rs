@@ -1,0 +1,92 @@
+//! Exponential moving average of a module's weights and BatchNorm statistics.
+
+use std::collections::HashMap;
+
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
+
+/// `e <- decay e + (1 - decay) m` for every float tensor of the module (parameters and
+/// running statistics), after each optimizer step, as timm's `ModelEma` / the ASL recipe
+/// (decay 0.9997, no warm-up).
+///
+/// The average is kept on the inner (non-autodiff) backend, built with `valid()`: a plain
+/// `clone()` of a burn module shares its BatchNorm `RunningState`s with the model, so the
+/// average's statistics would follow the model's instead of averaging them.
+#[derive(Debug)]
+pub struct ModelEma<B: AutodiffBackend, M: AutodiffModule<B>> {
+    average: M::InnerModule,
+    decay: f64,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> ModelEma<B, M> {
+    /// Starts the average at the model's current weights.
+    pub fn new(model: &M, decay: f64) -> Self {
+        Self {
+            average: model.valid(),
+            decay,
+        }
+    }
+
+    /// Moves the average toward the model's current weights.
+    pub fn update(&mut self, model: &M) {
+        let mut current = Collect::<B::InnerBackend>::default();
+        model.valid().visit(&mut current);
+        let mut blend = Blend {
+            current: current.tensors,
+            decay: self.decay,
+        };
+        self.average = self.average.clone().map(&mut blend);
+    }
+
+    /// The averaged module.
+    pub fn module(&self) -> &M::InnerModule {
+        &self.average
+    }
+
+    /// The decay.
+    pub fn decay(&self) -> f64 {
+        self.decay
+    }
+}
+
+/// Every float tensor of a module, flattened, by parameter id.
+struct Collect<B: Backend> {
+    tensors: HashMap<ParamId, Tensor<B, 1>>,
+}
+
+impl<B: Backend> Default for Collect<B> {
+    fn default() -> Self {
+        Self {
+            tensors: HashMap::new(),
+        }
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.tensors.insert(param.id, param.val().flatten(0, D - 1));
+    }
+}
+
+struct Blend<B: Backend> {
+    current: HashMap<ParamId, Tensor<B, 1>>,
+    decay: f64,
+}
+
+impl<B: Backend> ModuleMapper<B> for Blend<B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, average, mapper) = param.consume();
+        let blended = match self.current.remove(&id) {
+            Some(current) => {
+                // e + (1 - decay)(m - e): the same average as decay e + (1 - decay) m, with
+                // one rounding of a small increment instead of a rounding of all of e per
+                // step, which over thousands of f32 steps is the difference that shows.
+                let shape = average.shape();
+                average.clone() + (current.reshape(shape) - average).mul_scalar(1.0 - self.decay)
+            }
+            None => average,
+        };
+        Param::from_mapped_value(id, blended, mapper)
+    }
+}
