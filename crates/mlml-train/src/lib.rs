@@ -14,13 +14,20 @@
 //! - [`ModelEma`]: an exponential moving average of every float tensor of a module, parameters
 //!   and BatchNorm running statistics alike, updated after each optimizer step.
 //!
-//! Each is tested step by step against `tests/vectors/train_recipes.json`, which replays both
+//! - [`features::train_features`]: the loop on feature vectors (an MLP, any registered loss):
+//!   the loss lifecycle, validation mAP every epoch, selection of the best epoch, atomic
+//!   checkpoints and resume.
+//!
+//! The recipe pieces are tested step by step against `tests/vectors/train_recipes.json`, which replays both
 //! recipes with PyTorch's own `Adam` and `OneCycleLR`.
 
 mod ema;
+mod error;
+pub mod features;
 mod optim;
 mod schedule;
 
 pub use ema::ModelEma;
+pub use error::{Result, TrainError};
 pub use optim::{AdamL2, AdamL2Config, AdamL2State, Beta1};
 pub use schedule::{OneCycle, OneCycleConfig};

@@ -1,0 +1,41 @@
+//! Errors of `mlml-train`.
+
+use std::path::PathBuf;
+
+/// A run could not start, go on or be resumed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading or writing data or a run directory's files.
+    #[error(transparent)]
+    Data(#[from] mlml_data::DataError),
+    /// Building or driving the loss.
+    #[error(transparent)]
+    Loss(#[from] mlml_losses::LossError),
+    /// Computing the validation metrics.
+    #[error(transparent)]
+    Metrics(#[from] mlml_metrics::MetricsError),
+    /// A checkpoint that cannot be written or read.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The loss became NaN or infinite; the last good checkpoint stays.
+    #[error("the loss is {value} at epoch {epoch}, batch {batch}; stopping (the last good checkpoint, if any, is kept); lower the learning rate")]
+    NonFinite {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// The value.
+        value: f32,
+    },
+    /// Inputs or settings that do not fit together.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// `Result` with [`TrainError`].
+pub type Result<T> = std::result::Result<T, TrainError>;
