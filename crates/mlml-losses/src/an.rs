@@ -18,7 +18,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{LossInfo, LossSetup, NoHyperparameters, Registered};
+use crate::registry::{NoHyperparameters, Registered};
 
 /// Assume-negative loss; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -117,46 +117,18 @@ impl<B: Backend> StatelessLoss<B> for AnLsLoss {
     }
 }
 
-impl Registered for AssumeNegativeLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "an",
-        summary: "assume negative (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    };
-    type Config = NoHyperparameters;
+crate::registry::register!(
+    AssumeNegativeLoss,
+    config: NoHyperparameters = NoHyperparameters {},
+    info: { name: "an", summary: "assume negative (Cole et al.)", reduction: "mean", needs: "-" },
+    build: |_config, _setup| AssumeNegativeLoss,
+);
 
-    fn defaults() -> Self::Config {
-        NoHyperparameters {}
-    }
-
-    fn build<B: Backend>(
-        _config: Self::Config,
-        _setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(AssumeNegativeLoss))
-    }
-}
-
-impl Registered for AnLsLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "an-ls",
-        summary: "assume negative with label smoothing (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    };
-    type Config = AnLsLossConfig;
-
-    fn defaults() -> Self::Config {
-        AnLsLossConfig::new()
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        _setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(config.init()?))
-    }
-}
+crate::registry::register!(
+    AnLsLoss,
+    config: AnLsLossConfig = AnLsLossConfig::new(),
+    info: { name: "an-ls", summary: "assume negative with label smoothing (Cole et al.)", reduction: "mean", needs: "-" },
+    build: |config, _setup| config.init()?,
+);
 
 crate::common::stateless!(AssumeNegativeLoss, AnLsLoss);

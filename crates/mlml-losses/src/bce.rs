@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use crate::common::{
     mean_all, neg_log, positive_mask, unobserved_mask, LossContext, StatelessLoss,
 };
-use crate::registry::{LossInfo, LossSetup, NoHyperparameters, Registered};
+use crate::registry::{NoHyperparameters, Registered};
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -52,25 +52,11 @@ impl<B: Backend> StatelessLoss<B> for BceLoss {
     }
 }
 
-impl Registered for BceLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "bce",
-        summary: "BCE on fully observed labels (Cole et al.)",
-        reduction: "mean",
-        needs: "-",
-    };
-    type Config = NoHyperparameters;
-
-    fn defaults() -> Self::Config {
-        NoHyperparameters {}
-    }
-
-    fn build<B: Backend>(
-        _config: Self::Config,
-        _setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(BceLoss))
-    }
-}
+crate::registry::register!(
+    BceLoss,
+    config: NoHyperparameters = NoHyperparameters {},
+    info: { name: "bce", summary: "BCE on fully observed labels (Cole et al.)", reduction: "mean", needs: "-" },
+    build: |_config, _setup| BceLoss,
+);
 
 crate::common::stateless!(BceLoss);

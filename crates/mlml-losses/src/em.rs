@@ -19,7 +19,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{LossInfo, LossSetup, Preset, PresetValue, Registered};
+use crate::registry::{Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EmLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -105,32 +105,15 @@ pub(crate) fn em_alpha(preset: Preset) -> Option<f64> {
 
 pub(crate) const EM_SOURCE: &str = "Zhou et al. main.py (reference/spml-an-epr-role-em.md 1.7-1.8)";
 
-impl Registered for EmLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "em",
-        summary: "entropy maximisation (Zhou et al.)",
-        reduction: "mean",
-        needs: "-",
-    };
-    type Config = EmLossConfig;
-
-    fn defaults() -> Self::Config {
-        EmLossConfig::new()
-    }
-
-    fn preset(preset: Preset) -> Vec<PresetValue> {
-        em_alpha(preset)
-            .map(|alpha| PresetValue::new("alpha", alpha, EM_SOURCE))
-            .into_iter()
-            .collect()
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        _setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(config.init()?))
-    }
-}
+crate::registry::register!(
+    EmLoss,
+    config: EmLossConfig = EmLossConfig::new(),
+    info: { name: "em", summary: "entropy maximisation (Zhou et al.)", reduction: "mean", needs: "-" },
+    preset: |preset| em_alpha(preset)
+        .map(|alpha| PresetValue::new("alpha", alpha, EM_SOURCE))
+        .into_iter()
+        .collect(),
+    build: |config, _setup| config.init()?,
+);
 
 crate::common::stateless!(EmLoss);

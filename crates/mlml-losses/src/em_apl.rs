@@ -45,7 +45,7 @@ use crate::common::{
 };
 use crate::em::{em_alpha, negative_entropy, EM_SOURCE};
 use crate::error::{check_range, LossError};
-use crate::registry::{agree_with_run, LossInfo, LossSetup, Preset, PresetValue, Registered};
+use crate::registry::{agree_with_run, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EmAplLoss`]; defaults are the reference's COCO row.
 #[derive(Config, Debug, PartialEq)]
@@ -349,40 +349,32 @@ impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
 
 const NAME: &str = <EmAplLoss as Registered>::INFO.name;
 
-impl Registered for EmAplLoss {
-    const INFO: LossInfo = LossInfo {
+crate::registry::register!(
+    EmAplLoss,
+    config: EmAplLossConfig = EmAplLossConfig::new(),
+    info: {
         name: "em-apl",
         summary: "EM with asymmetric pseudo-labels (Zhou et al.)",
         reduction: "mean",
-        needs: "epochs of the run, training rows, train probabilities after epochs, state",
+        needs: "epochs of the run, training rows, train probabilities after epochs, state"
+    },
+    preset: em_apl_preset,
+    build: |config, setup| config.init(setup.epochs, setup.train_labels)?,
+);
+
+/// Zhou et al.'s `main.py` table (reference/spml-an-epr-role-em.md 1.8).
+fn em_apl_preset(preset: Preset) -> Vec<PresetValue> {
+    let (beta, warmup) = match preset {
+        Preset::Voc => (0.02, 5),
+        Preset::Coco => (0.9, 5),
+        Preset::Nuswide => (0.2, 4),
+        Preset::Cub => (0.4, 3),
+        Preset::Yeast | Preset::Scene | Preset::Fashion => return Vec::new(),
     };
-    type Config = EmAplLossConfig;
-
-    fn defaults() -> Self::Config {
-        EmAplLossConfig::new()
-    }
-
-    fn preset(preset: Preset) -> Vec<PresetValue> {
-        // Zhou et al.'s main.py table (reference/spml-an-epr-role-em.md 1.8).
-        let (beta, warmup) = match preset {
-            Preset::Voc => (0.02, 5),
-            Preset::Coco => (0.9, 5),
-            Preset::Nuswide => (0.2, 4),
-            Preset::Cub => (0.4, 3),
-            Preset::Yeast | Preset::Scene | Preset::Fashion => return Vec::new(),
-        };
-        let alpha = em_alpha(preset).expect("the four image sets have an alpha");
-        vec![
-            PresetValue::new("alpha", alpha, EM_SOURCE),
-            PresetValue::new("beta", beta, EM_SOURCE),
-            PresetValue::new("warmup_epoch", warmup, EM_SOURCE),
-        ]
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
-        Ok(Box::new(config.init(setup.epochs, setup.train_labels)?))
-    }
+    let alpha = em_alpha(preset).expect("the four image sets have an alpha");
+    vec![
+        PresetValue::new("alpha", alpha, EM_SOURCE),
+        PresetValue::new("beta", beta, EM_SOURCE),
+        PresetValue::new("warmup_epoch", warmup, EM_SOURCE),
+    ]
 }

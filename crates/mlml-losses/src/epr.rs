@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{agree_with_run, LossInfo, LossSetup, Preset, PresetValue, Registered};
+use crate::registry::{agree_with_run, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EprLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -118,36 +118,15 @@ pub(crate) fn expected_positives(preset: Preset) -> PresetValue {
     PresetValue::new("expected_num_pos", value, source)
 }
 
-impl Registered for EprLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "epr",
-        summary: "expected positive regularisation (Cole et al.)",
-        reduction: "mean + R",
-        needs: "classes",
-    };
-    type Config = EprLossConfig;
-
-    fn defaults() -> Self::Config {
-        EprLossConfig::new()
-    }
-
-    fn preset(preset: Preset) -> Vec<PresetValue> {
-        vec![expected_positives(preset)]
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        let c = agree_with_run(
-            Self::INFO.name,
-            "n_classes",
-            config.n_classes,
-            setup.n_classes(),
-            "classes",
-        )?;
-        Ok(Box::new(config.with_n_classes(Some(c)).init()?))
-    }
-}
+crate::registry::register!(
+    EprLoss,
+    config: EprLossConfig = EprLossConfig::new(),
+    info: { name: "epr", summary: "expected positive regularisation (Cole et al.)", reduction: "mean + R", needs: "classes" },
+    preset: |preset| vec![expected_positives(preset)],
+    build: |config, setup| {
+        let c = agree_with_run(Self::INFO.name, "n_classes", config.n_classes, setup.n_classes(), "classes")?;
+        config.with_n_classes(Some(c)).init()?
+    },
+);
 
 crate::common::stateless!(EprLoss);

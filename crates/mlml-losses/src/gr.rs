@@ -31,7 +31,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, unobserved_mask, LossContext, StatelessLoss};
 use crate::error::{check_range, LossError};
-use crate::registry::{agree_with_run, LossInfo, LossSetup, Registered};
+use crate::registry::{agree_with_run, Registered};
 
 /// Hyperparameters of [`GrLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -200,25 +200,11 @@ impl<B: Backend> StatelessLoss<B> for GrLoss {
 
 const NAME: &str = <GrLoss as Registered>::INFO.name;
 
-impl Registered for GrLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "gr",
-        summary: "generalised robust loss with schedules (Chen et al.)",
-        reduction: "mean",
-        needs: "epoch, epochs of the run",
-    };
-    type Config = GrLossConfig;
-
-    fn defaults() -> Self::Config {
-        GrLossConfig::new()
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(config.init(setup.epochs)?))
-    }
-}
+crate::registry::register!(
+    GrLoss,
+    config: GrLossConfig = GrLossConfig::new(),
+    info: { name: "gr", summary: "generalised robust loss with schedules (Chen et al.)", reduction: "mean", needs: "epoch, epochs of the run" },
+    build: |config, setup| config.init(setup.epochs)?,
+);
 
 crate::common::stateless!(GrLoss);

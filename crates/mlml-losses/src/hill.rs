@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{only_where, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{LossInfo, LossSetup, Registered};
+use crate::registry::Registered;
 use crate::Reduction;
 
 /// Hyperparameters of [`HillLoss`].
@@ -115,25 +115,11 @@ impl<B: Backend> StatelessLoss<B> for HillLoss {
 
 const NAME: &str = <HillLoss as Registered>::INFO.name;
 
-impl Registered for HillLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "hill",
-        summary: "Hill loss (Zhang et al.)",
-        reduction: "sum",
-        needs: "-",
-    };
-    type Config = HillLossConfig;
-
-    fn defaults() -> Self::Config {
-        HillLossConfig::new()
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        _setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(config.init()?))
-    }
-}
+crate::registry::register!(
+    HillLoss,
+    config: HillLossConfig = HillLossConfig::new(),
+    info: { name: "hill", summary: "Hill loss (Zhang et al.)", reduction: "sum", needs: "-" },
+    build: |config, _setup| config.init()?,
+);
 
 crate::common::stateless!(HillLoss);

@@ -362,3 +362,44 @@ pub(crate) fn agree_with_run(
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoHyperparameters {}
+
+/// A loss's [`Registered`] impl from its parts: the type, its config and defaults, its
+/// [`LossInfo`], optionally its preset function, and how it is built from the config and the
+/// run's facts (an expression that may use `?`).
+macro_rules! register {
+    (
+        $loss:ty,
+        config: $config:ty = $defaults:expr,
+        info: { name: $name:literal, summary: $summary:literal, reduction: $reduction:literal, needs: $needs:literal },
+        $(preset: $preset:expr,)?
+        build: |$cfg:ident, $setup:ident| $build:expr $(,)?
+    ) => {
+        impl $crate::registry::Registered for $loss {
+            const INFO: $crate::registry::LossInfo = $crate::registry::LossInfo {
+                name: $name,
+                summary: $summary,
+                reduction: $reduction,
+                needs: $needs,
+            };
+            type Config = $config;
+
+            fn defaults() -> Self::Config {
+                $defaults
+            }
+
+            $(
+                fn preset(preset: $crate::registry::Preset) -> Vec<$crate::registry::PresetValue> {
+                    ($preset)(preset)
+                }
+            )?
+
+            fn build<B: burn::tensor::backend::Backend>(
+                $cfg: Self::Config,
+                $setup: &$crate::registry::LossSetup<'_, B>,
+            ) -> $crate::Result<Box<dyn $crate::MultiLabelLoss<B>>> {
+                Ok(Box::new($build))
+            }
+        }
+    };
+}
+pub(crate) use register;

@@ -38,7 +38,7 @@ use crate::common::{
 };
 use crate::epr::{expected_positive_penalty, expected_positives};
 use crate::error::{check_range, LossError};
-use crate::registry::{agree_with_run, LossInfo, LossSetup, Preset, PresetValue, Registered};
+use crate::registry::{agree_with_run, Registered};
 
 /// The label estimate `G` of every training row, as logits.
 #[derive(Module, Debug)]
@@ -339,35 +339,19 @@ const NAME: &str = <Role as Registered>::INFO.name;
 /// `role`.
 pub(crate) struct Role;
 
-impl Registered for Role {
-    const INFO: LossInfo = LossInfo {
+crate::registry::register!(
+    Role,
+    config: RoleLossConfig = RoleLossConfig::new(),
+    info: {
         name: "role",
         summary: "regularised online label estimation (Cole et al.)",
         reduction: "mean + R",
-        needs: "training rows, classes, estimator trained at each optimizer step, state",
-    };
-    type Config = RoleLossConfig;
-
-    fn defaults() -> Self::Config {
-        RoleLossConfig::new()
-    }
-
-    fn preset(preset: Preset) -> Vec<PresetValue> {
-        vec![expected_positives(preset)]
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
-        let c = agree_with_run(
-            NAME,
-            "n_classes",
-            config.n_classes,
-            setup.n_classes(),
-            "classes",
-        )?;
+        needs: "training rows, classes, estimator trained at each optimizer step, state"
+    },
+    preset: |preset| vec![expected_positives(preset)],
+    build: |config, setup| {
+        let c = agree_with_run(NAME, "n_classes", config.n_classes, setup.n_classes(), "classes")?;
         let estimator = LabelEstimator::init(setup.train_labels, setup.seed, &setup.device);
-        Ok(Box::new(config.with_n_classes(Some(c)).init(estimator)?))
-    }
-}
+        config.with_n_classes(Some(c)).init(estimator)?
+    },
+);

@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{LossInfo, LossSetup, Registered};
+use crate::registry::Registered;
 use crate::Reduction;
 
 /// Hyperparameters of [`SplcLoss`].
@@ -127,25 +127,11 @@ impl<B: Backend> StatelessLoss<B> for SplcLoss {
 
 const NAME: &str = <SplcLoss as Registered>::INFO.name;
 
-impl Registered for SplcLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "splc",
-        summary: "self-paced loss correction (Zhang et al.)",
-        reduction: "sum",
-        needs: "epoch",
-    };
-    type Config = SplcLossConfig;
-
-    fn defaults() -> Self::Config {
-        SplcLossConfig::new()
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        _setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        Ok(Box::new(config.init()?))
-    }
-}
+crate::registry::register!(
+    SplcLoss,
+    config: SplcLossConfig = SplcLossConfig::new(),
+    info: { name: "splc", summary: "self-paced loss correction (Zhang et al.)", reduction: "sum", needs: "epoch" },
+    build: |config, _setup| config.init()?,
+);
 
 crate::common::stateless!(SplcLoss);

@@ -17,7 +17,7 @@ use crate::common::{
     class_count, mean_all, neg_log, negative_mask, positive_mask, LossContext, StatelessLoss,
 };
 use crate::error::LossError;
-use crate::registry::{agree_with_run, LossInfo, LossSetup, Registered};
+use crate::registry::{agree_with_run, Registered};
 
 /// Hyperparameters of [`WanLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -83,32 +83,14 @@ impl<B: Backend> StatelessLoss<B> for WanLoss {
     }
 }
 
-impl Registered for WanLoss {
-    const INFO: LossInfo = LossInfo {
-        name: "wan",
-        summary: "weak assume negative (Cole et al.)",
-        reduction: "mean",
-        needs: "classes",
-    };
-    type Config = WanLossConfig;
-
-    fn defaults() -> Self::Config {
-        WanLossConfig::new()
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-        let c = agree_with_run(
-            Self::INFO.name,
-            "n_classes",
-            config.n_classes,
-            setup.n_classes(),
-            "classes",
-        )?;
-        Ok(Box::new(config.with_n_classes(Some(c)).init()?))
-    }
-}
+crate::registry::register!(
+    WanLoss,
+    config: WanLossConfig = WanLossConfig::new(),
+    info: { name: "wan", summary: "weak assume negative (Cole et al.)", reduction: "mean", needs: "classes" },
+    build: |config, setup| {
+        let c = agree_with_run(Self::INFO.name, "n_classes", config.n_classes, setup.n_classes(), "classes")?;
+        config.with_n_classes(Some(c)).init()?
+    },
+);
 
 crate::common::stateless!(WanLoss);

@@ -45,6 +45,16 @@ fn features(device: &burn::backend::flex::FlexDevice) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(values, [N, D]), device)
 }
 
+/// The run's facts for a loss: epochs, training labels, seed, the CPU device.
+fn run_facts(labels: &LabelMatrix, epochs: usize, seed: u64) -> LossSetup<'_, B> {
+    LossSetup {
+        epochs,
+        train_labels: labels,
+        seed,
+        device: Default::default(),
+    }
+}
+
 struct Run {
     model: Linear<B>,
     loss: Box<dyn MultiLabelLoss<B>>,
@@ -63,13 +73,7 @@ fn train(name: &str, overrides: serde_json::Value, epochs: usize, labels: &Label
 /// The loss (seed 3) and the model of a run of `epochs` epochs, before its first epoch.
 fn start(name: &str, overrides: serde_json::Value, epochs: usize, labels: &LabelMatrix) -> Run {
     let device = Default::default();
-    let setup = LossSetup::<B> {
-        epochs,
-        train_labels: labels,
-        seed: 3,
-        device,
-    };
-    let loss = build::<B>(name, None, &overrides, &setup).unwrap();
+    let loss = build::<B>(name, None, &overrides, &run_facts(labels, epochs, 3)).unwrap();
     let model = LinearConfig::new(D, C).init::<B>(&device);
     Run {
         model,
@@ -131,12 +135,7 @@ fn every_registered_loss_trains_two_epochs_through_the_registry() {
         let mut run = train(info.name, overrides, 2, &labels);
         // A checkpoint's state restores into a freshly built loss of the same name.
         let state = run.loss.state();
-        let setup = LossSetup::<B> {
-            epochs: 2,
-            train_labels: &labels,
-            seed: 99,
-            device: Default::default(),
-        };
+        let setup = run_facts(&labels, 2, 99);
         let overrides = match info.name {
             "em-apl" => serde_json::json!({ "warmup_epoch": 1 }),
             _ => serde_json::Value::Null,
@@ -216,12 +215,7 @@ fn em_apl_pseudo_labels_appear_after_its_warm_up_epoch() {
 #[test]
 fn em_apl_refuses_a_round_without_probabilities() {
     let labels = train_labels();
-    let setup = LossSetup::<B> {
-        epochs: 3,
-        train_labels: &labels,
-        seed: 0,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 3, 0);
     let mut loss = build::<B>(
         "em-apl",
         None,
@@ -261,12 +255,7 @@ fn estimator(state: &LossState) -> Vec<f32> {
 #[test]
 fn role_trains_its_estimator_at_ten_times_the_rate_and_survives_a_checkpoint() {
     let labels = train_labels();
-    let setup = LossSetup::<B> {
-        epochs: 2,
-        train_labels: &labels,
-        seed: 3,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 2, 3);
     let initial = build::<B>("role", None, &serde_json::Value::Null, &setup).unwrap();
     let extras = initial.extra_trainables();
     assert_eq!(extras.len(), 1);
@@ -335,12 +324,7 @@ fn role_trains_its_estimator_at_ten_times_the_rate_and_survives_a_checkpoint() {
 #[test]
 fn role_refuses_rows_outside_its_training_set() {
     let labels = train_labels();
-    let setup = LossSetup::<B> {
-        epochs: 2,
-        train_labels: &labels,
-        seed: 5,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 2, 5);
     let mut role = build::<B>("role", None, &serde_json::Value::Null, &setup).unwrap();
     let device = Default::default();
     let logits = Tensor::<B, 2>::zeros([2, C], &device);
@@ -366,12 +350,7 @@ fn ll_cp_writes_corrections_in_training_only() {
         .unwrap()
         .is_empty());
 
-    let setup = LossSetup::<B> {
-        epochs: 3,
-        train_labels: &labels,
-        seed: 0,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 3, 0);
     let mut loss = build::<B>("ll-cp", None, &overrides, &setup).unwrap();
     let device = Default::default();
     let rows = [0usize, 1, 2, 3, 4, 5];
@@ -422,12 +401,7 @@ fn ll_cp_writes_corrections_in_training_only() {
 #[test]
 fn gr_and_em_apl_refuse_an_epoch_count_other_than_the_runs() {
     let labels = train_labels();
-    let setup = LossSetup::<B> {
-        epochs: 2,
-        train_labels: &labels,
-        seed: 0,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 2, 0);
     for name in ["gr", "em-apl"] {
         let err =
             build::<B>(name, None, &serde_json::json!({ "num_epochs": 8 }), &setup).unwrap_err();
@@ -460,12 +434,7 @@ fn epoch_zero_and_mismatched_shapes_are_errors() {
     assert!(LossContext::train(0, &[]).is_err());
     assert!(LossContext::eval(0, &[]).is_err());
     let labels = train_labels();
-    let setup = LossSetup::<B> {
-        epochs: 10,
-        train_labels: &labels,
-        seed: 0,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 10, 0);
     let device = Default::default();
     for info in LOSSES {
         let mut loss = build::<B>(info.name, None, &serde_json::Value::Null, &setup).unwrap();
@@ -516,12 +485,7 @@ fn presets_set_dataset_values_with_sources() {
     }
     // A user's override wins over the preset.
     let labels = train_labels();
-    let setup = LossSetup::<B> {
-        epochs: 2,
-        train_labels: &labels,
-        seed: 0,
-        device: Default::default(),
-    };
+    let setup = run_facts(&labels, 2, 0);
     assert!(build::<B>(
         "epr",
         Some(Preset::Cub),
