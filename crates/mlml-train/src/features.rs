@@ -146,8 +146,10 @@ pub struct FeatureTraining {
     /// Registry name of the loss.
     pub loss: String,
     /// The loss's hyperparameters beyond its defaults and preset.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub loss_overrides: serde_json::Value,
     /// Per-dataset preset of the loss's dataset-dependent values.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<Preset>,
     /// Epochs (T).
     pub epochs: usize,
