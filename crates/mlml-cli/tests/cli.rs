@@ -51,8 +51,7 @@ fn train_stop_and_resume_give_the_uninterrupted_run() {
         "progress.json",
         "metrics.jsonl",
         "report.json",
-        "model.bin",
-        "best.bin",
+        "checkpoint.bin",
     ] {
         assert!(whole.join(file).is_file(), "{file}");
     }

@@ -28,7 +28,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{LossInfo, LossSetup, Registered};
+use crate::registry::Registered;
 
 /// Hyperparameters of [`AsymmetricLoss`]. Defaults are the class constructor's.
 #[derive(Config, Debug, PartialEq)]
@@ -179,26 +179,12 @@ macro_rules! asl_entry {
         $(#[$doc])*
         pub(crate) struct $marker;
 
-        impl Registered for $marker {
-            const INFO: LossInfo = LossInfo {
-                name: $name,
-                summary: $summary,
-                reduction: "sum",
-                needs: "-",
-            };
-            type Config = AsymmetricLossConfig;
-
-            fn defaults() -> Self::Config {
-                $defaults
-            }
-
-            fn build<B: Backend>(
-                config: Self::Config,
-                _setup: &LossSetup<'_, B>,
-            ) -> crate::Result<Box<dyn crate::MultiLabelLoss<B>>> {
-                Ok(Box::new(config.init(Self::INFO.name)?))
-            }
-        }
+        crate::registry::register!(
+            $marker,
+            config: AsymmetricLossConfig = $defaults,
+            info: { name: $name, summary: $summary, reduction: "sum", needs: "-" },
+            build: |config, _setup| config.init(<$marker as Registered>::INFO.name)?,
+        );
     };
 }
 

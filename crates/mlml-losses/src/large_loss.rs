@@ -47,7 +47,7 @@ use crate::common::{
     LossState, MultiLabelLoss, OptimizerStep,
 };
 use crate::error::{check_range, LossError};
-use crate::registry::{LossInfo, LossSetup, Preset, PresetValue, Registered};
+use crate::registry::{Preset, PresetValue, Registered};
 
 /// Rejection or correction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -425,38 +425,23 @@ macro_rules! ll_entry {
         $(#[$doc])*
         pub(crate) struct $marker;
 
-        impl Registered for $marker {
-            const INFO: LossInfo = LossInfo {
-                name: $name,
-                summary: $summary,
-                reduction: "mean",
-                needs: "epoch",
-            };
-            type Config = LargeLossRate;
-
-            fn defaults() -> Self::Config {
-                LargeLossRate::new()
-            }
-
-            fn preset(preset: Preset) -> Vec<PresetValue> {
-                match $preset_column {
-                    Some(column) => ll_preset_value(preset, column),
-                    None => Vec::new(),
-                }
-            }
-
-            fn build<B: Backend>(
-                config: Self::Config,
-                setup: &LossSetup<'_, B>,
-            ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
-                let loss = LargeLossConfig::new($scheme)
+        crate::registry::register!(
+            $marker,
+            config: LargeLossRate = LargeLossRate::new(),
+            info: { name: $name, summary: $summary, reduction: "mean", needs: "epoch" },
+            preset: |preset| match $preset_column {
+                Some(column) => ll_preset_value(preset, column),
+                None => Vec::new(),
+            },
+            build: |config, setup| {
+                let mut loss = LargeLossConfig::new($scheme)
                     .with_delta_rel_percent(config.delta_rel_percent)
-                    .init()?;
-                let mut loss = loss.with_training_rows(setup.n_train());
-                loss.name = Self::INFO.name;
-                Ok(Box::new(loss))
-            }
-        }
+                    .init()?
+                    .with_training_rows(setup.n_train());
+                loss.name = <$marker as Registered>::INFO.name;
+                loss
+            },
+        );
     };
 }
 
@@ -488,31 +473,19 @@ ll_entry!(
 /// `ll-cp`.
 pub(crate) struct LlCp;
 
-impl Registered for LlCp {
-    const INFO: LossInfo = LossInfo {
+crate::registry::register!(
+    LlCp,
+    config: LlCpRate = LlCpRate::new(),
+    info: {
         name: "ll-cp",
         summary: "large-loss permanent correction (Kim et al.)",
         reduction: "mean",
-        needs: "epoch, training rows, optimizer step, state",
-    };
-    type Config = LlCpRate;
-
-    fn defaults() -> Self::Config {
-        LlCpRate::new()
-    }
-
-    fn preset(preset: Preset) -> Vec<PresetValue> {
-        ll_preset_value(preset, 2)
-    }
-
-    fn build<B: Backend>(
-        config: Self::Config,
-        setup: &LossSetup<'_, B>,
-    ) -> crate::Result<Box<dyn MultiLabelLoss<B>>> {
-        let loss = LargeLossConfig::new(LargeLossScheme::LlCp)
-            .with_delta_rel_percent(config.delta_rel_percent)
-            .with_cp_variant(config.cp_variant)
-            .init()?;
-        Ok(Box::new(loss.with_training_rows(setup.n_train())))
-    }
-}
+        needs: "epoch, training rows, optimizer step, state"
+    },
+    preset: |preset| ll_preset_value(preset, 2),
+    build: |config, setup| LargeLossConfig::new(LargeLossScheme::LlCp)
+        .with_delta_rel_percent(config.delta_rel_percent)
+        .with_cp_variant(config.cp_variant)
+        .init()?
+        .with_training_rows(setup.n_train()),
+);

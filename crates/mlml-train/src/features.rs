@@ -222,23 +222,53 @@ pub struct FeatureRun<B: Backend> {
     pub progress: Progress,
 }
 
-/// The files of a run directory.
+/// The files of a run directory: one checkpoint file, written atomically, holds everything a
+/// resume needs (so a crash can never pair one epoch's weights with another epoch's progress);
+/// `progress.json` repeats its figures for people and scripts.
 struct RunFiles {
+    checkpoint: PathBuf,
     progress: PathBuf,
-    model: PathBuf,
-    optimizer: PathBuf,
-    best: PathBuf,
 }
 
 impl RunFiles {
     fn in_dir(dir: &Path) -> Self {
         Self {
+            checkpoint: dir.join("checkpoint.bin"),
             progress: dir.join("progress.json"),
-            model: dir.join("model.bin"),
-            optimizer: dir.join("optimizer.bin"),
-            best: dir.join("best.bin"),
         }
     }
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"MLMLCKP1";
+
+/// `MAGIC`, then each part as a little-endian u64 length and its bytes.
+fn pack(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = CHECKPOINT_MAGIC.to_vec();
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn unpack(path: &Path, bytes: &[u8], count: usize) -> Result<Vec<Vec<u8>>> {
+    let bad = |what: &str| checkpoint_error(path, format!("not an mlml checkpoint: {what}"));
+    let mut rest = bytes
+        .strip_prefix(CHECKPOINT_MAGIC)
+        .ok_or_else(|| bad("no magic"))?;
+    let mut parts = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (len, tail) = rest.split_at_checked(8).ok_or_else(|| bad("truncated"))?;
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+        let len = usize::try_from(len).map_err(|_| bad("a part is too large"))?;
+        let (part, tail) = tail.split_at_checked(len).ok_or_else(|| bad("truncated"))?;
+        parts.push(part.to_vec());
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(parts)
 }
 
 type Recorder_ = BinBytesRecorder<FullPrecisionSettings>;
@@ -324,22 +354,24 @@ pub fn train_features<B: AutodiffBackend>(
     let recorder = Recorder_::default();
     let mut progress = Progress::default();
     let mut best: Mlp<B::InnerBackend> = model.valid();
-    if let Some(files) = files.as_ref().filter(|f| f.progress.is_file()) {
-        let text = read_bytes(&files.progress)?;
-        progress =
-            serde_json::from_slice(&text).map_err(|e| checkpoint_error(&files.progress, e))?;
+    if let Some(files) = files.as_ref().filter(|f| f.checkpoint.is_file()) {
+        let path = &files.checkpoint;
+        let parts = unpack(path, &read_bytes(path)?, 4)?;
+        let [text, model_bytes, optimizer_bytes, best_bytes]: [Vec<u8>; 4] =
+            parts.try_into().expect("four parts");
+        progress = serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?;
         let record = recorder
-            .load(read_bytes(&files.model)?, device)
-            .map_err(|e| checkpoint_error(&files.model, e))?;
+            .load(model_bytes, device)
+            .map_err(|e| checkpoint_error(path, e))?;
         model = model.load_record(record);
         let record = recorder
-            .load(read_bytes(&files.optimizer)?, device)
-            .map_err(|e| checkpoint_error(&files.optimizer, e))?;
+            .load(optimizer_bytes, device)
+            .map_err(|e| checkpoint_error(path, e))?;
         optimizer = optimizer.load_record(record);
         loss.load_state(&progress.loss_state)?;
         let record = Recorder_::default()
-            .load(read_bytes(&files.best)?, device)
-            .map_err(|e| checkpoint_error(&files.best, e))?;
+            .load(best_bytes, device)
+            .map_err(|e| checkpoint_error(path, e))?;
         best = model.valid().load_record(record);
     }
     let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
@@ -425,31 +457,24 @@ pub fn train_features<B: AutodiffBackend>(
         progress.epochs_done = epoch;
         progress.loss_state = loss.state();
         if let Some(files) = &files {
-            // The progress file goes last: a crash before it leaves the previous epoch's
-            // checkpoint in force, and that epoch is redone.
-            let write = |path: &Path, bytes: Vec<u8>| write_atomic(path, &bytes);
-            write(
-                &files.model,
-                recorder
-                    .record(model.clone().into_record(), ())
-                    .map_err(|e| checkpoint_error(&files.model, e))?,
+            // One atomic file: a crash before its rename leaves the previous epoch's checkpoint
+            // whole, and the interrupted epoch is redone.
+            let path = &files.checkpoint;
+            let text = serde_json::to_vec_pretty(&progress).expect("progress serialises");
+            let model_bytes = recorder
+                .record(model.clone().into_record(), ())
+                .map_err(|e| checkpoint_error(path, e))?;
+            let optimizer_bytes = recorder
+                .record(optimizer.to_record(), ())
+                .map_err(|e| checkpoint_error(path, e))?;
+            let best_bytes = Recorder_::default()
+                .record(best.clone().into_record(), ())
+                .map_err(|e| checkpoint_error(path, e))?;
+            write_atomic(
+                path,
+                &pack(&[&text, &model_bytes, &optimizer_bytes, &best_bytes]),
             )?;
-            write(
-                &files.optimizer,
-                recorder
-                    .record(optimizer.to_record(), ())
-                    .map_err(|e| checkpoint_error(&files.optimizer, e))?,
-            )?;
-            write(
-                &files.best,
-                Recorder_::default()
-                    .record(best.clone().into_record(), ())
-                    .map_err(|e| checkpoint_error(&files.best, e))?,
-            )?;
-            write(
-                &files.progress,
-                serde_json::to_vec_pretty(&progress).expect("progress serialises"),
-            )?;
+            write_atomic(&files.progress, &text)?;
         }
     }
     Ok(FeatureRun {

@@ -220,3 +220,37 @@ fn bad_settings_are_errors() {
         train_features::<B>(&config, &train, &val, None, None, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("must be positive"), "{err}");
 }
+
+#[test]
+fn a_damaged_checkpoint_is_an_error_naming_the_file() {
+    let (train, val) = slices();
+    let mut config = config("an");
+    config.epochs = 2;
+    let dir = tempfile::tempdir().unwrap();
+    train_features::<B>(
+        &config,
+        &train,
+        &val,
+        Some(dir.path()),
+        Some(1),
+        &Default::default(),
+    )
+    .unwrap();
+    let path = dir.path().join("checkpoint.bin");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = train_features::<B>(
+        &config,
+        &train,
+        &val,
+        Some(dir.path()),
+        None,
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("checkpoint.bin: not an mlml checkpoint: truncated"),
+        "{err}"
+    );
+}
