@@ -92,7 +92,7 @@ impl<B: Backend> StatelessLoss<B> for EmLoss {
     }
 }
 
-/// EM's `alpha` per dataset: Zhou et al.'s `main.py` (`../shared/reference/spml-an-epr-role-em.md`
+/// EM's `alpha` per dataset: Zhou et al.'s `main.py` (`Correr-Zhou/SPML-AckTheUnknown@ae1ccafe0b03`
 /// §1.7): pascal 0.2, coco 0.1, nuswide 0.1, cub 0.01. Shared with EM+APL.
 pub(crate) fn em_alpha(preset: Preset) -> Option<f64> {
     match preset {
@@ -103,7 +103,7 @@ pub(crate) fn em_alpha(preset: Preset) -> Option<f64> {
     }
 }
 
-pub(crate) const EM_SOURCE: &str = "Zhou et al. main.py (reference/spml-an-epr-role-em.md 1.7-1.8)";
+pub(crate) const EM_SOURCE: &str = "Zhou et al., Correr-Zhou/SPML-AckTheUnknown@ae1ccafe0b03 main.py";
 
 crate::registry::register!(
     EmLoss,

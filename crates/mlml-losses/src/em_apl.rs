@@ -362,7 +362,7 @@ crate::registry::register!(
     build: |config, setup| config.init(setup.epochs, setup.train_labels)?,
 );
 
-/// Zhou et al.'s `main.py` table (reference/spml-an-epr-role-em.md 1.8).
+/// Zhou et al.'s `main.py` table (`Correr-Zhou/SPML-AckTheUnknown@ae1ccafe0b03`).
 fn em_apl_preset(preset: Preset) -> Vec<PresetValue> {
     let (beta, warmup) = match preset {
         Preset::Voc => (0.02, 5),

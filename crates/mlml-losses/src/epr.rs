@@ -100,12 +100,12 @@ impl<B: Backend> StatelessLoss<B> for EprLoss {
 }
 
 /// `k_hat`, the expected number of positives per image, per dataset (shared with ROLE). The
-/// four image sets: Cole et al.'s `train.py` lookup (`../shared/reference/spml-an-epr-role-em.md`
-/// §1.5). The embedded sets: the mean positives per row of their full training labels
-/// (`../shared/data/README.md`), which is what Cole's values are for their datasets.
+/// four image sets: Cole et al.'s `train.py` lookup (`elijahcole/single-positive-multi-label@89152d52ba59`).
+/// The embedded sets: the mean positives per row of their full training labels (as each
+/// dataset's README under `datasets/` records), which is what Cole's values are for theirs.
 pub(crate) fn expected_positives(preset: Preset) -> PresetValue {
-    const COLE: &str = "Cole et al. train.py (reference/spml-an-epr-role-em.md 1.5)";
-    const EMBEDDED: &str = "mean positives per training row (shared/data/README.md)";
+    const COLE: &str = "Cole et al., elijahcole/single-positive-multi-label@89152d52ba59 train.py";
+    const EMBEDDED: &str = "mean positives per row of the full training labels";
     let (value, source) = match preset {
         Preset::Voc => (1.5, COLE),
         Preset::Coco => (2.9, COLE),
