@@ -212,24 +212,7 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
             ..Default::default()
         },
     )?;
-    let take = |rows: &[usize]| {
-        let mut keep = vec![false; all.len()];
-        for &r in rows {
-            keep[r] = true;
-        }
-        let mut labels = all.labels.clone();
-        labels.retain_rows(|i| keep[i]);
-        let features = rows
-            .iter()
-            .flat_map(|&r| all.features[r * all.dim..(r + 1) * all.dim].iter().copied())
-            .collect();
-        FeatureSet {
-            features,
-            dim: all.dim,
-            labels,
-        }
-    };
-    let (mut train_set, mut val_set) = (take(&split.train), take(&split.val));
+    let (mut train_set, mut val_set) = (all.select(&split.train), all.select(&split.val));
     let (mean, std) = train_set.standardization();
     train_set.standardize(&mean, &std);
     val_set.standardize(&mean, &std);

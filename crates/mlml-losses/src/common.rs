@@ -312,30 +312,28 @@ pub(crate) fn check_shapes<B: Backend>(
     }
 }
 
-/// A stateful loss's check that the context gives one dataset row per batch row and, in
-/// training, that each is a row of the training set.
-pub(crate) fn check_rows(
+/// A stateful loss's check of a training batch: one dataset row per batch row, each a row of
+/// the training set.
+pub(crate) fn check_training_rows(
     loss: &'static str,
-    ctx: &LossContext<'_>,
+    rows: &[usize],
     batch: usize,
     n_train: usize,
 ) -> Result<()> {
-    if ctx.rows().len() != batch {
+    if rows.len() != batch {
         return Err(LossError::Shape {
             loss,
             message: format!(
                 "needs the dataset row of each of the {batch} batch rows, got {} rows",
-                ctx.rows().len()
+                rows.len()
             ),
         });
     }
-    if ctx.is_train() {
-        if let Some(&row) = ctx.rows().iter().find(|&&r| r >= n_train) {
-            return Err(LossError::Shape {
-                loss,
-                message: format!("training row {row} is outside the {n_train}-row training set"),
-            });
-        }
+    if let Some(&row) = rows.iter().find(|&&r| r >= n_train) {
+        return Err(LossError::Shape {
+            loss,
+            message: format!("training row {row} is outside the {n_train}-row training set"),
+        });
     }
     Ok(())
 }

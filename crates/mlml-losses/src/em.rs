@@ -103,7 +103,8 @@ pub(crate) fn em_alpha(preset: Preset) -> Option<f64> {
     }
 }
 
-pub(crate) const EM_SOURCE: &str = "Zhou et al., Correr-Zhou/SPML-AckTheUnknown@ae1ccafe0b03 main.py";
+pub(crate) const EM_SOURCE: &str =
+    "Zhou et al., Correr-Zhou/SPML-AckTheUnknown@ae1ccafe0b03 main.py";
 
 crate::registry::register!(
     EmLoss,

@@ -40,7 +40,7 @@ use mlml_data::{LabelMatrix, UNOBSERVED};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    check_rows, check_shapes, mean_all, neg_log, negative_mask, positive_mask, EpochEnd,
+    check_shapes, check_training_rows, mean_all, neg_log, negative_mask, positive_mask, EpochEnd,
     LossContext, LossState, MultiLabelLoss,
 };
 use crate::em::{em_alpha, negative_entropy, EM_SOURCE};
@@ -128,7 +128,7 @@ impl EmAplLoss {
     }
 
     /// Per-element loss `[batch, n_classes]`, with the pseudo-labels of the batch's training
-    /// rows (`training_rows` empty: none, as for an evaluation batch).
+    /// rows (`None`: none, as for an evaluation batch).
     ///
     /// # Errors
     /// Logits and targets of different shapes, or rows that are not one training row per
@@ -137,14 +137,13 @@ impl EmAplLoss {
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
-        training_rows: &[usize],
+        training_rows: Option<&[usize]>,
     ) -> crate::Result<Tensor<B, 2>> {
         check_shapes(NAME, &logits, &targets)?;
         let [n, c] = logits.dims();
-        let sample_indices = training_rows;
-        if !sample_indices.is_empty() {
-            let ctx = LossContext::train(1, sample_indices)?;
-            check_rows(NAME, &ctx, n, self.observed.n_samples())?;
+        let sample_indices = training_rows.unwrap_or_default();
+        if let Some(rows) = training_rows {
+            check_training_rows(NAME, rows, n, self.observed.n_samples())?;
         }
         let device = logits.device();
         let mut soft = vec![0.0f32; n * c];
@@ -272,10 +271,8 @@ impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
     ) -> crate::Result<Tensor<B, 1>> {
-        let rows = if ctx.is_train() { ctx.rows() } else { &[] };
-        if ctx.is_train() {
-            check_rows(NAME, ctx, logits.dims()[0], self.observed.n_samples())?;
-        }
+        // Pseudo-labels are keyed by training row: an evaluation batch gets none.
+        let rows = ctx.is_train().then(|| ctx.rows());
         Ok(mean_all(self.forward_elementwise(logits, targets, rows)?))
     }
 

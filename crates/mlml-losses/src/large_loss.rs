@@ -43,8 +43,8 @@ use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    bce_with_logits, check_rows, check_shapes, positive_mask, unobserved_mask, LossContext,
-    LossState, MultiLabelLoss, OptimizerStep,
+    bce_with_logits, check_shapes, check_training_rows, positive_mask, unobserved_mask,
+    LossContext, LossState, MultiLabelLoss, OptimizerStep,
 };
 use crate::error::{check_range, LossError};
 use crate::registry::{Preset, PresetValue, Registered};
@@ -233,7 +233,7 @@ impl LargeLoss {
         check_shapes(name, &logits, &targets)?;
         let [n, c] = logits.dims();
         if self.writes_back() && ctx.is_train() {
-            check_rows(name, ctx, n, self.n_train.unwrap_or(usize::MAX))?;
+            check_training_rows(name, ctx.rows(), n, self.n_train.unwrap_or(usize::MAX))?;
         }
         let device = logits.device();
         let mut positive = positive_mask(&targets);

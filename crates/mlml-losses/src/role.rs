@@ -33,8 +33,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::common::{
-    check_rows, check_shapes, class_count, mean_all, neg_log, positive_mask, ExtraTrainable,
-    LossContext, LossState, MultiLabelLoss, OptimizerStep, StateTensor,
+    check_shapes, check_training_rows, class_count, mean_all, neg_log, positive_mask,
+    ExtraTrainable, LossContext, LossState, MultiLabelLoss, OptimizerStep, StateTensor,
 };
 use crate::epr::{expected_positive_penalty, expected_positives};
 use crate::error::{check_range, LossError};
@@ -253,7 +253,7 @@ impl<B: Backend> MultiLabelLoss<B> for RoleLoss<B> {
             let penalty = expected_positive_penalty(p, self.config.expected_num_pos, c);
             return Ok(mean_all(observed.mul_scalar(0.5)) + penalty.mul_scalar(0.5));
         }
-        check_rows(NAME, ctx, logits.dims()[0], self.n_train())?;
+        check_training_rows(NAME, ctx.rows(), logits.dims()[0], self.n_train())?;
         let (matrix, penalty) = self.forward_parts(logits, targets, ctx.rows());
         Ok(mean_all(matrix) + penalty)
     }

@@ -81,6 +81,32 @@ impl FeatureSet {
         self.len() == 0
     }
 
+    /// The rows `rows` (ascending), with their labels.
+    ///
+    /// # Panics
+    /// When a row is out of range.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        let mut keep = vec![false; self.len()];
+        for &r in rows {
+            keep[r] = true;
+        }
+        let mut labels = self.labels.clone();
+        labels.retain_rows(|i| keep[i]);
+        let features = (0..self.len())
+            .filter(|&i| keep[i])
+            .flat_map(|i| {
+                self.features[i * self.dim..(i + 1) * self.dim]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        Self {
+            features,
+            dim: self.dim,
+            labels,
+        }
+    }
+
     /// The same features with other labels (a partial-label version of the same rows).
     ///
     /// # Errors
@@ -384,16 +410,14 @@ pub fn train_features<B: AutodiffBackend>(
         mlml_data::rng::shuffle(&mut rng, &mut order);
         let mut total = 0.0f64;
         let mut batches = 0usize;
-        let mut x = Vec::with_capacity(config.batch_size * train.dim);
         for (b, rows) in order.chunks(config.batch_size).enumerate() {
-            x.clear();
-            for &r in rows {
-                x.extend_from_slice(&train.features[r * train.dim..(r + 1) * train.dim]);
-            }
-            let input = Tensor::<B, 2>::from_data(
-                TensorData::new(x.clone(), [rows.len(), train.dim]),
-                device,
-            );
+            let x: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| &train.features[r * train.dim..(r + 1) * train.dim])
+                .copied()
+                .collect();
+            let input =
+                Tensor::<B, 2>::from_data(TensorData::new(x, [rows.len(), train.dim]), device);
             let targets = targets_from_labels::<B>(&train.labels, rows, device);
             let logits = model.forward(input);
             let value = loss.forward(logits, targets, &LossContext::train(epoch, rows)?)?;

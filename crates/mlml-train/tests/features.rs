@@ -33,15 +33,7 @@ fn slices() -> (FeatureSet, FeatureSet) {
         ZeroMeans::Negative,
     )
     .unwrap();
-    let take = |from: usize, to: usize| {
-        let mut labels = all.labels.clone();
-        labels.retain_rows(|i| (from..to).contains(&i));
-        FeatureSet {
-            features: all.features[from * all.dim..to * all.dim].to_vec(),
-            dim: all.dim,
-            labels,
-        }
-    };
+    let take = |from: usize, to: usize| all.select(&(from..to).collect::<Vec<_>>());
     let (mut train, mut val) = (take(0, 600), take(600, 900));
     let (mean, std) = train.standardization();
     train.standardize(&mean, &std);
