@@ -178,7 +178,12 @@ macro_rules! registry {
             Err(unknown(name))
         }
 
-        fn resolved_json(name: &str, preset: Option<Preset>) -> Result<serde_json::Value> {
+        /// A loss's hyperparameters as they would be built (defaults, then the preset's
+        /// values), as JSON: for `mlml losses` and resolved configs.
+        ///
+        /// # Errors
+        /// An unknown name.
+        pub fn resolved_config(name: &str, preset: Option<Preset>) -> Result<serde_json::Value> {
             $(if name == <$loss as Registered>::INFO.name {
                 let config = resolve::<$loss>(preset, &serde_json::Value::Null)?;
                 return Ok(serde_json::to_value(config).expect("configs serialise"));
@@ -186,7 +191,11 @@ macro_rules! registry {
             Err(unknown(name))
         }
 
-        fn preset_values(name: &str, preset: Preset) -> Result<Vec<PresetValue>> {
+        /// The values `preset` sets for the loss `name`, with their sources.
+        ///
+        /// # Errors
+        /// An unknown name.
+        pub fn preset_for(name: &str, preset: Preset) -> Result<Vec<PresetValue>> {
             $(if name == <$loss as Registered>::INFO.name {
                 return Ok(<$loss>::preset(preset));
             })*
@@ -308,29 +317,12 @@ pub fn build<B: Backend>(
     dispatch(name, preset, overrides, setup)
 }
 
-/// A loss's hyperparameters as they would be built (defaults, then the preset's values), as
-/// JSON: for `mlml losses` and resolved configs.
-///
-/// # Errors
-/// An unknown name.
-pub fn resolved_config(name: &str, preset: Option<Preset>) -> Result<serde_json::Value> {
-    resolved_json(name, preset)
-}
-
-/// The values `preset` sets for the loss `name`, with their sources.
-///
-/// # Errors
-/// An unknown name.
-pub fn preset_for(name: &str, preset: Preset) -> Result<Vec<PresetValue>> {
-    preset_values(name, preset)
-}
-
 /// Every preset value of every loss: `(preset, loss, value)`.
 pub fn presets() -> Vec<(Preset, &'static str, PresetValue)> {
     let mut all = Vec::new();
     for preset in Preset::ALL {
         for info in LOSSES {
-            for value in preset_values(info.name, preset).expect("registered") {
+            for value in preset_for(info.name, preset).expect("registered") {
                 all.push((preset, info.name, value));
             }
         }
