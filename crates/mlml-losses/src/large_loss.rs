@@ -26,7 +26,7 @@
 //! `delta_rel_percent` is in percent, as the reference's `--delta_rel` flag (0.2 means 0.2 %
 //! per epoch; the reference divides by 100). Defaults per scheme are BoostLU's fixed values:
 //! LL-R 0.5 %, LL-Ct 0.2 %, LL-Cp 0.1 %. The presets set the LL paper's per-dataset values (the
-//! first author's reply in https://github.com/snucml/LargeLossMatters/issues/4, 2022-11-21):
+//! first author's reply in <https://github.com/snucml/LargeLossMatters/issues/4>, 2022-11-21):
 //! VOC 0.2 / 0.2 / 0.1, COCO and NUS-WIDE 0.4 / 0.2 / 0.2, CUB 0.4 / 0.4 / 0.2 for LL-R / LL-Ct /
 //! LL-Cp; `boostlu` keeps BoostLU's fixed 0.5 %.
 //!

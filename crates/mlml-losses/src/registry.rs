@@ -2,7 +2,7 @@
 //! and per-dataset presets.
 //!
 //! A loss is registered by one line of the `registry!` table below naming a type that
-//! implements [`Registered`]: its [`LossInfo`] (with the name, written once), its config type,
+//! implements `Registered`: its [`LossInfo`] (with the name, written once), its config type,
 //! its per-dataset preset values with their sources, and how it is built from the run's facts.
 
 use burn::tensor::backend::Backend;
@@ -355,7 +355,7 @@ pub(crate) fn agree_with_run(
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoHyperparameters {}
 
-/// A loss's [`Registered`] impl from its parts: the type, its config and defaults, its
+/// A loss's `Registered` impl from its parts: the type, its config and defaults, its
 /// [`LossInfo`], optionally its preset function, and how it is built from the config and the
 /// run's facts (an expression that may use `?`).
 macro_rules! register {
