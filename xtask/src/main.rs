@@ -3,18 +3,23 @@
 //! - `ci`: `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
 //!   `cargo test --workspace`: exactly what `.ci/run` runs.
 //! - `bench [FILTER...]`: the criterion benchmarks of every crate (`cargo bench --workspace`).
+//! - `reproduce SETTING`: every loss on a setting, through the `mlml` binary ([`reproduce`]).
 //!
-//! No dependencies, so that it compiles in seconds on every CI run.
+//! Its one dependency is serde_json (to read `mlml`'s reports), so that it compiles in seconds on
+//! every CI run; it never links burn.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
+
+mod reproduce;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("reproduce") => reproduce::reproduce(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_help();
             Ok(())
@@ -35,7 +40,9 @@ fn print_help() {
         "cargo xtask <task>\n\n\
          tasks:\n  \
          ci               fmt --check, clippy -D warnings, tests (what CI runs)\n  \
-         bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)"
+         bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
+         reproduce SETTING [--seeds N] [--loss NAME]... [--sweep]\n                   \
+         train every loss on a setting with the mlml binary; table, JSON and chart in docs/results"
     );
 }
 

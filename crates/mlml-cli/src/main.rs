@@ -5,15 +5,26 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::backend::{Autodiff, Flex};
 use clap::{Parser, Subcommand};
 use mlml_data::formats::ZeroMeans;
-use mlml_data::generate::{single_positive, spml_split, SinglePositiveParams, SplitParams};
+use mlml_data::generate::{
+    drop_positives, single_positive, spml_split, DropParams, SinglePositiveParams, SplitParams,
+};
+use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
-use mlml_train::features::{train_features, FeatureSet, FeatureTraining, Progress};
+use mlml_metrics::{
+    mean_average_precision, precision_recall_f1, ApDefinition, MapOptions, Selection,
+};
+use mlml_train::features::{
+    predict, train_features_observed, FeatureSet, FeatureTraining, Progress,
+};
 use serde::{Deserialize, Serialize};
+
+mod chart;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +62,19 @@ enum Command {
         #[arg(long)]
         stop_after_epochs: Option<usize>,
     },
+    /// A PNG bar chart of the mAP per loss of a results file (`docs/results/<setting>.json`,
+    /// as `cargo xtask reproduce` writes it), with error bars over seeds.
+    Chart {
+        /// A JSON list of rows with `loss`, `map` and optionally `map_std`.
+        #[arg(long)]
+        results: PathBuf,
+        /// The chart's title.
+        #[arg(long, default_value = "test mAP per loss")]
+        title: String,
+        /// The PNG to write.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
     /// The registered losses, their defaults and their per-dataset presets.
     Losses {
         /// Print JSON.
@@ -69,13 +93,28 @@ struct RunConfig {
 }
 
 /// Which labels the training rows keep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum LabelProtocol {
     /// Every label (the full-label upper bound).
     Full,
     /// One observed positive per row, uniformly chosen (ChaCha8 with `label_seed`).
     SinglePositive,
+    /// This fraction of the positives kept (at least one per row), the rest unobserved, as
+    /// the Hill / SPLC partial-label settings ("40 % of positives left"): `{ partial = 0.4 }`.
+    Partial(f64),
+}
+
+impl LabelProtocol {
+    fn describe(self) -> String {
+        match self {
+            LabelProtocol::Full => "full".into(),
+            LabelProtocol::SinglePositive => "single-positive".into(),
+            LabelProtocol::Partial(keep) => {
+                format!("partial ({:.0} % of positives kept)", 100.0 * keep)
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,6 +130,13 @@ struct DataConfig {
     labels: LabelProtocol,
     #[serde(default)]
     label_seed: u64,
+    /// `[m, d]` test features (`.npy`); with `test_labels`, the report gives the test figures
+    /// of the selected epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    test_features: Option<PathBuf>,
+    /// `[m, C]` full 0/1 test labels (`.npy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    test_labels: Option<PathBuf>,
     /// Fraction of the training file held out for validation (the single-positive split).
     #[serde(default = "default_val_fraction")]
     val_fraction: f64,
@@ -153,6 +199,11 @@ fn run(cli: Cli) -> Result<()> {
             let resolved = read_config(&path, &[])?;
             train(&resolved, &run_dir, stop_after_epochs)
         }
+        Command::Chart {
+            results,
+            title,
+            output,
+        } => results_chart(&results, &title, &output),
         Command::Losses { json } => losses(json),
     }
 }
@@ -196,14 +247,82 @@ fn load_classes(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The training rows' observed labels under the config's protocol.
+fn observed_labels(d: &DataConfig, full: &LabelMatrix) -> Result<LabelMatrix> {
+    Ok(match d.labels {
+        LabelProtocol::Full => full.clone(),
+        LabelProtocol::SinglePositive => {
+            let params = SinglePositiveParams {
+                seed: d.label_seed,
+                ..Default::default()
+            };
+            single_positive(full, &params)?.0
+        }
+        LabelProtocol::Partial(keep) => {
+            if !(keep > 0.0 && keep <= 1.0) {
+                bail!("data.labels: the partial fraction of positives kept must be in (0, 1], got {keep}");
+            }
+            let params = DropParams {
+                ratio: 1.0 - keep,
+                min_positives: 1,
+                observe_negatives: 0.0,
+                seed: d.label_seed,
+            };
+            drop_positives(full, &params)?.0
+        }
+    })
+}
+
+/// Test-split figures of one model.
+#[derive(Clone, Debug, Serialize)]
+struct TestFigures {
+    /// mAP (%), sklearn's AP.
+    map: f64,
+    /// mAP (%), the ASL code's ranked AP.
+    map_ranked: f64,
+    /// Per-class F1 (%) at threshold 0.5.
+    cf1: f64,
+    /// Overall F1 (%) at threshold 0.5.
+    of1: f64,
+    rows: usize,
+}
+
+fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
+    let map = |definition| {
+        mean_average_precision(
+            scores,
+            labels,
+            MapOptions {
+                definition,
+                skip_empty: false,
+            },
+        )
+        .map(|r| r.map)
+    };
+    let prf = precision_recall_f1(scores, labels, Selection::default())?;
+    Ok(TestFigures {
+        map: map(ApDefinition::Sklearn)?,
+        map_ranked: map(ApDefinition::Ranked)?,
+        cf1: prf.cf1,
+        of1: prf.of1,
+        rows: labels.n_samples(),
+    })
+}
+
 fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()> {
     let d = &config.data;
+    let classes = load_classes(&d.classes)?;
     let all = FeatureSet::from_npy(
         &d.train_features,
         &d.train_labels,
-        load_classes(&d.classes)?,
+        classes.clone(),
         ZeroMeans::Negative,
     )?;
+    let test = match (&d.test_features, &d.test_labels) {
+        (Some(x), Some(y)) => Some(FeatureSet::from_npy(x, y, classes, ZeroMeans::Negative)?),
+        (None, None) => None,
+        _ => bail!("data.test_features and data.test_labels go together: give both or neither"),
+    };
     let split = spml_split(
         all.len(),
         &SplitParams {
@@ -216,70 +335,172 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
     let (mean, std) = train_set.standardization();
     train_set.standardize(&mean, &std);
     val_set.standardize(&mean, &std);
-    if d.labels == LabelProtocol::SinglePositive {
-        let params = SinglePositiveParams {
-            seed: d.label_seed,
-            ..Default::default()
-        };
-        let (observed, _) = single_positive(&train_set.labels, &params)?;
-        train_set = train_set.with_labels(observed)?;
+    let test = test.map(|mut t| {
+        t.standardize(&mean, &std);
+        t
+    });
+    if test.as_ref().is_some_and(|t| t.dim != train_set.dim) {
+        bail!(
+            "{}: the test features have another width than the training features",
+            d.test_features
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display()
+        );
     }
+    train_set = train_set.with_labels(observed_labels(d, &train_set.labels)?)?;
     let t = &config.training;
     eprintln!(
         "mlml: {} on {} training rows ({} labels) and {} validation rows, {} epochs, cpu (flex)",
         t.loss,
         train_set.len(),
-        match d.labels {
-            LabelProtocol::Full => "full",
-            LabelProtocol::SinglePositive => "single-positive",
-        },
+        d.labels.describe(),
         val_set.len(),
         t.epochs
     );
-    let run = train_features::<Autodiff<Flex>>(
+    let start = Instant::now();
+    let run = train_features_observed::<Autodiff<Flex>>(
         t,
         &train_set,
         &val_set,
         Some(out),
         stop_after,
         &Default::default(),
+        &mut |e| {
+            eprintln!(
+                "mlml: epoch {}/{}: train loss {:.5}, val mAP {:.2}{}",
+                e.epoch,
+                t.epochs,
+                e.train_loss,
+                e.val_map,
+                e.loss_note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+        },
     )?;
-    write_outputs(out, config, &run.progress)?;
+    let seconds = start.elapsed().as_secs_f64();
     let p = &run.progress;
+    let epochs_now = p.epochs_done - run.resumed_at.min(p.epochs_done);
+    let test_figures = match &test {
+        Some(test) => Some(test_figures(
+            &predict(&run.best, test, &Default::default()),
+            &test.labels,
+        )?),
+        None => None,
+    };
+    write_outputs(
+        out,
+        config,
+        p,
+        &serde_json::json!({
+            "seconds": seconds,
+            "train_rows_per_second": (epochs_now * train_set.len()) as f64 / seconds.max(1e-9),
+            "test": test_figures,
+        }),
+    )?;
     println!(
-        "{}: {} of {} epochs; best validation mAP {:.2} at epoch {} ({})",
+        "{}: {} of {} epochs; best validation mAP {:.2} at epoch {}{} ({})",
         out.display(),
         p.epochs_done,
         t.epochs,
         p.best_val_map,
         p.best_epoch,
+        test_figures
+            .as_ref()
+            .map(|f| format!(
+                "; test mAP {:.2}, CF1 {:.2}, OF1 {:.2}",
+                f.map, f.cf1, f.of1
+            ))
+            .unwrap_or_default(),
         out.join("report.json").display()
     );
     Ok(())
 }
 
-fn write_outputs(out: &Path, config: &RunConfig, progress: &Progress) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    config: &RunConfig,
+    progress: &Progress,
+    extra: &serde_json::Value,
+) -> Result<()> {
     let mut jsonl = Vec::new();
+    let mut csv = String::from("epoch,train_loss,val_map,val_map_ranked\n");
     for epoch in &progress.epochs {
         serde_json::to_writer(&mut jsonl, epoch)?;
         jsonl.push(b'\n');
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            epoch.epoch, epoch.train_loss, epoch.val_map, epoch.val_map_ranked
+        ));
     }
     mlml_data::formats::write_atomic(&out.join("metrics.jsonl"), &jsonl)?;
-    let report = serde_json::json!({
+    mlml_data::formats::write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
+    let per_epoch = |f: fn(&mlml_train::features::EpochRecord) -> f64| {
+        progress.epochs.iter().map(f).collect::<Vec<f64>>()
+    };
+    chart::epoch_panels(
+        &out.join("curves.png"),
+        &format!(
+            "{} ({})",
+            config.training.loss,
+            config.data.labels.describe()
+        ),
+        &[
+            chart::Curve {
+                name: "train loss",
+                values: per_epoch(|e| e.train_loss),
+            },
+            chart::Curve {
+                name: "validation mAP (%)",
+                values: per_epoch(|e| e.val_map),
+            },
+        ],
+    )?;
+    let mut report = serde_json::json!({
         "loss": config.training.loss,
+        "labels": config.data.labels.describe(),
         "epochs_done": progress.epochs_done,
         "epochs": config.training.epochs,
         "best_epoch": progress.best_epoch,
         "best_val_map": progress.best_val_map,
-        "selection": "first epoch with the highest validation mAP (sklearn AP)",
+        "selection": "first epoch with the highest validation mAP (sklearn AP); test figures are that epoch's",
         "backend": "flex",
         "device": "cpu",
     });
+    if let (Some(report), Some(extra)) = (report.as_object_mut(), extra.as_object()) {
+        report.extend(extra.clone());
+    }
     mlml_data::formats::write_atomic(
         &out.join("report.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(())
+}
+
+fn results_chart(results: &Path, title: &str, output: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(results).with_context(|| results.display().to_string())?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: expected a JSON list of rows", results.display()))?;
+    let bars = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let field = |key: &str| row[key].as_f64();
+            Ok(chart::Bar {
+                label: row["loss"]
+                    .as_str()
+                    .with_context(|| format!("{}: row {i} has no \"loss\"", results.display()))?
+                    .to_string(),
+                value: field("map").with_context(|| {
+                    format!("{}: row {i} has no number \"map\"", results.display())
+                })?,
+                std: field("map_std").unwrap_or(0.0),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    chart::bar_chart(output, title, "test mAP (%)", &bars)
 }
 
 fn losses(json: bool) -> Result<()> {

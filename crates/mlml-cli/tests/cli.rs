@@ -24,14 +24,25 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-const CONFIG: &str = "configs/yeast-single/role.toml";
+const CONFIG: &str = "configs/yeast-single.toml";
+/// ROLE (the loss with the most state) on a small, quick recipe.
+const ROLE: [&str; 8] = [
+    "--set",
+    "training.loss=\"role\"",
+    "--set",
+    "training.hidden=[64]",
+    "--set",
+    "training.lr=0.003",
+    "--set",
+    "training.epochs=4",
+];
 
 #[test]
 fn train_stop_and_resume_give_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
     let split = dir.path().join("split");
-    let set = ["--set", "training.epochs=4"];
+    let set = ROLE;
     let out = mlml(
         &[
             &[
@@ -118,7 +129,7 @@ fn bad_configs_name_the_file_and_the_key() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--set", "training.lrr=1"],
-            "role.toml: bad config: unknown field `lrr`",
+            "yeast-single.toml: bad config: unknown field `lrr`",
         ),
         (
             &["--set", "training.loss=\"hil\""],
@@ -170,4 +181,105 @@ fn losses_lists_every_loss_with_defaults_and_presets() {
         .contains("Cole"));
     let text = mlml(&["losses"]);
     assert!(String::from_utf8_lossy(&text.stdout).lines().count() == 18);
+}
+
+#[test]
+fn partial_labels_give_test_figures_curves_and_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = mlml(&[
+        "train",
+        "--config",
+        "configs/yeast-40.toml",
+        "--set",
+        "training.epochs=3",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("epoch 3/3: train loss"),
+        "{}",
+        stderr(&out)
+    );
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["labels"], "partial (40 % of positives kept)");
+    let test = &report["test"];
+    assert_eq!(test["rows"], 917);
+    // Random ranking gives about 30 % on yeast; three epochs of AN with 40 % of the positives
+    // are well above it. AN pushes most scores under 0.5, yet some labels are selected.
+    assert!(test["map"].as_f64().unwrap() > 38.0, "{report}");
+    let of1 = test["of1"].as_f64().unwrap();
+    assert!(of1 > 0.0 && of1 < 100.0, "{report}");
+    assert!(report["train_rows_per_second"].as_f64().unwrap() > 0.0);
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(csv.starts_with("epoch,train_loss,val_map,val_map_ranked\n1,"));
+    let png = std::fs::read(run.join("curves.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    let out = mlml(&[
+        "train",
+        "--config",
+        "configs/yeast-40.toml",
+        "--set",
+        "data.labels={ partial = 1.5 }",
+        "--out",
+        dir.path().join("bad").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("fraction of positives kept must be in (0, 1], got 1.5"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn chart_draws_the_same_png_for_the_same_rows_and_names_a_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = dir.path().join("rows.json");
+    std::fs::write(
+        &rows,
+        r#"[{"loss": "an", "map": 41.5, "map_std": 0.4}, {"loss": "bce (full labels)", "map": 48.2}]"#,
+    )
+    .unwrap();
+    let draw = |name: &str| {
+        let png = dir.path().join(name);
+        let out = mlml(&[
+            "chart",
+            "--results",
+            rows.to_str().unwrap(),
+            "-o",
+            png.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read(png).unwrap()
+    };
+    let (a, b) = (draw("a.png"), draw("b.png"));
+    assert_eq!(&a[..4], b"\x89PNG");
+    assert_eq!(a, b);
+    let decoded = image_size(&a);
+    assert_eq!(decoded.0, 900);
+
+    std::fs::write(&rows, r#"[{"loss": "an", "map": 41.5}, {"loss": "hill"}]"#).unwrap();
+    let out = mlml(&[
+        "chart",
+        "--results",
+        rows.to_str().unwrap(),
+        "-o",
+        dir.path().join("c.png").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("rows.json: row 1 has no number \"map\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn image_size(png: &[u8]) -> (u32, u32) {
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
 }

@@ -246,6 +246,8 @@ pub struct FeatureRun<B: Backend> {
     pub last: Mlp<B>,
     /// Per-epoch figures and the selection.
     pub progress: Progress,
+    /// Epochs already done when this call started (0 unless it resumed a checkpoint).
+    pub resumed_at: usize,
 }
 
 /// The files of a run directory: one checkpoint file, written atomically, holds everything a
@@ -344,6 +346,23 @@ pub fn train_features<B: AutodiffBackend>(
     stop_after: Option<usize>,
     device: &B::Device,
 ) -> Result<FeatureRun<B::InnerBackend>> {
+    train_features_observed::<B>(config, train, val, run_dir, stop_after, device, &mut |_| {})
+}
+
+/// [`train_features`], calling `on_epoch` with each finished epoch's figures (after its
+/// checkpoint is written), for progress displays.
+///
+/// # Errors
+/// As [`train_features`].
+pub fn train_features_observed<B: AutodiffBackend>(
+    config: &FeatureTraining,
+    train: &FeatureSet,
+    val: &FeatureSet,
+    run_dir: Option<&Path>,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<FeatureRun<B::InnerBackend>> {
     if config.epochs == 0 || config.batch_size == 0 || config.lr.is_nan() || config.lr <= 0.0 {
         return Err(TrainError::Config(format!(
             "epochs ({}), batch_size ({}) and lr ({}) must be positive",
@@ -400,6 +419,7 @@ pub fn train_features<B: AutodiffBackend>(
             .map_err(|e| checkpoint_error(path, e))?;
         best = model.valid().load_record(record);
     }
+    let resumed_at = progress.epochs_done;
     let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
     let n = train.len();
     for epoch in progress.epochs_done + 1..=last_epoch {
@@ -500,10 +520,12 @@ pub fn train_features<B: AutodiffBackend>(
             )?;
             write_atomic(&files.progress, &text)?;
         }
+        on_epoch(progress.epochs.last().expect("pushed above"));
     }
     Ok(FeatureRun {
         best,
         last: model.valid(),
         progress,
+        resumed_at,
     })
 }

@@ -1,0 +1,745 @@
+//! `cargo xtask reproduce <setting>`: trains every registered loss (and the full-label BCE upper
+//! bound) on a setting with the `mlml` binary, over several seeds, and writes the table, its JSON
+//! and a chart to `docs/results/`.
+//!
+//! It calls `mlml` rather than linking the training crate, so that xtask stays free of burn.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+use crate::{cargo, project_root};
+
+/// A setting on an embedded dataset.
+struct Setting {
+    name: &'static str,
+    config: &'static str,
+    summary: &'static str,
+}
+
+const EMBEDDED: &[Setting] = &[
+    Setting {
+        name: "yeast-single",
+        config: "configs/yeast-single.toml",
+        summary: "yeast (14 labels, 4.2 positives per row), one observed positive per training row",
+    },
+    Setting {
+        name: "yeast-40",
+        config: "configs/yeast-40.toml",
+        summary: "yeast, 40 % of the training positives kept (at least one per row)",
+    },
+    Setting {
+        name: "yeast-75",
+        config: "configs/yeast-75.toml",
+        summary: "yeast, 75 % of the training positives kept (at least one per row)",
+    },
+    Setting {
+        name: "scene-single",
+        config: "configs/scene-single.toml",
+        summary: "scene (6 labels, 1.07 positives per row), one observed positive per training row",
+    },
+    Setting {
+        name: "scene-40",
+        config: "configs/scene-40.toml",
+        summary: "scene, 40 % of the training positives kept (at least one per row)",
+    },
+    Setting {
+        name: "scene-75",
+        config: "configs/scene-75.toml",
+        summary: "scene, 75 % of the training positives kept (at least one per row)",
+    },
+];
+
+/// Settings of the papers, on image datasets the user downloads.
+const PAPER_SETTINGS: &[(&str, &str)] = &[
+    (
+        "coco-single",
+        "COCO 2014, single positive (Cole et al. 2021 protocol)",
+    ),
+    (
+        "coco-40",
+        "COCO 2014, 40 % of positives (Hill / SPLC release)",
+    ),
+    (
+        "coco-75",
+        "COCO 2014, 75 % of positives (Hill / SPLC release)",
+    ),
+    ("coco-full", "COCO 2014, full labels"),
+    (
+        "voc-single",
+        "VOC 2012, single positive (Cole et al. 2021 protocol)",
+    ),
+    (
+        "nus-single",
+        "NUS-WIDE, single positive (Cole et al. 2021 protocol)",
+    ),
+    (
+        "cub-single",
+        "CUB-200-2011 attributes, single positive (Cole et al. 2021 protocol)",
+    ),
+    (
+        "fashion-single",
+        "the embedded Fashion-MNIST composite, single positive",
+    ),
+];
+
+/// The full-label upper bound's row name.
+const FULL_LABEL_ROW: &str = "bce (full labels)";
+/// The learning recipes the sweep tries: (hidden sizes, lr, weight decay, epochs).
+const SWEEP: &[(&str, f64, f64, usize)] = &[
+    ("[]", 1e-2, 0.0, 50),
+    ("[256]", 1e-3, 0.0, 20),
+    ("[256]", 1e-3, 1e-3, 20),
+    ("[512]", 1e-3, 1e-3, 20),
+    ("[512]", 3e-4, 0.0, 50),
+    ("[512]", 3e-4, 1e-3, 50),
+    ("[512]", 3e-4, 1e-2, 50),
+    ("[1024]", 1e-3, 1e-3, 20),
+    ("[1024]", 3e-4, 1e-3, 50),
+    ("[256, 256]", 1e-3, 1e-3, 20),
+    ("[512, 512]", 1e-3, 1e-3, 20),
+    ("[512, 512]", 3e-4, 1e-3, 50),
+];
+
+#[derive(Debug)]
+struct Options {
+    setting: String,
+    seeds: usize,
+    losses: Vec<String>,
+    mlml: Option<PathBuf>,
+    runs: Option<PathBuf>,
+    results: PathBuf,
+    sweep: bool,
+    data: Option<PathBuf>,
+}
+
+fn usage() -> String {
+    let names: Vec<&str> = EMBEDDED.iter().map(|s| s.name).collect();
+    format!(
+        "usage: cargo xtask reproduce <setting> [--seeds N] [--loss NAME]... [--sweep] \
+         [--mlml PATH] [--runs DIR] [--results DIR]\n  embedded settings: {}\n  \
+         paper settings (with --data DIR): {}",
+        names.join(", "),
+        PAPER_SETTINGS
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        setting: String::new(),
+        seeds: 5,
+        losses: Vec::new(),
+        mlml: None,
+        runs: None,
+        results: project_root().join("docs/results"),
+        sweep: false,
+        data: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value\n{}", usage()))
+        };
+        match arg.as_str() {
+            "--seeds" => {
+                let v = value("--seeds")?;
+                options.seeds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--seeds {v}: expected a positive integer"))?;
+            }
+            "--loss" => options.losses.push(value("--loss")?),
+            "--mlml" => options.mlml = Some(value("--mlml")?.into()),
+            "--runs" => options.runs = Some(value("--runs")?.into()),
+            "--results" => options.results = value("--results")?.into(),
+            "--data" => options.data = Some(value("--data")?.into()),
+            "--sweep" => options.sweep = true,
+            "-h" | "--help" => return Err(usage()),
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown option {flag}\n{}", usage()))
+            }
+            name if options.setting.is_empty() => options.setting = name.to_string(),
+            extra => return Err(format!("unexpected argument {extra}\n{}", usage())),
+        }
+    }
+    if options.setting.is_empty() {
+        return Err(usage());
+    }
+    Ok(options)
+}
+
+pub fn reproduce(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    let Some(setting) = EMBEDDED.iter().find(|s| s.name == options.setting) else {
+        if let Some((name, summary)) = PAPER_SETTINGS.iter().find(|(n, _)| *n == options.setting) {
+            return Err(paper_setting_message(
+                name,
+                summary,
+                options.data.as_deref(),
+            ));
+        }
+        return Err(format!(
+            "unknown setting '{}'\n{}",
+            options.setting,
+            usage()
+        ));
+    };
+    let mlml = match &options.mlml {
+        Some(path) => path.clone(),
+        None => build_mlml()?,
+    };
+    let runs = options
+        .runs
+        .clone()
+        .unwrap_or_else(|| target_dir().join("reproduce").join(setting.name));
+    let mut losses = if options.losses.is_empty() {
+        registered_losses(&mlml)?
+    } else {
+        options.losses.clone()
+    };
+    if options.losses.is_empty() && !options.sweep {
+        losses.push(FULL_LABEL_ROW.to_string());
+    }
+    if options.sweep {
+        return sweep(setting, &mlml, &runs, &losses, &options.results);
+    }
+    println!("{}: {}", setting.name, setting.summary);
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let total = losses.len() * options.seeds;
+    let mut done = 0;
+    for loss in &losses {
+        let mut figures = Vec::new();
+        for seed in 0..options.seeds {
+            done += 1;
+            let label = format!("[{done}/{total}] {loss}, seed {seed}");
+            let dir = runs
+                .join(format!("seed-{seed}"))
+                .join(loss.replace(' ', "_"));
+            match train_once(&mlml, setting.config, loss, seed, &[], &dir, &label) {
+                Ok(report) => figures.push(report),
+                Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
+            }
+        }
+        if !figures.is_empty() {
+            rows.push(summarise(loss, &figures));
+        }
+    }
+    finish_progress();
+    add_gap_recovered(&mut rows);
+    let table = markdown_table(&rows, options.seeds);
+    println!("\n{table}");
+    write_results(
+        &mlml,
+        setting,
+        &rows,
+        &table,
+        options.seeds,
+        &options.results,
+    )?;
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} run(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        ))
+    }
+}
+
+fn paper_setting_message(name: &str, summary: &str, data: Option<&Path>) -> String {
+    let (layout, source) = if name.starts_with("coco") {
+        (
+            "train2014/, val2014/ and annotations/instances_{train,val}2014.json",
+            "https://cocodataset.org/#download (2014 Train images, 2014 Val images, 2014 Train/Val annotations)",
+        )
+    } else if name.starts_with("voc") {
+        (
+            "VOCdevkit/VOC2012/JPEGImages/ and VOCdevkit/VOC2012/Annotations/",
+            "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ (training/validation data)",
+        )
+    } else if name.starts_with("nus") {
+        (
+            "the images and the NUS-WIDE tag files",
+            "https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html",
+        )
+    } else if name.starts_with("cub") {
+        (
+            "CUB_200_2011/images/ and CUB_200_2011/attributes/",
+            "https://www.vision.caltech.edu/datasets/cub_200_2011/",
+        )
+    } else {
+        ("nothing: the set is embedded", "datasets/")
+    };
+    let data_line = match data {
+        None => format!("it needs --data DIR holding {layout} (from {source})."),
+        Some(dir) if !dir.is_dir() => format!(
+            "--data {}: no such directory; it should hold {layout} (from {source}).",
+            dir.display()
+        ),
+        Some(dir) => format!("--data {}: expected to hold {layout}.", dir.display()),
+    };
+    format!(
+        "{name} ({summary}): {data_line}\n\
+         Training on images needs the image pipeline and the image loop (issues 10 and 11), \
+         which have not landed yet; the embedded feature settings run today: {}.",
+        EMBEDDED
+            .iter()
+            .map(|s| s.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                project_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+fn build_mlml() -> Result<PathBuf, String> {
+    cargo(&["build", "--release", "-p", "mlml-cli"])?;
+    let path = target_dir()
+        .join("release")
+        .join(format!("mlml{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("built mlml-cli but found no {}", path.display()))
+    }
+}
+
+fn registered_losses(mlml: &Path) -> Result<Vec<String>, String> {
+    let out = Command::new(mlml)
+        .args(["losses", "--json"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", mlml.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`mlml losses --json` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let rows: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("`mlml losses --json` printed no JSON: {e}"))?;
+    Ok(rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// One run's figures, from its `report.json`.
+#[derive(Clone, Debug)]
+struct RunFigures {
+    map: f64,
+    cf1: f64,
+    of1: f64,
+    seconds: f64,
+    val_map: f64,
+}
+
+fn train_once(
+    mlml: &Path,
+    config: &str,
+    loss: &str,
+    seed: usize,
+    extra: &[String],
+    dir: &Path,
+    label: &str,
+) -> Result<RunFigures, String> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut args: Vec<String> = vec![
+        "train".into(),
+        "--config".into(),
+        project_root().join(config).display().to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+    ];
+    let mut set = |kv: String| {
+        args.push("--set".into());
+        args.push(kv);
+    };
+    if loss == FULL_LABEL_ROW {
+        set("training.loss=\"bce\"".into());
+        set("data.labels=\"full\"".into());
+    } else {
+        set(format!("training.loss=\"{loss}\""));
+    }
+    set(format!("training.seed={seed}"));
+    set(format!("data.label_seed={seed}"));
+    for kv in extra {
+        set(kv.clone());
+    }
+    let start = Instant::now();
+    let mut child = Command::new(mlml)
+        .args(&args)
+        .current_dir(project_root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", mlml.display()))?;
+    let mut last_lines = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(epoch) = line
+                .strip_prefix("mlml: epoch ")
+                .and_then(|r| r.split(':').next())
+            {
+                progress(&format!("{label}: epoch {epoch}"));
+            }
+            last_lines.push(line);
+            if last_lines.len() > 5 {
+                last_lines.remove(0);
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(last_lines.join(" | "));
+    }
+    let path = dir.join("report.json");
+    let report: Value = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", path.display())))?;
+    let number = |v: &Value, what: &str| {
+        v.as_f64()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| format!("{}: no finite {what}", path.display()))
+    };
+    let test = &report["test"];
+    Ok(RunFigures {
+        map: number(&test["map"], "test.map")?,
+        cf1: number(&test["cf1"], "test.cf1")?,
+        of1: number(&test["of1"], "test.of1")?,
+        seconds: start.elapsed().as_secs_f64(),
+        val_map: number(&report["best_val_map"], "best_val_map")?,
+    })
+}
+
+/// On a terminal, one line rewritten in place; otherwise nothing (the table follows).
+fn progress(text: &str) {
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = write!(stderr, "\r\x1b[2K{text}");
+        let _ = stderr.flush();
+    }
+}
+
+fn finish_progress() {
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = write!(stderr, "\r\x1b[2K");
+    }
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+fn summarise(loss: &str, figures: &[RunFigures]) -> Value {
+    let pick = |f: fn(&RunFigures) -> f64| mean_std(&figures.iter().map(f).collect::<Vec<_>>());
+    let (map, map_std) = pick(|f| f.map);
+    let (cf1, cf1_std) = pick(|f| f.cf1);
+    let (of1, of1_std) = pick(|f| f.of1);
+    let (seconds, _) = pick(|f| f.seconds);
+    let (val_map, _) = pick(|f| f.val_map);
+    json!({
+        "loss": loss,
+        "map": map, "map_std": map_std,
+        "cf1": cf1, "cf1_std": cf1_std,
+        "of1": of1, "of1_std": of1_std,
+        "seconds": seconds,
+        "val_map": val_map,
+        "seeds": figures.len(),
+        "map_per_seed": figures.iter().map(|f| f.map).collect::<Vec<_>>(),
+    })
+}
+
+/// The share of the gap between AN and the full-label row that each loss recovers.
+fn add_gap_recovered(rows: &mut [Value]) {
+    let find = |name: &str, rows: &[Value]| {
+        rows.iter()
+            .find(|r| r["loss"] == name)
+            .and_then(|r| r["map"].as_f64())
+    };
+    let (Some(an), Some(full)) = (find("an", rows), find(FULL_LABEL_ROW, rows)) else {
+        return;
+    };
+    if (full - an).abs() < 1e-9 {
+        return;
+    }
+    for row in rows.iter_mut() {
+        let map = row["map"].as_f64().unwrap_or(f64::NAN);
+        row["gap_recovered"] = json!(100.0 * (map - an) / (full - an));
+    }
+}
+
+fn markdown_table(rows: &[Value], seeds: usize) -> String {
+    let pm = |row: &Value, key: &str| {
+        let value = row[key].as_f64().unwrap_or(f64::NAN);
+        if seeds > 1 {
+            let std = row[format!("{key}_std")].as_f64().unwrap_or(f64::NAN);
+            format!("{value:.2} ± {std:.2}")
+        } else {
+            format!("{value:.2}")
+        }
+    };
+    let mut out = String::from(
+        "| loss | test mAP | CF1 | OF1 | AN→full gap recovered | seconds |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let gap = row["gap_recovered"]
+            .as_f64()
+            .map(|g| format!("{g:.0} %"))
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.1} |\n",
+            row["loss"].as_str().unwrap_or_default(),
+            pm(row, "map"),
+            pm(row, "cf1"),
+            pm(row, "of1"),
+            gap,
+            row["seconds"].as_f64().unwrap_or(f64::NAN),
+        ));
+    }
+    out
+}
+
+fn write_results(
+    mlml: &Path,
+    setting: &Setting,
+    rows: &[Value],
+    table: &str,
+    seeds: usize,
+    results: &Path,
+) -> Result<(), String> {
+    std::fs::create_dir_all(results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let write = |name: String, bytes: &[u8]| {
+        let path = results.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let json_name = format!("{}.json", setting.name);
+    write(
+        json_name.clone(),
+        serde_json::to_string_pretty(rows)
+            .expect("rows serialise")
+            .as_bytes(),
+    )?;
+    let md = format!(
+        "# {name}\n\n{summary}. Written by `cargo xtask reproduce {name}{seeds_flag}` from \
+         `{config}` ({seeds} seed(s): seed s draws the labels and initialises the model; mean ± \
+         sample standard deviation over seeds). Test split figures of the epoch with the best \
+         validation mAP (sklearn AP, 20 % of the training file held out); CF1 / OF1 at \
+         threshold 0.5; mAP, CF1 and OF1 in percent. The last column but one is (mAP - mAP of \
+         AN) / (mAP of the full-label row - mAP of AN). Seconds: wall time of one run, \
+         including the process start.\n\n{table}\n![mAP per loss]({name}.png)\n",
+        name = setting.name,
+        summary = setting.summary,
+        config = setting.config,
+        seeds_flag = if seeds == 5 {
+            String::new()
+        } else {
+            format!(" --seeds {seeds}")
+        },
+    );
+    write(format!("{}.md", setting.name), md.as_bytes())?;
+    let png = results.join(format!("{}.png", setting.name));
+    let status = Command::new(mlml)
+        .args([
+            "chart".as_ref(),
+            "--results".as_ref(),
+            results.join(&json_name).as_os_str(),
+            "--title".as_ref(),
+            format!("{}: test mAP per loss", setting.name).as_ref(),
+            "-o".as_ref(),
+            png.as_os_str(),
+        ])
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", mlml.display()))?;
+    if !status.success() {
+        return Err(format!("`mlml chart` failed for {}", png.display()));
+    }
+    println!(
+        "wrote {} (.md, .json, .png)",
+        results.join(setting.name).display()
+    );
+    Ok(())
+}
+
+fn sweep(
+    setting: &Setting,
+    mlml: &Path,
+    runs: &Path,
+    losses: &[String],
+    results: &Path,
+) -> Result<(), String> {
+    println!(
+        "{}: choosing the recipe by the mean validation mAP of {} losses (seed 0; the test \
+         split is not read)",
+        setting.name,
+        losses.len()
+    );
+    let mut table = String::from(
+        "| hidden | lr | weight decay | epochs | mean val mAP | mean best epoch |\n|---|---|---|---|---|---|\n",
+    );
+    let mut best: Option<(f64, usize)> = None;
+    for (i, (hidden, lr, wd, epochs)) in SWEEP.iter().enumerate() {
+        let extra = vec![
+            format!("training.hidden={hidden}"),
+            format!("training.lr={lr}"),
+            format!("training.weight_decay={wd}"),
+            format!("training.epochs={epochs}"),
+        ];
+        let mut vals = Vec::new();
+        let mut best_epochs = Vec::new();
+        for loss in losses {
+            let dir = runs.join(format!("sweep-{i}")).join(loss);
+            let label = format!(
+                "[{}/{}] {hidden} lr {lr} wd {wd}: {loss}",
+                i + 1,
+                SWEEP.len()
+            );
+            let figures = train_once(mlml, setting.config, loss, 0, &extra, &dir, &label)?;
+            vals.push(figures.val_map);
+            let progress: Value = std::fs::read_to_string(dir.join("progress.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(Value::Null);
+            best_epochs.push(progress["best_epoch"].as_f64().unwrap_or(f64::NAN));
+        }
+        let (mean, _) = mean_std(&vals);
+        let (mean_epoch, _) = mean_std(&best_epochs);
+        table.push_str(&format!(
+            "| {hidden} | {lr} | {wd} | {epochs} | {mean:.2} | {mean_epoch:.1} |\n"
+        ));
+        if best.is_none_or(|(b, _)| mean > b) {
+            best = Some((mean, i));
+        }
+    }
+    finish_progress();
+    let (score, i) = best.expect("the sweep has recipes");
+    let (hidden, lr, wd, epochs) = SWEEP[i];
+    let text = format!(
+        "# Recipe sweep: {name}\n\nWritten by `cargo xtask reproduce {name} --sweep`. Each recipe \
+         trains every registered loss once (seed 0) on `{config}`; the score is the mean over \
+         losses of the best validation mAP (20 % of the training file; the test split is never \
+         read). Best: hidden {hidden}, lr {lr}, weight decay {wd}, {epochs} epochs (mean val mAP \
+         {score:.2}).\n\n{table}",
+        name = setting.name,
+        config = setting.config,
+    );
+    println!("\n{text}");
+    std::fs::create_dir_all(results).map_err(|e| format!("{}: {e}", results.display()))?;
+    let path = results.join(format!("{}-sweep.md", setting.name));
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_standard_deviation() {
+        let (mean, std) = mean_std(&[40.0, 42.0, 44.0]);
+        assert_eq!(mean, 42.0);
+        assert_eq!(std, 2.0);
+        assert_eq!(mean_std(&[41.5]), (41.5, 0.0));
+    }
+
+    #[test]
+    fn gap_recovered_is_measured_from_an_to_the_full_label_row() {
+        let mut rows = vec![
+            json!({"loss": "an", "map": 40.0}),
+            json!({"loss": "role", "map": 43.0}),
+            json!({"loss": FULL_LABEL_ROW, "map": 50.0}),
+        ];
+        add_gap_recovered(&mut rows);
+        assert_eq!(rows[0]["gap_recovered"], 0.0);
+        assert_eq!(rows[1]["gap_recovered"], 30.0);
+        assert_eq!(rows[2]["gap_recovered"], 100.0);
+        let mut without_an = vec![json!({"loss": "role", "map": 43.0})];
+        add_gap_recovered(&mut without_an);
+        assert!(without_an[0].get("gap_recovered").is_none());
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = parse(&args(&["yeast-single", "--seeds", "3", "--loss", "hill"])).unwrap();
+        assert_eq!((o.setting.as_str(), o.seeds), ("yeast-single", 3));
+        assert_eq!(o.losses, ["hill"]);
+        assert!(parse(&args(&["yeast-single", "--seeds", "0"]))
+            .unwrap_err()
+            .contains("--seeds 0: expected a positive integer"));
+        assert!(parse(&args(&["yeast-single", "--frobnicate"]))
+            .unwrap_err()
+            .contains("unknown option --frobnicate"));
+        assert!(parse(&args(&[])).unwrap_err().starts_with("usage:"));
+    }
+
+    #[test]
+    fn a_paper_setting_says_what_data_it_needs_and_where_to_get_it() {
+        let message =
+            reproduce(&["coco-single".into(), "--data".into(), "/nowhere".into()]).unwrap_err();
+        assert!(
+            message.contains("--data /nowhere: no such directory"),
+            "{message}"
+        );
+        assert!(
+            message.contains("instances_{train,val}2014.json"),
+            "{message}"
+        );
+        assert!(
+            message.contains("https://cocodataset.org/#download"),
+            "{message}"
+        );
+        let message = reproduce(&["voc-single".into()]).unwrap_err();
+        assert!(
+            message.contains("needs --data DIR holding VOCdevkit/VOC2012"),
+            "{message}"
+        );
+        assert!(reproduce(&["mnist".into()])
+            .unwrap_err()
+            .starts_with("unknown setting 'mnist'"));
+    }
+
+    #[test]
+    fn every_embedded_setting_has_its_config() {
+        for setting in EMBEDDED {
+            assert!(
+                project_root().join(setting.config).is_file(),
+                "{}",
+                setting.config
+            );
+        }
+    }
+}
