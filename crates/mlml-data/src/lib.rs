@@ -34,6 +34,7 @@ mod error;
 pub mod formats;
 pub mod generate;
 mod labels;
+pub mod pipeline;
 pub mod rng;
 pub mod stats;
 pub mod verify;

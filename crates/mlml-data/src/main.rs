@@ -58,6 +58,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw the first n samples of epoch 1 as the image pipeline delivers them (a PNG grid),
+    /// and print their labels.
+    Preview(PreviewArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PreviewTransform {
+    /// Resize square, random horizontal flip (the single-positive recipe).
+    Spml,
+    /// Resize square.
+    Eval,
+    /// Resize(256), CenterCrop(224).
+    ImagenetEval,
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    /// A label set (.tsv or .npy with its sidecar).
+    input: PathBuf,
+    /// Folder the image paths are relative to.
+    #[arg(long)]
+    images: PathBuf,
+    /// The transform.
+    #[arg(long, value_enum)]
+    transform: PreviewTransform,
+    /// Working size (square side) of spml and eval.
+    #[arg(long, default_value_t = 224)]
+    size: u32,
+    /// The run seed (shuffling and each sample's random choices).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Samples to draw.
+    #[arg(short = 'n', default_value_t = 16)]
+    n: usize,
+    /// The PNG to write.
+    #[arg(short = 'o', long)]
+    output: PathBuf,
+    /// Print the labels as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -258,6 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             images,
             json,
         } => verify_cmd(&input, &images, json),
+        Command::Preview(args) => preview_cmd(&args),
     }
 }
 
@@ -527,4 +568,124 @@ fn verify_cmd(input: &Path, images: &Path, json_out: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn preview_cmd(args: &PreviewArgs) -> Result<ExitCode> {
+    use mlml_data::pipeline::{BatchPixels, ImageLoader, LoaderConfig, Transform};
+    if args.n == 0 {
+        bail!("-n must be at least 1");
+    }
+    if !args.images.is_dir() {
+        bail!("{}: not a folder", args.images.display());
+    }
+    let dataset = formats::load(&args.input)?;
+    let transform = match args.transform {
+        PreviewTransform::Spml => Transform::spml(args.size),
+        PreviewTransform::Eval => Transform::eval(args.size, None),
+        PreviewTransform::ImagenetEval => Transform::imagenet_eval(),
+    };
+    let paths: Vec<PathBuf> = dataset
+        .image_paths
+        .iter()
+        .map(|p| args.images.join(p))
+        .collect();
+    let loader = ImageLoader::new(
+        paths,
+        transform,
+        LoaderConfig {
+            batch_size: args.n.min(dataset.len().max(1)),
+            u8_batches: true,
+            seed: args.seed,
+            ..Default::default()
+        },
+    )?;
+    let batch = loader
+        .epoch(1)
+        .next()
+        .context("the label set has no sample")??;
+    let BatchPixels::U8(pixels) = &batch.pixels else {
+        unreachable!("asked for u8 batches")
+    };
+    let (w, h) = (batch.width, batch.height);
+    let count = batch.rows.len() as u32;
+    let cols = (f64::from(count).sqrt().ceil() as u32).max(1);
+    let grid_rows = count.div_ceil(cols);
+    let gap = 4;
+    let mut grid = image::RgbImage::from_pixel(
+        cols * (w + gap) + gap,
+        grid_rows * (h + gap) + gap,
+        image::Rgb([255, 255, 255]),
+    );
+    let plane = (w * h) as usize;
+    for (tile, chw) in pixels.chunks_exact(3 * plane).enumerate() {
+        let (x0, y0) = (
+            gap + (tile as u32 % cols) * (w + gap),
+            gap + (tile as u32 / cols) * (h + gap),
+        );
+        for y in 0..h {
+            for x in 0..w {
+                let i = (y * w + x) as usize;
+                grid.put_pixel(
+                    x0 + x,
+                    y0 + y,
+                    image::Rgb([chw[i], chw[plane + i], chw[2 * plane + i]]),
+                );
+            }
+        }
+    }
+    let mut png = Vec::new();
+    grid.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .context("encoding the preview")?;
+    formats::write_atomic(&args.output, &png)?;
+    let classes = dataset.labels.classes();
+    let rows: Vec<serde_json::Value> = batch
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(tile, &row)| {
+            let labels = dataset.labels.row(row);
+            let named = |code: i8| -> Vec<&str> {
+                labels
+                    .iter()
+                    .zip(classes)
+                    .filter(|(v, _)| **v == code)
+                    .map(|(_, c)| c.as_str())
+                    .collect()
+            };
+            json!({
+                "tile": tile,
+                "row": row,
+                "image": dataset.image_paths[row],
+                "positives": named(mlml_data::POSITIVE),
+                "negatives": named(mlml_data::NEGATIVE).len(),
+            })
+        })
+        .collect();
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            outln!(
+                "{}\t{}\t{}\t{}",
+                r["tile"],
+                r["row"],
+                r["image"].as_str().unwrap_or_default(),
+                r["positives"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default()
+            );
+        }
+        eprintln!(
+            "wrote {} ({} x {} tiles of {w} x {h}, row-major)",
+            args.output.display(),
+            cols,
+            grid_rows
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

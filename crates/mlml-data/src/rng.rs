@@ -134,6 +134,14 @@ pub fn interval(rng: &mut impl WordSource, max: u32) -> u32 {
     }
 }
 
+/// A uniform float in `[0, 1)` with 53 random bits from two words: NumPy's legacy
+/// `random_sample` (`(a >> 5) * 2^26 + (b >> 6)) / 2^53`).
+pub fn unit_f64(rng: &mut impl WordSource) -> f64 {
+    let a = u64::from(rng.next_word() >> 5);
+    let b = u64::from(rng.next_word() >> 6);
+    (a * 67_108_864 + b) as f64 / 9_007_199_254_740_992.0
+}
+
 /// Shuffles in place like NumPy's `RandomState.shuffle` on a 1-D array.
 pub fn shuffle<T>(rng: &mut impl WordSource, items: &mut [T]) {
     for i in (1..items.len()).rev() {

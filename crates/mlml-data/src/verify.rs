@@ -32,15 +32,7 @@ pub fn verify_images(dataset: &Dataset, root: &Path, progress: impl Fn() + Sync)
 }
 
 fn check_image(path: &Path) -> Result<(), String> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "missing".to_string()
-            } else {
-                e.to_string()
-            }
-        })?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    reader.decode().map(|_| ()).map_err(|e| e.to_string())
+    crate::pipeline::decode_rgb(path)
+        .map(|_| ())
+        .map_err(|e| e.message)
 }

@@ -326,3 +326,74 @@ fn verify_exits_1_and_lists_bad_images() {
         .status
         .success());
 }
+
+#[test]
+fn preview_draws_the_same_grid_for_the_same_seed_and_names_a_bad_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let photos = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    std::fs::write(
+        d.join("photos.tsv"),
+        "#classes\tcat,rocket,person\nchelsea.png\tcat\nrocket.jpg\trocket\ncamera.png\tperson\n",
+    )
+    .unwrap();
+    let preview = |seed: &str, out: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "preview",
+                "photos.tsv",
+                "--images",
+                photos.to_str().unwrap(),
+                "--transform",
+                "spml",
+                "--size",
+                "96",
+                "--seed",
+                seed,
+                "-n",
+                "3",
+                "-o",
+                out,
+            ][..],
+            extra,
+        ]
+        .concat();
+        mlml_data(&args, d)
+    };
+    let first = preview("5", "a.png", &["--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let again = preview("5", "b.png", &["--json"]);
+    assert_eq!(
+        std::fs::read(d.join("a.png")).unwrap(),
+        std::fs::read(d.join("b.png")).unwrap()
+    );
+    assert_eq!(first.stdout, again.stdout);
+    let rows: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        let expected = match r["image"].as_str().unwrap() {
+            "chelsea.png" => "cat",
+            "rocket.jpg" => "rocket",
+            _ => "person",
+        };
+        assert_eq!(r["positives"][0], expected);
+    }
+    // 3 tiles of 96 in a 2 x 2 grid with 4-pixel gaps.
+    let grid = image::open(d.join("a.png")).unwrap();
+    assert_eq!((grid.width(), grid.height()), (2 * 100 + 4, 2 * 100 + 4));
+
+    std::fs::write(
+        d.join("photos.tsv"),
+        "#classes\tcat,rocket,person\nchelsea.png\tcat\nnowhere.jpg\trocket\n",
+    )
+    .unwrap();
+    let bad = preview("5", "c.png", &[]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("nowhere.jpg: missing"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!d.join("c.png").exists());
+}

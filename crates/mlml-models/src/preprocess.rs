@@ -1,61 +1,43 @@
 //! The ImageNet preprocessing the shipped weights expect: shorter side to 256 with an
-//! antialiased bilinear filter, centre crop 224, RGB scaled to [0, 1], ImageNet mean / std.
+//! antialiased bilinear filter, centre crop 224, RGB scaled to [0, 1], ImageNet mean / std;
+//! the steps are `mlml-data`'s image pipeline (one decoder and one resizer for training,
+//! evaluation and `verify`).
 
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use image::imageops::FilterType;
+use mlml_data::pipeline::{decode_rgb, sample_rng, Transform};
 
 use crate::error::{ModelError, Result};
 
 /// ImageNet channel means.
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_MEAN: [f32; 3] = mlml_data::pipeline::IMAGENET_MEAN;
 /// ImageNet channel standard deviations.
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub const IMAGENET_STD: [f32; 3] = mlml_data::pipeline::IMAGENET_STD;
 
-/// Decodes an image file and returns its `[3, crop, crop]` normalised values (grey images are
-/// repeated over the three channels).
+/// Decodes an image file and returns its `[3, crop, crop]` normalised values, through the
+/// data pipeline's decoder and torchvision's `Resize(resize)` + `CenterCrop(crop)` (grey
+/// images are repeated over the three channels).
 ///
 /// # Errors
 /// When the file cannot be read or decoded.
 pub fn imagenet_input(path: &Path, resize: u32, crop: u32) -> Result<Vec<f32>> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| ModelError::Image {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?
-        .with_guessed_format()
-        .map_err(|e| ModelError::Image {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?
-        .decode()
-        .map_err(|e| ModelError::Image {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?
-        .to_rgb8();
-    let (w, h) = img.dimensions();
-    let scale = resize as f64 / w.min(h) as f64;
-    let (nw, nh) = (
-        ((w as f64 * scale).round() as u32).max(crop),
-        ((h as f64 * scale).round() as u32).max(crop),
-    );
-    // `Triangle` widens its support when downscaling: the antialiased bilinear of PIL/torchvision.
-    let resized = image::imageops::resize(&img, nw, nh, FilterType::Triangle);
-    let (x0, y0) = ((nw - crop) / 2, (nh - crop) / 2);
-    let plane = (crop * crop) as usize;
-    let mut out = vec![0.0f32; 3 * plane];
-    for y in 0..crop {
-        for x in 0..crop {
-            let p = resized.get_pixel(x0 + x, y0 + y).0;
-            for c in 0..3 {
-                out[c * plane + (y * crop + x) as usize] =
-                    (p[c] as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-            }
-        }
-    }
+    let img = decode_rgb(path).map_err(|e| ModelError::Image {
+        path: e.path,
+        message: e.message,
+    })?;
+    let transform = Transform {
+        resize: mlml_data::pipeline::ResizeSpec::ShorterCenterCrop {
+            shorter: resize,
+            crop,
+        },
+        ..Transform::imagenet_eval()
+    };
+    // The evaluation transform draws nothing; the generator is there for the signature.
+    let resized = transform.apply(&img, &mut sample_rng(0, 0, 0));
+    let mut out = vec![0.0f32; 3 * (crop * crop) as usize];
+    transform.write_chw_f32(&resized, &mut out);
     Ok(out)
 }
 

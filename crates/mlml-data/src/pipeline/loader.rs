@@ -1,0 +1,288 @@
+//! Batches of transformed images from a list of files, built by a pool of worker threads ahead
+//! of the consumer (a bounded prefetch queue), deterministic whatever the number of workers.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::decode::{decode_rgb, ImageError};
+use super::transform::{sample_rng, Transform};
+use crate::error::{DataError, Result};
+
+/// What a bad image (missing, truncated, undecodable) does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BadImagePolicy {
+    /// Stop with the image's path and the decoder's message.
+    #[default]
+    Fail,
+    /// Leave the sample out of its batch and record it in [`Batches::skipped`].
+    Skip,
+}
+
+/// How a loader batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoaderConfig {
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Shuffle the rows each epoch (ChaCha8, stream = epoch).
+    pub shuffle: bool,
+    /// Drop the last, smaller batch of an epoch.
+    pub drop_last: bool,
+    /// Worker threads that decode and transform (at least 1).
+    pub workers: usize,
+    /// Batches built ahead of the consumer (at least 1).
+    pub prefetch: usize,
+    /// `u8` batches (normalisation left to the device) instead of f32.
+    pub u8_batches: bool,
+    /// What a bad image does.
+    pub bad_images: BadImagePolicy,
+    /// Seed of the shuffling and of every sample's random choices.
+    pub seed: u64,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            shuffle: true,
+            drop_last: false,
+            workers: 2,
+            prefetch: 2,
+            u8_batches: false,
+            bad_images: BadImagePolicy::Fail,
+            seed: 0,
+        }
+    }
+}
+
+/// A batch's pixels, `[B, 3, H, W]` row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BatchPixels {
+    /// `x / 255`, normalised as the transform says.
+    F32(Vec<f32>),
+    /// Raw 8-bit values after the geometric steps.
+    U8(Vec<u8>),
+}
+
+/// One batch: the pixels and the dataset rows they come from, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// `[rows.len(), 3, height, width]`.
+    pub pixels: BatchPixels,
+    /// Dataset rows, one per image (the losses key their state by row).
+    pub rows: Vec<usize>,
+    /// Image height.
+    pub height: u32,
+    /// Image width.
+    pub width: u32,
+}
+
+/// A skipped image.
+pub type Skipped = ImageError;
+
+/// Builds batches of `paths` (dataset row `i` is `paths[i]`) under a transform.
+#[derive(Clone, Debug)]
+pub struct ImageLoader {
+    paths: Arc<Vec<PathBuf>>,
+    transform: Arc<Transform>,
+    config: LoaderConfig,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl ImageLoader {
+    /// A loader over `paths` with its own pool of `config.workers` threads.
+    ///
+    /// # Errors
+    /// A batch size, worker count or prefetch depth of 0, or a pool that cannot start.
+    pub fn new(paths: Vec<PathBuf>, transform: Transform, config: LoaderConfig) -> Result<Self> {
+        for (name, value) in [
+            ("batch_size", config.batch_size),
+            ("workers", config.workers),
+            ("prefetch", config.prefetch),
+        ] {
+            if value == 0 {
+                return Err(DataError::OutOfRange {
+                    name,
+                    expected: "at least 1",
+                    value: "0".into(),
+                });
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.workers)
+            .thread_name(|i| format!("mlml-image-{i}"))
+            .build()
+            .map_err(|e| DataError::Usage(format!("cannot start the image workers: {e}")))?;
+        Ok(Self {
+            paths: Arc::new(paths),
+            transform: Arc::new(transform),
+            config,
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Samples in the dataset.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// The rows of `epoch` (1-based) in the order they are batched.
+    pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.paths.len()).collect();
+        if self.config.shuffle {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
+            rng.set_stream(epoch as u64);
+            crate::rng::shuffle(&mut rng, &mut order);
+        }
+        order
+    }
+
+    /// The batches of `epoch` (1-based), built ahead by the workers. Dropping the iterator
+    /// early stops the producer.
+    pub fn epoch(&self, epoch: usize) -> Batches {
+        let order = self.epoch_order(epoch);
+        let mut chunks: Vec<Vec<usize>> = order
+            .chunks(self.config.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        if self.config.drop_last
+            && chunks
+                .last()
+                .is_some_and(|c| c.len() < self.config.batch_size)
+        {
+            chunks.pop();
+        }
+        let (sender, receiver) = bounded(self.config.prefetch);
+        let skipped = Arc::new(Mutex::new(Vec::new()));
+        let this = self.clone();
+        let skipped_by_producer = Arc::clone(&skipped);
+        let producer = std::thread::Builder::new()
+            .name("mlml-image-producer".into())
+            .spawn(move || {
+                for rows in chunks {
+                    let batch = this.build(epoch, &rows, &skipped_by_producer);
+                    let failed = batch.is_err();
+                    // A closed queue means the consumer stopped: stop too.
+                    if sender.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .expect("a thread can be spawned");
+        Batches {
+            receiver: Some(receiver),
+            producer: Some(producer),
+            skipped,
+        }
+    }
+
+    /// Builds one batch of `rows` in order, decoding and transforming them in parallel.
+    pub fn build(
+        &self,
+        epoch: usize,
+        rows: &[usize],
+        skipped: &Mutex<Vec<Skipped>>,
+    ) -> Result<Batch> {
+        let transform = &self.transform;
+        let (width, height) = transform.output_size();
+        let per_image = 3 * (width * height) as usize;
+        let images: Vec<std::result::Result<image::RgbImage, ImageError>> =
+            self.pool.install(|| {
+                rows.par_iter()
+                    .map(|&row| {
+                        let img = decode_rgb(&self.paths[row])?;
+                        let mut rng = sample_rng(self.config.seed, epoch as u64, row as u64);
+                        Ok(transform.apply(&img, &mut rng))
+                    })
+                    .collect()
+            });
+        let mut kept_rows = Vec::with_capacity(rows.len());
+        let mut kept = Vec::with_capacity(rows.len());
+        for (&row, image) in rows.iter().zip(images) {
+            match image {
+                Ok(img) => {
+                    kept_rows.push(row);
+                    kept.push(img);
+                }
+                Err(e) if self.config.bad_images == BadImagePolicy::Skip => {
+                    skipped.lock().expect("no panic holds the lock").push(e);
+                }
+                Err(e) => {
+                    return Err(DataError::Invalid {
+                        path: e.path,
+                        message: format!("{} (bad image; skip with the `skip` policy)", e.message),
+                    })
+                }
+            }
+        }
+        let pixels = if self.config.u8_batches {
+            let mut out = vec![0u8; kept.len() * per_image];
+            out.par_chunks_mut(per_image)
+                .zip(&kept)
+                .for_each(|(dst, img)| Transform::write_chw_u8(img, dst));
+            BatchPixels::U8(out)
+        } else {
+            let mut out = vec![0f32; kept.len() * per_image];
+            self.pool.install(|| {
+                out.par_chunks_mut(per_image)
+                    .zip(&kept)
+                    .for_each(|(dst, img)| transform.write_chw_f32(img, dst));
+            });
+            BatchPixels::F32(out)
+        };
+        Ok(Batch {
+            pixels,
+            rows: kept_rows,
+            height,
+            width,
+        })
+    }
+}
+
+/// The batches of one epoch, in order; the first error ends the iteration.
+pub struct Batches {
+    receiver: Option<Receiver<Result<Batch>>>,
+    producer: Option<JoinHandle<()>>,
+    skipped: Arc<Mutex<Vec<Skipped>>>,
+}
+
+impl Batches {
+    /// The images skipped so far (with [`BadImagePolicy::Skip`]), in the order met.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        self.skipped
+            .lock()
+            .expect("no panic holds the lock")
+            .clone()
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.receiver.as_ref()?.recv().ok()
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the queue first unblocks a producer waiting to send; then it ends.
+        drop(self.receiver.take());
+        if let Some(producer) = self.producer.take() {
+            let _ = producer.join();
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The image pipeline: decode, resize, the papers' transforms, batches and a prefetch queue.
+//!
+//! No burn here: batches are plain contiguous buffers (`[B, 3, H, W]`, f32 or u8) with the
+//! dataset rows they hold; the training crate turns them into tensors.
+//!
+//! Every random choice of a sample derives from (run seed, epoch, dataset row) alone
+//! ([`sample_rng`]), so a batch is the same whatever the number of worker threads or the order
+//! in which they finish.
+
+mod decode;
+mod loader;
+mod resize;
+mod transform;
+
+pub use decode::{decode_rgb, ImageError};
+pub use loader::{BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Skipped};
+pub use resize::{center_crop, resize_exact, resize_shorter_side, torchvision_shorter_side};
+pub use transform::{sample_rng, Normalize, ResizeSpec, Transform, IMAGENET_MEAN, IMAGENET_STD};

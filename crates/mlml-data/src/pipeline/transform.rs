@@ -1,0 +1,315 @@
+//! The papers' image transforms, by name, and the parts they are made of.
+//!
+//! - [`Transform::spml`]: the single-positive / LL / BoostLU / GR recipe (Cole et al. 2021):
+//!   `Resize((s, s))`, `RandomHorizontalFlip()`, `ToTensor()`, ImageNet `Normalize`.
+//! - [`Transform::eval`]: `Resize((s, s))`, `ToTensor()` and the recipe's normalisation.
+//! - [`Transform::imagenet_eval`]: `Resize(256)`, `CenterCrop(224)`, ImageNet `Normalize`.
+//! - Composable from a config: random resized crop (torchvision's scale / ratio semantics),
+//!   horizontal flip with a probability, normalisation on or off.
+//!
+//! The random draws come from [`sample_rng`] (ChaCha8 keyed by run seed, epoch and dataset
+//! row) through the project's stable integer and float draws, so they do not reproduce
+//! torch's generator (no one can: it depends on the worker layout), only its distributions.
+
+use image::RgbImage;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::resize::{center_crop, resize_exact, resize_shorter_side};
+use crate::rng::unit_f64;
+
+/// ImageNet channel means (torchvision's `Normalize` of the single-positive recipe).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// The generator of one sample's random choices: ChaCha8 with the 32-byte key
+/// `seed | epoch | row | "mlml-img"` (little-endian u64s). A sample's draws depend on nothing
+/// else, so any thread may transform any sample in any order.
+pub fn sample_rng(seed: u64, epoch: u64, row: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&epoch.to_le_bytes());
+    key[16..24].copy_from_slice(&row.to_le_bytes());
+    key[24..].copy_from_slice(b"mlml-img");
+    ChaCha8Rng::from_seed(key)
+}
+
+/// How an image reaches the working size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ResizeSpec {
+    /// `Resize((size, size))`: both sides to `size`, aspect ratio not kept.
+    Square {
+        /// Output side.
+        size: u32,
+    },
+    /// `Resize(shorter)` then `CenterCrop(crop)`.
+    ShorterCenterCrop {
+        /// The shorter side after resizing.
+        shorter: u32,
+        /// The square crop's side.
+        crop: u32,
+    },
+    /// `RandomResizedCrop(size, scale, ratio)`: a random area fraction in `scale` and aspect
+    /// ratio (log-uniform) in `ratio`, 10 tries, then the centre crop with the ratio clamped.
+    RandomResizedCrop {
+        /// Output side.
+        size: u32,
+        /// Area fraction range, torchvision's default `(0.08, 1.0)`.
+        scale: (f64, f64),
+        /// Aspect ratio range, torchvision's default `(3/4, 4/3)`.
+        ratio: (f64, f64),
+    },
+}
+
+/// Per-channel normalisation `(x / 255 - mean) / std`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalize {
+    /// Channel means.
+    pub mean: [f32; 3],
+    /// Channel standard deviations.
+    pub std: [f32; 3],
+}
+
+impl Normalize {
+    /// ImageNet's statistics.
+    pub fn imagenet() -> Self {
+        Self {
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+}
+
+/// A transform: resize (possibly random), flip, then the conversion to `[3, H, W]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    /// Its name in reports (`spml`, `eval`, `imagenet-eval`, or a config's own).
+    pub name: String,
+    /// How the image reaches the working size.
+    pub resize: ResizeSpec,
+    /// Probability of a horizontal flip (0: none; torchvision's default 0.5).
+    pub hflip: f64,
+    /// `None`: values in `[0, 1]` (the ASL recipe's `ToTensor()` alone).
+    pub normalize: Option<Normalize>,
+}
+
+impl Transform {
+    /// The single-positive recipe's training transform at `size` (448 in the papers).
+    pub fn spml(size: u32) -> Self {
+        Self {
+            name: "spml".into(),
+            resize: ResizeSpec::Square { size },
+            hflip: 0.5,
+            normalize: Some(Normalize::imagenet()),
+        }
+    }
+
+    /// Evaluation: `Resize((size, size))` and the normalisation.
+    pub fn eval(size: u32, normalize: Option<Normalize>) -> Self {
+        Self {
+            name: "eval".into(),
+            resize: ResizeSpec::Square { size },
+            hflip: 0.0,
+            normalize,
+        }
+    }
+
+    /// ImageNet evaluation: `Resize(256)`, `CenterCrop(224)`, ImageNet normalisation.
+    pub fn imagenet_eval() -> Self {
+        Self {
+            name: "imagenet-eval".into(),
+            resize: ResizeSpec::ShorterCenterCrop {
+                shorter: 256,
+                crop: 224,
+            },
+            hflip: 0.0,
+            normalize: Some(Normalize::imagenet()),
+        }
+    }
+
+    /// Output `(width, height)`.
+    pub fn output_size(&self) -> (u32, u32) {
+        match self.resize {
+            ResizeSpec::Square { size } | ResizeSpec::RandomResizedCrop { size, .. } => {
+                (size, size)
+            }
+            ResizeSpec::ShorterCenterCrop { crop, .. } => (crop, crop),
+        }
+    }
+
+    /// Whether any step draws randomness.
+    pub fn is_random(&self) -> bool {
+        self.hflip > 0.0 || matches!(self.resize, ResizeSpec::RandomResizedCrop { .. })
+    }
+
+    /// The geometric part: the image at the output size, flipped or not.
+    pub fn apply(&self, img: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
+        let mut out = match &self.resize {
+            ResizeSpec::Square { size } => resize_exact(img, *size, *size),
+            ResizeSpec::ShorterCenterCrop { shorter, crop } => {
+                center_crop(&resize_shorter_side(img, *shorter), *crop, *crop)
+            }
+            ResizeSpec::RandomResizedCrop { size, scale, ratio } => {
+                let (x, y, w, h) =
+                    random_resized_crop_box(img.width(), img.height(), *scale, *ratio, rng);
+                let crop = image::imageops::crop_imm(img, x, y, w, h).to_image();
+                resize_exact(&crop, *size, *size)
+            }
+        };
+        // torchvision's RandomHorizontalFlip: flip when torch.rand(1) < p.
+        if self.hflip > 0.0 && unit_f64(rng) < self.hflip {
+            image::imageops::flip_horizontal_in_place(&mut out);
+        }
+        out
+    }
+
+    /// Writes `img` as `[3, H, W]` f32: `x / 255`, then normalised if asked.
+    pub fn write_chw_f32(&self, img: &RgbImage, out: &mut [f32]) {
+        let plane = (img.width() * img.height()) as usize;
+        let (mean, std) = match &self.normalize {
+            Some(n) => (n.mean, n.std),
+            None => ([0.0; 3], [1.0; 3]),
+        };
+        for (i, p) in img.pixels().enumerate() {
+            for c in 0..3 {
+                out[c * plane + i] = (f32::from(p.0[c]) / 255.0 - mean[c]) / std[c];
+            }
+        }
+    }
+
+    /// Writes `img` as `[3, H, W]` u8 (normalisation left to the device).
+    pub fn write_chw_u8(img: &RgbImage, out: &mut [u8]) {
+        let plane = (img.width() * img.height()) as usize;
+        for (i, p) in img.pixels().enumerate() {
+            for c in 0..3 {
+                out[c * plane + i] = p.0[c];
+            }
+        }
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params`: `(x, y, width, height)` of the crop.
+fn random_resized_crop_box(
+    width: u32,
+    height: u32,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut ChaCha8Rng,
+) -> (u32, u32, u32, u32) {
+    let (w0, h0) = (f64::from(width), f64::from(height));
+    let area = w0 * h0;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    let uniform = |rng: &mut ChaCha8Rng, lo: f64, hi: f64| lo + (hi - lo) * unit_f64(rng);
+    for _ in 0..10 {
+        let target = area * uniform(rng, scale.0, scale.1);
+        let aspect = uniform(rng, log_lo, log_hi).exp();
+        let w = (target * aspect).sqrt().round();
+        let h = (target / aspect).sqrt().round();
+        if w > 0.0 && h > 0.0 && w <= w0 && h <= h0 {
+            let (w, h) = (w as u32, h as u32);
+            // torch.randint(0, H - h + 1): uniform over the valid offsets.
+            let y = crate::rng::interval(rng, height - h);
+            let x = crate::rng::interval(rng, width - w);
+            return (x, y, w, h);
+        }
+    }
+    // Fallback: the whole image, with the ratio clamped into range, centred.
+    let in_ratio = w0 / h0;
+    let (w, h) = if in_ratio < ratio.0.min(ratio.1) {
+        (w0, (w0 / ratio.0.min(ratio.1)).round())
+    } else if in_ratio > ratio.0.max(ratio.1) {
+        ((h0 * ratio.0.max(ratio.1)).round(), h0)
+    } else {
+        (w0, h0)
+    };
+    let (w, h) = (w as u32, h as u32);
+    ((width - w) / 2, (height - h) / 2, w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 7])
+        })
+    }
+
+    #[test]
+    fn a_sample_draws_the_same_whatever_else_was_drawn() {
+        let t = Transform::spml(32);
+        let img = gradient(64, 48);
+        let first = t.apply(&img, &mut sample_rng(3, 1, 17));
+        // Other samples drawn in between change nothing.
+        for row in 0..5 {
+            t.apply(&img, &mut sample_rng(3, 1, row));
+        }
+        assert_eq!(first, t.apply(&img, &mut sample_rng(3, 1, 17)));
+    }
+
+    #[test]
+    fn flip_probability_means_what_torchvision_means() {
+        let t = Transform::spml(16);
+        let img = gradient(16, 16);
+        let unflipped = resize_exact(&img, 16, 16);
+        let flips = (0..2000)
+            .filter(|&row| t.apply(&img, &mut sample_rng(0, 1, row)) != unflipped)
+            .count();
+        // Binomial(2000, 0.5): 1000 +- 22 (one sd); 5 sd either side.
+        assert!((890..=1110).contains(&flips), "{flips}");
+        let never = Transform {
+            hflip: 0.0,
+            ..t.clone()
+        };
+        assert!((0..50).all(|row| never.apply(&img, &mut sample_rng(0, 1, row)) == unflipped));
+        let flipped = t.apply(&img, &mut sample_rng(0, 1, 0));
+        if flipped != unflipped {
+            assert_eq!(flipped.get_pixel(0, 5), unflipped.get_pixel(15, 5));
+        }
+    }
+
+    #[test]
+    fn random_resized_crop_respects_scale_and_ratio() {
+        let scale = (0.3, 0.6);
+        let ratio = (0.75, 4.0 / 3.0);
+        for row in 0..300 {
+            let (x, y, w, h) =
+                random_resized_crop_box(640, 480, scale, ratio, &mut sample_rng(1, 2, row));
+            assert!(x + w <= 640 && y + h <= 480);
+            let area = f64::from(w * h) / (640.0 * 480.0);
+            // Rounding each side moves the area by at most about 1 %.
+            assert!(area > scale.0 - 0.01 && area < scale.1 + 0.01, "{area}");
+            let r = f64::from(w) / f64::from(h);
+            assert!(r > ratio.0 - 0.01 && r < ratio.1 + 0.01, "{r}");
+        }
+        // A scale no crop can reach (wider than the image) falls back to the centred whole.
+        let (x, y, w, h) =
+            random_resized_crop_box(100, 10, (1.0, 1.0), (1.0, 1.0), &mut sample_rng(0, 1, 0));
+        assert_eq!((x, y, w, h), (45, 0, 10, 10));
+    }
+
+    #[test]
+    fn normalisation_and_layout() {
+        let img = RgbImage::from_fn(2, 1, |x, _| {
+            if x == 0 {
+                image::Rgb([255, 0, 51])
+            } else {
+                image::Rgb([0, 255, 102])
+            }
+        });
+        let mut out = vec![0.0; 6];
+        Transform::eval(2, None).write_chw_f32(&img, &mut out);
+        assert_eq!(out, [1.0, 0.0, 0.0, 1.0, 0.2, 0.4]);
+        Transform::eval(2, Some(Normalize::imagenet())).write_chw_f32(&img, &mut out);
+        assert!((out[0] - (1.0 - 0.485) / 0.229).abs() < 1e-6);
+        assert!((out[2] - (0.0 - 0.456) / 0.224).abs() < 1e-6);
+        let mut bytes = vec![0u8; 6];
+        Transform::write_chw_u8(&img, &mut bytes);
+        assert_eq!(bytes, [255, 0, 0, 255, 51, 102]);
+    }
+}

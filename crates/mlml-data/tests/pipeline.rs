@@ -1,0 +1,190 @@
+//! The image loader end to end on generated files: determinism across worker counts, order and
+//! rows, drop_last, early shutdown, and every bad-image case under both policies.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use mlml_data::pipeline::{
+    BadImagePolicy, Batch, BatchPixels, ImageLoader, LoaderConfig, Transform,
+};
+
+fn photo_like(dir: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            let (w, h) = if i % 2 == 0 { (64, 48) } else { (50, 37) };
+            let img = image::RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    (x * 4 + i as u32 * 9) as u8,
+                    (y * 5) as u8,
+                    ((x * y) % 251) as u8,
+                ])
+            });
+            let path = dir.join(format!(
+                "img{i:02}.{}",
+                if i % 3 == 0 { "png" } else { "jpg" }
+            ));
+            img.save(&path).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn collect(loader: &ImageLoader, epoch: usize) -> Vec<Batch> {
+    loader.epoch(epoch).map(Result::unwrap).collect()
+}
+
+fn config(workers: usize) -> LoaderConfig {
+    LoaderConfig {
+        batch_size: 4,
+        workers,
+        seed: 11,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn batches_are_the_same_with_one_or_three_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = photo_like(dir.path(), 10);
+    let one = ImageLoader::new(paths.clone(), Transform::spml(24), config(1)).unwrap();
+    let three = ImageLoader::new(paths, Transform::spml(24), config(3)).unwrap();
+    for epoch in [1, 2] {
+        assert_eq!(collect(&one, epoch), collect(&three, epoch));
+    }
+    let batches = collect(&one, 1);
+    assert_eq!(
+        batches.iter().map(|b| b.rows.len()).collect::<Vec<_>>(),
+        [4, 4, 2]
+    );
+    let mut rows: Vec<usize> = batches.iter().flat_map(|b| b.rows.clone()).collect();
+    assert_eq!(rows, one.epoch_order(1));
+    rows.sort_unstable();
+    assert_eq!(rows, (0..10).collect::<Vec<_>>());
+    // Another epoch reshuffles and redraws the flips.
+    assert_ne!(one.epoch_order(1), one.epoch_order(2));
+    let BatchPixels::F32(values) = &batches[0].pixels else {
+        panic!("f32 batches by default")
+    };
+    assert_eq!(values.len(), 4 * 3 * 24 * 24);
+    assert!(values
+        .iter()
+        .all(|v| v.is_finite() && (-2.2..=2.7).contains(v)));
+}
+
+#[test]
+fn u8_batches_hold_the_same_pixels_before_normalisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = photo_like(dir.path(), 5);
+    let eval = Transform::eval(16, None);
+    let plain = LoaderConfig {
+        shuffle: false,
+        ..config(2)
+    };
+    let f32s = collect(
+        &ImageLoader::new(paths.clone(), eval.clone(), plain.clone()).unwrap(),
+        1,
+    );
+    let u8s = collect(
+        &ImageLoader::new(
+            paths,
+            eval,
+            LoaderConfig {
+                u8_batches: true,
+                ..plain
+            },
+        )
+        .unwrap(),
+        1,
+    );
+    for (a, b) in f32s.iter().zip(&u8s) {
+        let (BatchPixels::F32(a), BatchPixels::U8(b)) = (&a.pixels, &b.pixels) else {
+            panic!("pixel kinds")
+        };
+        assert!(a
+            .iter()
+            .zip(b)
+            .all(|(x, y)| (x - f32::from(*y) / 255.0).abs() < 1e-7));
+    }
+    assert_eq!(u8s[0].rows, [0, 1, 2, 3]);
+}
+
+#[test]
+fn drop_last_and_early_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = photo_like(dir.path(), 10);
+    let loader = ImageLoader::new(
+        paths,
+        Transform::spml(16),
+        LoaderConfig {
+            drop_last: true,
+            prefetch: 1,
+            ..config(2)
+        },
+    )
+    .unwrap();
+    assert_eq!(collect(&loader, 1).len(), 2);
+    // Taking one batch and dropping the rest returns (the producer, blocked on a full queue,
+    // sees the queue close and stops) instead of hanging.
+    let mut batches = loader.epoch(1);
+    assert!(batches.next().unwrap().is_ok());
+    drop(batches);
+}
+
+#[test]
+fn bad_images_stop_with_their_path_or_are_skipped_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = photo_like(dir.path(), 6);
+    let truncated = dir.path().join("truncated.png");
+    let bytes = std::fs::read(&paths[0]).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.path().join("garbage.jpg");
+    std::fs::write(&garbage, b"GIF? no").unwrap();
+    let missing = dir.path().join("missing.jpg");
+    paths.extend([truncated.clone(), garbage.clone(), missing.clone()]);
+    let plain = LoaderConfig {
+        shuffle: false,
+        ..config(2)
+    };
+
+    let failing = ImageLoader::new(paths.clone(), Transform::spml(16), plain.clone()).unwrap();
+    let results: Vec<_> = failing.epoch(1).collect();
+    // Rows 0-3, then rows 4-7 where row 6 is the truncated file: the error ends the epoch.
+    assert_eq!(results.len(), 2);
+    let err = results[1].as_ref().unwrap_err().to_string();
+    assert!(err.contains("truncated.png"), "{err}");
+
+    let skipping = ImageLoader::new(
+        paths,
+        Transform::spml(16),
+        LoaderConfig {
+            bad_images: BadImagePolicy::Skip,
+            ..plain
+        },
+    )
+    .unwrap();
+    let mut batches = skipping.epoch(1);
+    let rows: Vec<usize> = batches.by_ref().flat_map(|b| b.unwrap().rows).collect();
+    assert_eq!(rows, [0, 1, 2, 3, 4, 5]);
+    let skipped = batches.skipped();
+    let names: Vec<PathBuf> = skipped.iter().map(|s| s.path.clone()).collect();
+    assert_eq!(names, [truncated, garbage, missing.clone()]);
+    assert_eq!(skipped[2].message, "missing");
+    let _ = Mutex::new(());
+}
+
+#[test]
+fn zero_sizes_are_refused() {
+    let err = ImageLoader::new(
+        vec![],
+        Transform::spml(16),
+        LoaderConfig {
+            workers: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("`workers` must be at least 1"),
+        "{err}"
+    );
+}
