@@ -283,3 +283,66 @@ fn image_size(png: &[u8]) -> (u32, u32) {
     let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     (be(16), be(20))
 }
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let killed = dir.path().join("killed");
+    // Small batches make each epoch long enough for the kill to land inside one.
+    let recipe = [
+        "--set",
+        "training.loss=\"role\"",
+        "--set",
+        "training.hidden=[32]",
+        "--set",
+        "training.batch_size=4",
+        "--set",
+        "training.epochs=12",
+    ];
+    let train = |out: &Path| -> Vec<String> {
+        ["train", "--config", CONFIG, "--out", out.to_str().unwrap()]
+            .iter()
+            .chain(&recipe)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = train(&whole);
+    let out = mlml(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlml"))
+        .args(train(&killed))
+        .current_dir(root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let progress = killed.join("progress.json");
+    let started = std::time::Instant::now();
+    while !progress.is_file() && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SIGKILL: no destructor, no flush; the last atomic checkpoint is all that survives.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_at_kill = json(&progress)["epochs_done"].as_u64().unwrap();
+    assert!(
+        done_at_kill < 12,
+        "the run finished before the kill; make the epochs longer"
+    );
+    let out = mlml(&["resume", killed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Every epoch's figures and the loss's state (ROLE's estimator and its Adam moments).
+    assert!(json(&killed.join("progress.json")) == json(&progress_of(&whole)));
+    // The checkpoint's bytes hold random parameter ids; the selected model's test figures are
+    // what must agree.
+    assert_eq!(
+        json(&killed.join("report.json"))["test"],
+        json(&whole.join("report.json"))["test"]
+    );
+}
+
+fn progress_of(run: &Path) -> PathBuf {
+    run.join("progress.json")
+}

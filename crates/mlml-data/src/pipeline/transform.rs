@@ -91,6 +91,9 @@ pub struct Transform {
     pub name: String,
     /// How the image reaches the working size.
     pub resize: ResizeSpec,
+    /// `CutoutPIL(factor)` of the ASL recipe after the resize (`None`: no cutout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutout: Option<f64>,
     /// Probability of a horizontal flip (0: none; torchvision's default 0.5).
     pub hflip: f64,
     /// `None`: values in `[0, 1]` (the ASL recipe's `ToTensor()` alone).
@@ -103,6 +106,7 @@ impl Transform {
         Self {
             name: "spml".into(),
             resize: ResizeSpec::Square { size },
+            cutout: None,
             hflip: 0.5,
             normalize: Some(Normalize::imagenet()),
         }
@@ -113,6 +117,7 @@ impl Transform {
         Self {
             name: "eval".into(),
             resize: ResizeSpec::Square { size },
+            cutout: None,
             hflip: 0.0,
             normalize,
         }
@@ -126,6 +131,7 @@ impl Transform {
                 shorter: 256,
                 crop: 224,
             },
+            cutout: None,
             hflip: 0.0,
             normalize: Some(Normalize::imagenet()),
         }
@@ -143,7 +149,9 @@ impl Transform {
 
     /// Whether any step draws randomness.
     pub fn is_random(&self) -> bool {
-        self.hflip > 0.0 || matches!(self.resize, ResizeSpec::RandomResizedCrop { .. })
+        self.hflip > 0.0
+            || self.cutout.is_some()
+            || matches!(self.resize, ResizeSpec::RandomResizedCrop { .. })
     }
 
     /// The geometric part: the image at the output size, flipped or not.
@@ -160,6 +168,9 @@ impl Transform {
                 resize_exact(&crop, *size, *size)
             }
         };
+        if let Some(factor) = self.cutout {
+            cutout_pil(&mut out, factor, rng);
+        }
         // torchvision's RandomHorizontalFlip: flip when torch.rand(1) < p.
         if self.hflip > 0.0 && unit_f64(rng) < self.hflip {
             image::imageops::flip_horizontal_in_place(&mut out);
@@ -188,6 +199,34 @@ impl Transform {
             for c in 0..3 {
                 out[c * plane + i] = p.0[c];
             }
+        }
+    }
+}
+
+/// The ASL recipe's `CutoutPIL(factor)`: one box of `int(factor * side + 0.5)` around a
+/// uniformly drawn centre, clipped to the image, corners inclusive (PIL's `rectangle`), filled
+/// with one uniformly drawn RGB colour. As the reference, the box's vertical extent comes from
+/// the image's width and its horizontal one from the height (it names `size[0]` "h"); the
+/// same for the square inputs the recipe uses.
+fn cutout_pil(img: &mut RgbImage, factor: f64, rng: &mut ChaCha8Rng) {
+    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
+    let (ref_h, ref_w) = (w, h);
+    let h_cut = (factor * ref_h as f64 + 0.5) as i64;
+    let w_cut = (factor * ref_w as f64 + 0.5) as i64;
+    let y_c = i64::from(crate::rng::interval(rng, (ref_h - 1).max(0) as u32));
+    let x_c = i64::from(crate::rng::interval(rng, (ref_w - 1).max(0) as u32));
+    let (y1, y2) = (
+        (y_c - h_cut / 2).clamp(0, ref_h),
+        (y_c + h_cut / 2).clamp(0, ref_h),
+    );
+    let (x1, x2) = (
+        (x_c - w_cut / 2).clamp(0, ref_w),
+        (x_c + w_cut / 2).clamp(0, ref_w),
+    );
+    let colour = image::Rgb([0, 1, 2].map(|_| crate::rng::interval(rng, 255) as u8));
+    for y in y1..=y2.min(h - 1) {
+        for x in x1..=x2.min(w - 1) {
+            img.put_pixel(x as u32, y as u32, colour);
         }
     }
 }
@@ -291,6 +330,46 @@ mod tests {
         let (x, y, w, h) =
             random_resized_crop_box(100, 10, (1.0, 1.0), (1.0, 1.0), &mut sample_rng(0, 1, 0));
         assert_eq!((x, y, w, h), (45, 0, 10, 10));
+    }
+
+    #[test]
+    fn cutout_paints_one_clipped_box_of_half_the_side() {
+        let t = Transform {
+            cutout: Some(0.5),
+            normalize: None,
+            ..Transform::eval(448, None)
+        };
+        let img = RgbImage::from_pixel(448, 448, image::Rgb([1, 2, 3]));
+        let mut sizes = Vec::new();
+        for row in 0..200 {
+            let out = t.apply(&img, &mut sample_rng(4, 1, row));
+            let painted: Vec<(u32, u32)> = out
+                .enumerate_pixels()
+                .filter(|(_, _, p)| p.0 != [1, 2, 3])
+                .map(|(x, y, _)| (x, y))
+                .collect();
+            if painted.is_empty() {
+                continue; // the drawn colour equals the background: 1 in 2^24
+            }
+            let (x0, x1) = (
+                painted.iter().map(|p| p.0).min().unwrap(),
+                painted.iter().map(|p| p.0).max().unwrap(),
+            );
+            let (y0, y1) = (
+                painted.iter().map(|p| p.1).min().unwrap(),
+                painted.iter().map(|p| p.1).max().unwrap(),
+            );
+            // One solid rectangle: every pixel inside the bounds is painted.
+            assert_eq!(painted.len() as u32, (x1 - x0 + 1) * (y1 - y0 + 1));
+            // centre +- 112, inclusive: 225 wide unless clipped by an edge.
+            assert!(x1 - x0 < 225 && y1 - y0 < 225);
+            sizes.push((x1 - x0 + 1, y1 - y0 + 1));
+        }
+        assert!(sizes.contains(&(225, 225)), "an unclipped box is 225 x 225");
+        assert!(
+            sizes.iter().any(|s| s.0 < 225),
+            "boxes near an edge are clipped"
+        );
     }
 
     #[test]

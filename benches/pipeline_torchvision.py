@@ -1,0 +1,91 @@
+"""PIL + torchvision + DataLoader on the same JPEGs as `cargo bench -p mlml-data --bench pipeline`.
+
+The transforms of the single-positive recipe at 448 (Resize((448, 448)), RandomHorizontalFlip,
+ToTensor, Normalize) and an evaluation Resize((224, 224)) + ToTensor, through
+DataLoader(num_workers=2, batch_size=32, shuffle=True), one epoch per timing, best of 5 after one
+warm-up epoch (the criterion side reports its median; both are steady state).
+
+Images: the .jpg files of the folder given as the first argument, or of $MLML_BENCH_IMAGES.
+For a side-by-side run on the same files, make a folder once with `--generate DIR` (64
+photo-like JPEGs at 640 x 480 and 500 x 375, quality 90) and give both sides that folder:
+
+  /usr/bin/python3 benches/pipeline_torchvision.py --generate /tmp/bench-jpegs
+  MLML_BENCH_IMAGES=/tmp/bench-jpegs cargo bench -p mlml-data --bench pipeline
+Needs python3-torch, python3-torchvision, python3-pil (Debian). CI does not run it.
+"""
+
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+
+class Files(Dataset):
+    def __init__(self, paths, transform):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return self.transform(Image.open(self.paths[i]).convert("RGB")), i
+
+
+def generate(folder, n=64):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.RandomState(0)
+    for i in range(n):
+        w, h = (640, 480) if i % 2 == 0 else (500, 375)
+        x = np.linspace(0, 255, w)[None, :].repeat(h, 0)
+        y = np.linspace(0, 255, h)[:, None].repeat(w, 1)
+        img = np.stack([x, y, (x + y) / 2], -1)
+        for _ in range(12):
+            bx, by = rng.randint(w), rng.randint(h)
+            img[max(0, by - 30) : by + 30, max(0, bx - 40) : bx + 40] = rng.randint(0, 256, 3)
+        img = np.clip(img + rng.randint(0, 16, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(os.path.join(folder, f"{i:03}.jpg"), quality=90)
+
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--generate":
+        generate(args[1])
+        args = args[1:]
+    folder = args[0] if args else os.environ.get("MLML_BENCH_IMAGES")
+    if not folder:
+        sys.exit("give a folder of .jpg files (or --generate DIR)")
+    paths = sorted(
+        os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith((".jpg", ".jpeg"))
+    )
+    torch.set_num_threads(1)
+    normalize = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    settings = {
+        "spml-448": transforms.Compose(
+            [transforms.Resize((448, 448)), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize]
+        ),
+        "eval-224": transforms.Compose([transforms.Resize((224, 224)), transforms.ToTensor()]),
+    }
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, {len(paths)} images")
+    for name, transform in settings.items():
+        loader = DataLoader(
+            Files(paths, transform), batch_size=32, shuffle=True, num_workers=2, persistent_workers=True
+        )
+        times = []
+        for epoch in range(6):
+            start = time.perf_counter()
+            for batch, _ in loader:
+                pass
+            if epoch > 0:
+                times.append(time.perf_counter() - start)
+        best = min(times)
+        print(f"pipeline/{name}: {len(paths) / best:.1f} images/s (best of {len(times)} epochs, {best * 1e3:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()
