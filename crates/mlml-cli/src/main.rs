@@ -17,10 +17,10 @@ use mlml_data::generate::{
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_metrics::{
-    mean_average_precision, precision_recall_f1, ApDefinition, MapOptions, Selection,
+    evaluate, mean_average_precision, precision_recall_f1, ApDefinition, MapOptions, Selection,
 };
 use mlml_train::features::{
-    predict, train_features_observed, FeatureSet, FeatureTraining, Progress,
+    load_best, predict, train_features_observed, FeatureSet, FeatureTraining, Progress,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,12 +75,53 @@ enum Command {
         #[arg(short = 'o', long)]
         output: PathBuf,
     },
+    /// Evaluate a run's selected model (the best validation epoch) on its validation or test
+    /// split: mAP in both definitions, CP/CR/CF1 and OP/OR/OF1 at 0.5 and at top-3, per class.
+    Eval {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Which split.
+        #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
+        split: EvalSplit,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A table of runs' figures (best epoch, validation and test mAP, CF1, OF1, seconds), and a
+    /// PNG bar chart of their mAP with `--plot`.
+    Compare {
+        /// Run directories (each with its report.json).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the runs' test mAP (validation mAP when a run has no test split) to a PNG.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
+    /// Where a run stands: its config, epochs done, best epoch and the state of its loss.
+    Inspect {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The registered losses, their defaults and their per-dataset presets.
     Losses {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EvalSplit {
+    /// The 20 % of the training file held out for model selection.
+    Val,
+    /// The config's test files.
+    Test,
 }
 
 /// A run's config: the data and how to train.
@@ -204,6 +245,13 @@ fn run(cli: Cli) -> Result<()> {
             title,
             output,
         } => results_chart(&results, &title, &output),
+        Command::Eval {
+            run_dir,
+            split,
+            json,
+        } => eval(&run_dir, split, json),
+        Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
+        Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
     }
 }
@@ -309,7 +357,15 @@ fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
     })
 }
 
-fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()> {
+/// The splits of a run: training rows with the protocol's labels, validation and test rows
+/// with full labels, all standardised with the training rows' statistics.
+struct Splits {
+    train: FeatureSet,
+    val: FeatureSet,
+    test: Option<FeatureSet>,
+}
+
+fn prepare(config: &RunConfig) -> Result<Splits> {
     let d = &config.data;
     let classes = load_classes(&d.classes)?;
     let all = FeatureSet::from_npy(
@@ -348,7 +404,21 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
                 .display()
         );
     }
-    train_set = train_set.with_labels(observed_labels(d, &train_set.labels)?)?;
+    let train = train_set.with_labels(observed_labels(d, &train_set.labels)?)?;
+    Ok(Splits {
+        train,
+        val: val_set,
+        test,
+    })
+}
+
+fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()> {
+    let d = &config.data;
+    let Splits {
+        train: train_set,
+        val: val_set,
+        test,
+    } = prepare(config)?;
     let t = &config.training;
     eprintln!(
         "mlml: {} on {} training rows ({} labels) and {} validation rows, {} epochs, cpu (flex)",
@@ -477,6 +547,226 @@ fn write_outputs(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(())
+}
+
+fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
+    let config_path = run_dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!("{}: no run here (no config.toml)", run_dir.display());
+    }
+    let config = read_config(&config_path, &[])?;
+    let splits = prepare(&config)?;
+    let set = match split {
+        EvalSplit::Val => &splits.val,
+        EvalSplit::Test => splits.test.as_ref().with_context(|| {
+            format!(
+                "{}: the run has no test split (data.test_features / data.test_labels); use --split val",
+                config_path.display()
+            )
+        })?,
+    };
+    let device = Default::default();
+    let (model, progress) = load_best::<Flex>(
+        run_dir,
+        &config.training,
+        splits.train.dim,
+        splits.train.labels.n_classes(),
+        &device,
+    )?;
+    let scores = predict(&model, set, &device);
+    let sklearn = evaluate(
+        &scores,
+        &set.labels,
+        MapOptions {
+            definition: ApDefinition::Sklearn,
+            skip_empty: false,
+        },
+        Selection::default(),
+    )?;
+    let ranked = mean_average_precision(
+        &scores,
+        &set.labels,
+        MapOptions {
+            definition: ApDefinition::Ranked,
+            skip_empty: false,
+        },
+    )?;
+    let split_name = match split {
+        EvalSplit::Val => "val",
+        EvalSplit::Test => "test",
+    };
+    if json {
+        return print(&serde_json::to_string_pretty(&serde_json::json!({
+            "run": run_dir.display().to_string(),
+            "split": split_name,
+            "rows": set.len(),
+            "best_epoch": progress.best_epoch,
+            "map": sklearn.map.map,
+            "map_ranked": ranked.map,
+            "evaluation": sklearn,
+        }))?);
+    }
+    print(&format!(
+        "{} on {split_name} ({} rows), the model of epoch {} (best validation mAP):\n\
+         mAP {:.2} (sklearn AP) / {:.2} (ranked AP)\n{sklearn}",
+        run_dir.display(),
+        set.len(),
+        progress.best_epoch,
+        sklearn.map.map,
+        ranked.map,
+    ))
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+}
+
+/// Writes to stdout; a reader that stops early (`mlml ... | head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn compare(runs: &[PathBuf], json: bool, plot: Option<&Path>) -> Result<()> {
+    let mut rows = Vec::new();
+    for run in runs {
+        let path = run.join("report.json");
+        if !path.is_file() {
+            bail!(
+                "{}: no report.json (the run has not finished an epoch, or this is not a run directory)",
+                run.display()
+            );
+        }
+        let report = read_json(&path)?;
+        let figure = |key: &str| report["test"][key].as_f64();
+        rows.push(serde_json::json!({
+            "run": run.display().to_string(),
+            "loss": report["loss"],
+            "labels": report["labels"],
+            "epochs_done": report["epochs_done"],
+            "best_epoch": report["best_epoch"],
+            "best_val_map": report["best_val_map"],
+            "test_map": figure("map"),
+            "test_cf1": figure("cf1"),
+            "test_of1": figure("of1"),
+            "seconds": report["seconds"],
+        }));
+    }
+    if let Some(plot) = plot {
+        let bars: Vec<chart::Bar> = rows
+            .iter()
+            .map(|r| chart::Bar {
+                label: r["run"].as_str().unwrap_or_default().to_string(),
+                value: r["test_map"]
+                    .as_f64()
+                    .or_else(|| r["best_val_map"].as_f64())
+                    .unwrap_or(f64::NAN),
+                std: 0.0,
+            })
+            .collect();
+        chart::bar_chart(
+            plot,
+            "mAP per run",
+            "test mAP (%; validation without a test split)",
+            &bars,
+        )?;
+    }
+    if json {
+        return print(&serde_json::to_string_pretty(&rows)?);
+    }
+    let number = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+    let mut table =
+        String::from("run\tloss\tlabels\tbest epoch\tval mAP\ttest mAP\tCF1\tOF1\tseconds");
+    for r in &rows {
+        table.push_str(&format!(
+            "\n{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
+            r["run"].as_str().unwrap_or_default(),
+            r["loss"].as_str().unwrap_or_default(),
+            r["labels"].as_str().unwrap_or_default(),
+            r["best_epoch"],
+            r["epochs_done"],
+            number(&r["best_val_map"]),
+            number(&r["test_map"]),
+            number(&r["test_cf1"]),
+            number(&r["test_of1"]),
+            number(&r["seconds"]),
+        ));
+    }
+    print(&table)
+}
+
+fn inspect(run_dir: &Path, json: bool) -> Result<()> {
+    let config_path = run_dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!("{}: no run here (no config.toml)", run_dir.display());
+    }
+    let config = read_config(&config_path, &[])?;
+    let progress_path = run_dir.join("progress.json");
+    let progress: Progress = if progress_path.is_file() {
+        serde_json::from_value(read_json(&progress_path)?)
+            .with_context(|| format!("{}: not a progress file", progress_path.display()))?
+    } else {
+        Progress::default()
+    };
+    let state = &progress.loss_state;
+    let tensors: Vec<serde_json::Value> = state
+        .tensors
+        .iter()
+        .map(|(name, t)| serde_json::json!({ "name": name, "shape": t.shape }))
+        .collect();
+    let summary = serde_json::json!({
+        "run": run_dir.display().to_string(),
+        "config": config,
+        "epochs_done": progress.epochs_done,
+        "epochs": config.training.epochs,
+        "best_epoch": progress.best_epoch,
+        "best_val_map": progress.best_val_map,
+        "checkpoint": run_dir.join("checkpoint.bin").is_file(),
+        "loss_state": { "loss": state.loss, "values": state.values, "tensors": tensors },
+    });
+    if json {
+        return print(&serde_json::to_string_pretty(&summary)?);
+    }
+    let mut text = format!(
+        "{}: {} on {} labels, {} of {} epochs done{}",
+        run_dir.display(),
+        config.training.loss,
+        config.data.labels.describe(),
+        progress.epochs_done,
+        config.training.epochs,
+        if progress.best_epoch > 0 {
+            format!(
+                "; best validation mAP {:.2} at epoch {}",
+                progress.best_val_map, progress.best_epoch
+            )
+        } else {
+            String::new()
+        }
+    );
+    if state.is_empty() {
+        text.push_str("\nloss state: none (a stateless loss, or no epoch done)");
+    } else {
+        text.push_str(&format!(
+            "\nloss state ({}): values {}",
+            state.loss, state.values
+        ));
+        for t in &tensors {
+            text.push_str(&format!(
+                "\n  tensor {} {}",
+                t["name"].as_str().unwrap_or_default(),
+                t["shape"]
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "\nconfig ({}):\n{}",
+        config_path.display(),
+        toml::to_string_pretty(&config).context("writing the config")?
+    ));
+    print(text.trim_end())
 }
 
 fn results_chart(results: &Path, title: &str, output: &Path) -> Result<()> {

@@ -346,3 +346,89 @@ fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
 fn progress_of(run: &Path) -> PathBuf {
     run.join("progress.json")
 }
+
+#[test]
+fn compare_and_inspect_read_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for loss in ["an", "role"] {
+        let run = dir.path().join(loss);
+        let out = mlml(&[
+            "train",
+            "--config",
+            CONFIG,
+            "--set",
+            &format!("training.loss=\"{loss}\""),
+            "--set",
+            "training.epochs=2",
+            "--set",
+            "training.hidden=[32]",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        runs.push(run.to_str().unwrap().to_string());
+    }
+    let plot = dir.path().join("runs.png");
+    let out = mlml(&[
+        "compare",
+        &runs[0],
+        &runs[1],
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["loss"], "role");
+    for (row, run) in rows.iter().zip(&runs) {
+        let report = json(&Path::new(run).join("report.json"));
+        assert_eq!(row["test_map"], report["test"]["map"]);
+        assert_eq!(row["best_epoch"], report["best_epoch"]);
+    }
+    assert_eq!(&std::fs::read(&plot).unwrap()[..4], b"\x89PNG");
+    let text = mlml(&["compare", &runs[0], &runs[1]]);
+    assert_eq!(String::from_utf8_lossy(&text.stdout).lines().count(), 3);
+
+    let out = mlml(&["compare", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no report.json"), "{}", stderr(&out));
+
+    let out = mlml(&["inspect", &runs[1], "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["epochs_done"], 2);
+    assert_eq!(summary["config"]["training"]["loss"], "role");
+    let tensors = summary["loss_state"]["tensors"].as_array().unwrap();
+    // ROLE's label estimate over the 1,200 training rows and its two Adam moments.
+    assert_eq!(tensors.len(), 3, "{tensors:?}");
+    assert!(tensors
+        .iter()
+        .all(|t| t["shape"] == serde_json::json!([1200, 14])));
+    // `eval` reloads the selected model from the checkpoint: the same figures as the report.
+    let report = json(&Path::new(&runs[1]).join("report.json"));
+    let out = mlml(&["eval", &runs[1], "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let evaluation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(evaluation["map"], report["test"]["map"]);
+    assert_eq!(evaluation["rows"], 917);
+    let out = mlml(&["eval", &runs[1], "--split", "val", "--json"]);
+    let evaluation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(evaluation["map"], report["best_val_map"]);
+    let text = mlml(&["eval", &runs[0]]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("the model of epoch"),
+        "{}",
+        stderr(&text)
+    );
+
+    let text = mlml(&["inspect", &runs[0]]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("an on single-positive labels, 2 of 2 epochs done"),
+        "{text}"
+    );
+    assert!(text.contains("loss state: none"), "{text}");
+}

@@ -82,6 +82,7 @@ fn pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Elements(paths.len() as u64));
     for (id, transform) in [
         ("spml-448", Transform::spml(448)),
+        ("asl-224", Transform::asl(224)),
         ("eval-224", Transform::eval(224, None)),
     ] {
         let loader = ImageLoader::new(

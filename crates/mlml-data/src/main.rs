@@ -65,6 +65,8 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PreviewTransform {
+    /// Resize square, CutoutPIL(0.5), RandAugment (the ASL / Hill / SPLC recipe).
+    Asl,
     /// Resize square, random horizontal flip (the single-positive recipe).
     Spml,
     /// Resize square.
@@ -580,6 +582,7 @@ fn preview_cmd(args: &PreviewArgs) -> Result<ExitCode> {
     }
     let dataset = formats::load(&args.input)?;
     let transform = match args.transform {
+        PreviewTransform::Asl => Transform::asl(args.size),
         PreviewTransform::Spml => Transform::spml(args.size),
         PreviewTransform::Eval => Transform::eval(args.size, None),
         PreviewTransform::ImagenetEval => Transform::imagenet_eval(),

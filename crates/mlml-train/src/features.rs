@@ -312,6 +312,31 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| checkpoint_error(path, e))
 }
 
+/// The model of the best validation epoch and the progress stored in a run directory's
+/// checkpoint, for a run trained with `config` on `dim` features and `classes` labels.
+///
+/// # Errors
+/// No checkpoint, a file that is not one, or a model of another shape.
+pub fn load_best<B: Backend>(
+    run_dir: &Path,
+    config: &FeatureTraining,
+    dim: usize,
+    classes: usize,
+    device: &B::Device,
+) -> Result<(Mlp<B>, Progress)> {
+    let path = RunFiles::in_dir(run_dir).checkpoint;
+    let mut parts = unpack(&path, &read_bytes(&path)?, 4)?;
+    let progress: Progress =
+        serde_json::from_slice(&parts[0]).map_err(|e| checkpoint_error(&path, e))?;
+    let model: Mlp<B> = MlpConfig::new(dim, classes)
+        .with_hidden(config.hidden.clone())
+        .init(device);
+    let record = Recorder_::default()
+        .load(parts.swap_remove(3), device)
+        .map_err(|e| checkpoint_error(&path, e))?;
+    Ok((model.load_record(record), progress))
+}
+
 /// Sigmoid probabilities `[n, C]`, row-major, of a model in eval mode.
 pub fn predict<B: Backend>(model: &Mlp<B>, set: &FeatureSet, device: &B::Device) -> Vec<f32> {
     let mut out = Vec::with_capacity(set.len() * set.labels.n_classes());

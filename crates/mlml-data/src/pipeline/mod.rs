@@ -9,6 +9,7 @@
 
 mod decode;
 mod loader;
+pub mod randaugment;
 mod resize;
 mod transform;
 

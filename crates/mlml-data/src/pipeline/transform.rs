@@ -1,5 +1,7 @@
 //! The papers' image transforms, by name, and the parts they are made of.
 //!
+//! - [`Transform::asl`]: the ASL / Hill / SPLC recipe: `Resize((s, s))`, `CutoutPIL(0.5)`,
+//!   `RandAugment()` (see [`super::randaugment`]), `ToTensor()`, no normalisation.
 //! - [`Transform::spml`]: the single-positive / LL / BoostLU / GR recipe (Cole et al. 2021):
 //!   `Resize((s, s))`, `RandomHorizontalFlip()`, `ToTensor()`, ImageNet `Normalize`.
 //! - [`Transform::eval`]: `Resize((s, s))`, `ToTensor()` and the recipe's normalisation.
@@ -94,6 +96,9 @@ pub struct Transform {
     /// `CutoutPIL(factor)` of the ASL recipe after the resize (`None`: no cutout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutout: Option<f64>,
+    /// The `randaugment` package's `RandAugment()` after the cutout.
+    #[serde(default)]
+    pub rand_augment: bool,
     /// Probability of a horizontal flip (0: none; torchvision's default 0.5).
     pub hflip: f64,
     /// `None`: values in `[0, 1]` (the ASL recipe's `ToTensor()` alone).
@@ -107,8 +112,22 @@ impl Transform {
             name: "spml".into(),
             resize: ResizeSpec::Square { size },
             cutout: None,
+            rand_augment: false,
             hflip: 0.5,
             normalize: Some(Normalize::imagenet()),
+        }
+    }
+
+    /// The ASL / Hill / SPLC recipe's training transform at `size` (448 in the papers):
+    /// `Resize((s, s))`, `CutoutPIL(0.5)`, `RandAugment()`, `ToTensor()`, no normalisation.
+    pub fn asl(size: u32) -> Self {
+        Self {
+            name: "asl".into(),
+            resize: ResizeSpec::Square { size },
+            cutout: Some(0.5),
+            rand_augment: true,
+            hflip: 0.0,
+            normalize: None,
         }
     }
 
@@ -118,6 +137,7 @@ impl Transform {
             name: "eval".into(),
             resize: ResizeSpec::Square { size },
             cutout: None,
+            rand_augment: false,
             hflip: 0.0,
             normalize,
         }
@@ -132,6 +152,7 @@ impl Transform {
                 crop: 224,
             },
             cutout: None,
+            rand_augment: false,
             hflip: 0.0,
             normalize: Some(Normalize::imagenet()),
         }
@@ -151,6 +172,7 @@ impl Transform {
     pub fn is_random(&self) -> bool {
         self.hflip > 0.0
             || self.cutout.is_some()
+            || self.rand_augment
             || matches!(self.resize, ResizeSpec::RandomResizedCrop { .. })
     }
 
@@ -170,6 +192,9 @@ impl Transform {
         };
         if let Some(factor) = self.cutout {
             cutout_pil(&mut out, factor, rng);
+        }
+        if self.rand_augment {
+            out = super::randaugment::rand_augment(&out, rng);
         }
         // torchvision's RandomHorizontalFlip: flip when torch.rand(1) < p.
         if self.hflip > 0.0 && unit_f64(rng) < self.hflip {
@@ -370,6 +395,23 @@ mod tests {
             sizes.iter().any(|s| s.0 < 225),
             "boxes near an edge are clipped"
         );
+    }
+
+    #[test]
+    fn the_asl_recipe_cuts_out_augments_and_does_not_normalise() {
+        let t = Transform::asl(64);
+        assert!(t.is_random() && t.normalize.is_none());
+        let img = gradient(80, 60);
+        let plain = resize_exact(&img, 64, 64);
+        let outs: Vec<RgbImage> = (0..20)
+            .map(|row| t.apply(&img, &mut sample_rng(9, 1, row)))
+            .collect();
+        // The cutout alone changes every sample.
+        assert!(outs.iter().all(|o| *o != plain));
+        assert_eq!(outs[3], t.apply(&img, &mut sample_rng(9, 1, 3)));
+        let mut values = vec![0.0; 3 * 64 * 64];
+        t.write_chw_f32(&outs[0], &mut values);
+        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 
     #[test]
