@@ -16,4 +16,6 @@ mod transform;
 pub use decode::{decode_rgb, ImageError};
 pub use loader::{BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Skipped};
 pub use resize::{center_crop, resize_exact, resize_shorter_side, torchvision_shorter_side};
-pub use transform::{sample_rng, Normalize, ResizeSpec, Transform, IMAGENET_MEAN, IMAGENET_STD};
+pub use transform::{
+    sample_rng, ColorJitter, Normalize, ResizeSpec, Transform, IMAGENET_MEAN, IMAGENET_STD,
+};

@@ -249,7 +249,7 @@ fn luma(p: &Rgb<u8>) -> u8 {
 
 /// `Image.blend(a, b, alpha)` on 8-bit bands: `a + alpha (b - a)` in single precision,
 /// truncated, clipped when alpha is outside [0, 1].
-fn blend(a: &RgbImage, b: &RgbImage, alpha: f64) -> RgbImage {
+pub(super) fn blend(a: &RgbImage, b: &RgbImage, alpha: f64) -> RgbImage {
     let alpha = alpha as f32;
     let mut out = a.clone();
     for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b.iter())) {
@@ -266,7 +266,7 @@ fn blend(a: &RgbImage, b: &RgbImage, alpha: f64) -> RgbImage {
 }
 
 /// `ImageEnhance.Color`: blend from the grey (luma) image.
-fn color(img: &RgbImage, factor: f64) -> RgbImage {
+pub(super) fn color(img: &RgbImage, factor: f64) -> RgbImage {
     let grey = RgbImage::from_fn(img.width(), img.height(), |x, y| {
         let l = luma(img.get_pixel(x, y));
         Rgb([l, l, l])
@@ -275,7 +275,7 @@ fn color(img: &RgbImage, factor: f64) -> RgbImage {
 }
 
 /// `ImageEnhance.Contrast`: blend from a flat image at the rounded mean luma.
-fn contrast(img: &RgbImage, factor: f64) -> RgbImage {
+pub(super) fn contrast(img: &RgbImage, factor: f64) -> RgbImage {
     let n = f64::from(img.width() * img.height()).max(1.0);
     let mean = img.pixels().map(|p| f64::from(luma(p))).sum::<f64>() / n;
     let m = (mean + 0.5) as u8;

@@ -66,6 +66,56 @@ pub enum ResizeSpec {
     },
 }
 
+/// torchvision's `ColorJitter(brightness, contrast, saturation)` on PIL images: each factor
+/// uniform in `[max(0, 1 - v), 1 + v]` (0 leaves that part out), the three applied in a random
+/// order, as PIL's `ImageEnhance` Brightness, Contrast and Color. (Hue is not offered.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColorJitter {
+    /// Brightness spread.
+    pub brightness: f64,
+    /// Contrast spread.
+    pub contrast: f64,
+    /// Saturation spread.
+    pub saturation: f64,
+}
+
+impl Default for ColorJitter {
+    fn default() -> Self {
+        Self {
+            brightness: 0.0,
+            contrast: 0.0,
+            saturation: 0.0,
+        }
+    }
+}
+
+impl ColorJitter {
+    fn apply(&self, img: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
+        let mut order = [0usize, 1, 2];
+        crate::rng::shuffle(rng, &mut order);
+        let mut out = img.clone();
+        for part in order {
+            let spread = [self.brightness, self.contrast, self.saturation][part];
+            if spread <= 0.0 {
+                continue;
+            }
+            let (lo, hi) = ((1.0 - spread).max(0.0), 1.0 + spread);
+            let factor = lo + (hi - lo) * unit_f64(rng);
+            out = match part {
+                0 => super::randaugment::blend(
+                    &RgbImage::new(out.width(), out.height()),
+                    &out,
+                    factor,
+                ),
+                1 => super::randaugment::contrast(&out, factor),
+                _ => super::randaugment::color(&out, factor),
+            };
+        }
+        out
+    }
+}
+
 /// Per-channel normalisation `(x / 255 - mean) / std`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalize {
@@ -101,6 +151,9 @@ pub struct Transform {
     pub rand_augment: bool,
     /// Probability of a horizontal flip (0: none; torchvision's default 0.5).
     pub hflip: f64,
+    /// Colour jitter after the flip (`None`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_jitter: Option<ColorJitter>,
     /// `None`: values in `[0, 1]` (the ASL recipe's `ToTensor()` alone).
     pub normalize: Option<Normalize>,
 }
@@ -114,6 +167,7 @@ impl Transform {
             cutout: None,
             rand_augment: false,
             hflip: 0.5,
+            color_jitter: None,
             normalize: Some(Normalize::imagenet()),
         }
     }
@@ -127,6 +181,7 @@ impl Transform {
             cutout: Some(0.5),
             rand_augment: true,
             hflip: 0.0,
+            color_jitter: None,
             normalize: None,
         }
     }
@@ -139,6 +194,7 @@ impl Transform {
             cutout: None,
             rand_augment: false,
             hflip: 0.0,
+            color_jitter: None,
             normalize,
         }
     }
@@ -154,6 +210,7 @@ impl Transform {
             cutout: None,
             rand_augment: false,
             hflip: 0.0,
+            color_jitter: None,
             normalize: Some(Normalize::imagenet()),
         }
     }
@@ -172,6 +229,7 @@ impl Transform {
     pub fn is_random(&self) -> bool {
         self.hflip > 0.0
             || self.cutout.is_some()
+            || self.color_jitter.is_some()
             || self.rand_augment
             || matches!(self.resize, ResizeSpec::RandomResizedCrop { .. })
     }
@@ -199,6 +257,9 @@ impl Transform {
         // torchvision's RandomHorizontalFlip: flip when torch.rand(1) < p.
         if self.hflip > 0.0 && unit_f64(rng) < self.hflip {
             image::imageops::flip_horizontal_in_place(&mut out);
+        }
+        if let Some(jitter) = &self.color_jitter {
+            out = jitter.apply(&out, rng);
         }
         out
     }
@@ -412,6 +473,39 @@ mod tests {
         let mut values = vec![0.0; 3 * 64 * 64];
         t.write_chw_f32(&outs[0], &mut values);
         assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn colour_jitter_factors_stay_in_their_ranges() {
+        let flat = RgbImage::from_pixel(8, 8, image::Rgb([100, 100, 100]));
+        let brightness_only = Transform {
+            color_jitter: Some(ColorJitter {
+                brightness: 0.4,
+                ..ColorJitter::default()
+            }),
+            ..Transform::eval(8, None)
+        };
+        let mut seen = Vec::new();
+        for row in 0..300 {
+            let v = brightness_only
+                .apply(&flat, &mut sample_rng(2, 1, row))
+                .get_pixel(0, 0)
+                .0[0];
+            // factor in [0.6, 1.4] on 100, truncated.
+            assert!((60..=140).contains(&v), "{v}");
+            seen.push(v);
+        }
+        assert!(seen.iter().any(|&v| v < 70) && seen.iter().any(|&v| v > 130));
+        // A grey image has nothing to saturate or to contrast with its own mean.
+        let others = Transform {
+            color_jitter: Some(ColorJitter {
+                brightness: 0.0,
+                contrast: 0.5,
+                saturation: 0.5,
+            }),
+            ..Transform::eval(8, None)
+        };
+        assert!((0..20).all(|row| others.apply(&flat, &mut sample_rng(2, 1, row)) == flat));
     }
 
     #[test]
