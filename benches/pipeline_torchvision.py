@@ -1,7 +1,9 @@
 """PIL + torchvision + DataLoader on the same JPEGs as `cargo bench -p mlml-data --bench pipeline`.
 
 The transforms of the single-positive recipe at 448 (Resize((448, 448)), RandomHorizontalFlip,
-ToTensor, Normalize) and an evaluation Resize((224, 224)) + ToTensor, through
+ToTensor, Normalize), of the ASL recipe at 224 (Resize((224, 224)), CutoutPIL(0.5), the PyPI
+`randaugment` 1.0.2 package's RandAugment(), ToTensor; only when that package is importable)
+and an evaluation Resize((224, 224)) + ToTensor, through
 DataLoader(num_workers=2, batch_size=32, shuffle=True), one epoch per timing, best of 5 after one
 warm-up epoch (the criterion side reports its median; both are steady state).
 
@@ -37,6 +39,26 @@ class Files(Dataset):
         return self.transform(Image.open(self.paths[i]).convert("RGB")), i
 
 
+class CutoutPIL:
+    """The ASL recipe's cutout, as its reference describes it: one box of half the side around
+    a uniform centre, clipped, corners inclusive, one random colour."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def __call__(self, img):
+        from PIL import ImageDraw
+
+        w, h = img.size
+        hc, wc = int(self.factor * w + 0.5), int(self.factor * h + 0.5)
+        yc, xc = np.random.randint(w), np.random.randint(h)
+        y1, y2 = np.clip(yc - hc // 2, 0, w), np.clip(yc + hc // 2, 0, w)
+        x1, x2 = np.clip(xc - wc // 2, 0, h), np.clip(xc + wc // 2, 0, h)
+        colour = tuple(int(v) for v in np.random.randint(0, 256, 3))
+        ImageDraw.Draw(img).rectangle([x1, y1, x2, y2], fill=colour)
+        return img
+
+
 def generate(folder, n=64):
     os.makedirs(folder, exist_ok=True)
     rng = np.random.RandomState(0)
@@ -65,7 +87,18 @@ def main():
     )
     torch.set_num_threads(1)
     normalize = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
-    settings = {
+    settings = {}
+    try:
+        if not hasattr(np, "int"):
+            np.int = int  # randaugment 1.0.2 still uses np.int, gone from NumPy 1.24
+        from randaugment import RandAugment
+
+        settings["asl-224"] = transforms.Compose(
+            [transforms.Resize((224, 224)), CutoutPIL(0.5), RandAugment(), transforms.ToTensor()]
+        )
+    except ImportError:
+        print("randaugment not importable (pip install randaugment==1.0.2): asl-224 left out")
+    settings |= {
         "spml-448": transforms.Compose(
             [transforms.Resize((448, 448)), transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize]
         ),
