@@ -188,3 +188,94 @@ fn zero_sizes_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn the_decoded_cache_fills_in_epoch_one_and_then_needs_no_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = photo_like(dir.path(), 9);
+    let cache_dir = dir.path().join("cache");
+    let cached_config = LoaderConfig {
+        cache_dir: Some(cache_dir.clone()),
+        ..config(2)
+    };
+    let plain = ImageLoader::new(paths.clone(), Transform::spml(24), config(2)).unwrap();
+    let cached =
+        ImageLoader::new(paths.clone(), Transform::spml(24), cached_config.clone()).unwrap();
+    assert!(!cached.cache().unwrap().is_complete());
+    // The cache changes nothing in what the batches hold.
+    assert_eq!(collect(&cached, 1), collect(&plain, 1));
+    assert!(cached.cache().unwrap().is_complete());
+    assert_eq!(collect(&cached, 2), collect(&plain, 2));
+    let files: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one complete file, no partial left: {files:?}"
+    );
+
+    // A later run opens the complete cache and decodes nothing: a deleted image is not missed.
+    let next_run =
+        ImageLoader::new(paths.clone(), Transform::spml(24), cached_config.clone()).unwrap();
+    assert!(next_run.cache().unwrap().is_complete());
+    let expected = collect(&plain, 3);
+    std::fs::remove_file(&paths[4]).unwrap();
+    assert_eq!(collect(&next_run, 3), expected);
+}
+
+#[test]
+fn the_cache_key_follows_the_list_the_size_and_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = photo_like(dir.path(), 6);
+    let cached = |paths: &[PathBuf], size: u32| {
+        ImageLoader::new(
+            paths.to_vec(),
+            Transform::eval(size, None),
+            LoaderConfig {
+                cache_dir: Some(dir.path().join("cache")),
+                ..config(2)
+            },
+        )
+        .unwrap()
+    };
+    let first = cached(&paths, 16);
+    collect(&first, 1);
+    assert!(cached(&paths, 16).cache().unwrap().is_complete());
+    // Another file list, another working size: not the same cache.
+    assert!(!cached(&paths[..5], 16).cache().unwrap().is_complete());
+    assert!(!cached(&paths, 20).cache().unwrap().is_complete());
+    // A rewritten image (other bytes, other length): not the same cache either, and the
+    // batches show the new image.
+    image::RgbImage::from_pixel(40, 30, image::Rgb([250, 0, 0]))
+        .save(&paths[2])
+        .unwrap();
+    let after = cached(&paths, 16);
+    assert!(!after.cache().unwrap().is_complete());
+    let plain = ImageLoader::new(paths.clone(), Transform::eval(16, None), config(2)).unwrap();
+    assert_eq!(collect(&after, 1), collect(&plain, 1));
+
+    let random_crop = Transform {
+        resize: mlml_data::pipeline::ResizeSpec::RandomResizedCrop {
+            size: 16,
+            scale: (0.08, 1.0),
+            ratio: (0.75, 4.0 / 3.0),
+        },
+        ..Transform::spml(16)
+    };
+    let err = ImageLoader::new(
+        paths,
+        random_crop,
+        LoaderConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            ..config(2)
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("needs a resize that draws nothing"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::cache::DecodedCache;
 use super::decode::{decode_rgb, ImageError};
 use super::transform::{sample_rng, Transform};
 use crate::error::{DataError, Result};
@@ -46,6 +47,10 @@ pub struct LoaderConfig {
     pub bad_images: BadImagePolicy,
     /// Seed of the shuffling and of every sample's random choices.
     pub seed: u64,
+    /// Folder of the decoded-image cache (`None`: decode every epoch). Needs a transform whose
+    /// resize draws nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for LoaderConfig {
@@ -59,6 +64,7 @@ impl Default for LoaderConfig {
             u8_batches: false,
             bad_images: BadImagePolicy::Fail,
             seed: 0,
+            cache_dir: None,
         }
     }
 }
@@ -95,6 +101,7 @@ pub struct ImageLoader {
     transform: Arc<Transform>,
     config: LoaderConfig,
     pool: Arc<rayon::ThreadPool>,
+    cache: Option<Arc<DecodedCache>>,
 }
 
 impl ImageLoader {
@@ -121,11 +128,28 @@ impl ImageLoader {
             .thread_name(|i| format!("mlml-image-{i}"))
             .build()
             .map_err(|e| DataError::Usage(format!("cannot start the image workers: {e}")))?;
+        let cache = match &config.cache_dir {
+            None => None,
+            Some(dir) => {
+                let prefix = transform.cacheable_prefix().ok_or_else(|| {
+                    DataError::Usage(format!(
+                        "transform `{}`: the decoded cache needs a resize that draws nothing \
+                         (not a random resized crop)",
+                        transform.name
+                    ))
+                })?;
+                let (width, height) = transform.output_size();
+                Some(Arc::new(DecodedCache::open(
+                    dir, &paths, width, height, &prefix,
+                )?))
+            }
+        };
         Ok(Self {
             paths: Arc::new(paths),
             transform: Arc::new(transform),
             config,
             pool: Arc::new(pool),
+            cache,
         })
     }
 
@@ -189,6 +213,35 @@ impl ImageLoader {
         }
     }
 
+    /// The decoded cache, when the loader has one.
+    pub fn cache(&self) -> Option<&DecodedCache> {
+        self.cache.as_deref()
+    }
+
+    /// `row`'s image after the resize step: from the cache when it is stored there,
+    /// otherwise decoded (and stored).
+    fn resized(
+        &self,
+        row: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> std::result::Result<image::RgbImage, ImageError> {
+        let path = &self.paths[row];
+        let cache_error = |e: DataError| ImageError {
+            path: path.clone(),
+            message: format!("decoded cache: {e}"),
+        };
+        if let Some(cache) = &self.cache {
+            if let Some(img) = cache.get(row).map_err(cache_error)? {
+                return Ok(img);
+            }
+        }
+        let img = self.transform.resize_step(&decode_rgb(path)?, rng);
+        if let Some(cache) = &self.cache {
+            cache.put(row, &img).map_err(cache_error)?;
+        }
+        Ok(img)
+    }
+
     /// Builds one batch of `rows` in order, decoding and transforming them in parallel.
     pub fn build(
         &self,
@@ -203,9 +256,9 @@ impl ImageLoader {
             self.pool.install(|| {
                 rows.par_iter()
                     .map(|&row| {
-                        let img = decode_rgb(&self.paths[row])?;
                         let mut rng = sample_rng(self.config.seed, epoch as u64, row as u64);
-                        Ok(transform.apply(&img, &mut rng))
+                        let resized = self.resized(row, &mut rng)?;
+                        Ok(transform.augment(resized, &mut rng))
                     })
                     .collect()
             });

@@ -7,12 +7,14 @@
 //! ([`sample_rng`]), so a batch is the same whatever the number of worker threads or the order
 //! in which they finish.
 
+mod cache;
 mod decode;
 mod loader;
 pub mod randaugment;
 mod resize;
 mod transform;
 
+pub use cache::DecodedCache;
 pub use decode::{decode_rgb, ImageError};
 pub use loader::{BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Skipped};
 pub use resize::{center_crop, resize_exact, resize_shorter_side, torchvision_shorter_side};

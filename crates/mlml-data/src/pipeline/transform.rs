@@ -234,9 +234,25 @@ impl Transform {
             || matches!(self.resize, ResizeSpec::RandomResizedCrop { .. })
     }
 
-    /// The geometric part: the image at the output size, flipped or not.
+    /// The whole transform up to the conversion to `[3, H, W]`: [`Self::resize_step`], then
+    /// [`Self::augment`].
     pub fn apply(&self, img: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
-        let mut out = match &self.resize {
+        let resized = self.resize_step(img, rng);
+        self.augment(resized, rng)
+    }
+
+    /// What the decoded cache may store for this transform: a description of its resize when
+    /// that step draws nothing (`None` for a random resized crop).
+    pub fn cacheable_prefix(&self) -> Option<String> {
+        match &self.resize {
+            ResizeSpec::RandomResizedCrop { .. } => None,
+            other => Some(format!("{other:?}")),
+        }
+    }
+
+    /// The resize step alone: the image at the output size.
+    pub fn resize_step(&self, img: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
+        match &self.resize {
             ResizeSpec::Square { size } => resize_exact(img, *size, *size),
             ResizeSpec::ShorterCenterCrop { shorter, crop } => {
                 center_crop(&resize_shorter_side(img, *shorter), *crop, *crop)
@@ -247,7 +263,12 @@ impl Transform {
                 let crop = image::imageops::crop_imm(img, x, y, w, h).to_image();
                 resize_exact(&crop, *size, *size)
             }
-        };
+        }
+    }
+
+    /// The steps after the resize: cutout, RandAugment, flip, colour jitter.
+    pub fn augment(&self, resized: RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
+        let mut out = resized;
         if let Some(factor) = self.cutout {
             cutout_pil(&mut out, factor, rng);
         }
