@@ -162,6 +162,24 @@ fn bad_images_stop_with_their_path_or_are_skipped_and_listed() {
         },
     )
     .unwrap();
+    // The kept images close ranks in the batch: each slot holds its own row's pixels.
+    let none = Mutex::new(Vec::new());
+    let mixed = skipping.build(1, &[6, 0, 7, 1], &none).unwrap();
+    assert_eq!(mixed.rows, [0, 1]);
+    let BatchPixels::F32(mixed) = &mixed.pixels else {
+        panic!("f32")
+    };
+    let per_image = 3 * 16 * 16;
+    assert_eq!(mixed.len(), 2 * per_image);
+    for (slot, row) in [0usize, 1].iter().enumerate() {
+        let alone = skipping.build(1, &[*row], &none).unwrap();
+        let BatchPixels::F32(alone) = &alone.pixels else {
+            panic!("f32")
+        };
+        assert_eq!(&mixed[slot * per_image..(slot + 1) * per_image], &alone[..]);
+    }
+    assert_eq!(none.lock().unwrap().len(), 2);
+
     let mut batches = skipping.epoch(1);
     let rows: Vec<usize> = batches.by_ref().flat_map(|b| b.unwrap().rows).collect();
     assert_eq!(rows, [0, 1, 2, 3, 4, 5]);
@@ -169,7 +187,6 @@ fn bad_images_stop_with_their_path_or_are_skipped_and_listed() {
     let names: Vec<PathBuf> = skipped.iter().map(|s| s.path.clone()).collect();
     assert_eq!(names, [truncated, garbage, missing.clone()]);
     assert_eq!(skipped[2].message, "missing");
-    let _ = Mutex::new(());
 }
 
 #[test]

@@ -249,29 +249,27 @@ impl ImageLoader {
         rows: &[usize],
         skipped: &Mutex<Vec<Skipped>>,
     ) -> Result<Batch> {
-        let transform = &self.transform;
-        let (width, height) = transform.output_size();
+        let (width, height) = self.transform.output_size();
         let per_image = 3 * (width * height) as usize;
-        let images: Vec<std::result::Result<image::RgbImage, ImageError>> =
-            self.pool.install(|| {
-                rows.par_iter()
-                    .map(|&row| {
-                        let mut rng = sample_rng(self.config.seed, epoch as u64, row as u64);
-                        let resized = self.resized(row, &mut rng)?;
-                        Ok(transform.augment(resized, &mut rng))
-                    })
-                    .collect()
+        // Each worker decodes, transforms and writes its image straight into its slot of the
+        // batch, so no image outlives its own step and the batch is written once.
+        let (mut pixels, results) = if self.config.u8_batches {
+            let (out, results) = self.fill(epoch, rows, per_image, Transform::write_chw_u8);
+            (BatchPixels::U8(out), results)
+        } else {
+            let transform = &self.transform;
+            let (out, results) = self.fill(epoch, rows, per_image, |img, dst| {
+                transform.write_chw_f32(img, dst)
             });
-        let mut kept_rows = Vec::with_capacity(rows.len());
-        let mut kept = Vec::with_capacity(rows.len());
-        for (&row, image) in rows.iter().zip(images) {
-            match image {
-                Ok(img) => {
-                    kept_rows.push(row);
-                    kept.push(img);
-                }
+            (BatchPixels::F32(out), results)
+        };
+        let mut keep = Vec::with_capacity(rows.len());
+        for result in results {
+            match result {
+                Ok(()) => keep.push(true),
                 Err(e) if self.config.bad_images == BadImagePolicy::Skip => {
                     skipped.lock().expect("no panic holds the lock").push(e);
+                    keep.push(false);
                 }
                 Err(e) => {
                     return Err(DataError::Invalid {
@@ -281,28 +279,60 @@ impl ImageLoader {
                 }
             }
         }
-        let pixels = if self.config.u8_batches {
-            let mut out = vec![0u8; kept.len() * per_image];
-            out.par_chunks_mut(per_image)
-                .zip(&kept)
-                .for_each(|(dst, img)| Transform::write_chw_u8(img, dst));
-            BatchPixels::U8(out)
-        } else {
-            let mut out = vec![0f32; kept.len() * per_image];
-            self.pool.install(|| {
-                out.par_chunks_mut(per_image)
-                    .zip(&kept)
-                    .for_each(|(dst, img)| transform.write_chw_f32(img, dst));
-            });
-            BatchPixels::F32(out)
-        };
+        match &mut pixels {
+            BatchPixels::U8(out) => compact(out, per_image, &keep),
+            BatchPixels::F32(out) => compact(out, per_image, &keep),
+        }
         Ok(Batch {
             pixels,
-            rows: kept_rows,
+            rows: rows
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(r, _)| *r)
+                .collect(),
             height,
             width,
         })
     }
+
+    /// The batch buffer of `rows`, each slot written by `write` from the worker that made the
+    /// image, with each row's outcome.
+    fn fill<T: Copy + Default + Send>(
+        &self,
+        epoch: usize,
+        rows: &[usize],
+        per_image: usize,
+        write: impl Fn(&image::RgbImage, &mut [T]) + Sync,
+    ) -> (Vec<T>, Vec<std::result::Result<(), ImageError>>) {
+        let mut out = vec![T::default(); rows.len() * per_image];
+        let results = self.pool.install(|| {
+            out.par_chunks_mut(per_image)
+                .zip(rows.par_iter())
+                .map(|(dst, &row)| {
+                    let mut rng = sample_rng(self.config.seed, epoch as u64, row as u64);
+                    let resized = self.resized(row, &mut rng)?;
+                    write(&self.transform.augment(resized, &mut rng), dst);
+                    Ok(())
+                })
+                .collect()
+        });
+        (out, results)
+    }
+}
+
+/// Removes the slots of the rows not kept, keeping the order.
+fn compact<T: Copy>(out: &mut Vec<T>, per_image: usize, keep: &[bool]) {
+    let mut kept = 0;
+    for (i, k) in keep.iter().enumerate() {
+        if *k {
+            if i != kept {
+                out.copy_within(i * per_image..(i + 1) * per_image, kept * per_image);
+            }
+            kept += 1;
+        }
+    }
+    out.truncate(kept * per_image);
 }
 
 /// The batches of one epoch, in order; the first error ends the iteration.
