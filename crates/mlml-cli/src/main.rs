@@ -87,6 +87,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Scores of new feature rows by a run's selected model: the labels over the threshold and
+    /// the top k, per row.
+    Predict {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// An `[n, d]` feature matrix (`.npy`) with the run's feature width.
+        features: PathBuf,
+        /// Labels with a probability above this are predicted.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// How many of the highest-scoring labels to list.
+        #[arg(long, default_value_t = 3)]
+        top_k: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// A table of runs' figures (best epoch, validation and test mAP, CF1, OF1, seconds), and a
     /// PNG bar chart of their mAP with `--plot`.
     Compare {
@@ -250,6 +267,13 @@ fn run(cli: Cli) -> Result<()> {
             split,
             json,
         } => eval(&run_dir, split, json),
+        Command::Predict {
+            run_dir,
+            features,
+            threshold,
+            top_k,
+            json,
+        } => predict_cmd(&run_dir, &features, threshold, top_k, json),
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
@@ -363,6 +387,8 @@ struct Splits {
     train: FeatureSet,
     val: FeatureSet,
     test: Option<FeatureSet>,
+    /// The training rows' per-feature mean and standard deviation.
+    standardization: (Vec<f32>, Vec<f32>),
 }
 
 fn prepare(config: &RunConfig) -> Result<Splits> {
@@ -409,6 +435,7 @@ fn prepare(config: &RunConfig) -> Result<Splits> {
         train,
         val: val_set,
         test,
+        standardization: (mean, std),
     })
 }
 
@@ -418,6 +445,7 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
         train: train_set,
         val: val_set,
         test,
+        ..
     } = prepare(config)?;
     let t = &config.training;
     eprintln!(
@@ -615,6 +643,92 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
         sklearn.map.map,
         ranked.map,
     ))
+}
+
+fn predict_cmd(
+    run_dir: &Path,
+    features: &Path,
+    threshold: f32,
+    top_k: usize,
+    json: bool,
+) -> Result<()> {
+    let config_path = run_dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!("{}: no run here (no config.toml)", run_dir.display());
+    }
+    let config = read_config(&config_path, &[])?;
+    let splits = prepare(&config)?;
+    let x = mlml_data::formats::npy::read_f32(features)?;
+    if x.shape.len() != 2 || x.shape[1] != splits.train.dim {
+        bail!(
+            "{}: features of shape {:?}, the run was trained on {} features per row",
+            features.display(),
+            x.shape,
+            splits.train.dim
+        );
+    }
+    let classes = splits.train.labels.classes().to_vec();
+    let n = x.shape[0];
+    let unlabelled =
+        LabelMatrix::unobserved(classes.clone(), (0..n).map(|i| format!("row{i}")).collect())?;
+    let mut set = FeatureSet {
+        features: x.values,
+        dim: splits.train.dim,
+        labels: unlabelled,
+    };
+    let (mean, std) = &splits.standardization;
+    set.standardize(mean, std);
+    let device = Default::default();
+    let (model, _) = load_best::<Flex>(run_dir, &config.training, set.dim, classes.len(), &device)?;
+    let scores = predict(&model, &set, &device);
+    let c = classes.len();
+    let rows: Vec<serde_json::Value> = scores
+        .chunks_exact(c)
+        .enumerate()
+        .map(|(i, row)| {
+            let mut order: Vec<usize> = (0..c).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            serde_json::json!({
+                "row": i,
+                "predicted": (0..c).filter(|&j| row[j] > threshold).map(|j| &classes[j]).collect::<Vec<_>>(),
+                "top": order.iter().take(top_k).map(|&j| serde_json::json!({"class": classes[j], "score": row[j]})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if json {
+        return print(&serde_json::to_string_pretty(&rows)?);
+    }
+    let mut text = format!("row\tpredicted (p > {threshold})\ttop {top_k}");
+    for r in &rows {
+        let names = |v: &serde_json::Value| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let top = r["top"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "{}:{:.3}",
+                    t["class"].as_str().unwrap_or_default(),
+                    t["score"].as_f64().unwrap_or(f64::NAN)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        text.push_str(&format!(
+            "\n{}\t{}\t{}",
+            r["row"],
+            names(&r["predicted"]),
+            top
+        ));
+    }
+    print(&text)
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {

@@ -424,6 +424,44 @@ fn compare_and_inspect_read_finished_runs() {
         stderr(&text)
     );
 
+    // `predict` scores new rows with the selected model.
+    let out = mlml(&[
+        "predict",
+        &runs[1],
+        "datasets/yeast/test_x.npy",
+        "--top-k",
+        "4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 917);
+    for r in rows {
+        let top: Vec<f64> = r["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["score"].as_f64().unwrap())
+            .collect();
+        assert_eq!(top.len(), 4);
+        assert!(top.windows(2).all(|w| w[0] >= w[1]), "{r}");
+        // Every label over 0.5 that is among the top four is predicted, and no other of them.
+        for t in r["top"].as_array().unwrap() {
+            let predicted = r["predicted"].as_array().unwrap().contains(&t["class"]);
+            assert_eq!(predicted, t["score"].as_f64().unwrap() > 0.5, "{r}");
+        }
+    }
+    let out = mlml(&["predict", &runs[1], "datasets/scene/test_x.npy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "scene/test_x.npy: features of shape [1196, 294], the run was trained on 103 features"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
     let text = mlml(&["inspect", &runs[0]]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
