@@ -142,6 +142,17 @@ pub fn unit_f64(rng: &mut impl WordSource) -> f64 {
     (a * 67_108_864 + b) as f64 / 9_007_199_254_740_992.0
 }
 
+/// The order of `n` rows in `epoch` (1-based) of a run seeded with `seed`: a [`shuffle`] by
+/// ChaCha8 seeded with `seed` on stream `epoch`. It depends on (seed, epoch) alone, so a resumed
+/// run shuffles as the first did; the feature loop and the image loader both use it.
+pub fn epoch_order(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut rng, &mut order);
+    order
+}
+
 /// Shuffles in place like NumPy's `RandomState.shuffle` on a 1-D array.
 pub fn shuffle<T>(rng: &mut impl WordSource, items: &mut [T]) {
     for i in (1..items.len()).rev() {

@@ -20,8 +20,6 @@ use mlml_losses::{
 };
 use mlml_metrics::{mean_average_precision, ApDefinition, MapOptions};
 use mlml_models::{Mlp, MlpConfig};
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -448,11 +446,7 @@ pub fn train_features_observed<B: AutodiffBackend>(
     let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
     let n = train.len();
     for epoch in progress.epochs_done + 1..=last_epoch {
-        // The epoch's order from (seed, epoch) alone: a resumed run shuffles as the first did.
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        rng.set_stream(epoch as u64);
-        let mut order: Vec<usize> = (0..n).collect();
-        mlml_data::rng::shuffle(&mut rng, &mut order);
+        let order = mlml_data::rng::epoch_order(config.seed, epoch, n);
         let mut total = 0.0f64;
         let mut batches = 0usize;
         for (b, rows) in order.chunks(config.batch_size).enumerate() {

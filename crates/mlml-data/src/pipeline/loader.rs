@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
-use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -165,13 +164,11 @@ impl ImageLoader {
 
     /// The rows of `epoch` (1-based) in the order they are batched.
     pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.paths.len()).collect();
         if self.config.shuffle {
-            let mut rng = ChaCha8Rng::seed_from_u64(self.config.seed);
-            rng.set_stream(epoch as u64);
-            crate::rng::shuffle(&mut rng, &mut order);
+            crate::rng::epoch_order(self.config.seed, epoch, self.paths.len())
+        } else {
+            (0..self.paths.len()).collect()
         }
-        order
     }
 
     /// The batches of `epoch` (1-based), built ahead by the workers. Dropping the iterator
