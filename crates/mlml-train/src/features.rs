@@ -306,8 +306,25 @@ fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| checkpoint_error(path, e))
+/// A checkpoint file read back: the progress and the records of the model, the optimizer and
+/// the best model, still encoded (their modules decide the types).
+struct CheckpointParts {
+    progress: Progress,
+    model: Vec<u8>,
+    optimizer: Vec<u8>,
+    best: Vec<u8>,
+}
+
+fn read_checkpoint(path: &Path) -> Result<CheckpointParts> {
+    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e))?;
+    let [text, model, optimizer, best]: [Vec<u8>; 4] =
+        unpack(path, &bytes, 4)?.try_into().expect("four parts");
+    Ok(CheckpointParts {
+        progress: serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?,
+        model,
+        optimizer,
+        best,
+    })
 }
 
 /// The model of the best validation epoch and the progress stored in a run directory's
@@ -323,16 +340,14 @@ pub fn load_best<B: Backend>(
     device: &B::Device,
 ) -> Result<(Mlp<B>, Progress)> {
     let path = RunFiles::in_dir(run_dir).checkpoint;
-    let mut parts = unpack(&path, &read_bytes(&path)?, 4)?;
-    let progress: Progress =
-        serde_json::from_slice(&parts[0]).map_err(|e| checkpoint_error(&path, e))?;
+    let parts = read_checkpoint(&path)?;
     let model: Mlp<B> = MlpConfig::new(dim, classes)
         .with_hidden(config.hidden.clone())
         .init(device);
     let record = Recorder_::default()
-        .load(parts.swap_remove(3), device)
+        .load(parts.best, device)
         .map_err(|e| checkpoint_error(&path, e))?;
-    Ok((model.load_record(record), progress))
+    Ok((model.load_record(record), parts.progress))
 }
 
 /// Sigmoid probabilities `[n, C]`, row-major, of a model in eval mode.
@@ -424,21 +439,19 @@ pub fn train_features_observed<B: AutodiffBackend>(
     let mut best: Mlp<B::InnerBackend> = model.valid();
     if let Some(files) = files.as_ref().filter(|f| f.checkpoint.is_file()) {
         let path = &files.checkpoint;
-        let parts = unpack(path, &read_bytes(path)?, 4)?;
-        let [text, model_bytes, optimizer_bytes, best_bytes]: [Vec<u8>; 4] =
-            parts.try_into().expect("four parts");
-        progress = serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?;
+        let parts = read_checkpoint(path)?;
+        progress = parts.progress;
         let record = recorder
-            .load(model_bytes, device)
+            .load(parts.model, device)
             .map_err(|e| checkpoint_error(path, e))?;
         model = model.load_record(record);
         let record = recorder
-            .load(optimizer_bytes, device)
+            .load(parts.optimizer, device)
             .map_err(|e| checkpoint_error(path, e))?;
         optimizer = optimizer.load_record(record);
         loss.load_state(&progress.loss_state)?;
-        let record = Recorder_::default()
-            .load(best_bytes, device)
+        let record = recorder
+            .load(parts.best, device)
             .map_err(|e| checkpoint_error(path, e))?;
         best = model.valid().load_record(record);
     }
@@ -530,7 +543,7 @@ pub fn train_features_observed<B: AutodiffBackend>(
             let optimizer_bytes = recorder
                 .record(optimizer.to_record(), ())
                 .map_err(|e| checkpoint_error(path, e))?;
-            let best_bytes = Recorder_::default()
+            let best_bytes = recorder
                 .record(best.clone().into_record(), ())
                 .map_err(|e| checkpoint_error(path, e))?;
             write_atomic(
