@@ -17,7 +17,7 @@ use mlml_data::generate::{
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_metrics::{
-    evaluate, mean_average_precision, precision_recall_f1, ApDefinition, MapOptions, Selection,
+    evaluate, mean_average_precision, ApDefinition, Evaluation, MapOptions, Selection,
 };
 use mlml_train::features::{
     load_best, predict, train_features_observed, FeatureSet, FeatureTraining, Progress,
@@ -250,11 +250,7 @@ fn run(cli: Cli) -> Result<()> {
             run_dir,
             stop_after_epochs,
         } => {
-            let path = run_dir.join("config.toml");
-            if !path.is_file() {
-                bail!("{}: no run here (no config.toml)", run_dir.display());
-            }
-            let resolved = read_config(&path, &[])?;
+            let (_, resolved) = open_run(&run_dir)?;
             train(&resolved, &run_dir, stop_after_epochs)
         }
         Command::Chart {
@@ -310,6 +306,16 @@ fn read_config(path: &Path, overrides: &[String]) -> Result<RunConfig> {
     Ok(config)
 }
 
+/// A run directory's config file and the config it holds.
+fn open_run(run_dir: &Path) -> Result<(PathBuf, RunConfig)> {
+    let path = run_dir.join("config.toml");
+    if !path.is_file() {
+        bail!("{}: no run here (no config.toml)", run_dir.display());
+    }
+    let config = read_config(&path, &[])?;
+    Ok((path, config))
+}
+
 fn load_classes(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     Ok(text
@@ -345,6 +351,31 @@ fn observed_labels(d: &DataConfig, full: &LabelMatrix) -> Result<LabelMatrix> {
     })
 }
 
+/// What every evaluation of a model reports: mAP in both AP definitions and P/R/F1 at 0.5
+/// (and top-3), per class.
+struct Figures {
+    /// sklearn's AP (the single-positive line's definition), with the P/R/F1 tables.
+    evaluation: Evaluation,
+    /// mAP (%), the ASL code's ranked AP.
+    map_ranked: f64,
+}
+
+fn figures(scores: &[f32], labels: &LabelMatrix) -> Result<Figures> {
+    let options = |definition| MapOptions {
+        definition,
+        skip_empty: false,
+    };
+    Ok(Figures {
+        evaluation: evaluate(
+            scores,
+            labels,
+            options(ApDefinition::Sklearn),
+            Selection::default(),
+        )?,
+        map_ranked: mean_average_precision(scores, labels, options(ApDefinition::Ranked))?.map,
+    })
+}
+
 /// Test-split figures of one model.
 #[derive(Clone, Debug, Serialize)]
 struct TestFigures {
@@ -360,23 +391,12 @@ struct TestFigures {
 }
 
 fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
-    let map = |definition| {
-        mean_average_precision(
-            scores,
-            labels,
-            MapOptions {
-                definition,
-                skip_empty: false,
-            },
-        )
-        .map(|r| r.map)
-    };
-    let prf = precision_recall_f1(scores, labels, Selection::default())?;
+    let f = figures(scores, labels)?;
     Ok(TestFigures {
-        map: map(ApDefinition::Sklearn)?,
-        map_ranked: map(ApDefinition::Ranked)?,
-        cf1: prf.cf1,
-        of1: prf.of1,
+        map: f.evaluation.map.map,
+        map_ranked: f.map_ranked,
+        cf1: f.evaluation.threshold.cf1,
+        of1: f.evaluation.threshold.of1,
         rows: labels.n_samples(),
     })
 }
@@ -578,11 +598,7 @@ fn write_outputs(
 }
 
 fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
-    let config_path = run_dir.join("config.toml");
-    if !config_path.is_file() {
-        bail!("{}: no run here (no config.toml)", run_dir.display());
-    }
-    let config = read_config(&config_path, &[])?;
+    let (config_path, config) = open_run(run_dir)?;
     let splits = prepare(&config)?;
     let set = match split {
         EvalSplit::Val => &splits.val,
@@ -601,24 +617,10 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
         splits.train.labels.n_classes(),
         &device,
     )?;
-    let scores = predict(&model, set, &device);
-    let sklearn = evaluate(
-        &scores,
-        &set.labels,
-        MapOptions {
-            definition: ApDefinition::Sklearn,
-            skip_empty: false,
-        },
-        Selection::default(),
-    )?;
-    let ranked = mean_average_precision(
-        &scores,
-        &set.labels,
-        MapOptions {
-            definition: ApDefinition::Ranked,
-            skip_empty: false,
-        },
-    )?;
+    let Figures {
+        evaluation: sklearn,
+        map_ranked,
+    } = figures(&predict(&model, set, &device), &set.labels)?;
     let split_name = match split {
         EvalSplit::Val => "val",
         EvalSplit::Test => "test",
@@ -630,7 +632,7 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
             "rows": set.len(),
             "best_epoch": progress.best_epoch,
             "map": sklearn.map.map,
-            "map_ranked": ranked.map,
+            "map_ranked": map_ranked,
             "evaluation": sklearn,
         }))?);
     }
@@ -641,7 +643,7 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
         set.len(),
         progress.best_epoch,
         sklearn.map.map,
-        ranked.map,
+        map_ranked,
     ))
 }
 
@@ -652,11 +654,7 @@ fn predict_cmd(
     top_k: usize,
     json: bool,
 ) -> Result<()> {
-    let config_path = run_dir.join("config.toml");
-    if !config_path.is_file() {
-        bail!("{}: no run here (no config.toml)", run_dir.display());
-    }
-    let config = read_config(&config_path, &[])?;
+    let (_, config) = open_run(run_dir)?;
     let splits = prepare(&config)?;
     let x = mlml_data::formats::npy::read_f32(features)?;
     if x.shape.len() != 2 || x.shape[1] != splits.train.dim {
@@ -682,50 +680,45 @@ fn predict_cmd(
     let (model, _) = load_best::<Flex>(run_dir, &config.training, set.dim, classes.len(), &device)?;
     let scores = predict(&model, &set, &device);
     let c = classes.len();
-    let rows: Vec<serde_json::Value> = scores
+    // Per row: the labels over the threshold and the top k, as class indices.
+    let picks: Vec<(Vec<usize>, Vec<usize>)> = scores
         .chunks_exact(c)
-        .enumerate()
-        .map(|(i, row)| {
+        .map(|row| {
             let mut order: Vec<usize> = (0..c).collect();
             order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-            serde_json::json!({
-                "row": i,
-                "predicted": (0..c).filter(|&j| row[j] > threshold).map(|j| &classes[j]).collect::<Vec<_>>(),
-                "top": order.iter().take(top_k).map(|&j| serde_json::json!({"class": classes[j], "score": row[j]})).collect::<Vec<_>>(),
-            })
+            order.truncate(top_k);
+            ((0..c).filter(|&j| row[j] > threshold).collect(), order)
         })
         .collect();
+    let score = |i: usize, j: usize| scores[i * c + j];
     if json {
+        let rows: Vec<serde_json::Value> = picks
+            .iter()
+            .enumerate()
+            .map(|(i, (predicted, top))| {
+                serde_json::json!({
+                    "row": i,
+                    "predicted": predicted.iter().map(|&j| &classes[j]).collect::<Vec<_>>(),
+                    "top": top
+                        .iter()
+                        .map(|&j| serde_json::json!({"class": classes[j], "score": score(i, j)}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         return print(&serde_json::to_string_pretty(&rows)?);
     }
     let mut text = format!("row\tpredicted (p > {threshold})\ttop {top_k}");
-    for r in &rows {
-        let names = |v: &serde_json::Value| {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let top = r["top"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| {
-                format!(
-                    "{}:{:.3}",
-                    t["class"].as_str().unwrap_or_default(),
-                    t["score"].as_f64().unwrap_or(f64::NAN)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
+    for (i, (predicted, top)) in picks.iter().enumerate() {
+        let predicted: Vec<&str> = predicted.iter().map(|&j| classes[j].as_str()).collect();
+        let top: Vec<String> = top
+            .iter()
+            .map(|&j| format!("{}:{:.3}", classes[j], score(i, j)))
+            .collect();
         text.push_str(&format!(
-            "\n{}\t{}\t{}",
-            r["row"],
-            names(&r["predicted"]),
-            top
+            "\n{i}\t{}\t{}",
+            predicted.join(","),
+            top.join(" ")
         ));
     }
     print(&text)
@@ -813,11 +806,7 @@ fn compare(runs: &[PathBuf], json: bool, plot: Option<&Path>) -> Result<()> {
 }
 
 fn inspect(run_dir: &Path, json: bool) -> Result<()> {
-    let config_path = run_dir.join("config.toml");
-    if !config_path.is_file() {
-        bail!("{}: no run here (no config.toml)", run_dir.display());
-    }
-    let config = read_config(&config_path, &[])?;
+    let (config_path, config) = open_run(run_dir)?;
     let progress_path = run_dir.join("progress.json");
     let progress: Progress = if progress_path.is_file() {
         serde_json::from_value(read_json(&progress_path)?)
@@ -867,12 +856,8 @@ fn inspect(run_dir: &Path, json: bool) -> Result<()> {
             "\nloss state ({}): values {}",
             state.loss, state.values
         ));
-        for t in &tensors {
-            text.push_str(&format!(
-                "\n  tensor {} {}",
-                t["name"].as_str().unwrap_or_default(),
-                t["shape"]
-            ));
+        for (name, t) in &state.tensors {
+            text.push_str(&format!("\n  tensor {name} {}", serde_json::json!(t.shape)));
         }
     }
     text.push_str(&format!(
@@ -884,10 +869,10 @@ fn inspect(run_dir: &Path, json: bool) -> Result<()> {
 }
 
 fn results_chart(results: &Path, title: &str, output: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(results).with_context(|| results.display().to_string())?;
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: expected a JSON list of rows", results.display()))?;
+    let rows = read_json(results)?;
     let bars = rows
+        .as_array()
+        .with_context(|| format!("{}: expected a JSON list of rows", results.display()))?
         .iter()
         .enumerate()
         .map(|(i, row)| {
@@ -926,13 +911,13 @@ fn losses(json: bool) -> Result<()> {
             "presets": presets,
         }));
     }
-    let mut stdout = std::io::stdout().lock();
-    let written = if json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&rows)?)
-    } else {
-        rows.iter().try_for_each(|r| {
-            writeln!(
-                stdout,
+    if json {
+        return print(&serde_json::to_string_pretty(&rows)?);
+    }
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
                 "{:<8} {:<58} {:<9} defaults {}{}",
                 r["name"].as_str().unwrap_or_default(),
                 r["summary"].as_str().unwrap_or_default(),
@@ -947,10 +932,6 @@ fn losses(json: bool) -> Result<()> {
                 }
             )
         })
-    };
-    match written {
-        // A reader that stops early (`mlml losses | head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+        .collect();
+    print(&lines.join("\n"))
 }
