@@ -308,8 +308,8 @@ fn paper_setting_message(name: &str, summary: &str, data: Option<&Path>) -> Stri
     };
     format!(
         "{name} ({summary}): {data_line}\n\
-         Training on images needs the image pipeline and the image loop (issues 10 and 11), \
-         which have not landed yet; the embedded feature settings run today: {}.",
+         Training on images needs the image training loop (issue 11), which has not landed \
+         yet; the embedded feature settings run today: {}.",
         EMBEDDED
             .iter()
             .map(|s| s.name)
@@ -372,6 +372,7 @@ struct RunFigures {
     of1: f64,
     seconds: f64,
     val_map: f64,
+    best_epoch: f64,
 }
 
 fn train_once(
@@ -451,6 +452,7 @@ fn train_once(
         of1: number(&test["of1"], "test.of1")?,
         seconds: start.elapsed().as_secs_f64(),
         val_map: number(&report["best_val_map"], "best_val_map")?,
+        best_epoch: number(&report["best_epoch"], "best_epoch")?,
     })
 }
 
@@ -627,7 +629,7 @@ fn sweep(
 ) -> Result<(), String> {
     println!(
         "{}: choosing the recipe by the mean validation mAP of {} losses (seed 0; the test \
-         split is not read)",
+         figures are not used)",
         setting.name,
         losses.len()
     );
@@ -653,11 +655,7 @@ fn sweep(
             );
             let figures = train_once(mlml, setting.config, loss, 0, &extra, &dir, &label)?;
             vals.push(figures.val_map);
-            let progress: Value = std::fs::read_to_string(dir.join("progress.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(Value::Null);
-            best_epochs.push(progress["best_epoch"].as_f64().unwrap_or(f64::NAN));
+            best_epochs.push(figures.best_epoch);
         }
         let (mean, _) = mean_std(&vals);
         let (mean_epoch, _) = mean_std(&best_epochs);
@@ -674,8 +672,8 @@ fn sweep(
     let text = format!(
         "# Recipe sweep: {name}\n\nWritten by `cargo xtask reproduce {name} --sweep`. Each recipe \
          trains every registered loss once (seed 0) on `{config}`; the score is the mean over \
-         losses of the best validation mAP (20 % of the training file; the test split is never \
-         read). Best: hidden {hidden}, lr {lr}, weight decay {wd}, {epochs} epochs (mean val mAP \
+         losses of the best validation mAP (20 % of the training file; the runs' test figures \
+         play no part). Best: hidden {hidden}, lr {lr}, weight decay {wd}, {epochs} epochs (mean val mAP \
          {score:.2}).\n\n{table}",
         name = setting.name,
         config = setting.config,
