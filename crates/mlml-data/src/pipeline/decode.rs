@@ -50,7 +50,7 @@ pub fn decode_rgb(path: &Path) -> Result<RgbImage, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
+    use image::{GrayImage, Luma, Rgba, RgbaImage};
 
     #[test]
     fn every_colour_type_becomes_rgb() {
@@ -81,7 +81,6 @@ mod tests {
         let misnamed = dir.path().join("really-a-png.jpg");
         std::fs::copy(&grey, &misnamed).unwrap();
         assert_eq!(decode_rgb(&misnamed).unwrap().dimensions(), (3, 2));
-        let _ = ImageFormat::Png;
     }
 
     #[test]

@@ -163,12 +163,8 @@ impl Transform {
     pub fn spml(size: u32) -> Self {
         Self {
             name: "spml".into(),
-            resize: ResizeSpec::Square { size },
-            cutout: None,
-            rand_augment: false,
             hflip: 0.5,
-            color_jitter: None,
-            normalize: Some(Normalize::imagenet()),
+            ..Self::eval(size, Some(Normalize::imagenet()))
         }
     }
 
@@ -177,16 +173,14 @@ impl Transform {
     pub fn asl(size: u32) -> Self {
         Self {
             name: "asl".into(),
-            resize: ResizeSpec::Square { size },
             cutout: Some(0.5),
             rand_augment: true,
-            hflip: 0.0,
-            color_jitter: None,
-            normalize: None,
+            ..Self::eval(size, None)
         }
     }
 
-    /// Evaluation: `Resize((size, size))` and the normalisation.
+    /// Evaluation: `Resize((size, size))` and the normalisation; the other transforms are this
+    /// one with their steps added.
     pub fn eval(size: u32, normalize: Option<Normalize>) -> Self {
         Self {
             name: "eval".into(),
@@ -207,11 +201,7 @@ impl Transform {
                 shorter: 256,
                 crop: 224,
             },
-            cutout: None,
-            rand_augment: false,
-            hflip: 0.0,
-            color_jitter: None,
-            normalize: Some(Normalize::imagenet()),
+            ..Self::eval(224, Some(Normalize::imagenet()))
         }
     }
 
