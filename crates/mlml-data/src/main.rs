@@ -641,46 +641,43 @@ fn preview_cmd(args: &PreviewArgs) -> Result<ExitCode> {
         .context("encoding the preview")?;
     formats::write_atomic(&args.output, &png)?;
     let classes = dataset.labels.classes();
-    let rows: Vec<serde_json::Value> = batch
+    // Per tile: its row, the names of its positives and the number of observed negatives.
+    let tiles: Vec<(usize, Vec<&str>, usize)> = batch
         .rows
         .iter()
-        .enumerate()
-        .map(|(tile, &row)| {
+        .map(|&row| {
             let labels = dataset.labels.row(row);
-            let named = |code: i8| -> Vec<&str> {
-                labels
-                    .iter()
-                    .zip(classes)
-                    .filter(|(v, _)| **v == code)
-                    .map(|(_, c)| c.as_str())
-                    .collect()
-            };
-            json!({
-                "tile": tile,
-                "row": row,
-                "image": dataset.image_paths[row],
-                "positives": named(mlml_data::POSITIVE),
-                "negatives": named(mlml_data::NEGATIVE).len(),
-            })
+            let positives = labels
+                .iter()
+                .zip(classes)
+                .filter(|(v, _)| **v == mlml_data::POSITIVE)
+                .map(|(_, c)| c.as_str())
+                .collect();
+            let negatives = labels.iter().filter(|v| **v == mlml_data::NEGATIVE).count();
+            (row, positives, negatives)
         })
         .collect();
     if args.json {
+        let rows: Vec<serde_json::Value> = tiles
+            .iter()
+            .enumerate()
+            .map(|(tile, (row, positives, negatives))| {
+                json!({
+                    "tile": tile,
+                    "row": row,
+                    "image": dataset.image_paths[*row],
+                    "positives": positives,
+                    "negatives": negatives,
+                })
+            })
+            .collect();
         outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        for r in &rows {
+        for (tile, (row, positives, _)) in tiles.iter().enumerate() {
             outln!(
-                "{}\t{}\t{}\t{}",
-                r["tile"],
-                r["row"],
-                r["image"].as_str().unwrap_or_default(),
-                r["positives"]
-                    .as_array()
-                    .map(|a| a
-                        .iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","))
-                    .unwrap_or_default()
+                "{tile}\t{row}\t{}\t{}",
+                dataset.image_paths[*row].display(),
+                positives.join(",")
             );
         }
         eprintln!(
