@@ -639,7 +639,7 @@ fn sweep(
     let mut best: Option<(f64, usize)> = None;
     for (i, (hidden, lr, wd, epochs)) in SWEEP.iter().enumerate() {
         let extra = vec![
-            format!("training.hidden={hidden}"),
+            format!("model.hidden={hidden}"),
             format!("training.lr={lr}"),
             format!("training.weight_decay={wd}"),
             format!("training.epochs={epochs}"),

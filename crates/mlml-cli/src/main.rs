@@ -10,21 +10,18 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::backend::{Autodiff, Flex};
 use clap::{Parser, Subcommand};
-use mlml_data::formats::ZeroMeans;
-use mlml_data::generate::{
-    drop_positives, single_positive, spml_split, DropParams, SinglePositiveParams, SplitParams,
-};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_metrics::{
     evaluate, mean_average_precision, ApDefinition, Evaluation, MapOptions, Selection,
 };
-use mlml_train::features::{
-    load_best, predict, train_features_observed, FeatureSet, FeatureTraining, Progress,
-};
+use mlml_train::{load_best, predict, FeatureSet, ModelConfig, Progress, Source, TrainingConfig};
 use serde::{Deserialize, Serialize};
 
 mod chart;
+mod data;
+
+use data::{DataConfig, Rows, Splits, Standardization};
 
 #[derive(Parser)]
 #[command(
@@ -87,13 +84,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Scores of new feature rows by a run's selected model: the labels over the threshold and
-    /// the top k, per row.
+    /// Scores of new inputs by a run's selected model: the labels over the threshold and the
+    /// top k, per row.
     Predict {
         /// The run directory.
         run_dir: PathBuf,
-        /// An `[n, d]` feature matrix (`.npy`) with the run's feature width.
-        features: PathBuf,
+        /// Image files (a run trained on image files), or one `.npy` file: an `[n, d]` feature
+        /// matrix or a `u8` image array, as the run was trained on.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
         /// Labels with a probability above this are predicted.
         #[arg(long, default_value_t = 0.5)]
         threshold: f32,
@@ -141,77 +140,15 @@ enum EvalSplit {
     Test,
 }
 
-/// A run's config: the data and how to train.
+/// A run's config: the data, the model and how to train.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunConfig {
     data: DataConfig,
     #[serde(default)]
-    training: FeatureTraining,
-}
-
-/// Which labels the training rows keep.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum LabelProtocol {
-    /// Every label (the full-label upper bound).
-    Full,
-    /// One observed positive per row, uniformly chosen (ChaCha8 with `label_seed`).
-    SinglePositive,
-    /// This fraction of the positives kept (at least one per row), the rest unobserved, as
-    /// the Hill / SPLC partial-label settings ("40 % of positives left"): `{ partial = 0.4 }`.
-    Partial(f64),
-}
-
-impl LabelProtocol {
-    fn describe(self) -> String {
-        match self {
-            LabelProtocol::Full => "full".into(),
-            LabelProtocol::SinglePositive => "single-positive".into(),
-            LabelProtocol::Partial(keep) => {
-                format!("partial ({:.0} % of positives kept)", 100.0 * keep)
-            }
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DataConfig {
-    /// `[n, d]` feature matrix (`.npy`).
-    train_features: PathBuf,
-    /// `[n, C]` full 0/1 labels (`.npy`).
-    train_labels: PathBuf,
-    /// One class name per line.
-    classes: PathBuf,
-    #[serde(default = "single_positive_protocol")]
-    labels: LabelProtocol,
+    model: ModelConfig,
     #[serde(default)]
-    label_seed: u64,
-    /// `[m, d]` test features (`.npy`); with `test_labels`, the report gives the test figures
-    /// of the selected epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    test_features: Option<PathBuf>,
-    /// `[m, C]` full 0/1 test labels (`.npy`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    test_labels: Option<PathBuf>,
-    /// Fraction of the training file held out for validation (the single-positive split).
-    #[serde(default = "default_val_fraction")]
-    val_fraction: f64,
-    #[serde(default = "default_split_seed")]
-    split_seed: u64,
-}
-
-fn single_positive_protocol() -> LabelProtocol {
-    LabelProtocol::SinglePositive
-}
-
-fn default_val_fraction() -> f64 {
-    0.2
-}
-
-fn default_split_seed() -> u64 {
-    1200
+    training: TrainingConfig,
 }
 
 fn main() -> ExitCode {
@@ -265,11 +202,11 @@ fn run(cli: Cli) -> Result<()> {
         } => eval(&run_dir, split, json),
         Command::Predict {
             run_dir,
-            features,
+            inputs,
             threshold,
             top_k,
             json,
-        } => predict_cmd(&run_dir, &features, threshold, top_k, json),
+        } => predict_cmd(&run_dir, &inputs, threshold, top_k, json),
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
@@ -314,41 +251,6 @@ fn open_run(run_dir: &Path) -> Result<(PathBuf, RunConfig)> {
     }
     let config = read_config(&path, &[])?;
     Ok((path, config))
-}
-
-fn load_classes(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect())
-}
-
-/// The training rows' observed labels under the config's protocol.
-fn observed_labels(d: &DataConfig, full: &LabelMatrix) -> Result<LabelMatrix> {
-    Ok(match d.labels {
-        LabelProtocol::Full => full.clone(),
-        LabelProtocol::SinglePositive => {
-            let params = SinglePositiveParams {
-                seed: d.label_seed,
-                ..Default::default()
-            };
-            single_positive(full, &params)?.0
-        }
-        LabelProtocol::Partial(keep) => {
-            if !(keep > 0.0 && keep <= 1.0) {
-                bail!("data.labels: the partial fraction of positives kept must be in (0, 1], got {keep}");
-            }
-            let params = DropParams {
-                ratio: 1.0 - keep,
-                min_positives: 1,
-                observe_negatives: 0.0,
-                seed: d.label_seed,
-            };
-            drop_positives(full, &params)?.0
-        }
-    })
 }
 
 /// What every evaluation of a model reports: mAP in both AP definitions and P/R/F1 at 0.5
@@ -401,62 +303,16 @@ fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
     })
 }
 
-/// The splits of a run: training rows with the protocol's labels, validation and test rows
-/// with full labels, all standardised with the training rows' statistics.
-struct Splits {
-    train: FeatureSet,
-    val: FeatureSet,
-    test: Option<FeatureSet>,
-    /// The training rows' per-feature mean and standard deviation.
-    standardization: (Vec<f32>, Vec<f32>),
-}
+type TrainBackend = Autodiff<Flex>;
 
-fn prepare(config: &RunConfig) -> Result<Splits> {
-    let d = &config.data;
-    let classes = load_classes(&d.classes)?;
-    let all = FeatureSet::from_npy(
-        &d.train_features,
-        &d.train_labels,
-        classes.clone(),
-        ZeroMeans::Negative,
-    )?;
-    let test = match (&d.test_features, &d.test_labels) {
-        (Some(x), Some(y)) => Some(FeatureSet::from_npy(x, y, classes, ZeroMeans::Negative)?),
-        (None, None) => None,
-        _ => bail!("data.test_features and data.test_labels go together: give both or neither"),
-    };
-    let split = spml_split(
-        all.len(),
-        &SplitParams {
-            val_frac: d.val_fraction,
-            seed: d.split_seed,
-            ..Default::default()
-        },
-    )?;
-    let (mut train_set, mut val_set) = (all.select(&split.train), all.select(&split.val));
-    let (mean, std) = train_set.standardization();
-    train_set.standardize(&mean, &std);
-    val_set.standardize(&mean, &std);
-    let test = test.map(|mut t| {
-        t.standardize(&mean, &std);
-        t
-    });
-    if test.as_ref().is_some_and(|t| t.dim != train_set.dim) {
-        bail!(
-            "{}: the test features have another width than the training features",
-            d.test_features
-                .as_deref()
-                .unwrap_or(Path::new(""))
-                .display()
-        );
-    }
-    let train = train_set.with_labels(observed_labels(d, &train_set.labels)?)?;
-    Ok(Splits {
-        train,
-        val: val_set,
-        test,
-        standardization: (mean, std),
-    })
+const STANDARDIZATION_FILE: &str = "standardization.json";
+const CLASSES_FILE: &str = "classes.json";
+
+/// The class names of a run, in output order.
+fn read_classes(run_dir: &Path) -> Result<Vec<String>> {
+    let path = run_dir.join(CLASSES_FILE);
+    serde_json::from_value(read_json(&path)?)
+        .with_context(|| format!("{}: not a list of class names", path.display()))
 }
 
 fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()> {
@@ -465,32 +321,50 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
         train: train_set,
         val: val_set,
         test,
-        ..
-    } = prepare(config)?;
+        standardization,
+    } = d.prepare()?;
+    mlml_data::formats::write_atomic(
+        &out.join(CLASSES_FILE),
+        serde_json::to_string_pretty(train_set.labels().classes())?.as_bytes(),
+    )?;
+    if let Some(s) = &standardization {
+        mlml_data::formats::write_atomic(
+            &out.join(STANDARDIZATION_FILE),
+            serde_json::to_string_pretty(s)?.as_bytes(),
+        )?;
+    }
     let t = &config.training;
     eprintln!(
-        "mlml: {} on {} training rows ({} labels) and {} validation rows, {} epochs, cpu (flex)",
+        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {} on {}, {} epochs, cpu (flex)",
         t.loss,
         train_set.len(),
+        train_set.kind(),
         d.labels.describe(),
         val_set.len(),
+        config.model.backbone.name(),
+        if config.model.takes_images() { "images" } else { "features" },
         t.epochs
     );
     let start = Instant::now();
-    let run = train_features_observed::<Autodiff<Flex>>(
+    let device = Default::default();
+    let run = mlml_train::train::<TrainBackend, Rows>(
         t,
+        &config.model,
         &train_set,
         &val_set,
         Some(out),
         stop_after,
-        &Default::default(),
+        &device,
         &mut |e| {
             eprintln!(
-                "mlml: epoch {}/{}: train loss {:.5}, val mAP {:.2}{}",
+                "mlml: epoch {}/{}: train loss {:.5}, val mAP {:.2}{}{}",
                 e.epoch,
                 t.epochs,
                 e.train_loss,
                 e.val_map,
+                e.val_map_ema
+                    .map(|m| format!(" (EMA {m:.2})"))
+                    .unwrap_or_default(),
                 e.loss_note
                     .as_deref()
                     .map(|n| format!(" ({n})"))
@@ -500,13 +374,32 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let p = &run.progress;
-    let epochs_now = p.epochs_done - run.resumed_at.min(p.epochs_done);
     let test_figures = match &test {
         Some(test) => Some(test_figures(
-            &predict(&run.best, test, &Default::default()),
-            &test.labels,
+            &predict(&run.best, test, t.batch_size, &device)?,
+            test.labels(),
         )?),
         None => None,
+    };
+    let mut skipped = train_set.skipped();
+    skipped.extend(val_set.skipped());
+    if let Some(test) = &test {
+        skipped.extend(test.skipped());
+    }
+    if !skipped.is_empty() {
+        eprintln!(
+            "mlml: {} bad images skipped (data.bad_images = \"skip\"), listed in report.json:",
+            skipped.len()
+        );
+        for line in &skipped {
+            eprintln!("  {line}");
+        }
+    }
+    // Steady state: each epoch's first two batches are left out.
+    let speed_key = if config.model.takes_images() {
+        "train_images_per_second"
+    } else {
+        "train_rows_per_second"
     };
     write_outputs(
         out,
@@ -514,17 +407,21 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
         p,
         &serde_json::json!({
             "seconds": seconds,
-            "train_rows_per_second": (epochs_now * train_set.len()) as f64 / seconds.max(1e-9),
+            speed_key: run.train_samples_per_second,
             "test": test_figures,
+            "skipped_images": skipped,
+            "data": train_set.kind(),
+            "backbone": config.model.backbone.name(),
         }),
     )?;
     println!(
-        "{}: {} of {} epochs; best validation mAP {:.2} at epoch {}{} ({})",
+        "{}: {} of {} epochs; best validation mAP {:.2} at epoch {}{}{} ({})",
         out.display(),
         p.epochs_done,
         t.epochs,
         p.best_val_map,
         p.best_epoch,
+        if p.best_is_ema { " (EMA weights)" } else { "" },
         test_figures
             .as_ref()
             .map(|f| format!(
@@ -535,6 +432,19 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
         out.join("report.json").display()
     );
     Ok(())
+}
+
+/// The standardisation a run learned on its training rows (`None` when its inputs are not
+/// standardised).
+fn read_standardization(run_dir: &Path) -> Result<Option<Standardization>> {
+    let path = run_dir.join(STANDARDIZATION_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let value = read_json(&path)?;
+    Ok(Some(serde_json::from_value(value).with_context(|| {
+        format!("{}: not a standardization file", path.display())
+    })?))
 }
 
 fn write_outputs(
@@ -555,7 +465,7 @@ fn write_outputs(
     }
     mlml_data::formats::write_atomic(&out.join("metrics.jsonl"), &jsonl)?;
     mlml_data::formats::write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
-    let per_epoch = |f: fn(&mlml_train::features::EpochRecord) -> f64| {
+    let per_epoch = |f: fn(&mlml_train::EpochRecord) -> f64| {
         progress.epochs.iter().map(f).collect::<Vec<f64>>()
     };
     chart::epoch_panels(
@@ -573,6 +483,10 @@ fn write_outputs(
             chart::Curve {
                 name: "validation mAP (%)",
                 values: per_epoch(|e| e.val_map),
+            },
+            chart::Curve {
+                name: "learning rate",
+                values: per_epoch(|e| e.lr),
             },
         ],
     )?;
@@ -599,28 +513,33 @@ fn write_outputs(
 
 fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
     let (config_path, config) = open_run(run_dir)?;
-    let splits = prepare(&config)?;
     let set = match split {
-        EvalSplit::Val => &splits.val,
-        EvalSplit::Test => splits.test.as_ref().with_context(|| {
-            format!(
-                "{}: the run has no test split (data.test_features / data.test_labels); use --split val",
-                config_path.display()
-            )
-        })?,
+        EvalSplit::Val => config.data.prepare()?.val,
+        EvalSplit::Test => config
+            .data
+            .test_rows(read_standardization(run_dir)?.as_ref())?
+            .with_context(|| {
+                format!(
+                    "{}: the run has no test split (data.test_features, test_images or test_set); use --split val",
+                    config_path.display()
+                )
+            })?,
     };
     let device = Default::default();
     let (model, progress) = load_best::<Flex>(
         run_dir,
-        &config.training,
-        splits.train.dim,
-        splits.train.labels.n_classes(),
+        &config.model,
+        set.input_size(),
+        set.labels().n_classes(),
         &device,
     )?;
     let Figures {
         evaluation: sklearn,
         map_ranked,
-    } = figures(&predict(&model, set, &device), &set.labels)?;
+    } = figures(
+        &predict(&model, &set, config.training.batch_size, &device)?,
+        set.labels(),
+    )?;
     let split_name = match split {
         EvalSplit::Val => "val",
         EvalSplit::Test => "test",
@@ -647,38 +566,110 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
     ))
 }
 
+/// The rows `predict` scores: a feature matrix, a `u8` image array, or image files, as the
+/// run was trained on; standardised as its training rows were.
+fn prediction_rows(
+    run_dir: &Path,
+    config: &RunConfig,
+    inputs: &[PathBuf],
+    classes: Vec<String>,
+) -> Result<(Rows, Vec<String>)> {
+    let d = &config.data;
+    let standardization = read_standardization(run_dir)?;
+    let single = || -> Result<&PathBuf> {
+        match inputs {
+            [one] => Ok(one),
+            _ => bail!(
+                "this run was trained on {}: give one .npy file",
+                if d.train_features.is_some() {
+                    "feature vectors"
+                } else {
+                    "an image array"
+                }
+            ),
+        }
+    };
+    let mut rows = if d.train_features.is_some() {
+        let path = single()?;
+        let x = mlml_data::formats::npy::read_f32(path)?;
+        let dim = standardization.as_ref().map_or(0, |s| s.mean.len());
+        if x.shape.len() != 2 || x.shape[1] != dim {
+            bail!(
+                "{}: features of shape {:?}, the run was trained on {dim} features per row",
+                path.display(),
+                x.shape
+            );
+        }
+        let n = x.shape[0];
+        let ids = (0..n).map(|i| format!("row{i}")).collect();
+        Rows::Features(FeatureSet {
+            features: x.values,
+            dim,
+            labels: LabelMatrix::unobserved(classes, ids)?,
+        })
+    } else if d.train_images.is_some() {
+        let path = single()?;
+        let array = mlml_data::formats::npy::read_u8(path)?;
+        let (channels, height, width) = match array.shape.as_slice() {
+            [_, h, w] => (1, *h, *w),
+            [_, c, h, w] => (*c, *h, *w),
+            other => bail!(
+                "{}: images of shape {other:?}; expected [n, h, w] or [n, c, h, w]",
+                path.display()
+            ),
+        };
+        let ids = (0..array.shape[0]).map(|i| format!("image{i}")).collect();
+        Rows::Array(mlml_train::ImageArray {
+            pixels: array.values,
+            channels,
+            height,
+            width,
+            labels: LabelMatrix::unobserved(classes, ids)?,
+            normalize: None,
+            hflip: 0.0,
+        })
+    } else {
+        let train = d.file_transform()?;
+        let eval = mlml_data::pipeline::Transform::eval(d.image_size, train.normalize.clone());
+        let ids = inputs.iter().map(|p| p.display().to_string()).collect();
+        let mut files = mlml_train::ImageFiles::new(
+            inputs.to_vec(),
+            LabelMatrix::unobserved(classes, ids)?,
+            train,
+            eval,
+        )?;
+        files.workers = d.workers.max(1);
+        Rows::Files(files)
+    };
+    if let Some(s) = &standardization {
+        s.apply(&mut rows);
+    }
+    let names = match &rows {
+        Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
+        _ => (0..rows.len()).map(|i| i.to_string()).collect(),
+    };
+    Ok((rows, names))
+}
+
 fn predict_cmd(
     run_dir: &Path,
-    features: &Path,
+    inputs: &[PathBuf],
     threshold: f32,
     top_k: usize,
     json: bool,
 ) -> Result<()> {
     let (_, config) = open_run(run_dir)?;
-    let splits = prepare(&config)?;
-    let x = mlml_data::formats::npy::read_f32(features)?;
-    if x.shape.len() != 2 || x.shape[1] != splits.train.dim {
-        bail!(
-            "{}: features of shape {:?}, the run was trained on {} features per row",
-            features.display(),
-            x.shape,
-            splits.train.dim
-        );
-    }
-    let classes = splits.train.labels.classes().to_vec();
-    let n = x.shape[0];
-    let unlabelled =
-        LabelMatrix::unobserved(classes.clone(), (0..n).map(|i| format!("row{i}")).collect())?;
-    let mut set = FeatureSet {
-        features: x.values,
-        dim: splits.train.dim,
-        labels: unlabelled,
-    };
-    let (mean, std) = &splits.standardization;
-    set.standardize(mean, std);
+    let classes = read_classes(run_dir)?;
+    let (set, names) = prediction_rows(run_dir, &config, inputs, classes.clone())?;
     let device = Default::default();
-    let (model, _) = load_best::<Flex>(run_dir, &config.training, set.dim, classes.len(), &device)?;
-    let scores = predict(&model, &set, &device);
+    let (model, _) = load_best::<Flex>(
+        run_dir,
+        &config.model,
+        set.input_size(),
+        classes.len(),
+        &device,
+    )?;
+    let scores = predict(&model, &set, config.training.batch_size, &device)?;
     let c = classes.len();
     // Per row: the labels over the threshold and the top k, as class indices.
     let picks: Vec<(Vec<usize>, Vec<usize>)> = scores
@@ -698,6 +689,7 @@ fn predict_cmd(
             .map(|(i, (predicted, top))| {
                 serde_json::json!({
                     "row": i,
+                    "input": names[i],
                     "predicted": predicted.iter().map(|&j| &classes[j]).collect::<Vec<_>>(),
                     "top": top
                         .iter()
@@ -716,7 +708,8 @@ fn predict_cmd(
             .map(|&j| format!("{}:{:.3}", classes[j], score(i, j)))
             .collect();
         text.push_str(&format!(
-            "\n{i}\t{}\t{}",
+            "\n{}\t{}\t{}",
+            names[i],
             predicted.join(","),
             top.join(" ")
         ));

@@ -28,6 +28,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ModelEma<B, M> {
         }
     }
 
+    /// Continues from a stored average (a resumed run).
+    pub fn from_average(average: M::InnerModule, decay: f64) -> Self {
+        Self { average, decay }
+    }
+
     /// Moves the average toward the model's current weights.
     pub fn update(&mut self, model: &M) {
         let mut current = Collect::<B::InnerBackend>::default();

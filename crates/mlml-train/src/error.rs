@@ -11,6 +11,9 @@ pub enum TrainError {
     /// Building or driving the loss.
     #[error(transparent)]
     Loss(#[from] mlml_losses::LossError),
+    /// Building a model or reading its weights.
+    #[error(transparent)]
+    Model(#[from] mlml_models::ModelError),
     /// Computing the validation metrics.
     #[error(transparent)]
     Metrics(#[from] mlml_metrics::MetricsError),

@@ -14,9 +14,11 @@
 //! - [`ModelEma`]: an exponential moving average of every float tensor of a module, parameters
 //!   and BatchNorm running statistics alike, updated after each optimizer step.
 //!
-//! - [`features::train_features`]: the loop on feature vectors (an MLP, any registered loss):
-//!   the loss lifecycle, validation mAP every epoch, selection of the best epoch, atomic
-//!   checkpoints and resume.
+//! - [`train`]: the loop, for any [`Source`] (feature vectors, images in memory, image files
+//!   through `mlml-data`'s pipeline), any [`ModelConfig`] (MLP, small CNN, ResNet,
+//!   EfficientNet-Lite0 with a GAP or BoostLU head) and any registered loss: the loss
+//!   lifecycle, constant or one-cycle learning rate, optional weight EMA, validation mAP every
+//!   epoch, selection of the best epoch, atomic checkpoints and resume.
 //!
 //! The recipe pieces are tested step by step against `tests/vectors/train_recipes.json`, which replays both
 //! recipes with PyTorch's own `Adam` and `OneCycleLR`.
@@ -24,10 +26,17 @@
 mod ema;
 mod error;
 pub mod features;
+mod fit;
+mod model;
 mod optim;
 mod schedule;
+pub mod source;
 
 pub use ema::ModelEma;
 pub use error::{Result, TrainError};
+pub use features::FeatureSet;
+pub use fit::{load_best, predict, train, EpochRecord, Progress, Run, Schedule, TrainingConfig};
+pub use model::{Backbone, BackboneKind, Classifier, ImageClassifier, Input, ModelConfig, Weights};
 pub use optim::{AdamL2, AdamL2Config, AdamL2State, Beta1};
 pub use schedule::{OneCycle, OneCycleConfig};
+pub use source::{ImageArray, ImageFiles, Pass, Source};

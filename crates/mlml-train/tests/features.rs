@@ -7,8 +7,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use mlml_data::formats::ZeroMeans;
 use mlml_data::generate::{single_positive, SinglePositiveParams};
-use mlml_train::features::{train_features, FeatureSet, FeatureTraining};
-use mlml_train::TrainError;
+use mlml_train::{Classifier, FeatureSet, ModelConfig, Run, TrainError, TrainingConfig};
 
 type B = Autodiff<Flex>;
 
@@ -53,17 +52,40 @@ fn random_ranking_map(set: &FeatureSet) -> f64 {
     100.0 * total / c as f64
 }
 
-fn config(loss: &str) -> FeatureTraining {
-    FeatureTraining {
+fn config(loss: &str) -> TrainingConfig {
+    TrainingConfig {
         loss: loss.into(),
         epochs: 6,
         batch_size: 32,
         // Chosen on this validation slice: at 1e-3 six epochs are too few for AN to move.
         lr: 3e-3,
-        hidden: vec![64],
         preset: Some(mlml_losses::Preset::Yeast),
         ..Default::default()
     }
+}
+
+/// An MLP with one hidden layer of 64 on the feature rows.
+fn train_features(
+    config: &TrainingConfig,
+    train: &FeatureSet,
+    val: &FeatureSet,
+    dir: Option<&std::path::Path>,
+    stop_after: Option<usize>,
+) -> mlml_train::Result<Run<Flex>> {
+    let model = ModelConfig {
+        hidden: vec![64],
+        ..Default::default()
+    };
+    mlml_train::train::<B, FeatureSet>(
+        config,
+        &model,
+        train,
+        val,
+        dir,
+        stop_after,
+        &Default::default(),
+        &mut |_| {},
+    )
 }
 
 #[test]
@@ -80,7 +102,7 @@ fn an_and_every_stateful_loss_learn_well_above_random_ranking() {
             // Pseudo-labelling rounds after epochs 3, 4 and 5 of 6.
             config.loss_overrides = serde_json::json!({ "warmup_epoch": 3 });
         }
-        let run = train_features::<B>(&config, &train, &val, None, None, &Default::default())
+        let run = train_features(&config, &train, &val, None, None)
             .unwrap_or_else(|e| panic!("{loss}: {e}"));
         let p = &run.progress;
         assert_eq!(p.epochs.len(), 6, "{loss}");
@@ -109,7 +131,7 @@ fn an_and_every_stateful_loss_learn_well_above_random_ranking() {
 
 /// Every float of the model, in module order (record bytes would also hold the random
 /// parameter ids, which differ between runs).
-fn weights(model: &mlml_models::Mlp<Flex>) -> Vec<f32> {
+fn weights(model: &Classifier<Flex>) -> Vec<f32> {
     struct Floats(Vec<f32>);
     impl burn::module::ModuleVisitor<Flex> for Floats {
         fn visit_float<const D: usize>(
@@ -137,18 +159,14 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     // ROLE: the estimator and its Adam moments must survive the checkpoint too.
     let mut config = config("role");
     config.epochs = 4;
-    let device = Default::default();
     let whole = tempfile::tempdir().unwrap();
-    let once =
-        train_features::<B>(&config, &train, &val, Some(whole.path()), None, &device).unwrap();
+    let once = train_features(&config, &train, &val, Some(whole.path()), None).unwrap();
 
     let split = tempfile::tempdir().unwrap();
-    let first =
-        train_features::<B>(&config, &train, &val, Some(split.path()), Some(2), &device).unwrap();
+    let first = train_features(&config, &train, &val, Some(split.path()), Some(2)).unwrap();
     assert_eq!(first.progress.epochs_done, 2);
     assert_ne!(weights(&first.last), weights(&once.last));
-    let resumed =
-        train_features::<B>(&config, &train, &val, Some(split.path()), None, &device).unwrap();
+    let resumed = train_features(&config, &train, &val, Some(split.path()), None).unwrap();
     assert_eq!(resumed.progress.epochs_done, 4);
     assert_eq!(weights(&resumed.last), weights(&once.last), "final weights");
     assert_eq!(
@@ -168,15 +186,7 @@ fn a_run_that_blows_up_stops_with_the_epoch_and_batch() {
     let mut config = config("asl-bce");
     config.lr = 1e37;
     let dir = tempfile::tempdir().unwrap();
-    let err = train_features::<B>(
-        &config,
-        &train,
-        &val,
-        Some(dir.path()),
-        None,
-        &Default::default(),
-    )
-    .unwrap_err();
+    let err = train_features(&config, &train, &val, Some(dir.path()), None).unwrap_err();
     match &err {
         TrainError::NonFinite { epoch, batch, .. } => {
             assert!(*epoch >= 1 && *batch >= 1);
@@ -203,13 +213,11 @@ fn a_run_that_blows_up_stops_with_the_epoch_and_batch() {
 fn bad_settings_are_errors() {
     let (train, val) = slices();
     let mut config = config("hil");
-    let err =
-        train_features::<B>(&config, &train, &val, None, None, &Default::default()).unwrap_err();
+    let err = train_features(&config, &train, &val, None, None).unwrap_err();
     assert!(err.to_string().contains("unknown loss 'hil'"), "{err}");
     config.loss = "an".into();
     config.epochs = 0;
-    let err =
-        train_features::<B>(&config, &train, &val, None, None, &Default::default()).unwrap_err();
+    let err = train_features(&config, &train, &val, None, None).unwrap_err();
     assert!(err.to_string().contains("must be positive"), "{err}");
 }
 
@@ -219,28 +227,13 @@ fn a_damaged_checkpoint_is_an_error_naming_the_file() {
     let mut config = config("an");
     config.epochs = 2;
     let dir = tempfile::tempdir().unwrap();
-    train_features::<B>(
-        &config,
-        &train,
-        &val,
-        Some(dir.path()),
-        Some(1),
-        &Default::default(),
-    )
-    .unwrap();
+    train_features(&config, &train, &val, Some(dir.path()), Some(1)).unwrap();
     let path = dir.path().join("checkpoint.bin");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = train_features::<B>(
-        &config,
-        &train,
-        &val,
-        Some(dir.path()),
-        None,
-        &Default::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = train_features(&config, &train, &val, Some(dir.path()), None)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("checkpoint.bin: not an mlml checkpoint: truncated"),
         "{err}"

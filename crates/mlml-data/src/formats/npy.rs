@@ -285,6 +285,36 @@ pub fn read_strings(path: &Path) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A `u8` array read from `.npy` (8-bit images).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyBytes {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, C order.
+    pub values: Vec<u8>,
+}
+
+/// Reads a `|u1` array (8-bit images, `.npy` or `.npy.gz`).
+///
+/// # Errors
+/// When the file is unreadable, malformed or of another dtype.
+pub fn read_u8(path: &Path) -> Result<NpyBytes> {
+    let raw = read_raw(path)?;
+    if raw.dtype != Dtype::Uint(1) {
+        return Err(DataError::invalid(
+            path,
+            format!(
+                "expected an 8-bit unsigned array (|u1), found {:?}",
+                raw.dtype
+            ),
+        ));
+    }
+    Ok(NpyBytes {
+        shape: raw.shape,
+        values: raw.data,
+    })
+}
+
 /// A float array read from `.npy`: its shape and values as `f32`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NpyFloats {

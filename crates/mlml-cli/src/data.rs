@@ -1,0 +1,496 @@
+//! The `[data]` section of a run's config and the splits it gives: feature vectors, images held
+//! in a `.npy` array, or image files listed in an mlml-data label set.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::tensor::backend::Backend;
+use mlml_data::formats::{npy, ZeroMeans};
+use mlml_data::generate::{
+    drop_positives, single_positive, spml_split, DropParams, SinglePositiveParams, SplitParams,
+};
+use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
+use mlml_data::LabelMatrix;
+use mlml_train::source::BatchIter;
+use mlml_train::{FeatureSet, ImageArray, ImageFiles, Pass, Source};
+use serde::{Deserialize, Serialize};
+
+/// Which labels the training rows keep.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelProtocol {
+    /// Every label (the full-label upper bound).
+    Full,
+    /// One observed positive per row, uniformly chosen (ChaCha8 with `label_seed`).
+    SinglePositive,
+    /// This fraction of the positives kept (at least one per row), the rest unobserved, as
+    /// the Hill / SPLC partial-label settings ("40 % of positives left"): `{ partial = 0.4 }`.
+    Partial(f64),
+}
+
+impl LabelProtocol {
+    pub fn describe(self) -> String {
+        match self {
+            LabelProtocol::Full => "full".into(),
+            LabelProtocol::SinglePositive => "single-positive".into(),
+            LabelProtocol::Partial(keep) => {
+                format!("partial ({:.0} % of positives kept)", 100.0 * keep)
+            }
+        }
+    }
+}
+
+/// A transform by name (`spml`, `asl`, `eval`, `flip`) or spelled out field by field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TransformSpec {
+    Named(String),
+    Custom(Transform),
+}
+
+/// How image arrays are scaled after `x / 255`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArrayNormalize {
+    /// Per-channel mean and standard deviation of the training rows.
+    #[default]
+    TrainStatistics,
+    /// Values in [0, 1].
+    None,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `[n, d]` feature matrix (`.npy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_features: Option<PathBuf>,
+    /// `u8` images `[n, h, w]` (grey) or `[n, c, h, w]` (`.npy` or `.npy.gz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<PathBuf>,
+    /// An mlml-data label set of image files (`.tsv` list, or `.npy` with its sidecar), full
+    /// labels; the images lie under `images`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_set: Option<PathBuf>,
+    /// `[n, C]` full 0/1 labels (`.npy`) of `train_features` or `train_images`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_labels: Option<PathBuf>,
+    /// One class name per line (features and image arrays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<PathBuf>,
+    /// Folder the label sets' image paths are relative to (default: the set file's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<PathBuf>,
+    #[serde(default = "single_positive_protocol")]
+    pub labels: LabelProtocol,
+    #[serde(default)]
+    pub label_seed: u64,
+    /// Test rows, of the same kind as the training rows; with them the report gives the test
+    /// figures of the selected epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_features: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_images: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_set: Option<PathBuf>,
+    /// `[m, C]` full 0/1 test labels (`.npy`) of `test_features` or `test_images`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_labels: Option<PathBuf>,
+    /// Fraction of the training file held out for validation (the single-positive split).
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    #[serde(default = "default_split_seed")]
+    pub split_seed: u64,
+    /// The training transform of image files (`spml`, `asl`, `eval`, or a table), or of image
+    /// arrays (`eval`, or `flip`: a horizontal flip with probability 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<TransformSpec>,
+    /// The square working size of image files.
+    #[serde(default = "default_image_size")]
+    pub image_size: u32,
+    /// Scaling of image arrays.
+    #[serde(default)]
+    pub normalize: ArrayNormalize,
+    /// Threads that decode image files.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// What a missing, truncated or undecodable image does: `fail` or `skip`.
+    #[serde(default)]
+    pub bad_images: BadImagePolicy,
+    /// Folder of the decoded-image cache (image files; `None`: decode every epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn single_positive_protocol() -> LabelProtocol {
+    LabelProtocol::SinglePositive
+}
+
+fn default_val_fraction() -> f64 {
+    0.2
+}
+
+fn default_split_seed() -> u64 {
+    1200
+}
+
+fn default_image_size() -> u32 {
+    224
+}
+
+fn default_workers() -> usize {
+    2
+}
+
+/// Rows of one kind (held once per split, so the size of the largest variant does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum Rows {
+    Features(FeatureSet),
+    Array(ImageArray),
+    Files(ImageFiles),
+}
+
+impl Source for Rows {
+    fn labels(&self) -> &LabelMatrix {
+        match self {
+            Rows::Features(s) => s.labels(),
+            Rows::Array(s) => s.labels(),
+            Rows::Files(s) => s.labels(),
+        }
+    }
+
+    fn input_size(&self) -> usize {
+        match self {
+            Rows::Features(s) => s.input_size(),
+            Rows::Array(s) => s.input_size(),
+            Rows::Files(s) => s.input_size(),
+        }
+    }
+
+    fn batches<'a, B: Backend>(
+        &'a self,
+        pass: Pass,
+        batch_size: usize,
+        device: &'a B::Device,
+    ) -> mlml_train::Result<BatchIter<'a, B>> {
+        match self {
+            Rows::Features(s) => s.batches::<B>(pass, batch_size, device),
+            Rows::Array(s) => s.batches::<B>(pass, batch_size, device),
+            Rows::Files(s) => s.batches::<B>(pass, batch_size, device),
+        }
+    }
+
+    fn skipped(&self) -> Vec<String> {
+        match self {
+            Rows::Files(s) => s.skipped(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Rows {
+    fn select(&self, rows: &[usize]) -> Self {
+        match self {
+            Rows::Features(s) => Rows::Features(s.select(rows)),
+            Rows::Array(s) => Rows::Array(s.select(rows)),
+            Rows::Files(s) => Rows::Files(s.select(rows)),
+        }
+    }
+
+    fn with_labels(self, labels: LabelMatrix) -> Result<Self> {
+        Ok(match self {
+            Rows::Features(s) => Rows::Features(s.with_labels(labels)?),
+            Rows::Array(mut s) => {
+                anyhow::ensure!(labels.n_samples() == s.labels.n_samples());
+                s.labels = labels;
+                Rows::Array(s)
+            }
+            Rows::Files(s) => Rows::Files(s.with_labels(labels)?),
+        })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rows::Features(_) => "features",
+            Rows::Array(_) => "images (array)",
+            Rows::Files(_) => "image files",
+        }
+    }
+}
+
+/// The statistics a run standardises its inputs with, learned on its training rows and
+/// stored in the run directory (`standardization.json`) for `predict`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Standardization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// The splits of a run: training rows with the protocol's labels, validation and test rows
+/// with full labels, all standardised with the training rows' statistics.
+pub struct Splits {
+    pub train: Rows,
+    pub val: Rows,
+    pub test: Option<Rows>,
+    pub standardization: Option<Standardization>,
+}
+
+fn load_classes(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+impl DataConfig {
+    /// The inputs given for the training (or test) rows: config key and path.
+    fn inputs(&self, train: bool) -> Vec<(&'static str, &PathBuf)> {
+        let keys: [(&'static str, &Option<PathBuf>); 3] = if train {
+            [
+                ("train_features", &self.train_features),
+                ("train_images", &self.train_images),
+                ("train_set", &self.train_set),
+            ]
+        } else {
+            [
+                ("test_features", &self.test_features),
+                ("test_images", &self.test_images),
+                ("test_set", &self.test_set),
+            ]
+        };
+        keys.into_iter()
+            .filter_map(|(key, path)| path.as_ref().map(|p| (key, p)))
+            .collect()
+    }
+
+    /// The training transform of image files.
+    pub fn file_transform(&self) -> Result<Transform> {
+        let size = self.image_size;
+        Ok(match &self.transform {
+            None => Transform::spml(size),
+            Some(TransformSpec::Custom(t)) => t.clone(),
+            Some(TransformSpec::Named(name)) => match name.as_str() {
+                "spml" => Transform::spml(size),
+                "asl" => Transform::asl(size),
+                "eval" => Transform::eval(size, Some(Normalize::imagenet())),
+                other => bail!(
+                    "data.transform: unknown transform '{other}' for image files (spml, asl, eval, or a table)"
+                ),
+            },
+        })
+    }
+
+    fn array_flip(&self) -> Result<f64> {
+        Ok(match &self.transform {
+            None => 0.0,
+            Some(TransformSpec::Named(name)) => match name.as_str() {
+                "eval" => 0.0,
+                "flip" => 0.5,
+                other => bail!(
+                    "data.transform: unknown transform '{other}' for image arrays (eval or flip)"
+                ),
+            },
+            Some(TransformSpec::Custom(_)) => bail!(
+                "data.transform: image arrays take `eval` or `flip`; spelled-out transforms are for image files"
+            ),
+        })
+    }
+
+    fn read_rows(&self, train: bool) -> Result<Option<Rows>> {
+        let inputs = self.inputs(train);
+        let (key, path) = match inputs.as_slice() {
+            [] if train => bail!(
+                "[data] needs one of train_features (a .npy matrix), train_images (a .npy u8 array) or train_set (a label set of image files)"
+            ),
+            [] => return Ok(None),
+            [one] => *one,
+            more => bail!(
+                "[data] gives {}: choose one",
+                more.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(" and ")
+            ),
+        };
+        let labels_key = if train { "train_labels" } else { "test_labels" };
+        let labels_path = if train {
+            &self.train_labels
+        } else {
+            &self.test_labels
+        };
+        let need_labels = || {
+            labels_path
+                .as_ref()
+                .with_context(|| format!("data.{key} needs data.{labels_key} (a [n, C] 0/1 .npy)"))
+        };
+        let classes = || {
+            self.classes
+                .as_ref()
+                .with_context(|| format!("data.{key} needs data.classes (one name per line)"))
+                .and_then(|p| load_classes(p))
+        };
+        Ok(Some(
+            match key.split_once('_').map_or("", |(_, kind)| kind) {
+                "features" => Rows::Features(FeatureSet::from_npy(
+                    path,
+                    need_labels()?,
+                    classes()?,
+                    ZeroMeans::Negative,
+                )?),
+                "images" => {
+                    let labels_path = need_labels()?;
+                    let array = npy::read_u8(path)?;
+                    let (channels, height, width) = match array.shape.as_slice() {
+                        [_, h, w] => (1, *h, *w),
+                        [_, c, h, w] => (*c, *h, *w),
+                        other => bail!(
+                            "{}: images of shape {other:?}; expected [n, h, w] or [n, c, h, w]",
+                            path.display()
+                        ),
+                    };
+                    let y = npy::read_labels(labels_path, ZeroMeans::Negative)?;
+                    let classes = classes()?;
+                    if y.n_samples != array.shape[0] || y.n_classes != classes.len() {
+                        bail!(
+                            "{}: {} images, but {} holds {} x {} labels for {} class names",
+                            path.display(),
+                            array.shape[0],
+                            labels_path.display(),
+                            y.n_samples,
+                            y.n_classes,
+                            classes.len()
+                        );
+                    }
+                    let ids = (0..y.n_samples).map(|i| format!("image{i}")).collect();
+                    Rows::Array(ImageArray {
+                        pixels: array.values,
+                        channels,
+                        height,
+                        width,
+                        labels: LabelMatrix::new(classes, ids, y.values)?,
+                        normalize: None,
+                        hflip: self.array_flip()?,
+                    })
+                }
+                _ => {
+                    let set = mlml_data::formats::load(path)?;
+                    let root = self.images.clone().unwrap_or_else(|| {
+                        path.parent().map(Path::to_path_buf).unwrap_or_default()
+                    });
+                    let train_transform = self.file_transform()?;
+                    let eval_transform =
+                        Transform::eval(self.image_size, train_transform.normalize.clone());
+                    let paths = set.image_paths.iter().map(|p| root.join(p)).collect();
+                    let mut files =
+                        ImageFiles::new(paths, set.labels, train_transform, eval_transform)?;
+                    files.workers = self.workers.max(1);
+                    files.bad_images = self.bad_images;
+                    files.cache_dir = self.cache_dir.clone();
+                    Rows::Files(files)
+                }
+            },
+        ))
+    }
+
+    /// The training rows' observed labels under the config's protocol.
+    fn observed_labels(&self, full: &LabelMatrix) -> Result<LabelMatrix> {
+        Ok(match self.labels {
+            LabelProtocol::Full => full.clone(),
+            LabelProtocol::SinglePositive => {
+                let params = SinglePositiveParams {
+                    seed: self.label_seed,
+                    ..Default::default()
+                };
+                single_positive(full, &params)?.0
+            }
+            LabelProtocol::Partial(keep) => {
+                if !(keep > 0.0 && keep <= 1.0) {
+                    bail!("data.labels: the partial fraction of positives kept must be in (0, 1], got {keep}");
+                }
+                let params = DropParams {
+                    ratio: 1.0 - keep,
+                    min_positives: 1,
+                    observe_negatives: 0.0,
+                    seed: self.label_seed,
+                };
+                drop_positives(full, &params)?.0
+            }
+        })
+    }
+
+    /// Reads the data and makes the splits.
+    pub fn prepare(&self) -> Result<Splits> {
+        let all = self.read_rows(true)?.expect("training rows are required");
+        let test = self.read_rows(false)?;
+        if let Some(test) = &test {
+            if test.kind() != all.kind()
+                || test.input_size() != all.input_size()
+                || test.labels().classes() != all.labels().classes()
+            {
+                bail!(
+                    "the test rows ({}, input size {}, {} classes) do not match the training rows ({}, input size {}, {} classes)",
+                    test.kind(),
+                    test.input_size(),
+                    test.labels().n_classes(),
+                    all.kind(),
+                    all.input_size(),
+                    all.labels().n_classes()
+                );
+            }
+        }
+        let split = spml_split(
+            all.len(),
+            &SplitParams {
+                val_frac: self.val_fraction,
+                seed: self.split_seed,
+                ..Default::default()
+            },
+        )?;
+        let (mut train, mut val) = (all.select(&split.train), all.select(&split.val));
+        let mut test = test;
+        let standardization = match &mut train {
+            Rows::Features(t) => {
+                let (mean, std) = t.standardization();
+                Some(Standardization { mean, std })
+            }
+            Rows::Array(t) if self.normalize == ArrayNormalize::TrainStatistics => {
+                let (mean, std) = t.channel_statistics();
+                Some(Standardization { mean, std })
+            }
+            _ => None,
+        };
+        if let Some(s) = &standardization {
+            for rows in [Some(&mut train), Some(&mut val), test.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                s.apply(rows);
+            }
+        }
+        let observed = self.observed_labels(train.labels())?;
+        Ok(Splits {
+            train: train.with_labels(observed)?,
+            val,
+            test,
+            standardization,
+        })
+    }
+
+    /// The test rows alone (for `eval --split test` without rebuilding the training split).
+    pub fn test_rows(&self, standardization: Option<&Standardization>) -> Result<Option<Rows>> {
+        let mut test = self.read_rows(false)?;
+        if let (Some(rows), Some(s)) = (test.as_mut(), standardization) {
+            s.apply(rows);
+        }
+        Ok(test)
+    }
+}
+
+impl Standardization {
+    pub fn apply(&self, rows: &mut Rows) {
+        match rows {
+            Rows::Features(set) => set.standardize(&self.mean, &self.std),
+            Rows::Array(array) => array.normalize = Some((self.mean.clone(), self.std.clone())),
+            Rows::Files(_) => {}
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! The training loop: any [`Source`], any model of [`ModelConfig`], any registered loss. It
+//! drives the loss lifecycle, validates every epoch, selects the best epoch by validation mAP,
+//! writes an atomic checkpoint after every epoch and resumes from one.
+//!
+//! Gradients are produced and applied in one place ([`step`]), where a data-parallel
+//! all-reduce would go.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::activation::sigmoid;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+use mlml_data::formats::write_atomic;
+use mlml_losses::registry::{self, LossSetup};
+use mlml_losses::{
+    gradient_lookup, targets_from_labels, EpochEnd, LossContext, LossState, MultiLabelLoss,
+    OptimizerStep, Preset,
+};
+use mlml_metrics::{mean_average_precision, ApDefinition, MapOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::ema::ModelEma;
+use crate::error::{Result, TrainError};
+use crate::model::{Classifier, ModelConfig};
+use crate::optim::{AdamL2, AdamL2Config, Beta1};
+use crate::schedule::OneCycleConfig;
+use crate::source::{Pass, Source};
+
+/// How the learning rate moves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Schedule {
+    /// `lr` throughout.
+    #[default]
+    Constant,
+    /// PyTorch's `OneCycleLR` with `max_lr = lr` and Adam's beta1 cycling 0.95 -> 0.85 ->
+    /// 0.95, built for `epochs` epochs (the ASL recipe builds it for 80 and stops at
+    /// `training.epochs`, 31 there).
+    OneCycle {
+        /// Epochs the schedule is built for (at least `training.epochs`).
+        epochs: usize,
+        /// Share of the steps spent warming up (ASL: 0.2).
+        pct_start: f64,
+    },
+}
+
+/// How a run trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Registry name of the loss.
+    pub loss: String,
+    /// The loss's hyperparameters beyond its defaults and preset.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub loss_overrides: serde_json::Value,
+    /// Per-dataset preset of the loss's dataset-dependent values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Preset>,
+    /// Epochs (T).
+    pub epochs: usize,
+    /// Rows per batch (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Adam's learning rate (the peak of a one-cycle schedule).
+    pub lr: f64,
+    /// Coupled L2 weight decay on the weight matrices and kernels.
+    pub weight_decay: f64,
+    /// The learning-rate schedule.
+    pub schedule: Schedule,
+    /// Decay of an exponential moving average of the weights (the ASL recipe: 0.9997); each
+    /// epoch both the average and the raw weights are validated and the better one counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
+    /// Seed of the initialisation, the shuffling, the augmentation and the loss's own
+    /// randomness.
+    pub seed: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            loss: "an".into(),
+            loss_overrides: serde_json::Value::Null,
+            preset: None,
+            epochs: 20,
+            batch_size: 64,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: Schedule::Constant,
+            ema_decay: None,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainingConfig {
+    fn validate(&self) -> Result<()> {
+        if self.epochs == 0 || self.batch_size == 0 || self.lr.is_nan() || self.lr <= 0.0 {
+            return Err(TrainError::Config(format!(
+                "epochs ({}), batch_size ({}) and lr ({}) must be positive",
+                self.epochs, self.batch_size, self.lr
+            )));
+        }
+        if let Some(decay) = self.ema_decay {
+            if !(0.0..1.0).contains(&decay) {
+                return Err(TrainError::Config(format!(
+                    "training.ema_decay must be in [0, 1), got {decay}"
+                )));
+            }
+        }
+        if let Schedule::OneCycle { epochs, pct_start } = self.schedule {
+            if epochs < self.epochs || !(pct_start > 0.0 && pct_start < 1.0) {
+                return Err(TrainError::Config(format!(
+                    "training.schedule.one-cycle: epochs ({epochs}) must be at least training.epochs ({}) and pct_start ({pct_start}) in (0, 1)",
+                    self.epochs
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Validation mAP (%), sklearn's AP (the single-positive line's definition), of the
+    /// weights that count this epoch (the EMA when it scores higher).
+    pub val_map: f64,
+    /// Validation mAP (%), the ASL code's ranked AP, of the same weights.
+    pub val_map_ranked: f64,
+    /// The learning rate of the epoch's last step.
+    #[serde(default)]
+    pub lr: f64,
+    /// Validation mAP (%, sklearn AP) of the weight average, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_map_ema: Option<f64>,
+    /// What the loss reported after the epoch (EM+APL's round).
+    pub loss_note: Option<String>,
+}
+
+/// Where a run stands, written after every epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Epochs done.
+    pub epochs_done: usize,
+    /// The epoch with the best validation mAP so far (0: none yet).
+    pub best_epoch: usize,
+    /// Its validation mAP.
+    pub best_val_map: f64,
+    /// Whether the best model is the weight average of that epoch.
+    #[serde(default)]
+    pub best_is_ema: bool,
+    /// Every finished epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// The loss's state after the last finished epoch.
+    pub loss_state: LossState,
+}
+
+/// What a run ends with.
+#[derive(Debug)]
+pub struct Run<B: Backend> {
+    /// The model of the best validation epoch.
+    pub best: Classifier<B>,
+    /// The model after the last epoch.
+    pub last: Classifier<B>,
+    /// Per-epoch figures and the selection.
+    pub progress: Progress,
+    /// Epochs already done when this call started (0 unless it resumed a checkpoint).
+    pub resumed_at: usize,
+    /// Training samples per second in this call, steady state: each epoch's first two
+    /// batches (start-up, pipeline warm-up) are left out.
+    pub train_samples_per_second: f64,
+}
+
+/// The files of a run directory: one checkpoint file, written atomically, holds everything a
+/// resume needs (so a crash can never pair one epoch's weights with another epoch's progress);
+/// `progress.json` repeats its figures for people and scripts.
+struct RunFiles {
+    checkpoint: PathBuf,
+    progress: PathBuf,
+}
+
+impl RunFiles {
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            checkpoint: dir.join("checkpoint.bin"),
+            progress: dir.join("progress.json"),
+        }
+    }
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"MLMLCKP2";
+
+/// `MAGIC`, then each part as a little-endian u64 length and its bytes.
+fn pack(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = CHECKPOINT_MAGIC.to_vec();
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn unpack(path: &Path, bytes: &[u8], count: usize) -> Result<Vec<Vec<u8>>> {
+    let bad = |what: &str| checkpoint_error(path, format!("not an mlml checkpoint: {what}"));
+    let mut rest = bytes
+        .strip_prefix(CHECKPOINT_MAGIC)
+        .ok_or_else(|| bad("no magic (or one of another mlml version)"))?;
+    let mut parts = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (len, tail) = rest.split_at_checked(8).ok_or_else(|| bad("truncated"))?;
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+        let len = usize::try_from(len).map_err(|_| bad("a part is too large"))?;
+        let (part, tail) = tail.split_at_checked(len).ok_or_else(|| bad("truncated"))?;
+        parts.push(part.to_vec());
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(parts)
+}
+
+type Recorder_ = BinBytesRecorder<FullPrecisionSettings>;
+
+fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// A checkpoint file read back: the progress and the records of the model, the optimizer, the
+/// best model and the weight average (empty without one), still encoded.
+struct CheckpointParts {
+    progress: Progress,
+    model: Vec<u8>,
+    optimizer: Vec<u8>,
+    best: Vec<u8>,
+    ema: Vec<u8>,
+}
+
+fn read_checkpoint(path: &Path) -> Result<CheckpointParts> {
+    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e))?;
+    let [text, model, optimizer, best, ema]: [Vec<u8>; 5] =
+        unpack(path, &bytes, 5)?.try_into().expect("five parts");
+    Ok(CheckpointParts {
+        progress: serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?,
+        model,
+        optimizer,
+        best,
+        ema,
+    })
+}
+
+fn load_into<B: Backend, M: Module<B>>(
+    path: &Path,
+    model: M,
+    bytes: Vec<u8>,
+    device: &B::Device,
+) -> Result<M> {
+    let record = Recorder_::default()
+        .load(bytes, device)
+        .map_err(|e| checkpoint_error(path, e))?;
+    Ok(model.load_record(record))
+}
+
+/// The model of the best validation epoch and the progress stored in a run directory's
+/// checkpoint, for a run with model `model` on inputs of `input_size` and `classes` labels.
+///
+/// # Errors
+/// No checkpoint, a file that is not one, or a model of another shape.
+pub fn load_best<B: Backend>(
+    run_dir: &Path,
+    model: &ModelConfig,
+    input_size: usize,
+    classes: usize,
+    device: &B::Device,
+) -> Result<(Classifier<B>, Progress)> {
+    let path = RunFiles::in_dir(run_dir).checkpoint;
+    let parts = read_checkpoint(&path)?;
+    // The stored weights replace these; random ones avoid reading a weights file again.
+    let skeleton = ModelConfig {
+        weights: crate::model::Weights::Random,
+        ..model.clone()
+    }
+    .init::<B>(input_size, classes, device)?;
+    Ok((
+        load_into(&path, skeleton, parts.best, device)?,
+        parts.progress,
+    ))
+}
+
+/// Sigmoid probabilities `[n, C]`, row-major in the source's row order, of a model in eval
+/// mode. Rows the source skipped (bad images) score 0.
+///
+/// # Errors
+/// A batch the source cannot build, or an input the model does not take.
+pub fn predict<B: Backend, S: Source>(
+    model: &Classifier<B>,
+    source: &S,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let c = source.labels().n_classes();
+    let mut out = vec![0.0f32; source.len() * c];
+    for batch in source.batches::<B>(Pass::Eval, batch_size, device)? {
+        let (rows, input) = batch?;
+        if rows.is_empty() {
+            continue;
+        }
+        let p = sigmoid(model.logits(input)?)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32");
+        for (&r, scores) in rows.iter().zip(p.chunks_exact(c)) {
+            out[r * c..(r + 1) * c].copy_from_slice(scores);
+        }
+    }
+    Ok(out)
+}
+
+/// mAP (%) in both definitions of scores on a source with clean labels.
+fn validation_maps(scores: &[f32], labels: &mlml_data::LabelMatrix) -> Result<(f64, f64)> {
+    let map = |definition| {
+        mean_average_precision(
+            scores,
+            labels,
+            MapOptions {
+                definition,
+                skip_empty: false,
+            },
+        )
+        .map(|r| r.map)
+    };
+    Ok((map(ApDefinition::Sklearn)?, map(ApDefinition::Ranked)?))
+}
+
+/// The learning rate and beta1 of each optimizer step.
+enum StepSchedule {
+    Constant(f64),
+    OneCycle(crate::schedule::OneCycle, Beta1),
+}
+
+impl StepSchedule {
+    /// Sets beta1 for `step` (0-based over the run) and returns the learning rate.
+    fn lr_at(&self, step: usize) -> f64 {
+        match self {
+            StepSchedule::Constant(lr) => *lr,
+            StepSchedule::OneCycle(schedule, beta_1) => {
+                let (lr, beta) = schedule.at(step);
+                beta_1.set(beta);
+                lr
+            }
+        }
+    }
+}
+
+/// One optimizer step: the loss, its gradients, the loss's after-step hook, the update. The one
+/// place where gradients are produced and applied.
+#[allow(clippy::too_many_arguments)]
+fn step<B: AutodiffBackend>(
+    model: Classifier<B>,
+    optimizer: &mut OptimizerAdaptor<AdamL2, Classifier<B>, B>,
+    loss: &mut Box<dyn MultiLabelLoss<B>>,
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 2>,
+    context: &LossContext<'_>,
+    lr: f64,
+    epoch: usize,
+    batch: usize,
+) -> Result<(Classifier<B>, f32)> {
+    let value = loss.forward(logits, targets, context)?;
+    let scalar: f32 = value.clone().into_scalar().elem::<f32>();
+    if !scalar.is_finite() {
+        return Err(TrainError::NonFinite {
+            epoch,
+            batch,
+            value: scalar,
+        });
+    }
+    let grads = value.backward();
+    {
+        let lookup = gradient_lookup::<B>(&grads);
+        loss.on_optimizer_step(&OptimizerStep {
+            lr,
+            gradient: &lookup,
+        })?;
+    }
+    let grads = GradientsParams::from_grads(grads, &model);
+    Ok((optimizer.step(lr, model, grads), scalar))
+}
+
+/// Trains `model` on `train` (its labels are the observed ones) and selects the epoch by the
+/// mAP on `val` (clean labels), with the loss's whole lifecycle. With `run_dir`, writes an
+/// atomic checkpoint after every epoch and resumes from one found there; `stop_after` ends
+/// the run after that many epochs in all (as an interrupted run would); `on_epoch` sees each
+/// finished epoch's figures after its checkpoint is written. On the CPU backend a resumed run
+/// ends with the same weights as an uninterrupted one.
+///
+/// # Errors
+/// Bad settings, a model or loss that cannot be built, a batch that cannot be built (a bad
+/// image, named), a non-finite loss (epoch and batch named), or checkpoint files that cannot
+/// be written or read.
+#[allow(clippy::too_many_arguments)]
+pub fn train<B: AutodiffBackend, S: Source>(
+    config: &TrainingConfig,
+    model_config: &ModelConfig,
+    train: &S,
+    val: &S,
+    run_dir: Option<&Path>,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<Run<B::InnerBackend>> {
+    config.validate()?;
+    if train.input_size() != val.input_size()
+        || train.labels().n_classes() != val.labels().n_classes()
+    {
+        return Err(TrainError::Config(format!(
+            "train has input size {} and {} classes, val {} and {}",
+            train.input_size(),
+            train.labels().n_classes(),
+            val.input_size(),
+            val.labels().n_classes()
+        )));
+    }
+    if train.is_empty() || val.is_empty() {
+        return Err(TrainError::Config(format!(
+            "{} training and {} validation rows: both need at least one",
+            train.len(),
+            val.len()
+        )));
+    }
+    let c = train.labels().n_classes();
+    let setup = LossSetup::<B> {
+        epochs: config.epochs,
+        train_labels: train.labels(),
+        seed: config.seed,
+        device: device.clone(),
+    };
+    let mut loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
+    B::seed(device, config.seed);
+    let mut model: Classifier<B> = model_config.init(train.input_size(), c, device)?;
+    let adam = AdamL2Config::new()
+        .with_weight_decay(config.weight_decay)
+        .init();
+    let steps_per_epoch = train.len().div_ceil(config.batch_size);
+    let schedule = match config.schedule {
+        Schedule::Constant => StepSchedule::Constant(config.lr),
+        Schedule::OneCycle { epochs, pct_start } => StepSchedule::OneCycle(
+            OneCycleConfig::new(config.lr, epochs * steps_per_epoch)
+                .with_pct_start(pct_start)
+                .init(Some(adam.beta_1())),
+            adam.beta_1(),
+        ),
+    };
+    let mut optimizer: OptimizerAdaptor<AdamL2, Classifier<B>, B> = OptimizerAdaptor::from(adam);
+    let mut ema = config
+        .ema_decay
+        .map(|d| ModelEma::<B, Classifier<B>>::new(&model, d));
+    let files = run_dir.map(RunFiles::in_dir);
+    let recorder = Recorder_::default();
+    let mut progress = Progress::default();
+    let mut best: Classifier<B::InnerBackend> = model.valid();
+    if let Some(files) = files.as_ref().filter(|f| f.checkpoint.is_file()) {
+        let path = &files.checkpoint;
+        let parts = read_checkpoint(path)?;
+        progress = parts.progress;
+        model = load_into(path, model, parts.model, device)?;
+        let record = recorder
+            .load(parts.optimizer, device)
+            .map_err(|e| checkpoint_error(path, e))?;
+        optimizer = optimizer.load_record(record);
+        loss.load_state(&progress.loss_state)?;
+        best = load_into(path, model.valid(), parts.best, device)?;
+        if let Some(ema) = ema.as_mut() {
+            let average = load_into(path, model.valid(), parts.ema, device)?;
+            *ema = ModelEma::from_average(average, ema.decay());
+        }
+    }
+    let resumed_at = progress.epochs_done;
+    let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
+    let (mut steady_seconds, mut steady_samples) = (0.0f64, 0usize);
+    for epoch in progress.epochs_done + 1..=last_epoch {
+        let mut total = 0.0f64;
+        let mut batches = 0usize;
+        let mut lr = config.lr;
+        let pass = Pass::Train {
+            epoch,
+            seed: config.seed,
+        };
+        let mut steady_from: Option<Instant> = None;
+        for (b, batch) in train
+            .batches::<B>(pass, config.batch_size, device)?
+            .enumerate()
+        {
+            let (rows, input) = batch?;
+            if rows.is_empty() {
+                continue;
+            }
+            if b == 2 {
+                steady_from = Some(Instant::now());
+            }
+            lr = schedule.lr_at((epoch - 1) * steps_per_epoch + b);
+            let targets = targets_from_labels::<B>(train.labels(), &rows, device);
+            let logits = model.logits(input)?;
+            let context = LossContext::train(epoch, &rows)?;
+            let (next, value) = step(
+                model,
+                &mut optimizer,
+                &mut loss,
+                logits,
+                targets,
+                &context,
+                lr,
+                epoch,
+                b + 1,
+            )?;
+            model = next;
+            if let Some(ema) = ema.as_mut() {
+                ema.update(&model);
+            }
+            if steady_from.is_some() {
+                steady_samples += rows.len();
+            }
+            total += f64::from(value);
+            batches += 1;
+        }
+        if let Some(start) = steady_from {
+            steady_seconds += start.elapsed().as_secs_f64();
+        }
+        let eval_model = model.valid();
+        // The inner backend shares the autodiff backend's device type.
+        let inner_device = device;
+        let train_probabilities = if loss.wants_train_probabilities(epoch) {
+            Some(predict(
+                &eval_model,
+                train,
+                config.batch_size,
+                inner_device,
+            )?)
+        } else {
+            None
+        };
+        let loss_note = loss.after_epoch(&EpochEnd {
+            epoch,
+            train_probabilities: train_probabilities.as_deref(),
+        })?;
+        let scores = predict(&eval_model, val, config.batch_size, inner_device)?;
+        let (mut val_map, mut val_map_ranked) = validation_maps(&scores, val.labels())?;
+        let mut counted = eval_model.clone();
+        let mut counted_is_ema = false;
+        let mut val_map_ema = None;
+        if let Some(ema) = &ema {
+            let average = ema.module().clone();
+            let scores = predict(&average, val, config.batch_size, inner_device)?;
+            let (map, ranked) = validation_maps(&scores, val.labels())?;
+            val_map_ema = Some(map);
+            if map > val_map {
+                (val_map, val_map_ranked) = (map, ranked);
+                counted = average;
+                counted_is_ema = true;
+            }
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss: total / batches.max(1) as f64,
+            val_map,
+            val_map_ranked,
+            lr,
+            val_map_ema,
+            loss_note,
+        };
+        // The first epoch with the strictly highest validation mAP, as Cole et al. select.
+        if progress.best_epoch == 0 || record.val_map > progress.best_val_map {
+            progress.best_epoch = epoch;
+            progress.best_val_map = record.val_map;
+            progress.best_is_ema = counted_is_ema;
+            best = counted;
+        }
+        progress.epochs.push(record);
+        progress.epochs_done = epoch;
+        progress.loss_state = loss.state();
+        if let Some(files) = &files {
+            // One atomic file: a crash before its rename leaves the previous epoch's checkpoint
+            // whole, and the interrupted epoch is redone.
+            let path = &files.checkpoint;
+            let text = serde_json::to_vec_pretty(&progress).expect("progress serialises");
+            let encode = |bytes: std::result::Result<Vec<u8>, _>| {
+                bytes.map_err(|e| checkpoint_error(path, e))
+            };
+            let model_bytes = encode(recorder.record(model.clone().into_record(), ()))?;
+            let optimizer_bytes = encode(recorder.record(optimizer.to_record(), ()))?;
+            let best_bytes = encode(recorder.record(best.clone().into_record(), ()))?;
+            let ema_bytes = match &ema {
+                Some(ema) => encode(recorder.record(ema.module().clone().into_record(), ()))?,
+                None => Vec::new(),
+            };
+            write_atomic(
+                path,
+                &pack(&[
+                    &text,
+                    &model_bytes,
+                    &optimizer_bytes,
+                    &best_bytes,
+                    &ema_bytes,
+                ]),
+            )?;
+            write_atomic(&files.progress, &text)?;
+        }
+        on_epoch(progress.epochs.last().expect("pushed above"));
+    }
+    Ok(Run {
+        best,
+        last: model.valid(),
+        progress,
+        resumed_at,
+        train_samples_per_second: steady_samples as f64 / steady_seconds.max(1e-9),
+    })
+}

@@ -1,0 +1,442 @@
+//! Where the loop's batches come from: feature vectors, images held in memory as an array, or
+//! image files through `mlml-data`'s pipeline. Every source yields the dataset rows of each
+//! batch (the losses key their state by row) and the input on the device.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use mlml_data::pipeline::{BadImagePolicy, BatchPixels, ImageLoader, LoaderConfig, Transform};
+use mlml_data::rng::epoch_order;
+use mlml_data::LabelMatrix;
+use rand::Rng;
+
+use crate::error::{Result, TrainError};
+use crate::features::FeatureSet;
+use crate::model::Input;
+
+/// Which pass over a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Training: shuffled by (seed, epoch), augmented by (seed, epoch, row).
+    Train {
+        /// 1-based epoch.
+        epoch: usize,
+        /// The run's seed.
+        seed: u64,
+    },
+    /// Scoring: every row in order, no augmentation.
+    Eval,
+}
+
+/// A batch: its dataset rows and its input.
+pub type SourceBatch<B> = (Vec<usize>, Input<B>);
+
+/// The batches of one pass, in order.
+pub type BatchIter<'a, B> = Box<dyn Iterator<Item = Result<SourceBatch<B>>> + 'a>;
+
+/// A dataset the loop can train on or score.
+pub trait Source {
+    /// The labels, one row per sample (observed labels for training, clean ones for scoring).
+    fn labels(&self) -> &LabelMatrix;
+
+    /// What the model's input layer needs: the feature width, or the image channels.
+    fn input_size(&self) -> usize;
+
+    /// The batches of one pass.
+    ///
+    /// # Errors
+    /// A pass that cannot start (a loader that cannot be built); errors while it runs come
+    /// as items.
+    fn batches<'a, B: Backend>(
+        &'a self,
+        pass: Pass,
+        batch_size: usize,
+        device: &'a B::Device,
+    ) -> Result<BatchIter<'a, B>>;
+
+    /// Images left out so far (their paths and the decoder's messages), with
+    /// `bad_images = "skip"`.
+    fn skipped(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Rows.
+    fn len(&self) -> usize {
+        self.labels().n_samples()
+    }
+
+    /// Whether there is no row.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn pass_order(pass: Pass, n: usize) -> Vec<usize> {
+    match pass {
+        Pass::Train { epoch, seed } => epoch_order(seed, epoch, n),
+        Pass::Eval => (0..n).collect(),
+    }
+}
+
+impl Source for FeatureSet {
+    fn labels(&self) -> &LabelMatrix {
+        &self.labels
+    }
+
+    fn input_size(&self) -> usize {
+        self.dim
+    }
+
+    fn batches<'a, B: Backend>(
+        &'a self,
+        pass: Pass,
+        batch_size: usize,
+        device: &'a B::Device,
+    ) -> Result<BatchIter<'a, B>> {
+        let order = pass_order(pass, self.len());
+        let dim = self.dim;
+        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        Ok(Box::new(chunks.into_iter().map(move |rows| {
+            let mut x = Vec::with_capacity(rows.len() * dim);
+            for &r in &rows {
+                x.extend_from_slice(&self.features[r * dim..(r + 1) * dim]);
+            }
+            let input = Tensor::<B, 2>::from_data(TensorData::new(x, [rows.len(), dim]), device);
+            Ok((rows, Input::Features(input)))
+        })))
+    }
+}
+
+/// Images held in memory as `u8` `[n, channels, height, width]` (the embedded Fashion set),
+/// scaled to [0, 1] and normalised per channel; training flips each image horizontally with
+/// probability `hflip` (drawn from the sample's own generator, so batches do not depend on
+/// threads or order).
+#[derive(Clone, Debug)]
+pub struct ImageArray {
+    /// Row-major pixels.
+    pub pixels: Vec<u8>,
+    /// Channels.
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// One row per image.
+    pub labels: LabelMatrix,
+    /// Per-channel mean and standard deviation of `x / 255` (`None`: inputs in [0, 1]).
+    pub normalize: Option<(Vec<f32>, Vec<f32>)>,
+    /// Probability of a horizontal flip in training.
+    pub hflip: f64,
+}
+
+impl ImageArray {
+    fn per_image(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The images `rows` (ascending), with their labels.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        let mut keep = vec![false; self.len()];
+        for &r in rows {
+            keep[r] = true;
+        }
+        let mut labels = self.labels.clone();
+        labels.retain_rows(|i| keep[i]);
+        let size = self.per_image();
+        let mut pixels = Vec::with_capacity(rows.len() * size);
+        for (i, image) in self.pixels.chunks_exact(size).enumerate() {
+            if keep[i] {
+                pixels.extend_from_slice(image);
+            }
+        }
+        Self {
+            pixels,
+            labels,
+            ..self.clone()
+        }
+    }
+
+    /// Per-channel mean and standard deviation of `x / 255` over every image (population).
+    pub fn channel_statistics(&self) -> (Vec<f32>, Vec<f32>) {
+        let plane = self.height * self.width;
+        let mut sum = vec![0u64; self.channels];
+        let mut square = vec![0u64; self.channels];
+        for image in self.pixels.chunks_exact(self.per_image()) {
+            for (c, values) in image.chunks_exact(plane).enumerate() {
+                for &v in values {
+                    sum[c] += u64::from(v);
+                    square[c] += u64::from(v) * u64::from(v);
+                }
+            }
+        }
+        let count = (self.len() * plane).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|&s| s as f64 / count / 255.0).collect();
+        let std = square
+            .iter()
+            .zip(&mean)
+            .map(|(&s, m)| {
+                let var = (s as f64 / count / 65025.0 - m * m).max(0.0);
+                if var > 0.0 {
+                    var.sqrt() as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        (mean.into_iter().map(|m| m as f32).collect(), std)
+    }
+
+    fn write(&self, row: usize, flip: bool, out: &mut [f32]) {
+        let (h, w) = (self.height, self.width);
+        let image = &self.pixels[row * self.per_image()..(row + 1) * self.per_image()];
+        for (c, (plane, dst)) in image
+            .chunks_exact(h * w)
+            .zip(out.chunks_exact_mut(h * w))
+            .enumerate()
+        {
+            let (scale, shift) = match &self.normalize {
+                Some((mean, std)) => (1.0 / (255.0 * std[c]), -mean[c] / std[c]),
+                None => (1.0 / 255.0, 0.0),
+            };
+            for (src, dst) in plane.chunks_exact(w).zip(dst.chunks_exact_mut(w)) {
+                if flip {
+                    for (d, &s) in dst.iter_mut().zip(src.iter().rev()) {
+                        *d = f32::from(s) * scale + shift;
+                    }
+                } else {
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = f32::from(s) * scale + shift;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Source for ImageArray {
+    fn labels(&self) -> &LabelMatrix {
+        &self.labels
+    }
+
+    fn input_size(&self) -> usize {
+        self.channels
+    }
+
+    fn batches<'a, B: Backend>(
+        &'a self,
+        pass: Pass,
+        batch_size: usize,
+        device: &'a B::Device,
+    ) -> Result<BatchIter<'a, B>> {
+        let order = pass_order(pass, self.len());
+        let size = self.per_image();
+        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        Ok(Box::new(chunks.into_iter().map(move |rows| {
+            let mut x = vec![0.0f32; rows.len() * size];
+            for (&row, out) in rows.iter().zip(x.chunks_exact_mut(size)) {
+                let flip = match pass {
+                    Pass::Train { epoch, seed } if self.hflip > 0.0 => {
+                        mlml_data::pipeline::sample_rng(seed, epoch as u64, row as u64)
+                            .random_bool(self.hflip)
+                    }
+                    _ => false,
+                };
+                self.write(row, flip, out);
+            }
+            let shape = [rows.len(), self.channels, self.height, self.width];
+            let input = Tensor::<B, 4>::from_data(TensorData::new(x, shape), device);
+            Ok((rows, Input::Images(input)))
+        })))
+    }
+}
+
+/// Image files through the pipeline: a training transform (augmentation) and an evaluation
+/// transform, decoded by `workers` threads ahead of the consumer.
+#[derive(Debug)]
+pub struct ImageFiles {
+    /// Row `i` is `paths[i]`.
+    pub paths: Vec<PathBuf>,
+    /// One row per image.
+    pub labels: LabelMatrix,
+    /// The training transform.
+    pub train_transform: Transform,
+    /// The scoring transform.
+    pub eval_transform: Transform,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Batches decoded ahead.
+    pub prefetch: usize,
+    /// What a bad image does.
+    pub bad_images: BadImagePolicy,
+    /// Folder of the decoded-image cache.
+    pub cache_dir: Option<PathBuf>,
+    skipped: Mutex<Vec<String>>,
+}
+
+impl ImageFiles {
+    /// Files with their labels, decoded by two workers with two batches of prefetch, failing
+    /// on a bad image.
+    ///
+    /// # Errors
+    /// As many paths as label rows are needed.
+    pub fn new(
+        paths: Vec<PathBuf>,
+        labels: LabelMatrix,
+        train_transform: Transform,
+        eval_transform: Transform,
+    ) -> Result<Self> {
+        if paths.len() != labels.n_samples() {
+            return Err(TrainError::Config(format!(
+                "{} image files for {} label rows",
+                paths.len(),
+                labels.n_samples()
+            )));
+        }
+        Ok(Self {
+            paths,
+            labels,
+            train_transform,
+            eval_transform,
+            workers: 2,
+            prefetch: 2,
+            bad_images: BadImagePolicy::Fail,
+            cache_dir: None,
+            skipped: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The images `rows` (ascending), with their labels and the same settings.
+    pub fn select(&self, rows: &[usize]) -> Self {
+        let mut keep = vec![false; self.len()];
+        for &r in rows {
+            keep[r] = true;
+        }
+        let mut labels = self.labels.clone();
+        labels.retain_rows(|i| keep[i]);
+        Self {
+            paths: rows.iter().map(|&r| self.paths[r].clone()).collect(),
+            labels,
+            train_transform: self.train_transform.clone(),
+            eval_transform: self.eval_transform.clone(),
+            workers: self.workers,
+            prefetch: self.prefetch,
+            bad_images: self.bad_images,
+            cache_dir: self.cache_dir.clone(),
+            skipped: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same files with other labels.
+    ///
+    /// # Errors
+    /// Labels with another number of rows.
+    pub fn with_labels(mut self, labels: LabelMatrix) -> Result<Self> {
+        if labels.n_samples() != self.paths.len() {
+            return Err(TrainError::Config(format!(
+                "{} label rows for {} image files",
+                labels.n_samples(),
+                self.paths.len()
+            )));
+        }
+        self.labels = labels;
+        Ok(self)
+    }
+
+    /// The output size of the scoring transform.
+    pub fn eval_size(&self) -> (u32, u32) {
+        self.eval_transform.output_size()
+    }
+
+    fn record_skipped(&self, skipped: Vec<mlml_data::pipeline::Skipped>) {
+        let mut seen = self.skipped.lock().expect("no panic holds the lock");
+        for s in skipped {
+            let line = s.to_string();
+            if !seen.contains(&line) {
+                seen.push(line);
+            }
+        }
+    }
+}
+
+impl Source for ImageFiles {
+    fn labels(&self) -> &LabelMatrix {
+        &self.labels
+    }
+
+    fn input_size(&self) -> usize {
+        3
+    }
+
+    fn batches<'a, B: Backend>(
+        &'a self,
+        pass: Pass,
+        batch_size: usize,
+        device: &'a B::Device,
+    ) -> Result<BatchIter<'a, B>> {
+        let (transform, epoch, seed, shuffle) = match pass {
+            Pass::Train { epoch, seed } => (&self.train_transform, epoch, seed, true),
+            Pass::Eval => (&self.eval_transform, 1, 0, false),
+        };
+        // The cache holds resized images, so only a transform whose resize draws nothing can
+        // use it.
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .filter(|_| transform.cacheable_prefix().is_some());
+        let loader = ImageLoader::new(
+            self.paths.clone(),
+            transform.clone(),
+            LoaderConfig {
+                batch_size,
+                shuffle,
+                drop_last: false,
+                workers: self.workers,
+                prefetch: self.prefetch,
+                u8_batches: false,
+                bad_images: self.bad_images,
+                seed,
+                cache_dir,
+            },
+        )?;
+        let mut batches = loader.epoch(epoch);
+        let mut done = false;
+        Ok(Box::new(std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            match batches.next() {
+                Some(Ok(batch)) => {
+                    let BatchPixels::F32(pixels) = batch.pixels else {
+                        unreachable!("the loader was asked for f32 batches")
+                    };
+                    let shape = [
+                        batch.rows.len(),
+                        3,
+                        batch.height as usize,
+                        batch.width as usize,
+                    ];
+                    let input = Tensor::<B, 4>::from_data(TensorData::new(pixels, shape), device);
+                    Some(Ok((batch.rows, Input::Images(input))))
+                }
+                Some(Err(e)) => {
+                    done = true;
+                    Some(Err(e.into()))
+                }
+                None => {
+                    done = true;
+                    self.record_skipped(batches.skipped());
+                    None
+                }
+            }
+        })))
+    }
+
+    fn skipped(&self) -> Vec<String> {
+        self.skipped
+            .lock()
+            .expect("no panic holds the lock")
+            .clone()
+    }
+}
