@@ -10,9 +10,13 @@ use mlml_data::generate::{
     drop_positives, single_positive, spml_split, DropParams, SinglePositiveParams, SplitParams,
 };
 use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
+use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
 use mlml_data::LabelMatrix;
+use mlml_train::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
 use mlml_train::source::BatchIter;
-use mlml_train::{FeatureSet, ImageArray, ImageFiles, Pass, Source};
+use mlml_train::{
+    Backbone, FeatureSet, ImageArray, ImageFiles, ModelConfig, Pass, Source, Weights,
+};
 use serde::{Deserialize, Serialize};
 
 /// Which labels the training rows keep.
@@ -120,6 +124,10 @@ pub struct DataConfig {
     /// Folder of the decoded-image cache (image files; `None`: decode every epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    /// Folder of the linear-probe feature cache (default: `$MLML_CACHE_DIR/features`, else
+    /// `$HOME/.cache/mlml/features`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_cache: Option<PathBuf>,
 }
 
 fn single_positive_protocol() -> LabelProtocol {
@@ -177,6 +185,14 @@ impl Source for Rows {
             Rows::Features(s) => s.batches::<B>(pass, batch_size, device),
             Rows::Array(s) => s.batches::<B>(pass, batch_size, device),
             Rows::Files(s) => s.batches::<B>(pass, batch_size, device),
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        match self {
+            Rows::Features(s) => s.fingerprint(),
+            Rows::Array(s) => s.fingerprint(),
+            Rows::Files(s) => s.fingerprint(),
         }
     }
 
@@ -417,10 +433,27 @@ impl DataConfig {
         })
     }
 
-    /// Reads the data and makes the splits.
-    pub fn prepare(&self) -> Result<Splits> {
-        let all = self.read_rows(true)?.expect("training rows are required");
-        let test = self.read_rows(false)?;
+    /// The feature cache's folder.
+    pub fn feature_cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.feature_cache {
+            return dir.clone();
+        }
+        match (std::env::var_os("MLML_CACHE_DIR"), std::env::var_os("HOME")) {
+            (Some(dir), _) => PathBuf::from(dir).join("features"),
+            (None, Some(home)) => PathBuf::from(home).join(".cache/mlml/features"),
+            (None, None) => PathBuf::from(".mlml-cache/features"),
+        }
+    }
+
+    /// Reads the data and makes the splits; a linear probe turns the images into features
+    /// first (the whole training file and the test file, so the cache serves every split).
+    pub fn prepare(&self, probe: Option<&Prober<'_>>) -> Result<Splits> {
+        let mut all = self.read_rows(true)?.expect("training rows are required");
+        let mut test = self.read_rows(false)?;
+        if let Some(probe) = probe {
+            all = probe.features(all, "train")?;
+            test = test.map(|t| probe.features(t, "test")).transpose()?;
+        }
         if let Some(test) = &test {
             if test.kind() != all.kind()
                 || test.input_size() != all.input_size()
@@ -446,7 +479,6 @@ impl DataConfig {
             },
         )?;
         let (mut train, mut val) = (all.select(&split.train), all.select(&split.val));
-        let mut test = test;
         let standardization = match &mut train {
             Rows::Features(t) => {
                 let (mean, std) = t.standardization();
@@ -476,8 +508,15 @@ impl DataConfig {
     }
 
     /// The test rows alone (for `eval --split test` without rebuilding the training split).
-    pub fn test_rows(&self, standardization: Option<&Standardization>) -> Result<Option<Rows>> {
+    pub fn test_rows(
+        &self,
+        probe: Option<&Prober<'_>>,
+        standardization: Option<&Standardization>,
+    ) -> Result<Option<Rows>> {
         let mut test = self.read_rows(false)?;
+        if let Some(probe) = probe {
+            test = test.map(|t| probe.features(t, "test")).transpose()?;
+        }
         if let (Some(rows), Some(s)) = (test.as_mut(), standardization) {
             s.apply(rows);
         }
@@ -492,5 +531,107 @@ impl Standardization {
             Rows::Array(array) => array.normalize = Some((self.mean.clone(), self.std.clone())),
             Rows::Files(_) => {}
         }
+    }
+}
+
+/// Turns image rows into the frozen backbone's features for a linear probe, through the
+/// feature cache; the backbone is built (and its weights read) only on a cache miss.
+pub struct Prober<'a> {
+    model: &'a ModelConfig,
+    seed: u64,
+    batch_size: usize,
+    cache: FeatureCache,
+    backbone: std::cell::OnceCell<Backbone<crate::InferBackend>>,
+    /// Feature sets read from the cache.
+    pub hits: std::cell::Cell<usize>,
+    /// Feature sets computed by the backbone.
+    pub misses: std::cell::Cell<usize>,
+}
+
+impl<'a> Prober<'a> {
+    /// A prober for a linear-probe model (`None` for any other).
+    pub fn new(
+        data: &DataConfig,
+        model: &'a ModelConfig,
+        seed: u64,
+        batch_size: usize,
+    ) -> Option<Self> {
+        model.is_probe().then(|| Self {
+            model,
+            seed,
+            batch_size,
+            cache: FeatureCache {
+                dir: data.feature_cache_dir(),
+            },
+            backbone: std::cell::OnceCell::new(),
+            hits: std::cell::Cell::new(0),
+            misses: std::cell::Cell::new(0),
+        })
+    }
+
+    /// How images reach the backbone: grey arrays become three channels, and arrays (in
+    /// [0, 1]) get ImageNet's normalisation, which the pipeline's transforms of image files
+    /// already apply.
+    fn input(&self, rows: &Rows) -> ProbeInput {
+        let array = matches!(rows, Rows::Array(_));
+        ProbeInput {
+            size: self.model.probe_size,
+            grey_to_rgb: array,
+            normalize: array.then_some((IMAGENET_MEAN, IMAGENET_STD)),
+        }
+    }
+
+    /// The rows' features, with their labels.
+    pub fn features(&self, rows: Rows, which: &str) -> Result<Rows> {
+        if matches!(rows, Rows::Features(_)) {
+            bail!("model.mode = \"linear-probe\" needs images; the data gives feature vectors");
+        }
+        let input = self.input(&rows);
+        let channels = if input.grey_to_rgb {
+            3
+        } else {
+            rows.input_size()
+        };
+        let seed = if self.model.weights == Weights::Random {
+            format!(" seed {}", self.seed)
+        } else {
+            String::new()
+        };
+        let key = format!(
+            "mlml linear-probe features v1\nbackbone {}{seed}\ninput {}\nrows {}\n",
+            self.model.backbone_key(),
+            input.describe(),
+            rows.fingerprint()
+        );
+        let device = Default::default();
+        let (features, dim, outcome) = self.cache.get_or_compute(&key, rows.len(), || {
+            let backbone = match self.backbone.get() {
+                Some(b) => b,
+                None => {
+                    let built = mlml_train::seeded_init::<crate::InferBackend, _>(
+                        &device,
+                        self.seed,
+                        || self.model.probe_backbone(channels, &device),
+                    )?;
+                    self.backbone.get_or_init(|| built)
+                }
+            };
+            eprintln!(
+                "mlml: extracting {} features of {} {which} rows (cached in {} for later runs)",
+                self.model.backbone.name(),
+                rows.len(),
+                self.cache.dir.display()
+            );
+            extract_features(backbone, &rows, &input, self.batch_size, &device)
+        })?;
+        match outcome {
+            CacheOutcome::Hit => self.hits.set(self.hits.get() + 1),
+            CacheOutcome::Miss => self.misses.set(self.misses.get() + 1),
+        }
+        Ok(Rows::Features(FeatureSet {
+            features,
+            dim,
+            labels: rows.labels().clone(),
+        }))
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 mod chart;
 mod data;
 
-use data::{DataConfig, Rows, Splits, Standardization};
+use data::{DataConfig, Prober, Rows, Splits, Standardization};
 
 #[derive(Parser)]
 #[command(
@@ -303,7 +303,10 @@ fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
     })
 }
 
-type TrainBackend = Autodiff<Flex>;
+/// The backend scoring and feature extraction run on.
+type InferBackend = Flex;
+/// The backend training runs on.
+type TrainBackend = Autodiff<InferBackend>;
 
 const STANDARDIZATION_FILE: &str = "standardization.json";
 const CLASSES_FILE: &str = "classes.json";
@@ -317,12 +320,14 @@ fn read_classes(run_dir: &Path) -> Result<Vec<String>> {
 
 fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()> {
     let d = &config.data;
+    let t = &config.training;
+    let prober = Prober::new(d, &config.model, t.seed, t.batch_size);
     let Splits {
         train: train_set,
         val: val_set,
         test,
         standardization,
-    } = d.prepare()?;
+    } = d.prepare(prober.as_ref())?;
     mlml_data::formats::write_atomic(
         &out.join(CLASSES_FILE),
         serde_json::to_string_pretty(train_set.labels().classes())?.as_bytes(),
@@ -333,23 +338,23 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
             serde_json::to_string_pretty(s)?.as_bytes(),
         )?;
     }
-    let t = &config.training;
+    let model = config.model.trained();
     eprintln!(
-        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {} on {}, {} epochs, cpu (flex)",
+        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, cpu (flex)",
         t.loss,
         train_set.len(),
         train_set.kind(),
         d.labels.describe(),
         val_set.len(),
         config.model.backbone.name(),
-        if config.model.takes_images() { "images" } else { "features" },
+        if config.model.is_probe() { " (linear probe: frozen features, head trained)" } else { "" },
         t.epochs
     );
     let start = Instant::now();
     let device = Default::default();
     let run = mlml_train::train::<TrainBackend, Rows>(
         t,
-        &config.model,
+        &model,
         &train_set,
         &val_set,
         Some(out),
@@ -412,6 +417,11 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
             "skipped_images": skipped,
             "data": train_set.kind(),
             "backbone": config.model.backbone.name(),
+            "mode": config.model.mode,
+            "feature_cache": prober.as_ref().map(|p| serde_json::json!({
+                "hits": p.hits.get(),
+                "misses": p.misses.get(),
+            })),
         }),
     )?;
     println!(
@@ -513,11 +523,13 @@ fn write_outputs(
 
 fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
     let (config_path, config) = open_run(run_dir)?;
+    let t = &config.training;
+    let prober = Prober::new(&config.data, &config.model, t.seed, t.batch_size);
     let set = match split {
-        EvalSplit::Val => config.data.prepare()?.val,
+        EvalSplit::Val => config.data.prepare(prober.as_ref())?.val,
         EvalSplit::Test => config
             .data
-            .test_rows(read_standardization(run_dir)?.as_ref())?
+            .test_rows(prober.as_ref(), read_standardization(run_dir)?.as_ref())?
             .with_context(|| {
                 format!(
                     "{}: the run has no test split (data.test_features, test_images or test_set); use --split val",
@@ -526,9 +538,9 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
             })?,
     };
     let device = Default::default();
-    let (model, progress) = load_best::<Flex>(
+    let (model, progress) = load_best::<InferBackend>(
         run_dir,
-        &config.model,
+        &config.model.trained(),
         set.input_size(),
         set.labels().n_classes(),
         &device,
@@ -589,6 +601,8 @@ fn prediction_rows(
             ),
         }
     };
+    let t = &config.training;
+    let prober = Prober::new(d, &config.model, t.seed, t.batch_size);
     let mut rows = if d.train_features.is_some() {
         let path = single()?;
         let x = mlml_data::formats::npy::read_f32(path)?;
@@ -641,13 +655,16 @@ fn prediction_rows(
         files.workers = d.workers.max(1);
         Rows::Files(files)
     };
-    if let Some(s) = &standardization {
-        s.apply(&mut rows);
-    }
     let names = match &rows {
         Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
         _ => (0..rows.len()).map(|i| i.to_string()).collect(),
     };
+    if let Some(prober) = &prober {
+        rows = prober.features(rows, "new")?;
+    }
+    if let Some(s) = &standardization {
+        s.apply(&mut rows);
+    }
     Ok((rows, names))
 }
 
@@ -662,9 +679,9 @@ fn predict_cmd(
     let classes = read_classes(run_dir)?;
     let (set, names) = prediction_rows(run_dir, &config, inputs, classes.clone())?;
     let device = Default::default();
-    let (model, _) = load_best::<Flex>(
+    let (model, _) = load_best::<InferBackend>(
         run_dir,
-        &config.model,
+        &config.model.trained(),
         set.input_size(),
         classes.len(),
         &device,

@@ -299,6 +299,37 @@ pub fn load_best<B: Backend>(
     ))
 }
 
+/// Serialises seeding the backend and drawing from it: burn's backends keep one generator per
+/// process, so two runs initialising at once (tests, or a library user's threads) would
+/// otherwise interleave their draws and neither would get its seed's weights.
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The module `init` builds, with the backend seeded by `seed` and no other seeded draw in
+/// between. burn initialises parameters lazily, at their first use; every parameter is
+/// touched here, under the lock, so that its draw happens now.
+///
+/// # Errors
+/// `init`'s.
+pub fn seeded_init<B: Backend, M: Module<B>>(
+    device: &B::Device,
+    seed: u64,
+    init: impl FnOnce() -> Result<M>,
+) -> Result<M> {
+    struct Touch;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    let _guard = BACKEND_RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    B::seed(device, seed);
+    let module = init()?;
+    module.visit(&mut Touch);
+    Ok(module)
+}
+
 /// Sigmoid probabilities `[n, C]`, row-major in the source's row order, of a model in eval
 /// mode. Rows the source skipped (bad images) score 0.
 ///
@@ -449,8 +480,9 @@ pub fn train<B: AutodiffBackend, S: Source>(
         device: device.clone(),
     };
     let mut loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
-    B::seed(device, config.seed);
-    let mut model: Classifier<B> = model_config.init(train.input_size(), c, device)?;
+    let mut model: Classifier<B> = seeded_init::<B, _>(device, config.seed, || {
+        model_config.init(train.input_size(), c, device)
+    })?;
     let adam = AdamL2Config::new()
         .with_weight_decay(config.weight_decay)
         .init();

@@ -29,13 +29,16 @@ pub mod features;
 mod fit;
 mod model;
 mod optim;
+pub mod probe;
 mod schedule;
 pub mod source;
 
 pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
-pub use fit::{load_best, predict, train, EpochRecord, Progress, Run, Schedule, TrainingConfig};
+pub use fit::{
+    load_best, predict, seeded_init, train, EpochRecord, Progress, Run, Schedule, TrainingConfig,
+};
 pub use model::{Backbone, BackboneKind, Classifier, ImageClassifier, Input, ModelConfig, Weights};
 pub use optim::{AdamL2, AdamL2Config, AdamL2State, Beta1};
 pub use schedule::{OneCycle, OneCycleConfig};

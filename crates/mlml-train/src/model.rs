@@ -74,12 +74,30 @@ pub enum Weights {
     File(PathBuf),
 }
 
+/// How an image backbone trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Images through the backbone and the head, all trained.
+    #[default]
+    EndToEnd,
+    /// The backbone frozen: its pooled features are extracted once (and cached), and a head of
+    /// `hidden` layers (empty: linear) trains on them.
+    LinearProbe,
+}
+
 /// What the network is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// The network.
     pub backbone: BackboneKind,
+    /// End to end, or a probe on frozen features.
+    pub mode: Mode,
+    /// In linear-probe mode, the square size images are resized to (bilinear, on the device)
+    /// before the backbone (`None`: as the data delivers them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_size: Option<usize>,
     /// Hidden layer sizes of the MLP (empty: a linear model); MLP only.
     pub hidden: Vec<usize>,
     /// Starting weights of an image backbone.
@@ -93,6 +111,8 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             backbone: BackboneKind::Mlp,
+            mode: Mode::EndToEnd,
+            probe_size: None,
             hidden: vec![256],
             weights: Weights::Random,
             boost_alpha: None,
@@ -264,8 +284,61 @@ impl ModelConfig {
         }
     }
 
-    /// Whether the model takes images.
+    /// Whether the trained model takes images (a linear probe trains on features).
     pub fn takes_images(&self) -> bool {
-        self.backbone != BackboneKind::Mlp
+        self.backbone != BackboneKind::Mlp && self.mode == Mode::EndToEnd
+    }
+
+    /// Whether this is a linear probe on a frozen image backbone.
+    pub fn is_probe(&self) -> bool {
+        self.backbone != BackboneKind::Mlp && self.mode == Mode::LinearProbe
+    }
+
+    /// The model the loop trains: the head alone (an MLP of `hidden`) for a linear probe,
+    /// this config otherwise.
+    pub fn trained(&self) -> ModelConfig {
+        if self.is_probe() {
+            ModelConfig {
+                backbone: BackboneKind::Mlp,
+                mode: Mode::EndToEnd,
+                probe_size: None,
+                hidden: self.hidden.clone(),
+                weights: Weights::Random,
+                boost_alpha: None,
+            }
+        } else {
+            self.clone()
+        }
+    }
+
+    /// The frozen backbone of a linear probe, with its starting weights.
+    ///
+    /// # Errors
+    /// As [`Self::init`].
+    pub fn probe_backbone<B: Backend>(
+        &self,
+        channels: usize,
+        device: &B::Device,
+    ) -> Result<Backbone<B>> {
+        let image = ModelConfig {
+            mode: Mode::EndToEnd,
+            ..self.clone()
+        };
+        match image.init::<B>(channels, 1, device)? {
+            Classifier::Image(m) => Ok(m.backbone),
+            Classifier::Mlp(_) => Err(TrainError::Config(
+                "model.mode = \"linear-probe\" needs an image backbone".into(),
+            )),
+        }
+    }
+
+    /// A description of the backbone and its weights for cache keys.
+    pub fn backbone_key(&self) -> String {
+        let weights = match &self.weights {
+            Weights::Random => "random".to_string(),
+            Weights::Shipped => format!("shipped (mlml-models {})", env!("CARGO_PKG_VERSION")),
+            Weights::File(path) => crate::probe::file_stamp(path),
+        };
+        format!("{} weights {weights}", self.backbone.name())
     }
 }

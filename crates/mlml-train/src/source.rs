@@ -15,6 +15,7 @@ use rand::Rng;
 use crate::error::{Result, TrainError};
 use crate::features::FeatureSet;
 use crate::model::Input;
+use crate::probe::{file_stamp, fnv1a, FNV_START};
 
 /// Which pass over a source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,10 @@ pub trait Source {
         device: &'a B::Device,
     ) -> Result<BatchIter<'a, B>>;
 
+    /// A stable description of the rows' inputs as a scoring pass sees them (content hash,
+    /// shapes, preprocessing): the feature cache's key.
+    fn fingerprint(&self) -> String;
+
     /// Images left out so far (their paths and the decoder's messages), with
     /// `bad_images = "skip"`.
     fn skipped(&self) -> Vec<String> {
@@ -87,6 +92,14 @@ impl Source for FeatureSet {
 
     fn input_size(&self) -> usize {
         self.dim
+    }
+
+    fn fingerprint(&self) -> String {
+        let hash = self
+            .features
+            .iter()
+            .fold(FNV_START, |h, v| fnv1a(&v.to_le_bytes(), h));
+        format!("features [{}, {}] fnv1a {hash:016x}", self.len(), self.dim)
     }
 
     fn batches<'a, B: Backend>(
@@ -222,6 +235,18 @@ impl Source for ImageArray {
 
     fn input_size(&self) -> usize {
         self.channels
+    }
+
+    fn fingerprint(&self) -> String {
+        format!(
+            "u8 images [{}, {}, {}, {}] fnv1a {:016x} normalize {:?}",
+            self.len(),
+            self.channels,
+            self.height,
+            self.width,
+            fnv1a(&self.pixels, FNV_START),
+            self.normalize
+        )
     }
 
     fn batches<'a, B: Backend>(
@@ -367,6 +392,18 @@ impl Source for ImageFiles {
 
     fn input_size(&self) -> usize {
         3
+    }
+
+    fn fingerprint(&self) -> String {
+        let files = self
+            .paths
+            .iter()
+            .fold(FNV_START, |h, p| fnv1a(file_stamp(p).as_bytes(), h));
+        format!(
+            "{} image files (paths, sizes, times) fnv1a {files:016x} transform {}",
+            self.paths.len(),
+            serde_json::to_string(&self.eval_transform).expect("a transform serialises")
+        )
     }
 
     fn batches<'a, B: Backend>(

@@ -370,6 +370,21 @@ fn header_bytes(descr: &str, shape: &str) -> Vec<u8> {
     out
 }
 
+/// Encodes an f32 array of any shape as `.npy` bytes (`<f4`, C order).
+pub fn f32_bytes(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut out = header_bytes("<f4", &shape);
+    out.reserve(4 * values.len());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// Encodes a label matrix as `.npy` bytes of dtype `int8` (codes 1, -1, 0).
 pub fn label_bytes(n_samples: usize, n_classes: usize, values: &[i8]) -> Vec<u8> {
     let mut out = header_bytes("|i1", &format!("({n_samples}, {n_classes})"));

@@ -1,0 +1,311 @@
+//! The loop on images: the small CNN end to end on PNG files the test writes (decoded by the
+//! pipeline), and on a `u8` image array; resume; a truncated image.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
+use image::{Rgb, RgbImage};
+use mlml_data::pipeline::{BadImagePolicy, Transform};
+use mlml_data::LabelMatrix;
+use mlml_train::{
+    BackboneKind, Classifier, ImageArray, ImageFiles, ModelConfig, Run, Source, TrainingConfig,
+};
+
+type B = Autodiff<Flex>;
+
+const CLASSES: usize = 4;
+const SIDE: u32 = 32;
+/// The colour of each class's square.
+const COLOURS: [[u8; 3]; CLASSES] = [[230, 40, 40], [40, 200, 60], [50, 70, 230], [240, 240, 240]];
+
+/// A deterministic label pattern: class `k` is present in image `i` by a small hash, every
+/// image with at least one class.
+fn present(i: usize) -> [bool; CLASSES] {
+    let mut p = [false; CLASSES];
+    let h = (i * 2_654_435_761) >> 7;
+    for (k, slot) in p.iter_mut().enumerate() {
+        *slot = (h >> (3 * k)).is_multiple_of(3);
+    }
+    if !p.iter().any(|&x| x) {
+        p[i % CLASSES] = true;
+    }
+    p
+}
+
+/// Image `i`: grey noise-free background, and for each present class a square of its colour in
+/// its own quadrant, shifted by a few pixels per image.
+fn draw(i: usize) -> RgbImage {
+    let mut img = RgbImage::from_pixel(SIDE, SIDE, Rgb([90, 90, 90]));
+    let half = SIDE / 2;
+    for (k, on) in present(i).iter().enumerate() {
+        if !on {
+            continue;
+        }
+        let (qx, qy) = ((k as u32 % 2) * half, (k as u32 / 2) * half);
+        let shift = (i as u32 * 7 + k as u32 * 3) % 5;
+        for y in 0..10 {
+            for x in 0..10 {
+                img.put_pixel(qx + 2 + shift + x, qy + 2 + shift + y, Rgb(COLOURS[k]));
+            }
+        }
+    }
+    img
+}
+
+fn labels(rows: std::ops::Range<usize>, observed_first_only: bool) -> LabelMatrix {
+    let classes = (0..CLASSES).map(|k| format!("c{k}")).collect();
+    let ids = rows.clone().map(|i| format!("img{i}")).collect();
+    let mut values = Vec::new();
+    for i in rows {
+        let p = present(i);
+        let first = p.iter().position(|&x| x).expect("one class at least");
+        for (k, &on) in p.iter().enumerate() {
+            values.push(match (on, observed_first_only) {
+                (true, false) => 1,
+                (false, false) => -1,
+                // Single positive: the first present class observed, everything else unknown.
+                (_, true) if k == first => 1,
+                (_, true) => 0,
+            });
+        }
+    }
+    LabelMatrix::new(classes, ids, values).unwrap()
+}
+
+fn write_pngs(dir: &Path, rows: std::ops::Range<usize>) -> Vec<PathBuf> {
+    rows.map(|i| {
+        let path = dir.join(format!("img{i}.png"));
+        draw(i).save(&path).unwrap();
+        path
+    })
+    .collect()
+}
+
+/// The mAP (%) a random ranking scores on average: each class's AP is about its positive rate.
+fn random_ranking_map(labels: &LabelMatrix) -> f64 {
+    let (n, c) = (labels.n_samples(), labels.n_classes());
+    let total: f64 = (0..c)
+        .map(|j| (0..n).filter(|&i| labels.row(i)[j] == 1).count() as f64 / n as f64)
+        .sum();
+    100.0 * total / c as f64
+}
+
+fn files(dir: &Path, rows: std::ops::Range<usize>, single: bool) -> ImageFiles {
+    let transform = Transform::eval(SIDE, None);
+    let flip = Transform {
+        hflip: 0.5,
+        ..transform.clone()
+    };
+    ImageFiles::new(
+        write_pngs(dir, rows.clone()),
+        labels(rows, single),
+        flip,
+        transform,
+    )
+    .unwrap()
+}
+
+fn small_cnn() -> ModelConfig {
+    ModelConfig {
+        backbone: BackboneKind::SmallCnn,
+        ..Default::default()
+    }
+}
+
+fn config(epochs: usize) -> TrainingConfig {
+    TrainingConfig {
+        loss: "an".into(),
+        epochs,
+        batch_size: 16,
+        lr: 3e-3,
+        ..Default::default()
+    }
+}
+
+fn fit<S: Source>(
+    config: &TrainingConfig,
+    train: &S,
+    val: &S,
+    dir: Option<&Path>,
+    stop_after: Option<usize>,
+) -> mlml_train::Result<Run<Flex>> {
+    mlml_train::train::<B, S>(
+        config,
+        &small_cnn(),
+        train,
+        val,
+        dir,
+        stop_after,
+        &Default::default(),
+        &mut |_| {},
+    )
+}
+
+#[test]
+fn the_small_cnn_learns_from_png_files_with_single_positive_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = files(dir.path(), 0..64, true);
+    let val = files(dir.path(), 64..96, false);
+    let random = random_ranking_map(val.labels());
+    let run = fit(&config(8), &train, &val, None, None).unwrap();
+    let p = &run.progress;
+    assert_eq!(p.epochs.len(), 8);
+    assert!(
+        p.best_val_map > random + 25.0,
+        "best validation mAP {:.1} vs random ranking {random:.1}: {:?}",
+        p.best_val_map,
+        p.epochs.iter().map(|e| e.val_map).collect::<Vec<_>>()
+    );
+    assert!(run.train_samples_per_second > 0.0);
+    assert!(train.skipped().is_empty());
+}
+
+/// Every float of the model, in module order.
+fn weights(model: &Classifier<Flex>) -> Vec<f32> {
+    struct Floats(Vec<f32>);
+    impl burn::module::ModuleVisitor<Flex> for Floats {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<Flex, D>>,
+        ) {
+            self.0
+                .extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut floats = Floats(Vec::new());
+    model.visit(&mut floats);
+    floats.0
+}
+
+fn assert_same(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: sizes");
+    let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    assert!(
+        differ.is_empty(),
+        "{what}: {} of {} floats differ, first at {} ({} vs {})",
+        differ.len(),
+        a.len(),
+        differ[0],
+        a[differ[0]],
+        b[differ[0]]
+    );
+}
+
+/// The same images as a `u8` array `[n, 3, 32, 32]`, flipped in training.
+fn array(rows: std::ops::Range<usize>, single: bool) -> ImageArray {
+    let mut pixels = Vec::new();
+    for i in rows.clone() {
+        let img = draw(i);
+        for c in 0..3 {
+            pixels.extend(img.pixels().map(|p| p[c]));
+        }
+    }
+    ImageArray {
+        pixels,
+        channels: 3,
+        height: SIDE as usize,
+        width: SIDE as usize,
+        labels: labels(rows, single),
+        normalize: None,
+        hflip: 0.5,
+    }
+}
+
+#[test]
+fn an_image_run_resumed_with_bn_and_ema_ends_with_the_uninterrupted_weights() {
+    let (train, val) = (array(0..48, true), array(48..64, false));
+    let mut config = config(3);
+    config.ema_decay = Some(0.9);
+    config.schedule = mlml_train::Schedule::OneCycle {
+        epochs: 4,
+        pct_start: 0.3,
+    };
+    let whole = tempfile::tempdir().unwrap();
+    let once = fit(&config, &train, &val, Some(whole.path()), None).unwrap();
+    assert!(once.progress.epochs.iter().all(|e| e.val_map_ema.is_some()));
+    let lrs: Vec<f64> = once.progress.epochs.iter().map(|e| e.lr).collect();
+    assert!(
+        lrs[0] < lrs[1] || lrs[1] > lrs[2],
+        "one-cycle lr per epoch: {lrs:?}"
+    );
+
+    let split = tempfile::tempdir().unwrap();
+    let first = fit(&config, &train, &val, Some(split.path()), Some(1)).unwrap();
+    assert_eq!(first.progress.epochs_done, 1);
+    let resumed = fit(&config, &train, &val, Some(split.path()), None).unwrap();
+    assert_eq!(resumed.resumed_at, 1);
+    assert_same(
+        &weights(&resumed.last),
+        &weights(&once.last),
+        "final weights",
+    );
+    assert_same(
+        &weights(&resumed.best),
+        &weights(&once.best),
+        "selected weights",
+    );
+    assert_eq!(resumed.progress, once.progress);
+}
+
+#[test]
+fn a_truncated_png_stops_the_run_naming_it_and_skip_leaves_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut train = files(dir.path(), 0..20, true);
+    let val = files(dir.path(), 20..28, false);
+    let bad = train.paths[5].clone();
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fit(&config(1), &train, &val, None, None).unwrap_err();
+    assert!(err.to_string().contains("img5.png"), "{err}");
+
+    train.bad_images = BadImagePolicy::Skip;
+    let run = fit(&config(1), &train, &val, None, None).unwrap();
+    assert_eq!(run.progress.epochs_done, 1);
+    let skipped = train.skipped();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].contains("img5.png"), "{skipped:?}");
+}
+
+#[test]
+fn an_mlp_given_images_is_a_clear_error() {
+    let (train, val) = (array(0..8, true), array(8..12, false));
+    let err = mlml_train::train::<B, ImageArray>(
+        &config(1),
+        &ModelConfig::default(),
+        &train,
+        &val,
+        None,
+        None,
+        &Default::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("the MLP takes feature vectors"),
+        "{err}"
+    );
+}
+
+/// burn's backends keep one random generator per process; another thread drawing from it
+/// while a run initialises must not change the run.
+#[test]
+fn draws_on_another_thread_do_not_change_a_run() {
+    let (train, val) = (array(0..48, true), array(48..64, false));
+    let config = config(1);
+    let alone = weights(&fit(&config, &train, &val, None, None).unwrap().last);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_noise = stop.clone();
+    let noise = std::thread::spawn(move || {
+        while !stop_noise.load(std::sync::atomic::Ordering::Relaxed) {
+            mlml_train::seeded_init::<Flex, _>(&Default::default(), 1, || {
+                Ok(burn::nn::LinearConfig::new(3, 3).init::<Flex>(&Default::default()))
+            })
+            .unwrap();
+        }
+    });
+    let beside = weights(&fit(&config, &train, &val, None, None).unwrap().last);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
+    assert_same(&alone, &beside, "with draws on another thread");
+}
