@@ -1,0 +1,244 @@
+//! `mlml` on image files the test writes: the small CNN end to end, a linear probe on the shipped
+//! EfficientNet-Lite0 whose second run is served by the feature cache, predict on image files,
+//! and missing images (an error naming the file, or skipped and reported).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use image::{Rgb, RgbImage};
+
+fn mlml(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlml"))
+        .args(args)
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const CLASSES: [&str; 3] = ["red", "green", "blue"];
+
+/// Image `i` shows a bar of each present class's colour on grey; the classes present follow
+/// the bits of `i % 7 + 1`, so every image has at least one.
+fn write_images(dir: &Path, rows: std::ops::Range<usize>, list: &str) -> PathBuf {
+    let mut text = format!("#classes\t{}\n", CLASSES.join(","));
+    for i in rows {
+        let bits = i % 7 + 1;
+        let mut img = RgbImage::from_pixel(40, 40, Rgb([100, 100, 100]));
+        let mut present = Vec::new();
+        for (k, name) in CLASSES.iter().enumerate() {
+            if bits & (1 << k) == 0 {
+                continue;
+            }
+            present.push(*name);
+            let mut colour = [20u8; 3];
+            colour[k] = 235;
+            for y in 0..40 {
+                for x in 13 * k as u32..13 * k as u32 + 10 {
+                    img.put_pixel(x, y, Rgb(colour));
+                }
+            }
+        }
+        let name = format!("img{i}.png");
+        img.save(dir.join(&name)).unwrap();
+        text.push_str(&format!("{name}\t{}\n", present.join(",")));
+    }
+    let path = dir.join(list);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn write_config(dir: &Path, model: &str, extra_data: &str) -> PathBuf {
+    let train = write_images(dir, 0..30, "train.tsv");
+    let test = write_images(dir, 30..44, "test.tsv");
+    let text = format!(
+        "[data]\ntrain_set = {train:?}\ntest_set = {test:?}\nlabels = \"single-positive\"\n\
+         image_size = 32\ntransform = \"eval\"\nfeature_cache = {cache:?}\nval_fraction = 0.3\n\
+         {extra_data}\n\n[model]\n{model}\n\n[training]\nloss = \"an\"\nepochs = 2\nbatch_size = 8\n\
+         lr = 0.003\n",
+        cache = dir.join("feature-cache"),
+    );
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn train(config: &Path, out: &Path) -> Output {
+    mlml(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn the_small_cnn_trains_on_image_files_and_predicts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "backbone = \"small-cnn\"", "");
+    let run = dir.path().join("run");
+    let out = train(&config, &run);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["backbone"], "small-cnn");
+    assert_eq!(report["data"], "image files");
+    assert_eq!(report["epochs_done"], 2);
+    assert_eq!(report["test"]["rows"], 14);
+    assert!(
+        report["train_images_per_second"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+
+    let image = dir.path().join("img3.png");
+    let out = mlml(&[
+        "predict",
+        run.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--top-k",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["input"], image.to_str().unwrap());
+    assert_eq!(rows[0]["top"].as_array().unwrap().len(), 2);
+
+    let out = mlml(&["eval", run.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(eval["rows"], 14);
+    assert_eq!(
+        eval["map"], report["test"]["map"],
+        "eval repeats the report's test mAP"
+    );
+}
+
+/// The modification time of every file in the cache folder.
+fn cache_files(dir: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let time = std::fs::metadata(&path).unwrap().modified().unwrap();
+            (path, time)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_linear_probe_extracts_features_once_and_the_next_run_reads_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "backbone = \"efficientnet-lite0\"\nweights = \"shipped\"\nmode = \"linear-probe\"\nhidden = []",
+        "",
+    );
+    let first = dir.path().join("first");
+    let out = train(&config, &first);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("extracting efficientnet-lite0 features"),
+        "{}",
+        stderr(&out)
+    );
+    let report = json(&first.join("report.json"));
+    assert_eq!(report["feature_cache"]["misses"], 2, "{report}");
+    assert_eq!(report["feature_cache"]["hits"], 0, "{report}");
+    let cache = dir.path().join("feature-cache");
+    let stored = cache_files(&cache);
+    assert_eq!(
+        stored.len(),
+        4,
+        "features and key of train and test: {stored:?}"
+    );
+
+    let second = dir.path().join("second");
+    let out = train(&config, &second);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("extracting"), "{}", stderr(&out));
+    let again = json(&second.join("report.json"));
+    assert_eq!(again["feature_cache"]["hits"], 2, "{again}");
+    assert_eq!(again["feature_cache"]["misses"], 0, "{again}");
+    assert_eq!(
+        cache_files(&cache),
+        stored,
+        "the cache files are left untouched"
+    );
+    assert_eq!(again["test"], report["test"], "same features, same run");
+
+    // Other images are another key: a changed file misses.
+    std::fs::copy(dir.path().join("img1.png"), dir.path().join("img0.png")).unwrap();
+    let third = dir.path().join("third");
+    let out = train(&config, &third);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let changed = json(&third.join("report.json"));
+    assert_eq!(changed["feature_cache"]["misses"], 1, "{changed}");
+    assert_eq!(changed["feature_cache"]["hits"], 1, "{changed}");
+}
+
+#[test]
+fn a_missing_image_is_an_error_naming_it_or_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "backbone = \"small-cnn\"", "");
+    std::fs::remove_file(dir.path().join("img7.png")).unwrap();
+    let out = train(&config, &dir.path().join("fails"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("img7.png"), "{}", stderr(&out));
+
+    let config = write_config(
+        dir.path(),
+        "backbone = \"small-cnn\"",
+        "bad_images = \"skip\"",
+    );
+    std::fs::remove_file(dir.path().join("img7.png")).unwrap();
+    let run = dir.path().join("skips");
+    let out = train(&config, &run);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad images skipped"),
+        "{}",
+        stderr(&out)
+    );
+    let report = json(&run.join("report.json"));
+    let skipped = report["skipped_images"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{report}");
+    assert!(
+        skipped[0].as_str().unwrap().contains("img7.png"),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_image_backbone_on_feature_vectors_is_a_clear_error() {
+    let out = mlml(&[
+        "train",
+        "--config",
+        "configs/yeast-single.toml",
+        "--set",
+        "model.backbone=\"small-cnn\"",
+        "--out",
+        tempfile::tempdir()
+            .unwrap()
+            .path()
+            .join("x")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("an image backbone takes images"),
+        "{}",
+        stderr(&out)
+    );
+}
