@@ -17,7 +17,13 @@ mod reproduce;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci(),
+        Some("ci") => match &args[1..] {
+            [] => ci(false),
+            [flag] if flag == "--gpu" => ci(true),
+            other => Err(format!(
+                "ci: unexpected {other:?} (usage: cargo xtask ci [--gpu])"
+            )),
+        },
         Some("bench") => bench(&args[1..]),
         Some("reproduce") => reproduce::reproduce(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
@@ -40,6 +46,7 @@ fn print_help() {
         "cargo xtask <task>\n\n\
          tasks:\n  \
          ci               fmt --check, clippy -D warnings, tests (what CI runs)\n  \
+         ci --gpu         check that mlml-cli builds with --features wgpu and with --features cuda\n  \
          bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
          reproduce SETTING [--seeds N] [--loss NAME]... [--sweep]\n                   \
          train every loss on a setting with the mlml binary; table, JSON and chart in docs/results"
@@ -81,7 +88,12 @@ fn cargo(args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn ci() -> Result<(), String> {
+fn ci(gpu: bool) -> Result<(), String> {
+    if gpu {
+        // The GPU backends only need to build here: no GPU is needed to compile them.
+        cargo(&["check", "-p", "mlml-cli", "--features", "wgpu"])?;
+        return cargo(&["check", "-p", "mlml-cli", "--features", "cuda"]);
+    }
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",

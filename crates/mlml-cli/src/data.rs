@@ -447,7 +447,7 @@ impl DataConfig {
 
     /// Reads the data and makes the splits; a linear probe turns the images into features
     /// first (the whole training file and the test file, so the cache serves every split).
-    pub fn prepare(&self, probe: Option<&Prober<'_>>) -> Result<Splits> {
+    pub fn prepare<B: Backend>(&self, probe: Option<&Prober<'_, B>>) -> Result<Splits> {
         let mut all = self.read_rows(true)?.expect("training rows are required");
         let mut test = self.read_rows(false)?;
         if let Some(probe) = probe {
@@ -508,9 +508,9 @@ impl DataConfig {
     }
 
     /// The test rows alone (for `eval --split test` without rebuilding the training split).
-    pub fn test_rows(
+    pub fn test_rows<B: Backend>(
         &self,
-        probe: Option<&Prober<'_>>,
+        probe: Option<&Prober<'_, B>>,
         standardization: Option<&Standardization>,
     ) -> Result<Option<Rows>> {
         let mut test = self.read_rows(false)?;
@@ -536,27 +536,30 @@ impl Standardization {
 
 /// Turns image rows into the frozen backbone's features for a linear probe, through the
 /// feature cache; the backbone is built (and its weights read) only on a cache miss.
-pub struct Prober<'a> {
+pub struct Prober<'a, B: Backend> {
+    device: B::Device,
     model: &'a ModelConfig,
     seed: u64,
     batch_size: usize,
     cache: FeatureCache,
-    backbone: std::cell::OnceCell<Backbone<crate::InferBackend>>,
+    backbone: std::cell::OnceCell<Backbone<B>>,
     /// Feature sets read from the cache.
     pub hits: std::cell::Cell<usize>,
     /// Feature sets computed by the backbone.
     pub misses: std::cell::Cell<usize>,
 }
 
-impl<'a> Prober<'a> {
+impl<'a, B: Backend> Prober<'a, B> {
     /// A prober for a linear-probe model (`None` for any other).
     pub fn new(
         data: &DataConfig,
         model: &'a ModelConfig,
         seed: u64,
         batch_size: usize,
+        device: &B::Device,
     ) -> Option<Self> {
         model.is_probe().then(|| Self {
+            device: device.clone(),
             model,
             seed,
             batch_size,
@@ -603,16 +606,14 @@ impl<'a> Prober<'a> {
             input.describe(),
             rows.fingerprint()
         );
-        let device = Default::default();
+        let device = &self.device;
         let (features, dim, outcome) = self.cache.get_or_compute(&key, rows.len(), || {
             let backbone = match self.backbone.get() {
                 Some(b) => b,
                 None => {
-                    let built = mlml_train::seeded_init::<crate::InferBackend, _>(
-                        &device,
-                        self.seed,
-                        || self.model.probe_backbone(channels, &device),
-                    )?;
+                    let built = mlml_train::seeded_init::<B, _>(device, self.seed, || {
+                        self.model.probe_backbone(channels, device)
+                    })?;
                     self.backbone.get_or_init(|| built)
                 }
             };
@@ -622,7 +623,7 @@ impl<'a> Prober<'a> {
                 rows.len(),
                 self.cache.dir.display()
             );
-            extract_features(backbone, &rows, &input, self.batch_size, &device)
+            extract_features(backbone, &rows, &input, self.batch_size, device)
         })?;
         match outcome {
             CacheOutcome::Hit => self.hits.set(self.hits.get() + 1),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::{Parser, Subcommand};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
@@ -18,8 +18,11 @@ use mlml_metrics::{
 use mlml_train::{load_best, predict, FeatureSet, ModelConfig, Progress, Source, TrainingConfig};
 use serde::{Deserialize, Serialize};
 
+mod backend;
 mod chart;
 mod data;
+
+use backend::{dispatch, DeviceKind, Job, Placement};
 
 use data::{DataConfig, Prober, Rows, Splits, Standardization};
 
@@ -50,6 +53,10 @@ enum Command {
         /// Stop after this many epochs in all (the run can be resumed).
         #[arg(long)]
         stop_after_epochs: Option<usize>,
+        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
+        /// feature.
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
     },
     /// Continue a run from its last checkpoint, with the config it was started with.
     Resume {
@@ -58,6 +65,10 @@ enum Command {
         /// Stop after this many epochs in all.
         #[arg(long)]
         stop_after_epochs: Option<usize>,
+        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
+        /// feature.
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
     },
     /// A PNG bar chart of the mAP per loss of a results file (`docs/results/<setting>.json`,
     /// as `cargo xtask reproduce` writes it), with error bars over seeds.
@@ -83,6 +94,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
+        /// feature.
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
     },
     /// Scores of new inputs by a run's selected model: the labels over the threshold and the
     /// top k, per row.
@@ -102,6 +117,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
+        /// feature.
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
     },
     /// A table of runs' figures (best epoch, validation and test mAP, CF1, OF1, seconds), and a
     /// PNG bar chart of their mAP with `--plot`.
@@ -169,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
             set,
             out,
             stop_after_epochs,
+            device,
         } => {
             let resolved = read_config(&config, &set)?;
             if out.join("config.toml").exists() {
@@ -181,14 +201,29 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
             let text = toml::to_string_pretty(&resolved).context("writing the resolved config")?;
             mlml_data::formats::write_atomic(&out.join("config.toml"), text.as_bytes())?;
-            train(&resolved, &out, stop_after_epochs)
+            dispatch(
+                device,
+                Work::Train {
+                    config: &resolved,
+                    out: &out,
+                    stop_after: stop_after_epochs,
+                },
+            )
         }
         Command::Resume {
             run_dir,
             stop_after_epochs,
+            device,
         } => {
             let (_, resolved) = open_run(&run_dir)?;
-            train(&resolved, &run_dir, stop_after_epochs)
+            dispatch(
+                device,
+                Work::Train {
+                    config: &resolved,
+                    out: &run_dir,
+                    stop_after: stop_after_epochs,
+                },
+            )
         }
         Command::Chart {
             results,
@@ -199,14 +234,32 @@ fn run(cli: Cli) -> Result<()> {
             run_dir,
             split,
             json,
-        } => eval(&run_dir, split, json),
+            device,
+        } => dispatch(
+            device,
+            Work::Eval {
+                run_dir: &run_dir,
+                split,
+                json,
+            },
+        ),
         Command::Predict {
             run_dir,
             inputs,
             threshold,
             top_k,
             json,
-        } => predict_cmd(&run_dir, &inputs, threshold, top_k, json),
+            device,
+        } => dispatch(
+            device,
+            Work::Predict {
+                run_dir: &run_dir,
+                inputs: &inputs,
+                threshold,
+                top_k,
+                json,
+            },
+        ),
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
@@ -303,10 +356,52 @@ fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
     })
 }
 
-/// The backend scoring and feature extraction run on.
-type InferBackend = Flex;
-/// The backend training runs on.
-type TrainBackend = Autodiff<InferBackend>;
+/// A command's work, run by [`backend::dispatch`] on the backend `--device` names.
+enum Work<'a> {
+    Train {
+        config: &'a RunConfig,
+        out: &'a Path,
+        stop_after: Option<usize>,
+    },
+    Eval {
+        run_dir: &'a Path,
+        split: EvalSplit,
+        json: bool,
+    },
+    Predict {
+        run_dir: &'a Path,
+        inputs: &'a [PathBuf],
+        threshold: f32,
+        top_k: usize,
+        json: bool,
+    },
+}
+
+impl Job for Work<'_> {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device, placement: Placement) -> Result<()> {
+        match self {
+            Work::Train {
+                config,
+                out,
+                stop_after,
+            } => train::<B>(config, out, stop_after, &device, placement),
+            Work::Eval {
+                run_dir,
+                split,
+                json,
+            } => eval::<B::InnerBackend>(run_dir, split, json, &device),
+            Work::Predict {
+                run_dir,
+                inputs,
+                threshold,
+                top_k,
+                json,
+            } => predict_cmd::<B::InnerBackend>(run_dir, inputs, threshold, top_k, json, &device),
+        }
+    }
+}
 
 const STANDARDIZATION_FILE: &str = "standardization.json";
 const CLASSES_FILE: &str = "classes.json";
@@ -318,10 +413,16 @@ fn read_classes(run_dir: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("{}: not a list of class names", path.display()))
 }
 
-fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()> {
+fn train<B: AutodiffBackend>(
+    config: &RunConfig,
+    out: &Path,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    placement: Placement,
+) -> Result<()> {
     let d = &config.data;
     let t = &config.training;
-    let prober = Prober::new(d, &config.model, t.seed, t.batch_size);
+    let prober = Prober::<B::InnerBackend>::new(d, &config.model, t.seed, t.batch_size, device);
     let Splits {
         train: train_set,
         val: val_set,
@@ -340,7 +441,7 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
     }
     let model = config.model.trained();
     eprintln!(
-        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, cpu (flex)",
+        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, {} ({})",
         t.loss,
         train_set.len(),
         train_set.kind(),
@@ -348,18 +449,19 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
         val_set.len(),
         config.model.backbone.name(),
         if config.model.is_probe() { " (linear probe: frozen features, head trained)" } else { "" },
-        t.epochs
+        t.epochs,
+        placement.device,
+        placement.backend
     );
     let start = Instant::now();
-    let device = Default::default();
-    let run = mlml_train::train::<TrainBackend, Rows>(
+    let run = mlml_train::train::<B, Rows>(
         t,
         &model,
         &train_set,
         &val_set,
         Some(out),
         stop_after,
-        &device,
+        device,
         &mut |e| {
             eprintln!(
                 "mlml: epoch {}/{}: train loss {:.5}, val mAP {:.2}{}{}",
@@ -381,7 +483,7 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
     let p = &run.progress;
     let test_figures = match &test {
         Some(test) => Some(test_figures(
-            &predict(&run.best, test, t.batch_size, &device)?,
+            &predict(&run.best, test, t.batch_size, device)?,
             test.labels(),
         )?),
         None => None,
@@ -415,6 +517,8 @@ fn train(config: &RunConfig, out: &Path, stop_after: Option<usize>) -> Result<()
             speed_key: run.train_samples_per_second,
             "test": test_figures,
             "skipped_images": skipped,
+            "backend": placement.backend,
+            "device": placement.device,
             "data": train_set.kind(),
             "backbone": config.model.backbone.name(),
             "mode": config.model.mode,
@@ -508,8 +612,6 @@ fn write_outputs(
         "best_epoch": progress.best_epoch,
         "best_val_map": progress.best_val_map,
         "selection": "first epoch with the highest validation mAP (sklearn AP); test figures are that epoch's",
-        "backend": "flex",
-        "device": "cpu",
     });
     if let (Some(report), Some(extra)) = (report.as_object_mut(), extra.as_object()) {
         report.extend(extra.clone());
@@ -521,10 +623,15 @@ fn write_outputs(
     Ok(())
 }
 
-fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
+fn eval<B: Backend>(
+    run_dir: &Path,
+    split: EvalSplit,
+    json: bool,
+    device: &B::Device,
+) -> Result<()> {
     let (config_path, config) = open_run(run_dir)?;
     let t = &config.training;
-    let prober = Prober::new(&config.data, &config.model, t.seed, t.batch_size);
+    let prober = Prober::<B>::new(&config.data, &config.model, t.seed, t.batch_size, device);
     let set = match split {
         EvalSplit::Val => config.data.prepare(prober.as_ref())?.val,
         EvalSplit::Test => config
@@ -537,19 +644,18 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
                 )
             })?,
     };
-    let device = Default::default();
-    let (model, progress) = load_best::<InferBackend>(
+    let (model, progress) = load_best::<B>(
         run_dir,
         &config.model.trained(),
         set.input_size(),
         set.labels().n_classes(),
-        &device,
+        device,
     )?;
     let Figures {
         evaluation: sklearn,
         map_ranked,
     } = figures(
-        &predict(&model, &set, config.training.batch_size, &device)?,
+        &predict(&model, &set, config.training.batch_size, device)?,
         set.labels(),
     )?;
     let split_name = match split {
@@ -580,11 +686,12 @@ fn eval(run_dir: &Path, split: EvalSplit, json: bool) -> Result<()> {
 
 /// The rows `predict` scores: a feature matrix, a `u8` image array, or image files, as the
 /// run was trained on; standardised as its training rows were.
-fn prediction_rows(
+fn prediction_rows<B: Backend>(
     run_dir: &Path,
     config: &RunConfig,
     inputs: &[PathBuf],
     classes: Vec<String>,
+    device: &B::Device,
 ) -> Result<(Rows, Vec<String>)> {
     let d = &config.data;
     let standardization = read_standardization(run_dir)?;
@@ -602,7 +709,7 @@ fn prediction_rows(
         }
     };
     let t = &config.training;
-    let prober = Prober::new(d, &config.model, t.seed, t.batch_size);
+    let prober = Prober::<B>::new(d, &config.model, t.seed, t.batch_size, device);
     let mut rows = if d.train_features.is_some() {
         let path = single()?;
         let x = mlml_data::formats::npy::read_f32(path)?;
@@ -668,25 +775,25 @@ fn prediction_rows(
     Ok((rows, names))
 }
 
-fn predict_cmd(
+fn predict_cmd<B: Backend>(
     run_dir: &Path,
     inputs: &[PathBuf],
     threshold: f32,
     top_k: usize,
     json: bool,
+    device: &B::Device,
 ) -> Result<()> {
     let (_, config) = open_run(run_dir)?;
     let classes = read_classes(run_dir)?;
-    let (set, names) = prediction_rows(run_dir, &config, inputs, classes.clone())?;
-    let device = Default::default();
-    let (model, _) = load_best::<InferBackend>(
+    let (set, names) = prediction_rows::<B>(run_dir, &config, inputs, classes.clone(), device)?;
+    let (model, _) = load_best::<B>(
         run_dir,
         &config.model.trained(),
         set.input_size(),
         classes.len(),
-        &device,
+        device,
     )?;
-    let scores = predict(&model, &set, config.training.batch_size, &device)?;
+    let scores = predict(&model, &set, config.training.batch_size, device)?;
     let c = classes.len();
     // Per row: the labels over the threshold and the top k, as class indices.
     let picks: Vec<(Vec<usize>, Vec<usize>)> = scores

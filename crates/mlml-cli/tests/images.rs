@@ -242,3 +242,25 @@ fn an_image_backbone_on_feature_vectors_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_backend_that_was_not_built_in_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mlml(&[
+        "train",
+        "--config",
+        "configs/yeast-single.toml",
+        "--device",
+        "cuda",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("built without the `cuda` backend")
+            && stderr(&out).contains("--features cuda"),
+        "{}",
+        stderr(&out)
+    );
+}
