@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 mod backend;
 mod chart;
 mod data;
+mod progress;
 
 use backend::{dispatch, DeviceKind, Job, Placement};
 
@@ -462,25 +463,24 @@ fn train<B: AutodiffBackend>(
         Some(out),
         stop_after,
         device,
-        &mut |e| {
-            eprintln!(
-                "mlml: epoch {}/{}: train loss {:.5}, val mAP {:.2}{}{}",
-                e.epoch,
-                t.epochs,
-                e.train_loss,
-                e.val_map,
-                e.val_map_ema
-                    .map(|m| format!(" (EMA {m:.2})"))
-                    .unwrap_or_default(),
-                e.loss_note
-                    .as_deref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default()
-            );
-        },
+        &mut progress::Display::new(
+            t.epochs,
+            if config.model.takes_images() {
+                "images"
+            } else {
+                "rows"
+            },
+        ),
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let p = &run.progress;
+    if p.stopped_early {
+        eprintln!(
+            "mlml: stopped after epoch {}: no better validation mAP for {} epochs (training.patience)",
+            p.epochs_done,
+            t.patience.unwrap_or_default()
+        );
+    }
     let test_figures = match &test {
         Some(test) => Some(test_figures(
             &predict(&run.best, test, t.batch_size, device)?,

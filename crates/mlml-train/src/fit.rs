@@ -75,6 +75,10 @@ pub struct TrainingConfig {
     /// epoch both the average and the raw weights are validated and the better one counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ema_decay: Option<f64>,
+    /// Stop when the validation mAP has not risen for this many epochs (`None`: run every
+    /// epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
     /// Seed of the initialisation, the shuffling, the augmentation and the loss's own
     /// randomness.
     pub seed: u64,
@@ -92,6 +96,7 @@ impl Default for TrainingConfig {
             weight_decay: 0.0,
             schedule: Schedule::Constant,
             ema_decay: None,
+            patience: None,
             seed: 0,
         }
     }
@@ -104,6 +109,11 @@ impl TrainingConfig {
                 "epochs ({}), batch_size ({}) and lr ({}) must be positive",
                 self.epochs, self.batch_size, self.lr
             )));
+        }
+        if self.patience == Some(0) {
+            return Err(TrainError::Config(
+                "training.patience must be at least 1 (leave it out to run every epoch)".into(),
+            ));
         }
         if let Some(decay) = self.ema_decay {
             if !(0.0..1.0).contains(&decay) {
@@ -121,6 +131,28 @@ impl TrainingConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// What a display sees of a run as it goes.
+pub trait Observer {
+    /// After optimizer step `batch` (1-based) of `batches` in `epoch`, on `samples` rows.
+    fn batch_done(&mut self, epoch: usize, batch: usize, batches: usize, samples: usize) {
+        let _ = (epoch, batch, batches, samples);
+    }
+
+    /// After an epoch's validation and checkpoint.
+    fn epoch_done(&mut self, record: &EpochRecord) {
+        let _ = record;
+    }
+}
+
+/// Sees nothing.
+impl Observer for () {}
+
+impl<F: FnMut(&EpochRecord)> Observer for F {
+    fn epoch_done(&mut self, record: &EpochRecord) {
+        self(record);
     }
 }
 
@@ -158,6 +190,9 @@ pub struct Progress {
     /// Whether the best model is the weight average of that epoch.
     #[serde(default)]
     pub best_is_ema: bool,
+    /// Whether the run stopped early (`training.patience`).
+    #[serde(default)]
+    pub stopped_early: bool,
     /// Every finished epoch.
     pub epochs: Vec<EpochRecord>,
     /// The loss's state after the last finished epoch.
@@ -434,8 +469,9 @@ fn step<B: AutodiffBackend>(
 /// Trains `model` on `train` (its labels are the observed ones) and selects the epoch by the
 /// mAP on `val` (clean labels), with the loss's whole lifecycle. With `run_dir`, writes an
 /// atomic checkpoint after every epoch and resumes from one found there; `stop_after` ends
-/// the run after that many epochs in all (as an interrupted run would); `on_epoch` sees each
-/// finished epoch's figures after its checkpoint is written. On the CPU backend a resumed run
+/// the run after that many epochs in all (as an interrupted run would); `observer` sees every
+/// optimizer step and each finished epoch's figures (after its checkpoint is written); a
+/// closure `|record| ...` observes epochs only. On the CPU backend a resumed run
 /// ends with the same weights as an uninterrupted one.
 ///
 /// # Errors
@@ -451,7 +487,7 @@ pub fn train<B: AutodiffBackend, S: Source>(
     run_dir: Option<&Path>,
     stop_after: Option<usize>,
     device: &B::Device,
-    on_epoch: &mut dyn FnMut(&EpochRecord),
+    observer: &mut dyn Observer,
 ) -> Result<Run<B::InnerBackend>> {
     config.validate()?;
     if train.input_size() != val.input_size()
@@ -521,6 +557,15 @@ pub fn train<B: AutodiffBackend, S: Source>(
         }
     }
     let resumed_at = progress.epochs_done;
+    if progress.stopped_early {
+        return Ok(Run {
+            best,
+            last: model.valid(),
+            progress,
+            resumed_at,
+            train_samples_per_second: 0.0,
+        });
+    }
     let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
     let (mut steady_seconds, mut steady_samples) = (0.0f64, 0usize);
     for epoch in progress.epochs_done + 1..=last_epoch {
@@ -565,6 +610,7 @@ pub fn train<B: AutodiffBackend, S: Source>(
             if steady_from.is_some() {
                 steady_samples += rows.len();
             }
+            observer.batch_done(epoch, b + 1, steps_per_epoch, rows.len());
             total += f64::from(value);
             batches += 1;
         }
@@ -623,6 +669,10 @@ pub fn train<B: AutodiffBackend, S: Source>(
         progress.epochs.push(record);
         progress.epochs_done = epoch;
         progress.loss_state = loss.state();
+        // Decided before the checkpoint, so that a resumed run knows it is over.
+        progress.stopped_early = config.patience.is_some_and(|patience| {
+            epoch - progress.best_epoch >= patience && epoch < config.epochs
+        });
         if let Some(files) = &files {
             // One atomic file: a crash before its rename leaves the previous epoch's checkpoint
             // whole, and the interrupted epoch is redone.
@@ -650,7 +700,10 @@ pub fn train<B: AutodiffBackend, S: Source>(
             )?;
             write_atomic(&files.progress, &text)?;
         }
-        on_epoch(progress.epochs.last().expect("pushed above"));
+        observer.epoch_done(progress.epochs.last().expect("pushed above"));
+        if progress.stopped_early {
+            break;
+        }
     }
     Ok(Run {
         best,

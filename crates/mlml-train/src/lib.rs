@@ -37,7 +37,8 @@ pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
 pub use fit::{
-    load_best, predict, seeded_init, train, EpochRecord, Progress, Run, Schedule, TrainingConfig,
+    load_best, predict, seeded_init, train, EpochRecord, Observer, Progress, Run, Schedule,
+    TrainingConfig,
 };
 pub use model::{Backbone, BackboneKind, Classifier, ImageClassifier, Input, ModelConfig, Weights};
 pub use optim::{AdamL2, AdamL2Config, AdamL2State, Beta1};

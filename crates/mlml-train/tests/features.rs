@@ -84,7 +84,7 @@ fn train_features(
         dir,
         stop_after,
         &Default::default(),
-        &mut |_| {},
+        &mut (),
     )
 }
 
@@ -236,6 +236,37 @@ fn a_damaged_checkpoint_is_an_error_naming_the_file() {
         .to_string();
     assert!(
         err.contains("checkpoint.bin: not an mlml checkpoint: truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn patience_stops_a_run_whose_validation_map_stopped_rising() {
+    let (train, val) = slices();
+    let mut config = config("an");
+    config.epochs = 40;
+    config.patience = Some(2);
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_features(&config, &train, &val, Some(dir.path()), None).unwrap();
+    let p = &run.progress;
+    assert!(
+        p.stopped_early,
+        "40 epochs without a plateau of 2: {:?}",
+        p.epochs
+    );
+    assert!(p.epochs_done < 40);
+    assert_eq!(p.epochs_done - p.best_epoch, 2);
+    // Every epoch after the best one scored lower (or equal) than it.
+    assert!(p.epochs[p.best_epoch..]
+        .iter()
+        .all(|e| e.val_map <= p.best_val_map));
+    // Resuming a run that stopped early does not train again.
+    let again = train_features(&config, &train, &val, Some(dir.path()), None).unwrap();
+    assert_eq!(again.progress, run.progress);
+    config.patience = Some(0);
+    let err = train_features(&config, &train, &val, None, None).unwrap_err();
+    assert!(
+        err.to_string().contains("patience must be at least 1"),
         "{err}"
     );
 }

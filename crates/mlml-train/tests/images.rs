@@ -138,7 +138,7 @@ fn fit<S: Source>(
         dir,
         stop_after,
         &Default::default(),
-        &mut |_| {},
+        &mut (),
     )
 }
 
@@ -278,7 +278,7 @@ fn an_mlp_given_images_is_a_clear_error() {
         None,
         None,
         &Default::default(),
-        &mut |_| {},
+        &mut (),
     )
     .unwrap_err();
     assert!(
