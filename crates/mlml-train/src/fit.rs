@@ -75,6 +75,9 @@ pub struct TrainingConfig {
     /// epoch both the average and the raw weights are validated and the better one counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ema_decay: Option<f64>,
+    /// Epochs at the start with the image backbone frozen, only the head training (GR Loss's
+    /// `linear_init`; its schedules take the same number, `loss_overrides.linear_init`).
+    pub linear_init_epochs: usize,
     /// Stop when the validation mAP has not risen for this many epochs (`None`: run every
     /// epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +100,7 @@ impl Default for TrainingConfig {
             schedule: Schedule::Constant,
             ema_decay: None,
             patience: None,
+            linear_init_epochs: 0,
             seed: 0,
         }
     }
@@ -109,6 +113,24 @@ impl TrainingConfig {
                 "epochs ({}), batch_size ({}) and lr ({}) must be positive",
                 self.epochs, self.batch_size, self.lr
             )));
+        }
+        if self.linear_init_epochs >= self.epochs {
+            return Err(TrainError::Config(format!(
+                "training.linear_init_epochs ({}) must be below training.epochs ({})",
+                self.linear_init_epochs, self.epochs
+            )));
+        }
+        if let Some(n) = self
+            .loss_overrides
+            .get("linear_init")
+            .and_then(|v| v.as_u64())
+        {
+            if n as usize != self.linear_init_epochs {
+                return Err(TrainError::Config(format!(
+                    "training.loss_overrides.linear_init is {n} but training.linear_init_epochs is {}: the loss's schedule and the frozen epochs must agree",
+                    self.linear_init_epochs
+                )));
+            }
         }
         if self.patience == Some(0) {
             return Err(TrainError::Config(
@@ -444,6 +466,7 @@ fn step<B: AutodiffBackend>(
     lr: f64,
     epoch: usize,
     batch: usize,
+    head_only: bool,
 ) -> Result<(Classifier<B>, f32)> {
     let value = loss.forward(logits, targets, context)?;
     let scalar: f32 = value.clone().into_scalar().elem::<f32>();
@@ -462,7 +485,16 @@ fn step<B: AutodiffBackend>(
             gradient: &lookup,
         })?;
     }
-    let grads = GradientsParams::from_grads(grads, &model);
+    let grads = match (&model, head_only) {
+        // The backbone frozen (GR's linear-init epochs): only the head's gradients reach the
+        // optimizer, while the backbone still runs in training mode (BatchNorm statistics
+        // move), as the reference's `requires_grad = False` does.
+        (Classifier::Image(m), true) => {
+            let mut grads = grads;
+            GradientsParams::from_module(&mut grads, &m.head)
+        }
+        _ => GradientsParams::from_grads(grads, &model),
+    };
     Ok((optimizer.step(lr, model, grads), scalar))
 }
 
@@ -602,6 +634,7 @@ pub fn train<B: AutodiffBackend, S: Source>(
                 lr,
                 epoch,
                 b + 1,
+                epoch <= config.linear_init_epochs,
             )?;
             model = next;
             if let Some(ema) = ema.as_mut() {

@@ -309,3 +309,70 @@ fn draws_on_another_thread_do_not_change_a_run() {
     noise.join().unwrap();
     assert_same(&alone, &beside, "with draws on another thread");
 }
+
+fn stages(model: &Classifier<Flex>) -> &mlml_models::SmallCnn<Flex> {
+    match model {
+        Classifier::Image(m) => match &m.backbone {
+            mlml_train::Backbone::SmallCnn(cnn) => cnn,
+            other => panic!("not the small CNN: {other:?}"),
+        },
+        Classifier::Mlp(_) => panic!("not an image model"),
+    }
+}
+
+fn floats(t: burn::tensor::Tensor<Flex, 4>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+/// GR's linear-init epochs: the backbone's weights stay as initialised while the head trains
+/// and BatchNorm's running statistics still move.
+#[test]
+fn linear_init_epochs_train_the_head_alone() {
+    let (train, val) = (array(0..32, true), array(32..40, false));
+    let mut config = config(2);
+    config.linear_init_epochs = 1;
+    let after_one = fit(&config, &train, &val, None, Some(1)).unwrap().last;
+    let initial = mlml_train::seeded_init::<Flex, _>(&Default::default(), config.seed, || {
+        small_cnn().init::<Flex>(3, CLASSES, &Default::default())
+    })
+    .unwrap();
+    let (before, after) = (stages(&initial), stages(&after_one));
+    for (b, a) in before.stages.iter().zip(&after.stages) {
+        assert_eq!(floats(b.conv.weight.val()), floats(a.conv.weight.val()));
+        let moved =
+            b.bn.running_mean
+                .value()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+                != a.bn
+                    .running_mean
+                    .value()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap();
+        assert!(moved, "BatchNorm statistics keep updating");
+    }
+    let head = |m: &Classifier<Flex>| match m {
+        Classifier::Image(m) => m
+            .head
+            .linear
+            .weight
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        Classifier::Mlp(_) => unreachable!(),
+    };
+    assert_ne!(head(&initial), head(&after_one), "the head trains");
+
+    let after_two = fit(&config, &train, &val, None, None).unwrap().last;
+    assert_ne!(
+        floats(before.stages[0].conv.weight.val()),
+        floats(stages(&after_two).stages[0].conv.weight.val()),
+        "from epoch 2 the backbone trains"
+    );
+    config.loss_overrides = serde_json::json!({ "linear_init": 2 });
+    let err = fit(&config, &train, &val, None, None).unwrap_err();
+    assert!(err.to_string().contains("must agree"), "{err}");
+}
