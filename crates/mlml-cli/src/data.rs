@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use mlml_data::formats::{npy, ZeroMeans};
+use mlml_data::formats::ZeroMeans;
 use mlml_data::generate::{
     drop_positives, single_positive, spml_split, DropParams, SinglePositiveParams, SplitParams,
 };
@@ -353,39 +353,9 @@ impl DataConfig {
                     ZeroMeans::Negative,
                 )?),
                 "images" => {
-                    let labels_path = need_labels()?;
-                    let array = npy::read_u8(path)?;
-                    let (channels, height, width) = match array.shape.as_slice() {
-                        [_, h, w] => (1, *h, *w),
-                        [_, c, h, w] => (*c, *h, *w),
-                        other => bail!(
-                            "{}: images of shape {other:?}; expected [n, h, w] or [n, c, h, w]",
-                            path.display()
-                        ),
-                    };
-                    let y = npy::read_labels(labels_path, ZeroMeans::Negative)?;
-                    let classes = classes()?;
-                    if y.n_samples != array.shape[0] || y.n_classes != classes.len() {
-                        bail!(
-                            "{}: {} images, but {} holds {} x {} labels for {} class names",
-                            path.display(),
-                            array.shape[0],
-                            labels_path.display(),
-                            y.n_samples,
-                            y.n_classes,
-                            classes.len()
-                        );
-                    }
-                    let ids = (0..y.n_samples).map(|i| format!("image{i}")).collect();
-                    Rows::Array(ImageArray {
-                        pixels: array.values,
-                        channels,
-                        height,
-                        width,
-                        labels: LabelMatrix::new(classes, ids, y.values)?,
-                        normalize: None,
-                        hflip: self.array_flip()?,
-                    })
+                    let mut array = ImageArray::from_npy(path, Some(need_labels()?), classes()?)?;
+                    array.hflip = self.array_flip()?;
+                    Rows::Array(array)
                 }
                 _ => {
                     let set = mlml_data::formats::load(path)?;

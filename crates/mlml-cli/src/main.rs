@@ -729,26 +729,7 @@ fn prediction_rows<B: Backend>(
             labels: LabelMatrix::unobserved(classes, ids)?,
         })
     } else if d.train_images.is_some() {
-        let path = single()?;
-        let array = mlml_data::formats::npy::read_u8(path)?;
-        let (channels, height, width) = match array.shape.as_slice() {
-            [_, h, w] => (1, *h, *w),
-            [_, c, h, w] => (*c, *h, *w),
-            other => bail!(
-                "{}: images of shape {other:?}; expected [n, h, w] or [n, c, h, w]",
-                path.display()
-            ),
-        };
-        let ids = (0..array.shape[0]).map(|i| format!("image{i}")).collect();
-        Rows::Array(mlml_train::ImageArray {
-            pixels: array.values,
-            channels,
-            height,
-            width,
-            labels: LabelMatrix::unobserved(classes, ids)?,
-            normalize: None,
-            hflip: 0.0,
-        })
+        Rows::Array(mlml_train::ImageArray::from_npy(single()?, None, classes)?)
     } else {
         let train = d.file_transform()?;
         let eval = mlml_data::pipeline::Transform::eval(d.image_size, train.normalize.clone());

@@ -2,27 +2,11 @@
 //! listing, and clear errors with exit code 1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn mlml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlml"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::{json, mlml, root, stderr};
 
 const CONFIG: &str = "configs/yeast-single.toml";
 /// ROLE (the loss with the most state) on a small, quick recipe.

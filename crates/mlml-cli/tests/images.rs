@@ -3,25 +3,13 @@
 //! and missing images (an error naming the file, or skipped and reported).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use image::{Rgb, RgbImage};
 
-fn mlml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mlml"))
-        .args(args)
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("binary runs")
-}
+mod common;
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use common::{json, mlml, stderr};
 
 const CLASSES: [&str; 3] = ["red", "green", "blue"];
 

@@ -9,6 +9,39 @@ use mlml_data::LabelMatrix;
 
 use crate::error::{Result, TrainError};
 
+/// Which of `labels`' rows `rows` names, and those rows' labels (in ascending order): what
+/// every source's `select` starts from.
+///
+/// # Panics
+/// When a row is out of range.
+pub(crate) fn kept_rows(labels: &LabelMatrix, rows: &[usize]) -> (Vec<bool>, LabelMatrix) {
+    let mut keep = vec![false; labels.n_samples()];
+    for &r in rows {
+        keep[r] = true;
+    }
+    let mut kept = labels.clone();
+    kept.retain_rows(|i| keep[i]);
+    (keep, kept)
+}
+
+/// Per-feature means and standard deviations (population) from the means of `x` and of
+/// `x^2`; a constant feature gets a standard deviation of 1, so standardising leaves it at 0.
+pub(crate) fn mean_and_std(mean: &[f64], mean_square: &[f64]) -> (Vec<f32>, Vec<f32>) {
+    let std = mean_square
+        .iter()
+        .zip(mean)
+        .map(|(s, m)| {
+            let var = (s - m * m).max(0.0);
+            if var > 0.0 {
+                var.sqrt() as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean.iter().map(|&m| m as f32).collect(), std)
+}
+
 /// Feature vectors with their labels.
 #[derive(Clone, Debug)]
 pub struct FeatureSet {
@@ -68,12 +101,7 @@ impl FeatureSet {
     /// # Panics
     /// When a row is out of range.
     pub fn select(&self, rows: &[usize]) -> Self {
-        let mut keep = vec![false; self.len()];
-        for &r in rows {
-            keep[r] = true;
-        }
-        let mut labels = self.labels.clone();
-        labels.retain_rows(|i| keep[i]);
+        let (keep, labels) = kept_rows(&self.labels, rows);
         let features = (0..self.len())
             .filter(|&i| keep[i])
             .flat_map(|i| {
@@ -122,19 +150,8 @@ impl FeatureSet {
             }
         }
         let mean: Vec<f64> = mean.iter().map(|s| s / n).collect();
-        let std = square
-            .iter()
-            .zip(&mean)
-            .map(|(s, m)| {
-                let var = (s / n - m * m).max(0.0);
-                if var > 0.0 {
-                    var.sqrt() as f32
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        (mean.into_iter().map(|m| m as f32).collect(), std)
+        let square: Vec<f64> = square.iter().map(|s| s / n).collect();
+        mean_and_std(&mean, &square)
     }
 
     /// Standardises in place with given statistics (the training set's).

@@ -2,7 +2,7 @@
 //! image files through `mlml-data`'s pipeline. Every source yields the dataset rows of each
 //! batch (the losses key their state by row) and the input on the device.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
@@ -13,7 +13,7 @@ use mlml_data::LabelMatrix;
 use rand::Rng;
 
 use crate::error::{Result, TrainError};
-use crate::features::FeatureSet;
+use crate::features::{kept_rows, mean_and_std, FeatureSet};
 use crate::model::Input;
 use crate::probe::{file_stamp, fnv1a, FNV_START};
 
@@ -145,18 +145,62 @@ pub struct ImageArray {
 }
 
 impl ImageArray {
+    /// Reads `u8` images `[n, h, w]` (grey) or `[n, c, h, w]` (`.npy` or `.npy.gz`) with their
+    /// `[n, C]` 0/1 labels, or, without a labels file, with every label unobserved (images to
+    /// score). Inputs in [0, 1], no flip.
+    ///
+    /// # Errors
+    /// Unreadable files, another dtype, or shapes that disagree, naming the file.
+    pub fn from_npy(images: &Path, labels: Option<&Path>, classes: Vec<String>) -> Result<Self> {
+        let array = mlml_data::formats::npy::read_u8(images)?;
+        let bad = |message: String| TrainError::Config(format!("{}: {message}", images.display()));
+        let (n, channels, height, width) = match array.shape[..] {
+            [n, h, w] => (n, 1, h, w),
+            [n, c, h, w] => (n, c, h, w),
+            ref other => {
+                return Err(bad(format!(
+                    "images of shape {other:?}; expected [n, h, w] or [n, c, h, w]"
+                )))
+            }
+        };
+        let ids: Vec<String> = (0..n).map(|i| format!("image{i}")).collect();
+        let labels = match labels {
+            None => LabelMatrix::unobserved(classes, ids)?,
+            Some(path) => {
+                let y = mlml_data::formats::npy::read_labels(
+                    path,
+                    mlml_data::formats::ZeroMeans::Negative,
+                )?;
+                if y.n_samples != n || y.n_classes != classes.len() {
+                    return Err(bad(format!(
+                        "{n} images, but {} holds {} x {} labels for {} class names",
+                        path.display(),
+                        y.n_samples,
+                        y.n_classes,
+                        classes.len()
+                    )));
+                }
+                LabelMatrix::new(classes, ids, y.values)?
+            }
+        };
+        Ok(Self {
+            pixels: array.values,
+            channels,
+            height,
+            width,
+            labels,
+            normalize: None,
+            hflip: 0.0,
+        })
+    }
+
     fn per_image(&self) -> usize {
         self.channels * self.height * self.width
     }
 
     /// The images `rows` (ascending), with their labels.
     pub fn select(&self, rows: &[usize]) -> Self {
-        let mut keep = vec![false; self.len()];
-        for &r in rows {
-            keep[r] = true;
-        }
-        let mut labels = self.labels.clone();
-        labels.retain_rows(|i| keep[i]);
+        let (keep, labels) = kept_rows(&self.labels, rows);
         let size = self.per_image();
         let mut pixels = Vec::with_capacity(rows.len() * size);
         for (i, image) in self.pixels.chunks_exact(size).enumerate() {
@@ -186,19 +230,8 @@ impl ImageArray {
         }
         let count = (self.len() * plane).max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|&s| s as f64 / count / 255.0).collect();
-        let std = square
-            .iter()
-            .zip(&mean)
-            .map(|(&s, m)| {
-                let var = (s as f64 / count / 65025.0 - m * m).max(0.0);
-                if var > 0.0 {
-                    var.sqrt() as f32
-                } else {
-                    1.0
-                }
-            })
-            .collect();
-        (mean.into_iter().map(|m| m as f32).collect(), std)
+        let square: Vec<f64> = square.iter().map(|&s| s as f64 / count / 65025.0).collect();
+        mean_and_std(&mean, &square)
     }
 
     fn write(&self, row: usize, flip: bool, out: &mut [f32]) {
@@ -334,14 +367,12 @@ impl ImageFiles {
 
     /// The images `rows` (ascending), with their labels and the same settings.
     pub fn select(&self, rows: &[usize]) -> Self {
-        let mut keep = vec![false; self.len()];
-        for &r in rows {
-            keep[r] = true;
-        }
-        let mut labels = self.labels.clone();
-        labels.retain_rows(|i| keep[i]);
+        let (keep, labels) = kept_rows(&self.labels, rows);
         Self {
-            paths: rows.iter().map(|&r| self.paths[r].clone()).collect(),
+            paths: (0..self.paths.len())
+                .filter(|&i| keep[i])
+                .map(|i| self.paths[i].clone())
+                .collect(),
             labels,
             train_transform: self.train_transform.clone(),
             eval_transform: self.eval_transform.clone(),
