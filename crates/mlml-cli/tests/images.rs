@@ -252,3 +252,26 @@ fn a_backend_that_was_not_built_in_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+/// The recipe templates are valid configs: they fail on the data they point at (which is not
+/// here), not on a key.
+#[test]
+fn the_recipe_templates_parse_and_ask_for_their_data() {
+    for (config, data) in [
+        ("configs/recipes/asl-coco-40.toml", "coco-40.tsv"),
+        ("configs/recipes/spml-coco-single.toml", "coco-train.tsv"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = mlml(&[
+            "train",
+            "--config",
+            config,
+            "--out",
+            dir.path().join("run").to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{config}");
+        let text = stderr(&out);
+        assert!(!text.contains("bad config"), "{config}: {text}");
+        assert!(text.contains(data), "{config}: {text}");
+    }
+}
