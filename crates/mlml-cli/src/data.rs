@@ -587,7 +587,7 @@ impl<'a, B: Backend> Prober<'a, B> {
                     self.backbone.get_or_init(|| built)
                 }
             };
-            eprintln!(
+            tracing::info!(
                 "mlml: extracting {} features of {} {which} rows (cached in {} for later runs)",
                 self.model.backbone.name(),
                 rows.len(),

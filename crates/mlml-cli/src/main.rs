@@ -173,6 +173,18 @@ struct RunConfig {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Progress and notes go to stderr as plain lines, filtered by RUST_LOG (default `info`;
+    // `RUST_LOG=warn` keeps only warnings, `RUST_LOG=mlml=debug` adds a line per batch).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -441,7 +453,7 @@ fn train<B: AutodiffBackend>(
         )?;
     }
     let model = config.model.trained();
-    eprintln!(
+    tracing::info!(
         "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, {} ({})",
         t.loss,
         train_set.len(),
@@ -475,7 +487,7 @@ fn train<B: AutodiffBackend>(
     let seconds = start.elapsed().as_secs_f64();
     let p = &run.progress;
     if p.stopped_early {
-        eprintln!(
+        tracing::info!(
             "mlml: stopped after epoch {}: no better validation mAP for {} epochs (training.patience)",
             p.epochs_done,
             t.patience.unwrap_or_default()
@@ -494,12 +506,12 @@ fn train<B: AutodiffBackend>(
         skipped.extend(test.skipped());
     }
     if !skipped.is_empty() {
-        eprintln!(
+        tracing::warn!(
             "mlml: {} bad images skipped (data.bad_images = \"skip\"), listed in report.json:",
             skipped.len()
         );
         for line in &skipped {
-            eprintln!("  {line}");
+            tracing::warn!("  {line}");
         }
     }
     // Steady state: each epoch's first two batches are left out.

@@ -1,5 +1,6 @@
 //! What `mlml train` shows while it runs: on a terminal a progress bar per epoch with the
 //! samples per second and the time left; otherwise (a log file, a pipe) one line per epoch.
+//! Lines go through `tracing`, so `RUST_LOG` filters them.
 
 use std::io::IsTerminal;
 
@@ -27,6 +28,10 @@ impl Display {
 
 impl Observer for Display {
     fn batch_done(&mut self, epoch: usize, batch: usize, batches: usize, samples: usize) {
+        tracing::debug!(
+            "mlml: epoch {epoch}, batch {batch}/{batches} ({samples} {})",
+            self.unit
+        );
         if !self.terminal {
             return;
         }
@@ -66,8 +71,8 @@ impl Observer for Display {
                 .unwrap_or_default()
         );
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(|| tracing::info!("{line}")),
+            None => tracing::info!("{line}"),
         }
     }
 }
