@@ -36,6 +36,26 @@ pub trait Job {
     ) -> Result<Self::Output>;
 }
 
+/// Whether this binary was built with the backend of `kind` (checked before a run directory is
+/// written).
+///
+/// # Errors
+/// A backend that this binary was built without, saying how to build it.
+pub fn built_in(kind: DeviceKind) -> Result<()> {
+    let (name, built) = match kind {
+        DeviceKind::Cpu => ("cpu", true),
+        DeviceKind::Wgpu => ("wgpu", cfg!(feature = "wgpu")),
+        DeviceKind::Cuda => ("cuda", cfg!(feature = "cuda")),
+    };
+    if !built {
+        bail!(
+            "--device {name}: this mlml was built without the `{name}` backend; build it with \
+             `cargo build --release -p mlml-cli --features {name}`"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `job` on the backend of `kind`.
 ///
 /// # Errors
@@ -76,14 +96,8 @@ pub fn dispatch<J: Job>(kind: DeviceKind, job: J) -> Result<J::Output> {
         }
         #[allow(unreachable_patterns)]
         other => {
-            let name = match other {
-                DeviceKind::Wgpu => "wgpu",
-                _ => "cuda",
-            };
-            bail!(
-                "--device {name}: this mlml was built without the `{name}` backend; build it with \
-                 `cargo build --release -p mlml-cli --features {name}`"
-            )
+            built_in(other)?;
+            unreachable!("a backend that is built in has its arm above")
         }
     }
 }

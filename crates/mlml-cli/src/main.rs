@@ -211,6 +211,7 @@ fn run(cli: Cli) -> Result<()> {
                     out.display()
                 );
             }
+            backend::built_in(device)?;
             std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
             let text = toml::to_string_pretty(&resolved).context("writing the resolved config")?;
             mlml_data::formats::write_atomic(&out.join("config.toml"), text.as_bytes())?;

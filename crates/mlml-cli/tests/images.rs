@@ -251,6 +251,10 @@ fn a_backend_that_was_not_built_in_is_a_clear_error() {
         "{}",
         stderr(&out)
     );
+    assert!(
+        !dir.path().join("x").exists(),
+        "no run directory for a run that cannot start"
+    );
 }
 
 /// The recipe templates are valid configs: they fail on the data they point at (which is not
