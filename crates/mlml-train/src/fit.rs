@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::ema::ModelEma;
 use crate::error::{Result, TrainError};
 use crate::model::{Classifier, ModelConfig};
-use crate::optim::{AdamL2, AdamL2Config, Beta1};
+use crate::optim::{AdamL2, AdamL2Config};
 use crate::schedule::OneCycleConfig;
 use crate::source::{Pass, Source};
 
@@ -433,26 +433,6 @@ fn validation_maps(scores: &[f32], labels: &mlml_data::LabelMatrix) -> Result<(f
     Ok((map(ApDefinition::Sklearn)?, map(ApDefinition::Ranked)?))
 }
 
-/// The learning rate and beta1 of each optimizer step.
-enum StepSchedule {
-    Constant(f64),
-    OneCycle(crate::schedule::OneCycle, Beta1),
-}
-
-impl StepSchedule {
-    /// Sets beta1 for `step` (0-based over the run) and returns the learning rate.
-    fn lr_at(&self, step: usize) -> f64 {
-        match self {
-            StepSchedule::Constant(lr) => *lr,
-            StepSchedule::OneCycle(schedule, beta_1) => {
-                let (lr, beta) = schedule.at(step);
-                beta_1.set(beta);
-                lr
-            }
-        }
-    }
-}
-
 /// One optimizer step: the loss, its gradients, the loss's after-step hook, the update. The one
 /// place where gradients are produced and applied.
 #[allow(clippy::too_many_arguments)]
@@ -555,13 +535,12 @@ pub fn train<B: AutodiffBackend, S: Source>(
         .with_weight_decay(config.weight_decay)
         .init();
     let steps_per_epoch = train.len().div_ceil(config.batch_size);
-    let schedule = match config.schedule {
-        Schedule::Constant => StepSchedule::Constant(config.lr),
-        Schedule::OneCycle { epochs, pct_start } => StepSchedule::OneCycle(
+    let one_cycle = match config.schedule {
+        Schedule::Constant => None,
+        Schedule::OneCycle { epochs, pct_start } => Some(
             OneCycleConfig::new(config.lr, epochs * steps_per_epoch)
                 .with_pct_start(pct_start)
                 .init(Some(adam.beta_1())),
-            adam.beta_1(),
         ),
     };
     let mut optimizer: OptimizerAdaptor<AdamL2, Classifier<B>, B> = OptimizerAdaptor::from(adam);
@@ -620,7 +599,9 @@ pub fn train<B: AutodiffBackend, S: Source>(
             if b == 2 {
                 steady_from = Some(Instant::now());
             }
-            lr = schedule.lr_at((epoch - 1) * steps_per_epoch + b);
+            lr = one_cycle
+                .as_ref()
+                .map_or(config.lr, |s| s.lr_at((epoch - 1) * steps_per_epoch + b));
             let targets = targets_from_labels::<B>(train.labels(), &rows, device);
             let logits = model.logits(input)?;
             let context = LossContext::train(epoch, &rows)?;

@@ -88,10 +88,22 @@ impl OneCycle {
         self.step
     }
 
-    fn apply_momentum(&self) {
+    /// The learning rate of 0-based `step`, with beta1 set for that step: random access, for a
+    /// loop that derives the step from (epoch, batch) and so keeps no schedule state across a
+    /// resume.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        self.set_momentum(step);
+        self.at(step).0
+    }
+
+    fn set_momentum(&self, step: usize) {
         if let (true, Some(beta_1)) = (self.config.cycle_momentum, &self.beta_1) {
-            beta_1.set(self.at(self.step).1);
+            beta_1.set(self.at(step).1);
         }
+    }
+
+    fn apply_momentum(&self) {
+        self.set_momentum(self.step);
     }
 }
 
