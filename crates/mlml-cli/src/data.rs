@@ -251,15 +251,6 @@ pub struct Splits {
     pub standardization: Option<Standardization>,
 }
 
-fn load_classes(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect())
-}
-
 impl DataConfig {
     /// The inputs given for the training (or test) rows: config key and path.
     fn inputs(&self, train: bool) -> Vec<(&'static str, &PathBuf)> {
@@ -279,6 +270,16 @@ impl DataConfig {
         keys.into_iter()
             .filter_map(|(key, path)| path.as_ref().map(|p| (key, p)))
             .collect()
+    }
+
+    /// Image files under this config's transforms (the scoring one: the square resize and the
+    /// training transform's normalisation) and decoding threads.
+    pub fn image_files(&self, paths: Vec<PathBuf>, labels: LabelMatrix) -> Result<ImageFiles> {
+        let train = self.file_transform()?;
+        let eval = Transform::eval(self.image_size, train.normalize.clone());
+        let mut files = ImageFiles::new(paths, labels, train, eval)?;
+        files.workers = self.workers.max(1);
+        Ok(files)
     }
 
     /// The training transform of image files.
@@ -342,7 +343,7 @@ impl DataConfig {
             self.classes
                 .as_ref()
                 .with_context(|| format!("data.{key} needs data.classes (one name per line)"))
-                .and_then(|p| load_classes(p))
+                .and_then(|p| Ok(mlml_data::formats::read_class_list(p)?))
         };
         Ok(Some(
             match key.split_once('_').map_or("", |(_, kind)| kind) {
@@ -362,13 +363,8 @@ impl DataConfig {
                     let root = self.images.clone().unwrap_or_else(|| {
                         path.parent().map(Path::to_path_buf).unwrap_or_default()
                     });
-                    let train_transform = self.file_transform()?;
-                    let eval_transform =
-                        Transform::eval(self.image_size, train_transform.normalize.clone());
                     let paths = set.image_paths.iter().map(|p| root.join(p)).collect();
-                    let mut files =
-                        ImageFiles::new(paths, set.labels, train_transform, eval_transform)?;
-                    files.workers = self.workers.max(1);
+                    let mut files = self.image_files(paths, set.labels)?;
                     files.bad_images = self.bad_images;
                     files.cache_dir = self.cache_dir.clone();
                     Rows::Files(files)

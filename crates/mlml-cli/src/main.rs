@@ -744,17 +744,8 @@ fn prediction_rows<B: Backend>(
     } else if d.train_images.is_some() {
         Rows::Array(mlml_train::ImageArray::from_npy(single()?, None, classes)?)
     } else {
-        let train = d.file_transform()?;
-        let eval = mlml_data::pipeline::Transform::eval(d.image_size, train.normalize.clone());
         let ids = inputs.iter().map(|p| p.display().to_string()).collect();
-        let mut files = mlml_train::ImageFiles::new(
-            inputs.to_vec(),
-            LabelMatrix::unobserved(classes, ids)?,
-            train,
-            eval,
-        )?;
-        files.workers = d.workers.max(1);
-        Rows::Files(files)
+        Rows::Files(d.image_files(inputs.to_vec(), LabelMatrix::unobserved(classes, ids)?)?)
     };
     let names = match &rows {
         Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
