@@ -31,6 +31,7 @@
 
 mod dataset;
 mod error;
+pub mod fingerprint;
 pub mod formats;
 pub mod generate;
 mod labels;

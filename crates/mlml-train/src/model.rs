@@ -337,7 +337,7 @@ impl ModelConfig {
         let weights = match &self.weights {
             Weights::Random => "random".to_string(),
             Weights::Shipped => format!("shipped (mlml-models {})", env!("CARGO_PKG_VERSION")),
-            Weights::File(path) => crate::probe::file_stamp(path),
+            Weights::File(path) => mlml_data::fingerprint::file_stamp_text(path),
         };
         format!("{} weights {weights}", self.backbone.name())
     }

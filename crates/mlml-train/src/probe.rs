@@ -3,7 +3,7 @@
 //! a key of everything they depend on (backbone, weights, preprocessing, the images), so the
 //! next run with the same images and backbone skips the backbone entirely.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::module::interpolate;
@@ -103,18 +103,6 @@ pub fn extract_features<B: Backend, S: Source>(
     Ok(out)
 }
 
-/// 64-bit FNV-1a: a small, stable hash for cache keys (not for security).
-pub fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// FNV-1a's offset basis, the start of a hash.
-pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
-
 /// A feature cache: `<dir>/<hash>.npy` (f32 `[n, D]`) beside `<hash>.key.txt`, the key in
 /// full (checked on every hit, so a hash collision can never serve the wrong features).
 #[derive(Clone, Debug)]
@@ -134,7 +122,7 @@ pub enum CacheOutcome {
 
 impl FeatureCache {
     fn paths(&self, key: &str) -> (PathBuf, PathBuf) {
-        let hash = fnv1a(key.as_bytes(), FNV_START);
+        let hash = mlml_data::fingerprint::fnv1a(key.as_bytes());
         (
             self.dir.join(format!("{hash:016x}.npy")),
             self.dir.join(format!("{hash:016x}.key.txt")),
@@ -170,20 +158,5 @@ impl FeatureCache {
         write_atomic(&data, &npy::f32_bytes(&[rows, dim], &features))?;
         write_atomic(&key_file, key.as_bytes())?;
         Ok((features, dim, CacheOutcome::Miss))
-    }
-}
-
-/// A description of a file for cache keys: its path, size and modification time.
-pub fn file_stamp(path: &Path) -> String {
-    match std::fs::metadata(path) {
-        Ok(m) => format!(
-            "{} {} {:?}",
-            path.display(),
-            m.len(),
-            m.modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        ),
-        Err(_) => format!("{} (unreadable)", path.display()),
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use mlml_data::fingerprint::{file_stamp_text, fnv1a, fnv1a_extend, FNV_START};
 use mlml_data::pipeline::{BadImagePolicy, BatchPixels, ImageLoader, LoaderConfig, Transform};
 use mlml_data::rng::epoch_order;
 use mlml_data::LabelMatrix;
@@ -15,7 +16,6 @@ use rand::Rng;
 use crate::error::{Result, TrainError};
 use crate::features::{kept_rows, mean_and_std, FeatureSet};
 use crate::model::Input;
-use crate::probe::{file_stamp, fnv1a, FNV_START};
 
 /// Which pass over a source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl Source for FeatureSet {
         let hash = self
             .features
             .iter()
-            .fold(FNV_START, |h, v| fnv1a(&v.to_le_bytes(), h));
+            .fold(FNV_START, |h, v| fnv1a_extend(h, &v.to_le_bytes()));
         format!("features [{}, {}] fnv1a {hash:016x}", self.len(), self.dim)
     }
 
@@ -277,7 +277,7 @@ impl Source for ImageArray {
             self.channels,
             self.height,
             self.width,
-            fnv1a(&self.pixels, FNV_START),
+            fnv1a(&self.pixels),
             self.normalize
         )
     }
@@ -400,11 +400,6 @@ impl ImageFiles {
         Ok(self)
     }
 
-    /// The output size of the scoring transform.
-    pub fn eval_size(&self) -> (u32, u32) {
-        self.eval_transform.output_size()
-    }
-
     fn record_skipped(&self, skipped: Vec<mlml_data::pipeline::Skipped>) {
         let mut seen = self.skipped.lock().expect("no panic holds the lock");
         for s in skipped {
@@ -426,10 +421,9 @@ impl Source for ImageFiles {
     }
 
     fn fingerprint(&self) -> String {
-        let files = self
-            .paths
-            .iter()
-            .fold(FNV_START, |h, p| fnv1a(file_stamp(p).as_bytes(), h));
+        let files = self.paths.iter().fold(FNV_START, |h, p| {
+            fnv1a_extend(h, file_stamp_text(p).as_bytes())
+        });
         format!(
             "{} image files (paths, sizes, times) fnv1a {files:016x} transform {}",
             self.paths.len(),

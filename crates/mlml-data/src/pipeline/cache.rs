@@ -17,16 +17,10 @@ use std::sync::Mutex;
 use image::RgbImage;
 
 use crate::error::{DataError, Result};
+use crate::fingerprint::{file_stamp, fnv1a};
 
 const MAGIC: &[u8; 8] = b"MLMLDC01";
 const HEADER: u64 = 32;
-
-/// FNV-1a, 64 bits: a stable hash for the key (not for security).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 /// A cache of `n` images of `width x height`.
 pub struct DecodedCache {
@@ -63,13 +57,8 @@ impl DecodedCache {
     ) -> Result<Self> {
         let mut key = format!("mlml decoded cache v1\n{width}x{height}\n{resize}\n");
         for p in paths {
-            let meta = std::fs::metadata(p).map_err(|e| DataError::io(p, e))?;
-            let modified = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            key.push_str(&format!("{}\t{}\t{modified}\n", p.display(), meta.len()));
+            let (len, modified) = file_stamp(p).map_err(|e| DataError::io(p, e))?;
+            key.push_str(&format!("{}\t{len}\t{modified}\n", p.display()));
         }
         let hash = fnv1a(key.as_bytes());
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
