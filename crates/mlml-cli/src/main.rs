@@ -307,6 +307,10 @@ fn read_config(path: &Path, overrides: &[String]) -> Result<RunConfig> {
     let config: RunConfig = toml::Value::Table(table)
         .try_into()
         .with_context(|| format!("{}: bad config", path.display()))?;
+    config
+        .training
+        .validate()
+        .with_context(|| format!("{}: bad config", path.display()))?;
     Ok(config)
 }
 

@@ -127,6 +127,27 @@ fn bad_configs_name_the_file_and_the_key() {
             &["--set", "training.epochs=\"many\""],
             "invalid type: string \"many\"",
         ),
+        (
+            &["--set", "training.optimizer=rmsprop"],
+            "unknown variant `rmsprop`, expected one of `adam`, `adamw`, `sgd`",
+        ),
+        (
+            &["--set", "training.momentum=0.9"],
+            "yeast-single.toml: bad config: training.momentum and training.nesterov are SGD's",
+        ),
+        (
+            &[
+                "--set",
+                "training.optimizer=sgd",
+                "--set",
+                "training.schedule={one-cycle={epochs=20,pct_start=0.2}}",
+            ],
+            "with optimizer = \"sgd\" it would have to cycle SGD's momentum",
+        ),
+        (
+            &["--set", "training.schedule={cosine={min_lr=1.0}}"],
+            "training.schedule.cosine.min_lr (1) must be in [0, training.lr = 0.001]",
+        ),
     ];
     for (extra, expected) in cases {
         let out = mlml(&[&["train", "--config", CONFIG, "--out", out_dir][..], extra].concat());

@@ -264,6 +264,7 @@ fn the_recipe_templates_parse_and_ask_for_their_data() {
     for (config, data) in [
         ("configs/recipes/asl-coco-40.toml", "coco-40.tsv"),
         ("configs/recipes/spml-coco-single.toml", "coco-train.tsv"),
+        ("configs/recipes/ll-voc-single.toml", "voc-train.tsv"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = mlml(&[

@@ -14,7 +14,7 @@ use burn::tensor::{Distribution, Tensor};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, LossSetup};
 use mlml_losses::{targets_from_labels, LossContext};
-use mlml_train::{AdamL2, AdamL2Config, BackboneKind, Classifier, Input, ModelConfig};
+use mlml_train::{BackboneKind, Classifier, Input, ModelConfig, TorchAdam, TorchAdamConfig};
 
 type B = Autodiff<Flex>;
 
@@ -48,8 +48,8 @@ fn main() {
         device,
     };
     let mut loss = registry::build("an", None, &serde_json::Value::Null, &setup).expect("loss");
-    let mut optimizer: OptimizerAdaptor<AdamL2, Classifier<B>, B> =
-        OptimizerAdaptor::from(AdamL2Config::new().init());
+    let mut optimizer: OptimizerAdaptor<TorchAdam, Classifier<B>, B> =
+        OptimizerAdaptor::from(TorchAdamConfig::new().init());
     let rows: Vec<usize> = (0..batch).collect();
     let images = Tensor::<B, 4>::random([batch, 1, 64, 64], Distribution::Default, &device);
     let mut step = |model: Classifier<B>| {

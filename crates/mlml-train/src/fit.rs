@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::ema::ModelEma;
 use crate::error::{Result, TrainError};
 use crate::model::{Classifier, ModelConfig};
-use crate::optim::{AdamL2, AdamL2Config};
-use crate::schedule::OneCycleConfig;
+use crate::optim::{torch_sgd, TorchAdam, TorchAdamConfig};
+use crate::schedule::{OneCycle, OneCycleConfig};
 use crate::source::{Pass, Source};
 
 /// How the learning rate moves.
@@ -47,6 +47,31 @@ pub enum Schedule {
         /// Share of the steps spent warming up (ASL: 0.2).
         pct_start: f64,
     },
+    /// Cosine annealing from `lr` to `min_lr` over the run's steps (`training.epochs` x steps
+    /// per epoch), stepped after every batch as PyTorch's `CosineAnnealingLR(T_max = steps)`
+    /// stepped per batch.
+    Cosine {
+        /// The learning rate the curve ends at.
+        #[serde(default)]
+        min_lr: f64,
+    },
+}
+
+/// Which optimizer updates the weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// PyTorch's `Adam` (epsilon 1e-8; `weight_decay` is coupled L2 on >= 2-D parameters, as the
+    /// ASL recipe's parameter groups).
+    #[default]
+    #[serde(rename = "adam")]
+    Adam,
+    /// PyTorch's `AdamW` (decoupled weight decay, on >= 2-D parameters).
+    #[serde(rename = "adamw")]
+    AdamW,
+    /// PyTorch's `SGD` through burn's `Sgd`: `momentum` (no dampening), `nesterov`, and
+    /// `weight_decay` as L2 on every parameter, as `torch.optim.SGD` with one group.
+    #[serde(rename = "sgd")]
+    Sgd,
 }
 
 /// How a run trains.
@@ -65,10 +90,20 @@ pub struct TrainingConfig {
     pub epochs: usize,
     /// Rows per batch (the last batch of an epoch may be smaller).
     pub batch_size: usize,
-    /// Adam's learning rate (the peak of a one-cycle schedule).
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
+    /// The learning rate (the peak of a one-cycle schedule, the start of a cosine one).
     pub lr: f64,
-    /// Coupled L2 weight decay on the weight matrices and kernels.
+    /// The head's learning rate is `lr * head_lr_mult` (the single-positive recipes: 10), for
+    /// image models trained end to end.
+    pub head_lr_mult: f64,
+    /// Weight decay, as `optimizer` applies it.
     pub weight_decay: f64,
+    /// SGD's momentum (default 0.9); only with `optimizer = "sgd"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    /// SGD's Nesterov momentum; only with `optimizer = "sgd"`.
+    pub nesterov: bool,
     /// The learning-rate schedule.
     pub schedule: Schedule,
     /// Decay of an exponential moving average of the weights (the ASL recipe: 0.9997); each
@@ -95,8 +130,12 @@ impl Default for TrainingConfig {
             preset: None,
             epochs: 20,
             batch_size: 64,
+            optimizer: OptimizerKind::Adam,
             lr: 1e-3,
+            head_lr_mult: 1.0,
             weight_decay: 0.0,
+            momentum: None,
+            nesterov: false,
             schedule: Schedule::Constant,
             ema_decay: None,
             patience: None,
@@ -107,7 +146,11 @@ impl Default for TrainingConfig {
 }
 
 impl TrainingConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings against each other; [`train`] calls it first.
+    ///
+    /// # Errors
+    /// The first setting out of range or at odds with another, named by its config key.
+    pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 || self.batch_size == 0 || self.lr.is_nan() || self.lr <= 0.0 {
             return Err(TrainError::Config(format!(
                 "epochs ({}), batch_size ({}) and lr ({}) must be positive",
@@ -144,13 +187,58 @@ impl TrainingConfig {
                 )));
             }
         }
-        if let Schedule::OneCycle { epochs, pct_start } = self.schedule {
-            if epochs < self.epochs || !(pct_start > 0.0 && pct_start < 1.0) {
+        match self.schedule {
+            Schedule::Constant => {}
+            Schedule::OneCycle { epochs, pct_start } => {
+                if epochs < self.epochs || !(pct_start > 0.0 && pct_start < 1.0) {
+                    return Err(TrainError::Config(format!(
+                        "training.schedule.one-cycle: epochs ({epochs}) must be at least training.epochs ({}) and pct_start ({pct_start}) in (0, 1)",
+                        self.epochs
+                    )));
+                }
+                if self.optimizer == OptimizerKind::Sgd {
+                    return Err(TrainError::Config(
+                        "training.schedule.one-cycle cycles Adam's beta1 as PyTorch's OneCycleLR does; with optimizer = \"sgd\" it would have to cycle SGD's momentum, which burn's Sgd fixes when it is built: use adam or adamw, or the cosine schedule".into(),
+                    ));
+                }
+            }
+            Schedule::Cosine { min_lr } => {
+                if !(0.0..=self.lr).contains(&min_lr) {
+                    return Err(TrainError::Config(format!(
+                        "training.schedule.cosine.min_lr ({min_lr}) must be in [0, training.lr = {}]",
+                        self.lr
+                    )));
+                }
+            }
+        }
+        if !(self.head_lr_mult.is_finite() && self.head_lr_mult > 0.0) {
+            return Err(TrainError::Config(format!(
+                "training.head_lr_mult must be positive, got {}",
+                self.head_lr_mult
+            )));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(TrainError::Config(format!(
+                "training.weight_decay must be at least 0, got {}",
+                self.weight_decay
+            )));
+        }
+        if self.optimizer != OptimizerKind::Sgd && (self.momentum.is_some() || self.nesterov) {
+            return Err(TrainError::Config(
+                "training.momentum and training.nesterov are SGD's: set training.optimizer = \"sgd\" or leave them out (Adam's momentum is its beta1)".into(),
+            ));
+        }
+        if let Some(momentum) = self.momentum {
+            if !(0.0..1.0).contains(&momentum) {
                 return Err(TrainError::Config(format!(
-                    "training.schedule.one-cycle: epochs ({epochs}) must be at least training.epochs ({}) and pct_start ({pct_start}) in (0, 1)",
-                    self.epochs
+                    "training.momentum must be in [0, 1), got {momentum}"
                 )));
             }
+        }
+        if self.nesterov && self.momentum == Some(0.0) {
+            return Err(TrainError::Config(
+                "training.nesterov needs a momentum above 0".into(),
+            ));
         }
         Ok(())
     }
@@ -433,12 +521,23 @@ fn validation_maps(scores: &[f32], labels: &mlml_data::LabelMatrix) -> Result<(f
     Ok((map(ApDefinition::Sklearn)?, map(ApDefinition::Ranked)?))
 }
 
+/// How a step's gradients reach the optimizer.
+#[derive(Clone, Copy, Debug)]
+struct Groups {
+    /// The backbone frozen (GR's linear-init epochs): only the head's gradients reach the
+    /// optimizer, while the backbone still runs in training mode (BatchNorm statistics move),
+    /// as the reference's `requires_grad = False` does.
+    head_only: bool,
+    /// The head's learning rate over the backbone's.
+    head_lr_mult: f64,
+}
+
 /// One optimizer step: the loss, its gradients, the loss's after-step hook, the update. The one
 /// place where gradients are produced and applied.
 #[allow(clippy::too_many_arguments)]
-fn step<B: AutodiffBackend>(
+fn step<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
     model: Classifier<B>,
-    optimizer: &mut OptimizerAdaptor<AdamL2, Classifier<B>, B>,
+    optimizer: &mut O,
     loss: &mut Box<dyn MultiLabelLoss<B>>,
     logits: Tensor<B, 2>,
     targets: Tensor<B, 2>,
@@ -446,7 +545,7 @@ fn step<B: AutodiffBackend>(
     lr: f64,
     epoch: usize,
     batch: usize,
-    head_only: bool,
+    groups: Groups,
 ) -> Result<(Classifier<B>, f32)> {
     let value = loss.forward(logits, targets, context)?;
     let scalar: f32 = value.clone().into_scalar().elem::<f32>();
@@ -457,7 +556,7 @@ fn step<B: AutodiffBackend>(
             value: scalar,
         });
     }
-    let grads = value.backward();
+    let mut grads = value.backward();
     {
         let lookup = gradient_lookup::<B>(&grads);
         loss.on_optimizer_step(&OptimizerStep {
@@ -465,17 +564,31 @@ fn step<B: AutodiffBackend>(
             gradient: &lookup,
         })?;
     }
-    let grads = match (&model, head_only) {
-        // The backbone frozen (GR's linear-init epochs): only the head's gradients reach the
-        // optimizer, while the backbone still runs in training mode (BatchNorm statistics
-        // move), as the reference's `requires_grad = False` does.
-        (Classifier::Image(m), true) => {
-            let mut grads = grads;
-            GradientsParams::from_module(&mut grads, &m.head)
+    let split = match &model {
+        Classifier::Image(m) if groups.head_only || groups.head_lr_mult != 1.0 => {
+            let head = GradientsParams::from_module(&mut grads, &m.head);
+            let backbone =
+                (!groups.head_only).then(|| GradientsParams::from_module(&mut grads, &m.backbone));
+            Some((backbone, head))
         }
-        _ => GradientsParams::from_grads(grads, &model),
+        _ => None,
     };
-    Ok((optimizer.step(lr, model, grads), scalar))
+    let model = match split {
+        // Two parameter groups, as the reference's optimizer has: each parameter's update
+        // depends on its own gradient and state only, so two steps make one.
+        Some((backbone, head)) => {
+            let model = match backbone {
+                Some(backbone) => optimizer.step(lr, model, backbone),
+                None => model,
+            };
+            optimizer.step(lr * groups.head_lr_mult, model, head)
+        }
+        None => {
+            let grads = GradientsParams::from_grads(grads, &model);
+            optimizer.step(lr, model, grads)
+        }
+    };
+    Ok((model, scalar))
 }
 
 /// Trains `model` on `train` (its labels are the observed ones) and selects the epoch by the
@@ -527,203 +640,310 @@ pub fn train<B: AutodiffBackend, S: Source>(
         seed: config.seed,
         device: device.clone(),
     };
-    let mut loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
-    let mut model: Classifier<B> = seeded_init::<B, _>(device, config.seed, || {
+    let loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
+    let model: Classifier<B> = seeded_init::<B, _>(device, config.seed, || {
         model_config.init(train.input_size(), c, device)
     })?;
-    let adam = AdamL2Config::new()
-        .with_weight_decay(config.weight_decay)
-        .init();
+    if config.head_lr_mult != 1.0 && !matches!(model, Classifier::Image(_)) {
+        return Err(TrainError::Config(format!(
+            "training.head_lr_mult ({}) applies to image models trained end to end; this model ({}) is one part",
+            config.head_lr_mult,
+            if model_config.is_probe() { "a linear probe's head" } else { "an MLP" }
+        )));
+    }
     let steps_per_epoch = train.len().div_ceil(config.batch_size);
-    let one_cycle = match config.schedule {
-        Schedule::Constant => None,
-        Schedule::OneCycle { epochs, pct_start } => Some(
+    let total_steps = config.epochs * steps_per_epoch;
+    let rates = |beta_1| match config.schedule {
+        Schedule::Constant => LearningRates::Constant(config.lr),
+        Schedule::OneCycle { epochs, pct_start } => LearningRates::OneCycle(
             OneCycleConfig::new(config.lr, epochs * steps_per_epoch)
                 .with_pct_start(pct_start)
-                .init(Some(adam.beta_1())),
+                .init(beta_1),
         ),
+        Schedule::Cosine { min_lr } => LearningRates::Cosine {
+            lr: config.lr,
+            min_lr,
+            total_steps,
+        },
     };
-    let mut optimizer: OptimizerAdaptor<AdamL2, Classifier<B>, B> = OptimizerAdaptor::from(adam);
-    let mut ema = config
-        .ema_decay
-        .map(|d| ModelEma::<B, Classifier<B>>::new(&model, d));
-    let files = run_dir.map(RunFiles::in_dir);
-    let recorder = Recorder_::default();
-    let mut progress = Progress::default();
-    let mut best: Classifier<B::InnerBackend> = model.valid();
-    if let Some(files) = files.as_ref().filter(|f| f.checkpoint.is_file()) {
-        let path = &files.checkpoint;
-        let parts = read_checkpoint(path)?;
-        progress = parts.progress;
-        model = load_into(path, model, parts.model, device)?;
-        let record = recorder
-            .load(parts.optimizer, device)
-            .map_err(|e| checkpoint_error(path, e))?;
-        optimizer = optimizer.load_record(record);
-        loss.load_state(&progress.loss_state)?;
-        best = load_into(path, model.valid(), parts.best, device)?;
-        if let Some(ema) = ema.as_mut() {
-            let average = load_into(path, model.valid(), parts.ema, device)?;
-            *ema = ModelEma::from_average(average, ema.decay());
+    let run = Loop {
+        config,
+        steps_per_epoch,
+        train,
+        val,
+        run_dir,
+        stop_after,
+        device,
+    };
+    match config.optimizer {
+        OptimizerKind::Adam | OptimizerKind::AdamW => {
+            let adam = TorchAdamConfig::new()
+                .with_weight_decay(config.weight_decay)
+                .with_decoupled_weight_decay(config.optimizer == OptimizerKind::AdamW)
+                .init();
+            let rates = rates(Some(adam.beta_1()));
+            let optimizer: OptimizerAdaptor<TorchAdam, Classifier<B>, B> =
+                OptimizerAdaptor::from(adam);
+            run.fit(model, optimizer, rates, loss, observer)
+        }
+        OptimizerKind::Sgd => {
+            let optimizer = torch_sgd(
+                config.momentum.unwrap_or(0.9),
+                config.nesterov,
+                config.weight_decay,
+            )
+            .init::<B, Classifier<B>>();
+            run.fit(model, optimizer, rates(None), loss, observer)
         }
     }
-    let resumed_at = progress.epochs_done;
-    if progress.stopped_early {
-        return Ok(Run {
+}
+
+/// The learning rate of each optimizer step.
+enum LearningRates {
+    Constant(f64),
+    OneCycle(OneCycle),
+    Cosine {
+        lr: f64,
+        min_lr: f64,
+        total_steps: usize,
+    },
+}
+
+impl LearningRates {
+    /// The learning rate of 0-based step `step` of the run (for a one-cycle schedule, it also
+    /// sets Adam's beta1 for that step).
+    fn at(&self, step: usize) -> f64 {
+        match self {
+            Self::Constant(lr) => *lr,
+            Self::OneCycle(schedule) => schedule.lr_at(step),
+            Self::Cosine {
+                lr,
+                min_lr,
+                total_steps,
+            } => cosine_lr(*lr, *min_lr, *total_steps, step),
+        }
+    }
+}
+
+/// PyTorch's `CosineAnnealingLR(T_max = total_steps, eta_min = min_lr)` at 0-based `step`
+/// (`step <= total_steps`), in the closed form its docs give and burn's
+/// `CosineAnnealingLrScheduler` computes.
+pub fn cosine_lr(lr: f64, min_lr: f64, total_steps: usize, step: usize) -> f64 {
+    let pct = step as f64 / total_steps.max(1) as f64;
+    min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * pct).cos())
+}
+
+/// What the epochs of a run share, whichever optimizer it has.
+struct Loop<'a, B: AutodiffBackend, S: Source> {
+    config: &'a TrainingConfig,
+    steps_per_epoch: usize,
+    train: &'a S,
+    val: &'a S,
+    run_dir: Option<&'a Path>,
+    stop_after: Option<usize>,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend, S: Source> Loop<'_, B, S> {
+    fn fit<O: Optimizer<Classifier<B>, B>>(
+        self,
+        mut model: Classifier<B>,
+        mut optimizer: O,
+        rates: LearningRates,
+        mut loss: Box<dyn MultiLabelLoss<B>>,
+        observer: &mut dyn Observer,
+    ) -> Result<Run<B::InnerBackend>> {
+        let Loop {
+            config,
+            steps_per_epoch,
+            train,
+            val,
+            run_dir,
+            stop_after,
+            device,
+        } = self;
+        let mut ema = config
+            .ema_decay
+            .map(|d| ModelEma::<B, Classifier<B>>::new(&model, d));
+        let files = run_dir.map(RunFiles::in_dir);
+        let recorder = Recorder_::default();
+        let mut progress = Progress::default();
+        let mut best: Classifier<B::InnerBackend> = model.valid();
+        if let Some(files) = files.as_ref().filter(|f| f.checkpoint.is_file()) {
+            let path = &files.checkpoint;
+            let parts = read_checkpoint(path)?;
+            progress = parts.progress;
+            model = load_into(path, model, parts.model, device)?;
+            let record = recorder
+                .load(parts.optimizer, device)
+                .map_err(|e| checkpoint_error(path, e))?;
+            optimizer = optimizer.load_record(record);
+            loss.load_state(&progress.loss_state)?;
+            best = load_into(path, model.valid(), parts.best, device)?;
+            if let Some(ema) = ema.as_mut() {
+                let average = load_into(path, model.valid(), parts.ema, device)?;
+                *ema = ModelEma::from_average(average, ema.decay());
+            }
+        }
+        let resumed_at = progress.epochs_done;
+        if progress.stopped_early {
+            return Ok(Run {
+                best,
+                last: model.valid(),
+                progress,
+                resumed_at,
+                train_samples_per_second: 0.0,
+            });
+        }
+        let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
+        let (mut steady_seconds, mut steady_samples) = (0.0f64, 0usize);
+        for epoch in progress.epochs_done + 1..=last_epoch {
+            let mut total = 0.0f64;
+            let mut batches = 0usize;
+            let mut lr = config.lr;
+            let pass = Pass::Train {
+                epoch,
+                seed: config.seed,
+            };
+            let mut steady_from: Option<Instant> = None;
+            for (b, batch) in train
+                .batches::<B>(pass, config.batch_size, device)?
+                .enumerate()
+            {
+                let (rows, input) = batch?;
+                if rows.is_empty() {
+                    continue;
+                }
+                if b == 2 {
+                    steady_from = Some(Instant::now());
+                }
+                lr = rates.at((epoch - 1) * steps_per_epoch + b);
+                let targets = targets_from_labels::<B>(train.labels(), &rows, device);
+                let logits = model.logits(input)?;
+                let context = LossContext::train(epoch, &rows)?;
+                let (next, value) = step(
+                    model,
+                    &mut optimizer,
+                    &mut loss,
+                    logits,
+                    targets,
+                    &context,
+                    lr,
+                    epoch,
+                    b + 1,
+                    Groups {
+                        head_only: epoch <= config.linear_init_epochs,
+                        head_lr_mult: config.head_lr_mult,
+                    },
+                )?;
+                model = next;
+                if let Some(ema) = ema.as_mut() {
+                    ema.update(&model);
+                }
+                if steady_from.is_some() {
+                    steady_samples += rows.len();
+                }
+                observer.batch_done(epoch, b + 1, steps_per_epoch, rows.len());
+                total += f64::from(value);
+                batches += 1;
+            }
+            if let Some(start) = steady_from {
+                steady_seconds += start.elapsed().as_secs_f64();
+            }
+            let eval_model = model.valid();
+            // The inner backend shares the autodiff backend's device type.
+            let inner_device = device;
+            let train_probabilities = if loss.wants_train_probabilities(epoch) {
+                Some(predict(
+                    &eval_model,
+                    train,
+                    config.batch_size,
+                    inner_device,
+                )?)
+            } else {
+                None
+            };
+            let loss_note = loss.after_epoch(&EpochEnd {
+                epoch,
+                train_probabilities: train_probabilities.as_deref(),
+            })?;
+            let scores = predict(&eval_model, val, config.batch_size, inner_device)?;
+            let (mut val_map, mut val_map_ranked) = validation_maps(&scores, val.labels())?;
+            let mut counted = eval_model.clone();
+            let mut counted_is_ema = false;
+            let mut val_map_ema = None;
+            if let Some(ema) = &ema {
+                let average = ema.module().clone();
+                let scores = predict(&average, val, config.batch_size, inner_device)?;
+                let (map, ranked) = validation_maps(&scores, val.labels())?;
+                val_map_ema = Some(map);
+                if map > val_map {
+                    (val_map, val_map_ranked) = (map, ranked);
+                    counted = average;
+                    counted_is_ema = true;
+                }
+            }
+            let record = EpochRecord {
+                epoch,
+                train_loss: total / batches.max(1) as f64,
+                val_map,
+                val_map_ranked,
+                lr,
+                val_map_ema,
+                loss_note,
+            };
+            // The first epoch with the strictly highest validation mAP, as Cole et al. select.
+            if progress.best_epoch == 0 || record.val_map > progress.best_val_map {
+                progress.best_epoch = epoch;
+                progress.best_val_map = record.val_map;
+                progress.best_is_ema = counted_is_ema;
+                best = counted;
+            }
+            progress.epochs.push(record);
+            progress.epochs_done = epoch;
+            progress.loss_state = loss.state();
+            // Decided before the checkpoint, so that a resumed run knows it is over.
+            progress.stopped_early = config.patience.is_some_and(|patience| {
+                epoch - progress.best_epoch >= patience && epoch < config.epochs
+            });
+            if let Some(files) = &files {
+                // One atomic file: a crash before its rename leaves the previous epoch's checkpoint
+                // whole, and the interrupted epoch is redone.
+                let path = &files.checkpoint;
+                let text = serde_json::to_vec_pretty(&progress).expect("progress serialises");
+                let encode = |bytes: std::result::Result<Vec<u8>, _>| {
+                    bytes.map_err(|e| checkpoint_error(path, e))
+                };
+                let model_bytes = encode(recorder.record(model.clone().into_record(), ()))?;
+                let optimizer_bytes = encode(recorder.record(optimizer.to_record(), ()))?;
+                let best_bytes = encode(recorder.record(best.clone().into_record(), ()))?;
+                let ema_bytes = match &ema {
+                    Some(ema) => encode(recorder.record(ema.module().clone().into_record(), ()))?,
+                    None => Vec::new(),
+                };
+                write_atomic(
+                    path,
+                    &pack(&[
+                        &text,
+                        &model_bytes,
+                        &optimizer_bytes,
+                        &best_bytes,
+                        &ema_bytes,
+                    ]),
+                )?;
+                write_atomic(&files.progress, &text)?;
+            }
+            observer.epoch_done(progress.epochs.last().expect("pushed above"));
+            if progress.stopped_early {
+                break;
+            }
+        }
+        Ok(Run {
             best,
             last: model.valid(),
             progress,
             resumed_at,
-            train_samples_per_second: 0.0,
-        });
+            train_samples_per_second: steady_samples as f64 / steady_seconds.max(1e-9),
+        })
     }
-    let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
-    let (mut steady_seconds, mut steady_samples) = (0.0f64, 0usize);
-    for epoch in progress.epochs_done + 1..=last_epoch {
-        let mut total = 0.0f64;
-        let mut batches = 0usize;
-        let mut lr = config.lr;
-        let pass = Pass::Train {
-            epoch,
-            seed: config.seed,
-        };
-        let mut steady_from: Option<Instant> = None;
-        for (b, batch) in train
-            .batches::<B>(pass, config.batch_size, device)?
-            .enumerate()
-        {
-            let (rows, input) = batch?;
-            if rows.is_empty() {
-                continue;
-            }
-            if b == 2 {
-                steady_from = Some(Instant::now());
-            }
-            lr = one_cycle
-                .as_ref()
-                .map_or(config.lr, |s| s.lr_at((epoch - 1) * steps_per_epoch + b));
-            let targets = targets_from_labels::<B>(train.labels(), &rows, device);
-            let logits = model.logits(input)?;
-            let context = LossContext::train(epoch, &rows)?;
-            let (next, value) = step(
-                model,
-                &mut optimizer,
-                &mut loss,
-                logits,
-                targets,
-                &context,
-                lr,
-                epoch,
-                b + 1,
-                epoch <= config.linear_init_epochs,
-            )?;
-            model = next;
-            if let Some(ema) = ema.as_mut() {
-                ema.update(&model);
-            }
-            if steady_from.is_some() {
-                steady_samples += rows.len();
-            }
-            observer.batch_done(epoch, b + 1, steps_per_epoch, rows.len());
-            total += f64::from(value);
-            batches += 1;
-        }
-        if let Some(start) = steady_from {
-            steady_seconds += start.elapsed().as_secs_f64();
-        }
-        let eval_model = model.valid();
-        // The inner backend shares the autodiff backend's device type.
-        let inner_device = device;
-        let train_probabilities = if loss.wants_train_probabilities(epoch) {
-            Some(predict(
-                &eval_model,
-                train,
-                config.batch_size,
-                inner_device,
-            )?)
-        } else {
-            None
-        };
-        let loss_note = loss.after_epoch(&EpochEnd {
-            epoch,
-            train_probabilities: train_probabilities.as_deref(),
-        })?;
-        let scores = predict(&eval_model, val, config.batch_size, inner_device)?;
-        let (mut val_map, mut val_map_ranked) = validation_maps(&scores, val.labels())?;
-        let mut counted = eval_model.clone();
-        let mut counted_is_ema = false;
-        let mut val_map_ema = None;
-        if let Some(ema) = &ema {
-            let average = ema.module().clone();
-            let scores = predict(&average, val, config.batch_size, inner_device)?;
-            let (map, ranked) = validation_maps(&scores, val.labels())?;
-            val_map_ema = Some(map);
-            if map > val_map {
-                (val_map, val_map_ranked) = (map, ranked);
-                counted = average;
-                counted_is_ema = true;
-            }
-        }
-        let record = EpochRecord {
-            epoch,
-            train_loss: total / batches.max(1) as f64,
-            val_map,
-            val_map_ranked,
-            lr,
-            val_map_ema,
-            loss_note,
-        };
-        // The first epoch with the strictly highest validation mAP, as Cole et al. select.
-        if progress.best_epoch == 0 || record.val_map > progress.best_val_map {
-            progress.best_epoch = epoch;
-            progress.best_val_map = record.val_map;
-            progress.best_is_ema = counted_is_ema;
-            best = counted;
-        }
-        progress.epochs.push(record);
-        progress.epochs_done = epoch;
-        progress.loss_state = loss.state();
-        // Decided before the checkpoint, so that a resumed run knows it is over.
-        progress.stopped_early = config.patience.is_some_and(|patience| {
-            epoch - progress.best_epoch >= patience && epoch < config.epochs
-        });
-        if let Some(files) = &files {
-            // One atomic file: a crash before its rename leaves the previous epoch's checkpoint
-            // whole, and the interrupted epoch is redone.
-            let path = &files.checkpoint;
-            let text = serde_json::to_vec_pretty(&progress).expect("progress serialises");
-            let encode = |bytes: std::result::Result<Vec<u8>, _>| {
-                bytes.map_err(|e| checkpoint_error(path, e))
-            };
-            let model_bytes = encode(recorder.record(model.clone().into_record(), ()))?;
-            let optimizer_bytes = encode(recorder.record(optimizer.to_record(), ()))?;
-            let best_bytes = encode(recorder.record(best.clone().into_record(), ()))?;
-            let ema_bytes = match &ema {
-                Some(ema) => encode(recorder.record(ema.module().clone().into_record(), ()))?,
-                None => Vec::new(),
-            };
-            write_atomic(
-                path,
-                &pack(&[
-                    &text,
-                    &model_bytes,
-                    &optimizer_bytes,
-                    &best_bytes,
-                    &ema_bytes,
-                ]),
-            )?;
-            write_atomic(&files.progress, &text)?;
-        }
-        observer.epoch_done(progress.epochs.last().expect("pushed above"));
-        if progress.stopped_early {
-            break;
-        }
-    }
-    Ok(Run {
-        best,
-        last: model.valid(),
-        progress,
-        resumed_at,
-        train_samples_per_second: steady_samples as f64 / steady_seconds.max(1e-9),
-    })
 }

@@ -7,7 +7,9 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use mlml_data::formats::ZeroMeans;
 use mlml_data::generate::{single_positive, SinglePositiveParams};
-use mlml_train::{Classifier, FeatureSet, ModelConfig, Run, TrainError, TrainingConfig};
+use mlml_train::{
+    Classifier, FeatureSet, ModelConfig, OptimizerKind, Run, Schedule, TrainError, TrainingConfig,
+};
 
 type B = Autodiff<Flex>;
 
@@ -267,6 +269,59 @@ fn patience_stops_a_run_whose_validation_map_stopped_rising() {
     let err = train_features(&config, &train, &val, None, None).unwrap_err();
     assert!(
         err.to_string().contains("patience must be at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sgd_and_adamw_under_a_cosine_schedule_learn_and_resume_exactly() {
+    let (train, val) = slices();
+    let random = random_ranking_map(&val);
+    // Learning rates chosen on this validation slice for four epochs.
+    for (optimizer, lr) in [(OptimizerKind::Sgd, 0.3), (OptimizerKind::AdamW, 1e-2)] {
+        let mut config = config("an");
+        config.epochs = 4;
+        config.optimizer = optimizer;
+        config.lr = lr;
+        config.weight_decay = 1e-3;
+        config.schedule = Schedule::Cosine { min_lr: 1e-5 };
+        if optimizer == OptimizerKind::Sgd {
+            config.nesterov = true;
+        }
+        let whole = tempfile::tempdir().unwrap();
+        let once = train_features(&config, &train, &val, Some(whole.path()), None).unwrap();
+        let p = &once.progress;
+        assert!(
+            p.best_val_map > random + 8.0,
+            "{optimizer:?}: best validation mAP {:.1} vs random ranking {random:.1}",
+            p.best_val_map
+        );
+        // The cosine curve: the recorded rate (the last step's) falls every epoch.
+        assert!(
+            p.epochs.windows(2).all(|w| w[1].lr < w[0].lr),
+            "{optimizer:?}"
+        );
+        // Momentum buffers (burn's Sgd record) and Adam's moments survive the checkpoint.
+        let split = tempfile::tempdir().unwrap();
+        train_features(&config, &train, &val, Some(split.path()), Some(2)).unwrap();
+        let resumed = train_features(&config, &train, &val, Some(split.path()), None).unwrap();
+        assert_eq!(
+            weights(&resumed.last),
+            weights(&once.last),
+            "{optimizer:?}: final weights"
+        );
+    }
+}
+
+#[test]
+fn a_head_learning_rate_needs_an_image_model() {
+    let (train, val) = slices();
+    let mut config = config("an");
+    config.head_lr_mult = 10.0;
+    let err = train_features(&config, &train, &val, None, None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("training.head_lr_mult (10) applies to image models trained end to end"),
         "{err}"
     );
 }

@@ -376,3 +376,54 @@ fn linear_init_epochs_train_the_head_alone() {
     let err = fit(&config, &train, &val, None, None).unwrap_err();
     assert!(err.to_string().contains("must agree"), "{err}");
 }
+
+/// The single-positive / LL recipes' two parameter groups: one plain SGD step moves the head
+/// `head_lr_mult` times as far as it moves at 1, and the backbone the same.
+#[test]
+fn the_head_steps_at_its_own_learning_rate() {
+    let (train, val) = (array(0..16, true), array(16..24, false));
+    let mut config = config(2);
+    // One step per epoch, no momentum, no decay: the update is -lr * gradient.
+    config.batch_size = 16;
+    config.optimizer = mlml_train::OptimizerKind::Sgd;
+    config.momentum = Some(0.0);
+    config.lr = 0.01;
+    let initial = mlml_train::seeded_init::<Flex, _>(&Default::default(), config.seed, || {
+        small_cnn().init::<Flex>(3, CLASSES, &Default::default())
+    })
+    .unwrap();
+    let one = fit(&config, &train, &val, None, Some(1)).unwrap().last;
+    config.head_lr_mult = 10.0;
+    let ten = fit(&config, &train, &val, None, Some(1)).unwrap().last;
+    let head = |m: &Classifier<Flex>| match m {
+        Classifier::Image(m) => m
+            .head
+            .linear
+            .weight
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        Classifier::Mlp(_) => unreachable!(),
+    };
+    let (h0, h1, h10) = (head(&initial), head(&one), head(&ten));
+    let mut compared = 0;
+    for i in 0..h0.len() {
+        let (d1, d10) = (f64::from(h1[i] - h0[i]), f64::from(h10[i] - h0[i]));
+        if d1.abs() > 1e-5 {
+            compared += 1;
+            assert!(
+                (d10 / d1 - 10.0).abs() < 0.05,
+                "head weight {i}: moved {d1} at 1x and {d10} at 10x"
+            );
+        }
+    }
+    assert!(
+        compared > h0.len() / 2,
+        "{compared} of {} compared",
+        h0.len()
+    );
+    let conv = |m: &Classifier<Flex>| floats(stages(m).stages[0].conv.weight.val());
+    assert_ne!(conv(&initial), conv(&one), "the backbone trains");
+    assert_same(&conv(&one), &conv(&ten), "the backbone's step");
+}

@@ -6,6 +6,11 @@
 //! and EMA after each of the 120 replayed steps, in f32 at 1e-5 relative (plus a floor of 1e-6
 //! of the tensor's largest magnitude, for entries that cross zero).
 //!
+//! `tests/vectors/optimizers.json` (made by `gen_optimizers.py` from the same tensors and
+//! gradients) replays PyTorch's `AdamW` (decay on >= 2-D parameters) under a per-step
+//! `CosineAnnealingLR`, and `SGD` with momentum and weight decay and with Nesterov momentum, 60
+//! steps each, checked the same way.
+//!
 //! The file is sensitive to Adam's epsilon (`bn.beta` has gradients of 1e-6) and to coupled
 //! versus decoupled decay (`head.weight`'s L2 term is as large as its gradient): the last
 //! tests check that burn's default epsilon and a decayed BatchNorm both fail it.
@@ -17,7 +22,7 @@ use burn::optim::lr_scheduler::LrScheduler;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use mlml_train::{AdamL2, AdamL2Config, ModelEma, OneCycleConfig};
+use mlml_train::{cosine_lr, torch_sgd, ModelEma, OneCycleConfig, TorchAdam, TorchAdamConfig};
 use serde_json::Value;
 
 type B = Autodiff<Flex>;
@@ -46,6 +51,11 @@ fn load() -> Value {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/train_recipes.json"
     );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn load_optimizers() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/optimizers.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -146,12 +156,16 @@ fn worst(got: &[Vec<f32>; 5], expected: &Value) -> (f64, String) {
 }
 
 /// Replays the ASL recipe with the given Adam; returns the worst parameter and EMA ratios.
-fn replay_asl(v: &Value, adam: AdamL2Config, check_schedule: bool) -> (f64, String, f64, String) {
+fn replay_asl(
+    v: &Value,
+    adam: TorchAdamConfig,
+    check_schedule: bool,
+) -> (f64, String, f64, String) {
     let r = &v["asl_recipe"];
     let epochs = r["epochs"].as_u64().unwrap() as usize;
     let steps_per_epoch = r["steps_per_epoch"].as_u64().unwrap() as usize;
     let replayed = r["replayed_steps"].as_u64().unwrap() as usize;
-    let adam: AdamL2 = adam.init();
+    let adam: TorchAdam = adam.init();
     let mut schedule = OneCycleConfig::new(r["lr"].as_f64().unwrap(), epochs * steps_per_epoch)
         .with_pct_start(r["pct_start"].as_f64().unwrap())
         .with_div_factor(r["div_factor"].as_f64().unwrap())
@@ -160,7 +174,7 @@ fn replay_asl(v: &Value, adam: AdamL2Config, check_schedule: bool) -> (f64, Stri
         .with_max_momentum(r["max_momentum"].as_f64().unwrap())
         .init(Some(adam.beta_1()));
     let beta_1 = adam.beta_1();
-    let mut optimizer: OptimizerAdaptor<AdamL2, Net<B>, B> = OptimizerAdaptor::from(adam);
+    let mut optimizer: OptimizerAdaptor<TorchAdam, Net<B>, B> = OptimizerAdaptor::from(adam);
     let mut net = init(v);
     let mut ema = ModelEma::new(&net, r["ema_decay"].as_f64().unwrap());
     let lrs = floats(&r["lr_before_step"]);
@@ -200,9 +214,9 @@ fn replay_asl(v: &Value, adam: AdamL2Config, check_schedule: bool) -> (f64, Stri
     (worst_param.0, worst_param.1, worst_ema.0, worst_ema.1)
 }
 
-fn asl_adam(v: &Value) -> AdamL2Config {
+fn asl_adam(v: &Value) -> TorchAdamConfig {
     let r = &v["asl_recipe"];
-    AdamL2Config::new()
+    TorchAdamConfig::new()
         .with_epsilon(r["eps"].as_f64().unwrap())
         .with_weight_decay(r["weight_decay"].as_f64().unwrap())
 }
@@ -230,8 +244,8 @@ fn spml_recipe_with_a_ten_times_head_matches_pytorch() {
     let r = &v["spml_recipe"];
     let lr = r["lr"].as_f64().unwrap();
     let mult = r["head_lr_mult"].as_f64().unwrap();
-    let mut optimizer: OptimizerAdaptor<AdamL2, Net<B>, B> =
-        OptimizerAdaptor::from(AdamL2Config::new().init());
+    let mut optimizer: OptimizerAdaptor<TorchAdam, Net<B>, B> =
+        OptimizerAdaptor::from(TorchAdamConfig::new().init());
     let mut net = init(&v);
     let steps = r["replayed_steps"].as_u64().unwrap() as usize;
     for t in 1..=steps {
@@ -282,4 +296,119 @@ fn ema_averages_batchnorm_statistics_without_sharing_them() {
     // The running variance stays 1 (a constant batch has variance 0: 0.5 * 1 + 0.5 * 0 = 0.5
     // in the model, 0.9 * 1 + 0.1 * 0.5 = 0.95 in the average).
     assert!(var.iter().all(|v| (v - 0.95).abs() < 1e-6), "{var:?}");
+}
+
+/// Replays `steps` steps of `optimizer` with learning rate `lr(t)` against `expected[t - 1]`;
+/// the worst ratio and where.
+fn replay_plain<O: Optimizer<Net<B>, B>>(
+    v: &Value,
+    mut optimizer: O,
+    lr: impl Fn(usize) -> f64,
+    expected: &Value,
+) -> (f64, String) {
+    let mut net = init(v);
+    let steps = expected.as_array().unwrap().len();
+    let mut worst_seen = (0.0, String::new());
+    for t in 1..=steps {
+        let g = grads(v, &net, t, &[0, 1, 2, 3, 4]);
+        net = optimizer.step(lr(t), net, g);
+        let (ratio, at) = worst(&tensors_of(&net), &expected[t - 1]);
+        if ratio > worst_seen.0 {
+            worst_seen = (ratio, format!("step {t}: {at}"));
+        }
+    }
+    worst_seen
+}
+
+fn replay_adamw(v: &Value, o: &Value, decoupled: bool) -> (f64, String) {
+    let r = &o["adamw_cosine"];
+    let (lr, min_lr) = (r["lr"].as_f64().unwrap(), r["min_lr"].as_f64().unwrap());
+    let total = r["total_steps"].as_u64().unwrap() as usize;
+    let adam: TorchAdam = TorchAdamConfig::new()
+        .with_epsilon(r["eps"].as_f64().unwrap())
+        .with_weight_decay(r["weight_decay"].as_f64().unwrap())
+        .with_decoupled_weight_decay(decoupled)
+        .init();
+    let optimizer: OptimizerAdaptor<TorchAdam, Net<B>, B> = OptimizerAdaptor::from(adam);
+    replay_plain(
+        v,
+        optimizer,
+        |t| cosine_lr(lr, min_lr, total, t - 1),
+        &r["params_after_step"],
+    )
+}
+
+#[test]
+fn cosine_schedule_matches_pytorch_at_every_step() {
+    let o = load_optimizers();
+    let r = &o["adamw_cosine"];
+    let (lr, min_lr) = (r["lr"].as_f64().unwrap(), r["min_lr"].as_f64().unwrap());
+    let total = r["total_steps"].as_u64().unwrap() as usize;
+    let expected = floats(&r["lr_before_step"]);
+    assert_eq!(expected.len(), total);
+    for (step, e) in expected.iter().enumerate() {
+        let got = cosine_lr(lr, min_lr, total, step);
+        assert!((got - e).abs() <= 1e-12 * e, "step {step}: {got} vs {e}");
+    }
+    // burn's own cosine scheduler gives the same curve.
+    let mut burn_cosine =
+        burn::optim::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig::new(lr, total)
+            .with_min_lr(min_lr)
+            .init()
+            .unwrap();
+    for (step, e) in expected.iter().enumerate() {
+        let got = LrScheduler::step(&mut burn_cosine);
+        assert!(
+            (got - e).abs() <= 1e-12 * e,
+            "burn, step {step}: {got} vs {e}"
+        );
+    }
+}
+
+#[test]
+fn adamw_under_a_cosine_schedule_matches_pytorch() {
+    let (v, o) = (load(), load_optimizers());
+    let (ratio, at) = replay_adamw(&v, &o, true);
+    eprintln!("AdamW worst ratio {ratio:.3} ({at})");
+    assert!(ratio <= 1.0, "{at} (ratio {ratio})");
+    // Adam's coupled L2 in its place is caught.
+    let (ratio, at) = replay_adamw(&v, &o, false);
+    assert!(ratio > 1.0, "coupled decay went unnoticed ({at})");
+}
+
+#[test]
+fn sgd_with_momentum_and_weight_decay_matches_pytorch() {
+    let (v, o) = (load(), load_optimizers());
+    for case in ["sgd_momentum", "sgd_nesterov"] {
+        let r = &o[case];
+        let lr = r["lr"].as_f64().unwrap();
+        let config = torch_sgd(
+            r["momentum"].as_f64().unwrap(),
+            r["nesterov"].as_bool().unwrap(),
+            r["weight_decay"].as_f64().unwrap(),
+        );
+        let (ratio, at) = replay_plain(
+            &v,
+            config.init::<B, Net<B>>(),
+            |_| lr,
+            &r["params_after_step"],
+        );
+        eprintln!("{case}: worst ratio {ratio:.3} ({at})");
+        assert!(ratio <= 1.0, "{case}: {at} (ratio {ratio})");
+    }
+    // burn's default momentum (dampening 0.1) is not PyTorch's.
+    let r = &o["sgd_momentum"];
+    let dampened = burn::optim::SgdConfig::new()
+        .with_momentum(Some(burn::optim::momentum::MomentumConfig::new()))
+        .with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
+            r["weight_decay"].as_f64().unwrap() as f32,
+        )));
+    let lr = r["lr"].as_f64().unwrap();
+    let (ratio, at) = replay_plain(
+        &v,
+        dampened.init::<B, Net<B>>(),
+        |_| lr,
+        &r["params_after_step"],
+    );
+    assert!(ratio > 1.0, "dampening 0.1 went unnoticed ({at})");
 }
