@@ -5,7 +5,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::scores::{checked, sort_key, ScoreMatrix};
+use std::ops::Range;
+
+use crate::scores::{checked, descending_bits, ScoreMatrix};
 
 /// Which AP the mAP averages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,15 +81,22 @@ pub fn mean_average_precision(
     options: MapOptions,
 ) -> Result<MapReport> {
     let matrix = checked(scores, labels)?;
-    let per_class: Vec<ClassAp> = (0..labels.n_classes())
+    let c = labels.n_classes();
+    let groups: Vec<Vec<ClassAp>> = (0..c)
+        .step_by(CLASS_GROUP)
+        .collect::<Vec<_>>()
         .into_par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(keys, terms), class| {
-                class_ap(&matrix, labels, class, options.definition, keys, terms)
-            },
-        )
+        .map_init(Workspace::default, |workspace, start| {
+            let classes = start..(start + CLASS_GROUP).min(c);
+            workspace.gather(&matrix, labels, classes.clone());
+            classes
+                .map(|class| {
+                    workspace.class_ap(class - start, matrix.n_samples, options.definition)
+                })
+                .collect()
+        })
         .collect();
+    let per_class: Vec<ClassAp> = groups.concat();
     let empty_classes = per_class.iter().filter(|c| c.positives == 0).count();
     let averaged: Vec<f64> = per_class
         .iter()
@@ -109,47 +118,130 @@ pub fn mean_average_precision(
     })
 }
 
-/// Sorts the observed entries of one class into `keys` (descending score, ties by descending
-/// sample index) and computes its AP.
-fn class_ap(
-    scores: &ScoreMatrix<'_>,
-    labels: &LabelMatrix,
-    class: usize,
-    definition: ApDefinition,
-    keys: &mut Vec<u64>,
-    terms: &mut Vec<f64>,
-) -> ClassAp {
-    keys.clear();
-    let (mut positives, mut negatives) = (0, 0);
-    let values = labels.values();
-    let c = labels.n_classes();
-    for sample in 0..scores.n_samples {
-        let label = values[sample * c + class];
-        if label == POSITIVE {
-            positives += 1;
-        } else if label != NEGATIVE {
-            continue;
-        } else {
-            negatives += 1;
+/// Classes gathered in one pass over the rows: 16 scores of a row share a cache line.
+const CLASS_GROUP: usize = 8;
+
+/// One thread's buffers, reused from class group to class group: no allocation per class once
+/// they have grown.
+#[derive(Default)]
+struct Workspace {
+    /// Per class of the group, `n_samples` slots of which the first `observed[k]` hold the
+    /// observed entries as `descending score bits << 32 | is_positive`, last sample first.
+    columns: Vec<Vec<u64>>,
+    observed: [usize; CLASS_GROUP],
+    positives: [usize; CLASS_GROUP],
+    scratch: Vec<u64>,
+    histogram: Vec<u32>,
+    terms: Vec<f64>,
+}
+
+impl Workspace {
+    /// Reads the observed entries of `classes` (at most [`CLASS_GROUP`]) from every row, last
+    /// row first, without a branch per entry.
+    fn gather(&mut self, scores: &ScoreMatrix<'_>, labels: &LabelMatrix, classes: Range<usize>) {
+        let (n, width) = (scores.n_samples, classes.len());
+        self.columns.resize_with(width, Vec::new);
+        let mut slots: Vec<&mut [u64]> = self.columns[..width]
+            .iter_mut()
+            .map(|column| {
+                column.resize(n, 0);
+                &mut column[..]
+            })
+            .collect();
+        let (mut observed, mut positives) = ([0usize; CLASS_GROUP], [0usize; CLASS_GROUP]);
+        let values = labels.values();
+        let c = labels.n_classes();
+        for sample in (0..n).rev() {
+            let row = sample * c;
+            let score_row = &scores.row(sample)[classes.clone()];
+            let label_row = &values[row + classes.start..row + classes.end];
+            for k in 0..width {
+                let label = label_row[k];
+                let positive = label == POSITIVE;
+                // Written always, kept only when observed: the slot is overwritten otherwise.
+                // `observed[k]` counts at most the rows read before this one, so it is < n.
+                slots[k][observed[k]] =
+                    (u64::from(descending_bits(score_row[k])) << 32) | u64::from(positive);
+                observed[k] += usize::from(positive || label == NEGATIVE);
+                positives[k] += usize::from(positive);
+            }
         }
-        keys.push(sort_key(scores.get(sample, class), sample));
+        self.observed = observed;
+        self.positives = positives;
     }
-    keys.sort_unstable();
-    let is_positive = |key: &u64| values[crate::scores::sample_of(*key) * c + class] == POSITIVE;
-    let ap = match definition {
-        ApDefinition::Ranked => ranked_ap_with(keys.iter().map(is_positive), positives, terms),
-        ApDefinition::Sklearn => {
-            let ranked = keys
-                .iter()
-                .map(|k| (crate::scores::score_bits_of(*k), is_positive(k)));
-            sklearn_ap_sorted(ranked, positives)
+
+    /// The AP of gathered class `k`: its entries ranked by descending score, ties by
+    /// descending sample index (the stable sort keeps the gathering order).
+    fn class_ap(&mut self, k: usize, n_samples: usize, definition: ApDefinition) -> ClassAp {
+        let (observed, positives) = (self.observed[k], self.positives[k]);
+        let keys = &mut self.columns[k][..observed];
+        radix_sort_by_high_half(keys, &mut self.scratch, &mut self.histogram);
+        let is_positive = |key: &u64| key & 1 == 1;
+        let ap = match definition {
+            ApDefinition::Ranked => {
+                ranked_ap_with(keys.iter().map(is_positive), positives, &mut self.terms)
+            }
+            ApDefinition::Sklearn => {
+                let ranked = keys.iter().map(|k| ((k >> 32) as u32, is_positive(k)));
+                sklearn_ap_sorted(ranked, positives)
+            }
+        };
+        ClassAp {
+            ap,
+            positives,
+            negatives: observed - positives,
+            unobserved: n_samples - observed,
         }
-    };
-    ClassAp {
-        ap,
-        positives,
-        negatives,
-        unobserved: scores.n_samples - positives - negatives,
+    }
+}
+
+/// Stable LSD radix sort of `keys` by their upper 32 bits, in three passes of 11, 11 and 10
+/// bits (one histogram pass for all three; a pass whose digit is the same for every key is
+/// skipped). Equal upper halves keep their order.
+fn radix_sort_by_high_half(keys: &mut [u64], scratch: &mut Vec<u64>, histogram: &mut Vec<u32>) {
+    const PASSES: [(u32, usize); 3] = [(32, 0), (43, 2048), (54, 4096)];
+    const MASK: u64 = 2047;
+    let n = keys.len();
+    if n < 2 {
+        return;
+    }
+    histogram.clear();
+    histogram.resize(3 * 2048, 0);
+    for &key in keys.iter() {
+        for (shift, offset) in PASSES {
+            histogram[offset + ((key >> shift) & MASK) as usize] += 1;
+        }
+    }
+    if scratch.len() < n {
+        scratch.resize(n, 0);
+    }
+    let scratch = &mut scratch[..n];
+    let mut in_scratch = false;
+    for (shift, offset) in PASSES {
+        let counts = &mut histogram[offset..offset + 2048];
+        if counts.iter().any(|&count| count as usize == n) {
+            continue;
+        }
+        let mut start = 0u32;
+        for count in counts.iter_mut() {
+            let here = *count;
+            *count = start;
+            start += here;
+        }
+        let (from, to): (&[u64], &mut [u64]) = if in_scratch {
+            (scratch, keys)
+        } else {
+            (keys, scratch)
+        };
+        for &key in from {
+            let slot = &mut counts[((key >> shift) & MASK) as usize];
+            to[*slot as usize] = key;
+            *slot += 1;
+        }
+        in_scratch = !in_scratch;
+    }
+    if in_scratch {
+        keys.copy_from_slice(scratch);
     }
 }
 

@@ -13,10 +13,6 @@ pub(crate) struct ScoreMatrix<'a> {
 }
 
 impl ScoreMatrix<'_> {
-    pub fn get(&self, sample: usize, class: usize) -> f32 {
-        self.data[sample * self.n_classes + class]
-    }
-
     pub fn row(&self, sample: usize) -> &[f32] {
         &self.data[sample * self.n_classes..(sample + 1) * self.n_classes]
     }
@@ -50,7 +46,7 @@ pub(crate) fn checked<'a>(scores: &'a [f32], labels: &LabelMatrix) -> Result<Sco
 
 /// Maps a score to a `u32` whose ascending order is the *descending* order of the scores
 /// (-0.0 and 0.0 equal). Sorting integers is faster than `f32::total_cmp` and needs no closure.
-fn descending_bits(score: f32) -> u32 {
+pub(crate) fn descending_bits(score: f32) -> u32 {
     let bits = (score + 0.0).to_bits();
     let ascending = if bits & 0x8000_0000 != 0 {
         !bits
@@ -68,11 +64,6 @@ pub(crate) fn sort_key(score: f32, index: usize) -> u64 {
 /// The index a [`sort_key`] was made from.
 pub(crate) fn sample_of(key: u64) -> usize {
     !(key as u32) as usize
-}
-
-/// The score part of a [`sort_key`]: equal for equal scores.
-pub(crate) fn score_bits_of(key: u64) -> u32 {
-    (key >> 32) as u32
 }
 
 #[cfg(test)]
@@ -99,9 +90,6 @@ mod tests {
         keys.sort_unstable();
         let order: Vec<usize> = keys.iter().map(|k| sample_of(*k)).collect();
         assert_eq!(order, [3, 2, 0, 7, 5, 4, 1, 6]);
-        assert_eq!(
-            score_bits_of(sort_key(-0.0, 1)),
-            score_bits_of(sort_key(0.0, 2))
-        );
+        assert_eq!(descending_bits(-0.0), descending_bits(0.0));
     }
 }
