@@ -4,8 +4,13 @@
 //! broadcast passes over the activations) than in the convolution before it (measured on
 //! `[8, 64, 56, 56]`: 58 ms against 21 ms for a 3x3 convolution). At inference the BatchNorm is a
 //! per-channel affine map, so it folds into the convolution's weights and bias:
-//! `W' = W * s`, `b' = (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`. In training
-//! (autodiff backends) the layers run unfused, so BatchNorm uses batch statistics as usual.
+//! `W' = W * s`, `b' = (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`.
+//!
+//! In training (autodiff backends) BatchNorm uses batch statistics, through
+//! [`batch_norm_train`] rather than burn's `BatchNorm::forward`: burn's broadcasts its `[1, C,
+//! 1, 1]` statistics over the batch, a stride pattern that burn-flex's SIMD paths do not take,
+//! so every such pass (four forward, more backward) walks the activations element by element
+//! (`StridedIter`): 42 % of a small-CNN training step in the profile (docs/benchmarks.md).
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
@@ -16,7 +21,7 @@ use burn::tensor::Tensor;
 /// `bn(conv(x))`, folded into one convolution when the backend does not track gradients.
 pub fn conv_bn<B: Backend>(conv: &Conv2d<B>, bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     if B::ad_enabled(&x.device()) {
-        return bn.forward(conv.forward(x));
+        return batch_norm_train(bn, conv.forward(x));
     }
     let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
     let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
@@ -37,4 +42,45 @@ pub fn conv_bn<B: Backend>(conv: &Conv2d<B>, bn: &BatchNorm<B>, x: Tensor<B, 4>)
         padding: conv.padding.clone(),
     };
     fused.forward(x)
+}
+
+/// Training-mode BatchNorm of `x` `[N, C, H, W]` with `bn`'s parameters: batch statistics
+/// (biased variance in the normalisation), and the running statistics moved by `bn.momentum`
+/// as PyTorch moves them (the running variance takes the **unbiased** batch variance, `* m / (m
+/// - 1)` for `m = N H W`; burn's `BatchNorm` takes the biased one).
+///
+/// Value and gradients are burn's `BatchNorm::forward` (tested); only the layout differs: the
+/// activations are viewed as `[N, C, H W]`, reduced along their contiguous last axis, and every
+/// per-channel factor is materialised at `[N, C, 1]` so that each full-size pass is one of
+/// burn-flex's SIMD broadcasts.
+pub fn batch_norm_train<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let count = n * h * w;
+    let x = x.reshape([n, c, h * w]);
+    let per_sample = |t: Tensor<B, 3>| t.repeat_dim(0, n);
+    let mean = x.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
+    let centered = x - per_sample(mean.clone());
+    let var = centered.clone().square().mean_dim(2).mean_dim(0); // [1, C, 1], biased
+    let inv_std = var.clone().add_scalar(bn.epsilon).sqrt().recip();
+    let scale = inv_std * bn.gamma.val().reshape([1, c, 1]);
+    let shift = bn.beta.val().reshape([1, c, 1]);
+    let y = centered * per_sample(scale) + per_sample(shift);
+
+    let momentum = bn.momentum;
+    let unbiased = if count > 1 {
+        count as f64 / (count - 1) as f64
+    } else {
+        1.0
+    };
+    let device = y.device();
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(
+        running_mean.mul_scalar(1.0 - momentum) + mean.detach().reshape([c]).mul_scalar(momentum),
+    );
+    bn.running_var.update(
+        running_var.mul_scalar(1.0 - momentum)
+            + var.detach().reshape([c]).mul_scalar(momentum * unbiased),
+    );
+    y.reshape([n, c, h, w])
 }

@@ -30,7 +30,7 @@ pub use efficientnet::{
     EfficientNetLite0, MbConv, EFFICIENTNET_LITE0_FEATURES, EFFICIENTNET_LITE0_WEIGHTS,
 };
 pub use error::{ModelError, Result};
-pub use fused::conv_bn;
+pub use fused::{batch_norm_train, conv_bn};
 pub use head::{
     boost_cam, boosted_logits, global_average_pool, MultiLabelHead, MultiLabelHeadConfig,
     BOOSTLU_ALPHA,

@@ -1,0 +1,117 @@
+//! `batch_norm_train` against burn's own `BatchNorm::forward` in training mode: the output and
+//! the gradients of the input, gamma and beta, on several shapes (1 x 1 maps, a batch of one,
+//! odd channel counts), with random parameters; and the running statistics, which follow
+//! PyTorch (unbiased variance) where burn takes the biased one.
+//!
+//! Tolerance: 1e-5 relative plus a floor of 1e-6 of the tensor's largest magnitude (sums in a
+//! different order).
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::tensor::{Distribution, Tensor};
+use mlml_models::batch_norm_train;
+
+type B = Autodiff<Flex>;
+
+fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+fn inner<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+fn assert_close(got: &[f32], expected: &[f32], what: &str) {
+    assert_eq!(got.len(), expected.len(), "{what}: sizes");
+    let floor = 1e-6 * expected.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert!(
+            (g - e).abs() <= 1e-5 * e.abs() + floor,
+            "{what}[{i}]: {g} vs {e}"
+        );
+    }
+}
+
+/// A BatchNorm with the given gamma and beta (each built fresh: a cloned module would share
+/// its running statistics with the original).
+fn batch_norm(gamma: &Tensor<B, 1>, beta: &Tensor<B, 1>, momentum: f64) -> BatchNorm<B> {
+    let c = gamma.dims()[0];
+    let mut bn = BatchNormConfig::new(c)
+        .with_momentum(momentum)
+        .init::<B>(&Default::default());
+    bn.gamma = Param::from_tensor(gamma.clone().detach().require_grad());
+    bn.beta = Param::from_tensor(beta.clone().detach().require_grad());
+    bn
+}
+
+#[test]
+fn training_batch_norm_equals_burns_in_value_and_gradient() {
+    let device = Default::default();
+    for (seed, [n, c, h, w]) in [
+        (1, [4, 3, 5, 7]),
+        (2, [8, 16, 1, 1]),
+        (3, [1, 5, 6, 6]),
+        (4, [3, 32, 9, 4]),
+    ] {
+        <Flex as burn::tensor::backend::Backend>::seed(&Default::default(), seed);
+        let x = Tensor::<B, 4>::random([n, c, h, w], Distribution::Normal(0.5, 2.0), &device);
+        let upstream =
+            Tensor::<B, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let gamma = Tensor::<B, 1>::random([c], Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<B, 1>::random([c], Distribution::Normal(0.0, 1.0), &device);
+        let what = format!("[{n}, {c}, {h}, {w}]");
+
+        let ours_bn = batch_norm(&gamma, &beta, 0.1);
+        let burns_bn = batch_norm(&gamma, &beta, 0.1);
+        let (x_ours, x_burns) = (
+            x.clone().detach().require_grad(),
+            x.clone().detach().require_grad(),
+        );
+        let ours = batch_norm_train(&ours_bn, x_ours.clone());
+        let burns = burns_bn.forward(x_burns.clone());
+        assert_close(
+            &values(ours.clone()),
+            &values(burns.clone()),
+            &format!("{what} output"),
+        );
+
+        let grads_ours = (ours * upstream.clone()).sum().backward();
+        let grads_burns = (burns * upstream).sum().backward();
+        let grad = |t: &Tensor<B, 4>, g| inner(t.grad(g).unwrap());
+        assert_close(
+            &grad(&x_ours, &grads_ours),
+            &grad(&x_burns, &grads_burns),
+            &format!("{what} input gradient"),
+        );
+        for (name, ours_p, burns_p) in [
+            ("gamma", &ours_bn.gamma, &burns_bn.gamma),
+            ("beta", &ours_bn.beta, &burns_bn.beta),
+        ] {
+            assert_close(
+                &inner(ours_p.val().grad(&grads_ours).unwrap()),
+                &inner(burns_p.val().grad(&grads_burns).unwrap()),
+                &format!("{what} {name} gradient"),
+            );
+        }
+
+        // Running mean as burn's; running variance from the unbiased batch variance, as
+        // PyTorch: burn's update is 0.9 + 0.1 v, ours 0.9 + 0.1 v m / (m - 1).
+        assert_close(
+            &values(ours_bn.running_mean.value_sync()),
+            &values(burns_bn.running_mean.value_sync()),
+            &format!("{what} running mean"),
+        );
+        let m = (n * h * w) as f32;
+        let unbiased = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
+        let expected: Vec<f32> = values(burns_bn.running_var.value_sync())
+            .iter()
+            .map(|r| 0.9 + (r - 0.9) * unbiased)
+            .collect();
+        assert_close(
+            &values(ours_bn.running_var.value_sync()),
+            &expected,
+            &format!("{what} running variance"),
+        );
+    }
+}
