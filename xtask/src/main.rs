@@ -48,7 +48,7 @@ fn print_help() {
          ci               fmt --check, clippy -D warnings, tests (what CI runs)\n  \
          ci --gpu         check that mlml-cli builds with --features wgpu and with --features cuda\n  \
          bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
-         reproduce SETTING [--seeds N] [--loss NAME]... [--sweep]\n                   \
+         reproduce SETTING [--seeds N] [--loss NAME]... [--sweep] [--data DIR [--smoke]] [--backend B]\n                   \
          train every loss on a setting with the mlml binary; table, JSON and chart in docs/results"
     );
 }

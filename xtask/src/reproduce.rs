@@ -129,13 +129,14 @@ struct Options {
     sweep: bool,
     data: Option<PathBuf>,
     backend: String,
+    smoke: bool,
 }
 
 fn usage() -> String {
     let names: Vec<&str> = EMBEDDED.iter().map(|s| s.name).collect();
     format!(
         "usage: cargo xtask reproduce <setting> [--seeds N] [--loss NAME]... [--sweep] \
-         [--backend cpu|wgpu|cuda] [--data DIR] [--mlml PATH] [--runs DIR] [--results DIR]\n  embedded settings: {}\n  \
+         [--backend cpu|wgpu|cuda] [--data DIR] [--smoke] [--mlml PATH] [--runs DIR] [--results DIR]\n  embedded settings: {}\n  \
          paper settings (with --data DIR): {}",
         names.join(", "),
         PAPER_SETTINGS
@@ -157,6 +158,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         sweep: false,
         data: None,
         backend: "cpu".into(),
+        smoke: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -181,6 +183,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--results" => options.results = value("--results")?.into(),
             "--data" => options.data = Some(value("--data")?.into()),
             "--sweep" => options.sweep = true,
+            "--smoke" => options.smoke = true,
             "--backend" => {
                 let v = value("--backend")?;
                 if !["cpu", "wgpu", "cuda"].contains(&v.as_str()) {
@@ -205,6 +208,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
 pub fn reproduce(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     let Some(setting) = EMBEDDED.iter().find(|s| s.name == options.setting) else {
+        if let (Some(run), Some(data)) = (
+            PAPER_RUNS.iter().find(|r| r.name == options.setting),
+            options.data.as_deref().filter(|d| d.is_dir()),
+        ) {
+            return run_paper_setting(run, &options, data);
+        }
         if let Some((name, summary)) = PAPER_SETTINGS.iter().find(|(n, _)| *n == options.setting) {
             return Err(paper_setting_message(
                 name,
@@ -218,16 +227,9 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
             usage()
         ));
     };
-    if options.backend != "cpu" {
-        return Err(format!(
-            "--backend {}: the embedded settings train on the CPU (flex) backend; \
-             `mlml` has no GPU backend wired in yet",
-            options.backend
-        ));
-    }
     let mlml = match &options.mlml {
         Some(path) => path.clone(),
-        None => build_mlml()?,
+        None => build_mlml(&options.backend)?,
     };
     let runs = options
         .runs
@@ -258,7 +260,16 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
             let dir = runs
                 .join(format!("seed-{seed}"))
                 .join(loss.replace(' ', "_"));
-            match train_once(&mlml, setting.config, loss, seed, &[], &dir, &label) {
+            match train_once(
+                &mlml,
+                setting.config,
+                loss,
+                seed,
+                &[],
+                &options.backend,
+                &dir,
+                &label,
+            ) {
                 Ok(report) => figures.push(report),
                 Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
             }
@@ -313,13 +324,24 @@ fn paper_setting_message(name: &str, summary: &str, data: Option<&Path>) -> Stri
             "--data {}: no such directory; it should hold {layout} (from {source}).",
             dir.display()
         ),
-        Some(dir) => format!("--data {}: expected to hold {layout}.", dir.display()),
+        Some(dir) => format!(
+            "--data {}: expected to hold {layout} (from {source}).",
+            dir.display()
+        ),
+    };
+    let wired: Vec<&str> = PAPER_RUNS.iter().map(|r| r.name).collect();
+    let status = if wired.contains(&name) {
+        String::new()
+    } else {
+        format!(
+            "\nThis setting's recipe and label files are not wired into reproduce yet (it runs \
+             {} with --data); `mlml train` trains on image files today (a config with \
+             `data.train_set`, see the README).",
+            wired.join(" and ")
+        )
     };
     format!(
-        "{name} ({summary}): {data_line}\n\
-         The papers' recipes for this setting (their backbones, resolutions and label files) \
-         are not wired into reproduce yet; `mlml train` trains on image files today (a config \
-         with `data.train_set`, see the README). The embedded settings run now: {}.",
+        "{name} ({summary}): {data_line}{status}\nThe embedded settings need no data: {}.",
         EMBEDDED
             .iter()
             .map(|s| s.name)
@@ -341,8 +363,14 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| project_root().join("target"))
 }
 
-fn build_mlml() -> Result<PathBuf, String> {
-    cargo(&["build", "--release", "-p", "mlml-cli"])?;
+/// Builds `mlml` (with the backend's cargo feature) and `mlml-data` in release mode.
+fn build_mlml(backend: &str) -> Result<PathBuf, String> {
+    let features = format!("mlml-cli/{backend}");
+    let mut args = vec!["build", "--release", "-p", "mlml-cli", "-p", "mlml-data"];
+    if backend != "cpu" {
+        args.extend(["--features", features.as_str()]);
+    }
+    cargo(&args)?;
     let path = target_dir()
         .join("release")
         .join(format!("mlml{}", std::env::consts::EXE_SUFFIX));
@@ -385,12 +413,14 @@ struct RunFigures {
     best_epoch: f64,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train_once(
     mlml: &Path,
     config: &str,
     loss: &str,
     seed: usize,
     extra: &[String],
+    device: &str,
     dir: &Path,
     label: &str,
 ) -> Result<RunFigures, String> {
@@ -403,6 +433,8 @@ fn train_once(
         project_root().join(config).display().to_string(),
         "--out".into(),
         dir.display().to_string(),
+        "--device".into(),
+        device.into(),
     ];
     let mut set = |kv: String| {
         args.push("--set".into());
@@ -669,7 +701,7 @@ fn sweep(
                 i + 1,
                 SWEEP.len()
             );
-            let figures = train_once(mlml, setting.config, loss, 0, &extra, &dir, &label)?;
+            let figures = train_once(mlml, setting.config, loss, 0, &extra, "cpu", &dir, &label)?;
             vals.push(figures.val_map);
             best_epochs.push(figures.best_epoch);
         }
@@ -698,6 +730,221 @@ fn sweep(
     std::fs::create_dir_all(results).map_err(|e| format!("{}: {e}", results.display()))?;
     let path = results.join(format!("{}-sweep.md", setting.name));
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A paper setting reproduce can run: where its data sits under `--data` and how it is imported.
+struct PaperRun {
+    name: &'static str,
+    summary: &'static str,
+    /// The recipe (`configs/recipes/`), with its labels protocol.
+    config: &'static str,
+    /// `mlml-data import` arguments for the training and the test file, relative to `--data`.
+    import_train: &'static [&'static str],
+    import_test: &'static [&'static str],
+    /// The folder under `--data` the imported image paths are relative to.
+    images: &'static str,
+    /// Paths under `--data` that must exist.
+    needs: &'static [&'static str],
+}
+
+const PAPER_RUNS: &[PaperRun] = &[
+    PaperRun {
+        name: "coco-single",
+        summary: "COCO 2014, one observed positive per training image (Cole et al. 2021's \
+                  protocol: single-positive labels, 20 % of train held out for validation, seed \
+                  1200), their end-to-end recipe",
+        config: "configs/recipes/spml-coco-single.toml",
+        import_train: &[
+            "--format",
+            "coco",
+            "annotations/instances_train2014.json",
+            "--image-prefix",
+            "train2014",
+        ],
+        import_test: &[
+            "--format",
+            "coco",
+            "annotations/instances_val2014.json",
+            "--image-prefix",
+            "val2014",
+        ],
+        images: "",
+        needs: &[
+            "annotations/instances_train2014.json",
+            "annotations/instances_val2014.json",
+            "train2014",
+            "val2014",
+        ],
+    },
+    PaperRun {
+        name: "voc-single",
+        summary: "PASCAL VOC 2012, one observed positive per training image (Cole et al. \
+                  2021's protocol, val as the test split), the Large Loss Matters recipe (SGD, \
+                  head at 10x)",
+        config: "configs/recipes/ll-voc-single.toml",
+        import_train: &["--format", "voc", "VOCdevkit/VOC2012", "--split", "train"],
+        import_test: &["--format", "voc", "VOCdevkit/VOC2012", "--split", "val"],
+        images: "VOCdevkit/VOC2012",
+        needs: &[
+            "VOCdevkit/VOC2012/Annotations",
+            "VOCdevkit/VOC2012/ImageSets/Main/train.txt",
+            "VOCdevkit/VOC2012/ImageSets/Main/val.txt",
+            "VOCdevkit/VOC2012/JPEGImages",
+        ],
+    },
+];
+
+/// `--smoke`: the whole path on a handful of images, in seconds on a CPU: the small CNN from
+/// random weights at 32 px, one epoch.
+const SMOKE: &[&str] = &[
+    "model.backbone=\"small-cnn\"",
+    "model.weights=\"random\"",
+    "data.image_size=32",
+    "data.workers=1",
+    "training.epochs=1",
+    "training.batch_size=4",
+];
+
+/// The losses a smoke run trains when none is asked for: plain AN and two stateful ones.
+const SMOKE_LOSSES: &[&str] = &["an", "role", "ll-ct"];
+
+fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(), String> {
+    let missing: Vec<&str> = run
+        .needs
+        .iter()
+        .copied()
+        .filter(|p| !data.join(p).exists())
+        .collect();
+    if !missing.is_empty() {
+        let summary = PAPER_SETTINGS
+            .iter()
+            .find(|(n, _)| *n == run.name)
+            .map_or("", |(_, s)| *s);
+        return Err(format!(
+            "{}\n--data {} lacks {}",
+            paper_setting_message(run.name, summary, Some(data)),
+            data.display(),
+            missing.join(", ")
+        ));
+    }
+    let mlml = match &options.mlml {
+        Some(path) => path.clone(),
+        None => build_mlml(&options.backend)?,
+    };
+    let mlml_data = mlml.with_file_name(format!("mlml-data{}", std::env::consts::EXE_SUFFIX));
+    if !mlml_data.is_file() {
+        return Err(format!(
+            "{}: not found beside {} (build it: cargo build --release -p mlml-data)",
+            mlml_data.display(),
+            mlml.display()
+        ));
+    }
+    let runs = options
+        .runs
+        .clone()
+        .unwrap_or_else(|| target_dir().join("reproduce").join(run.name));
+    std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
+    let mut sets = Vec::new();
+    for (args, file) in [
+        (run.import_train, "train.tsv"),
+        (run.import_test, "test.tsv"),
+    ] {
+        let output = runs.join(file);
+        let mut command = Command::new(&mlml_data);
+        command.arg("import");
+        for (i, arg) in args.iter().enumerate() {
+            // The positional input is the one argument that names a path under --data.
+            if i == 2 {
+                command.arg(data.join(arg));
+            } else {
+                command.arg(arg);
+            }
+        }
+        let out = command
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", mlml_data.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mlml-data import for {}: {}",
+                output.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        sets.push(output);
+    }
+    let quoted = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut extra = vec![
+        format!("data.train_set={}", quoted(&sets[0])),
+        format!("data.test_set={}", quoted(&sets[1])),
+        format!("data.images={}", quoted(&data.join(run.images))),
+    ];
+    if options.smoke {
+        extra.extend(SMOKE.iter().map(|s| s.to_string()));
+    }
+    let losses: Vec<String> = if !options.losses.is_empty() {
+        options.losses.clone()
+    } else if options.smoke {
+        SMOKE_LOSSES.iter().map(|s| s.to_string()).collect()
+    } else {
+        registered_losses(&mlml)?
+    };
+    let seeds = options.seeds.unwrap_or(1);
+    println!(
+        "{}: {}{}",
+        run.name,
+        run.summary,
+        if options.smoke {
+            " (smoke: small CNN, 32 px, one epoch; the figures mean nothing)"
+        } else {
+            ""
+        }
+    );
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for loss in &losses {
+        let mut figures = Vec::new();
+        for seed in 0..seeds {
+            let dir = runs.join(format!("seed-{seed}")).join(loss);
+            let label = format!("{loss}, seed {seed}");
+            match train_once(
+                &mlml,
+                run.config,
+                loss,
+                seed,
+                &extra,
+                &options.backend,
+                &dir,
+                &label,
+            ) {
+                Ok(report) => figures.push(report),
+                Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
+            }
+        }
+        if !figures.is_empty() {
+            rows.push(summarise(loss, &figures));
+        }
+    }
+    finish_progress();
+    let table = markdown_table(&rows, seeds);
+    println!("\n{table}");
+    let json = runs.join(format!("{}.json", run.name));
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&rows).expect("rows serialise"),
+    )
+    .map_err(|e| format!("{}: {e}", json.display()))?;
+    println!("wrote {}", json.display());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} run(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        ))
+    }
 }
 
 #[cfg(test)]

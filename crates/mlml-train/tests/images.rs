@@ -324,6 +324,21 @@ fn floats(t: burn::tensor::Tensor<Flex, 4>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
 }
 
+/// The head's weight matrix of an image model.
+fn head(model: &Classifier<Flex>) -> Vec<f32> {
+    match model {
+        Classifier::Image(m) => m
+            .head
+            .linear
+            .weight
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+        Classifier::Mlp(_) => panic!("not an image model"),
+    }
+}
+
 /// GR's linear-init epochs: the backbone's weights stay as initialised while the head trains
 /// and BatchNorm's running statistics still move.
 #[test]
@@ -353,17 +368,6 @@ fn linear_init_epochs_train_the_head_alone() {
                     .unwrap();
         assert!(moved, "BatchNorm statistics keep updating");
     }
-    let head = |m: &Classifier<Flex>| match m {
-        Classifier::Image(m) => m
-            .head
-            .linear
-            .weight
-            .val()
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap(),
-        Classifier::Mlp(_) => unreachable!(),
-    };
     assert_ne!(head(&initial), head(&after_one), "the head trains");
 
     let after_two = fit(&config, &train, &val, None, None).unwrap().last;
@@ -395,17 +399,6 @@ fn the_head_steps_at_its_own_learning_rate() {
     let one = fit(&config, &train, &val, None, Some(1)).unwrap().last;
     config.head_lr_mult = 10.0;
     let ten = fit(&config, &train, &val, None, Some(1)).unwrap().last;
-    let head = |m: &Classifier<Flex>| match m {
-        Classifier::Image(m) => m
-            .head
-            .linear
-            .weight
-            .val()
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap(),
-        Classifier::Mlp(_) => unreachable!(),
-    };
     let (h0, h1, h10) = (head(&initial), head(&one), head(&ten));
     let mut compared = 0;
     for i in 0..h0.len() {

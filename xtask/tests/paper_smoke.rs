@@ -1,0 +1,196 @@
+//! `cargo xtask reproduce coco-single|voc-single --data DIR --smoke` on tiny COCO- and
+//! VOC-layout folders written here (coloured squares on grey, one class per colour): the
+//! import, the single-positive protocol, training and the table, end to end through the
+//! `mlml` and `mlml-data` binaries of this build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{Rgb, RgbImage};
+
+/// Class `k` is in image `i` by a small hash; every image has one class at least.
+fn present(i: usize, classes: usize) -> Vec<usize> {
+    let h = (i * 2_654_435_761) >> 7;
+    let mut on: Vec<usize> = (0..classes)
+        .filter(|k| (h >> (3 * k)).is_multiple_of(3))
+        .collect();
+    if on.is_empty() {
+        on.push(i % classes);
+    }
+    on
+}
+
+const COLOURS: [[u8; 3]; 3] = [[230, 40, 40], [40, 200, 60], [50, 70, 230]];
+
+fn draw(i: usize, classes: &[usize]) -> RgbImage {
+    let mut img = RgbImage::from_pixel(40, 40, Rgb([90, 90, 90]));
+    for &k in classes {
+        let (x0, y0) = (
+            (k as u32 % 2) * 20 + (i as u32 % 3),
+            (k as u32 / 2) * 20 + 2,
+        );
+        for y in y0..y0 + 12 {
+            for x in x0..x0 + 12 {
+                img.put_pixel(x, y, Rgb(COLOURS[k]));
+            }
+        }
+    }
+    img
+}
+
+/// `annotations/instances_{train,val}2014.json` and `{train,val}2014/*.png`, category ids with a
+/// gap as COCO's.
+fn coco_fixture(root: &Path) {
+    let ids = [1, 3, 7];
+    std::fs::create_dir_all(root.join("annotations")).unwrap();
+    for (split, range) in [("train2014", 0..20), ("val2014", 20..30)] {
+        std::fs::create_dir_all(root.join(split)).unwrap();
+        let mut images = Vec::new();
+        let mut annotations = Vec::new();
+        for i in range {
+            let file = format!("COCO_{split}_{i:012}.png");
+            let classes = present(i, 3);
+            draw(i, &classes)
+                .save(root.join(split).join(&file))
+                .unwrap();
+            images.push(serde_json::json!({ "id": 100 + i, "file_name": file }));
+            for k in classes {
+                annotations.push(serde_json::json!({
+                    "id": annotations.len() + 1,
+                    "image_id": 100 + i,
+                    "category_id": ids[k],
+                }));
+            }
+        }
+        let categories: Vec<_> = ["red", "green", "blue"]
+            .iter()
+            .zip(ids)
+            .map(|(name, id)| serde_json::json!({ "id": id, "name": name }))
+            .collect();
+        let doc = serde_json::json!({
+            "images": images, "annotations": annotations, "categories": categories,
+        });
+        let name = format!("instances_{split}.json");
+        std::fs::write(root.join("annotations").join(name), doc.to_string()).unwrap();
+    }
+}
+
+/// `VOCdevkit/VOC2012/{Annotations,ImageSets/Main,JPEGImages}` with three of VOC's classes.
+fn voc_fixture(root: &Path) {
+    let voc = root.join("VOCdevkit/VOC2012");
+    for dir in ["Annotations", "ImageSets/Main", "JPEGImages"] {
+        std::fs::create_dir_all(voc.join(dir)).unwrap();
+    }
+    let names = ["aeroplane", "bus", "dog"];
+    for (split, range) in [("train", 0..20), ("val", 20..30)] {
+        let mut list = String::new();
+        for i in range {
+            let id = format!("2012_{i:06}");
+            let classes = present(i, 3);
+            draw(i, &classes)
+                .save(voc.join("JPEGImages").join(format!("{id}.jpg")))
+                .unwrap();
+            let objects: String = classes
+                .iter()
+                .map(|&k| {
+                    format!(
+                        "<object><name>{}</name><difficult>0</difficult></object>",
+                        names[k]
+                    )
+                })
+                .collect();
+            std::fs::write(
+                voc.join("Annotations").join(format!("{id}.xml")),
+                format!("<annotation><filename>{id}.jpg</filename>{objects}</annotation>"),
+            )
+            .unwrap();
+            list.push_str(&id);
+            list.push('\n');
+        }
+        std::fs::write(
+            voc.join("ImageSets/Main").join(format!("{split}.txt")),
+            list,
+        )
+        .unwrap();
+    }
+}
+
+/// This build's `mlml` (with `mlml-data` beside it): `cargo test --workspace` builds both.
+fn mlml() -> PathBuf {
+    let xtask = PathBuf::from(env!("CARGO_BIN_EXE_xtask"));
+    let mlml = xtask.with_file_name(format!("mlml{}", std::env::consts::EXE_SUFFIX));
+    let data = xtask.with_file_name(format!("mlml-data{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        mlml.is_file() && data.is_file(),
+        "{} and {} are built by `cargo test --workspace` (or `cargo build -p mlml-cli -p mlml-data`)",
+        mlml.display(),
+        data.display()
+    );
+    mlml
+}
+
+fn smoke(setting: &str, write: fn(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write(&data);
+    let runs = dir.path().join("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce", setting, "--smoke", "--data"])
+        .arg(&data)
+        .arg("--mlml")
+        .arg(mlml())
+        .arg("--runs")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{setting}: {stdout}\n{stderr}");
+    eprintln!("{stdout}");
+    assert!(stdout.contains("one observed positive"), "{stdout}");
+    let rows: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runs.join(format!("{setting}.json"))).unwrap(),
+    )
+    .unwrap();
+    let losses: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["loss"].as_str().unwrap())
+        .collect();
+    assert_eq!(losses, ["an", "role", "ll-ct"], "{setting}");
+    for row in rows.as_array().unwrap() {
+        let map = row["map"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&map), "{setting}: {row}");
+    }
+}
+
+#[test]
+fn coco_single_smoke_runs_the_whole_path() {
+    smoke("coco-single", coco_fixture);
+}
+
+#[test]
+fn voc_single_smoke_runs_the_whole_path() {
+    smoke("voc-single", voc_fixture);
+}
+
+#[test]
+fn a_data_folder_without_the_layout_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("annotations")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce", "coco-single", "--smoke", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("lacks annotations/instances_train2014.json")
+            && stderr.contains("https://cocodataset.org/#download"),
+        "{stderr}"
+    );
+}
