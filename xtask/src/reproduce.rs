@@ -808,6 +808,125 @@ const SMOKE: &[&str] = &[
 /// The losses a smoke run trains when none is asked for: plain AN and two stateful ones.
 const SMOKE_LOSSES: &[&str] = &["an", "role", "ll-ct"];
 
+/// Published end-to-end test mAP (%) with single-positive labels, ResNet-50 at 448 px:
+/// (loss, COCO, VOC, source). From `results.md`'s tables; the GR row is second-hand.
+const PUBLISHED_SINGLE: &[(&str, f64, f64, &str)] = &[
+    (
+        FULL_LABEL_ROW,
+        76.78,
+        89.42,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    (
+        "an",
+        64.92,
+        85.89,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    (
+        "wan",
+        67.59,
+        86.98,
+        "Zhou et al. 2022, poster table, DW (primary)",
+    ),
+    (
+        "an-ls",
+        67.15,
+        87.90,
+        "Zhou et al. 2022, poster table, LS (primary)",
+    ),
+    (
+        "focal",
+        68.79,
+        87.59,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    (
+        "asl",
+        68.78,
+        87.76,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    (
+        "role",
+        67.04,
+        87.77,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    (
+        "em",
+        70.70,
+        89.09,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    (
+        "em-apl",
+        70.87,
+        89.19,
+        "Zhou et al. 2022, poster table (primary)",
+    ),
+    ("epr", 63.3, 85.5, "Kim et al. 2022, Table 1, E2E (primary)"),
+    (
+        "ll-r",
+        71.0,
+        89.2,
+        "Kim et al. 2022, Table 1, E2E (primary)",
+    ),
+    (
+        "ll-ct",
+        70.5,
+        89.0,
+        "Kim et al. 2022, Table 1, E2E (primary)",
+    ),
+    (
+        "ll-cp",
+        70.7,
+        88.4,
+        "Kim et al. 2022, Table 1, E2E (primary)",
+    ),
+    (
+        "boostlu",
+        72.89,
+        89.29,
+        "Kim et al. 2023, LL-R + BoostLU (primary)",
+    ),
+    (
+        "gr",
+        73.17,
+        89.83,
+        "Chen et al. 2024 via the AEVLP figure (second-hand)",
+    ),
+];
+
+/// The published figure for `loss` on a paper setting, with its source.
+fn published(setting: &str, loss: &str) -> Option<(f64, &'static str)> {
+    let row = PUBLISHED_SINGLE.iter().find(|r| r.0 == loss)?;
+    match setting {
+        "coco-single" => Some((row.1, row.3)),
+        "voc-single" => Some((row.2, row.3)),
+        _ => None,
+    }
+}
+
+/// Ours beside the published figure, per loss.
+fn published_table(setting: &str, rows: &[Value]) -> String {
+    let mut out = String::from(
+        "| loss | test mAP (here) | published | here - published | source |\n|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let loss = row["loss"].as_str().unwrap_or_default();
+        let map = row["map"].as_f64().unwrap_or(f64::NAN);
+        let (value, difference, source) = match published(setting, loss) {
+            Some((p, source)) => (format!("{p:.2}"), format!("{:+.2}", map - p), source),
+            None => ("-".into(), "-".into(), "no published figure"),
+        };
+        out.push_str(&format!(
+            "| {loss} | {map:.2} | {value} | {difference} | {source} |\n"
+        ));
+    }
+    out
+}
+
 fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(), String> {
     let missing: Vec<&str> = run
         .needs
@@ -888,7 +1007,9 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
     } else if options.smoke {
         SMOKE_LOSSES.iter().map(|s| s.to_string()).collect()
     } else {
-        registered_losses(&mlml)?
+        let mut all = registered_losses(&mlml)?;
+        all.push(FULL_LABEL_ROW.to_string());
+        all
     };
     let seeds = options.seeds.unwrap_or(1);
     println!(
@@ -927,15 +1048,42 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         }
     }
     finish_progress();
+    add_gap_recovered(&mut rows);
+    for row in &mut rows {
+        if let Some((value, source)) = published(run.name, row["loss"].as_str().unwrap_or("")) {
+            row["published_map"] = json!(value);
+            row["published_source"] = json!(source);
+        }
+    }
     let table = markdown_table(&rows, seeds);
-    println!("\n{table}");
-    let json = runs.join(format!("{}.json", run.name));
+    let beside = published_table(run.name, &rows);
+    println!("\n{table}\nBeside the published figures:\n\n{beside}");
+    // A smoke run's figures mean nothing: they stay with the runs, out of docs/results.
+    let out_dir = if options.smoke {
+        runs.clone()
+    } else {
+        options.results.clone()
+    };
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let json = out_dir.join(format!("{}.json", run.name));
     std::fs::write(
         &json,
         serde_json::to_string_pretty(&rows).expect("rows serialise"),
     )
     .map_err(|e| format!("{}: {e}", json.display()))?;
-    println!("wrote {}", json.display());
+    let md = out_dir.join(format!("{}.md", run.name));
+    let text = format!(
+        "# {name}\n\n{summary}. Written by `cargo xtask reproduce {name} --data DIR{smoke}` from \
+         `{config}` ({seeds} seed(s); the labels are drawn with ChaCha8 from the seed, not the \
+         protocol's MT19937 files). Test figures of the epoch with the best validation mAP; \
+         mAP, CF1 and OF1 in percent.\n\n{table}\n## Beside the published figures\n\n{beside}",
+        name = run.name,
+        summary = run.summary,
+        smoke = if options.smoke { " --smoke" } else { "" },
+        config = run.config,
+    );
+    std::fs::write(&md, text).map_err(|e| format!("{}: {e}", md.display()))?;
+    println!("wrote {} and {}", json.display(), md.display());
     if failures.is_empty() {
         Ok(())
     } else {
