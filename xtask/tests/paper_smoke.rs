@@ -166,8 +166,16 @@ fn smoke(setting: &str, write: fn(&Path)) {
         assert!((0.0..=100.0).contains(&map), "{setting}: {row}");
     }
     // Beside each, the published figure of the same setting (AN: Zhou et al.'s poster table).
-    let an_published = if setting == "coco-single" { 64.92 } else { 85.89 };
-    assert_eq!(rows[0]["published_map"].as_f64(), Some(an_published), "{setting}");
+    let an_published = if setting == "coco-single" {
+        64.92
+    } else {
+        85.89
+    };
+    assert_eq!(
+        rows[0]["published_map"].as_f64(),
+        Some(an_published),
+        "{setting}"
+    );
     assert!(stdout.contains("Beside the published figures"), "{stdout}");
     // A smoke run writes beside its runs, never into docs/results.
     assert!(runs.join(format!("{setting}.md")).is_file());

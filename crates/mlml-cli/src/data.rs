@@ -11,6 +11,7 @@ use mlml_data::generate::{
 };
 use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
 use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
+use mlml_data::rng::GeneratorKind;
 use mlml_data::LabelMatrix;
 use mlml_train::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
 use mlml_train::source::BatchIter;
@@ -89,6 +90,12 @@ pub struct DataConfig {
     pub labels: LabelProtocol,
     #[serde(default)]
     pub label_seed: u64,
+    /// The generator of the single-positive draw: `chacha8` (default: drawn on the training
+    /// rows after the validation split) or `numpy-mt19937`, Cole et al.'s protocol bit for bit
+    /// (drawn on the whole training file in its order, then split, as their scripts do; seed
+    /// 1200 in their files).
+    #[serde(default)]
+    pub label_generator: GeneratorKind,
     /// Test rows, of the same kind as the training rows; with them the report gives the test
     /// figures of the selected epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -380,9 +387,13 @@ impl DataConfig {
             LabelProtocol::SinglePositive => {
                 let params = SinglePositiveParams {
                     seed: self.label_seed,
+                    generator: self.label_generator,
                     ..Default::default()
                 };
                 single_positive(full, &params)?.0
+            }
+            LabelProtocol::Partial(_) if self.label_generator != GeneratorKind::Chacha8 => {
+                bail!("data.label_generator = \"numpy-mt19937\" reproduces the single-positive protocol only; partial labels are drawn with chacha8")
             }
             LabelProtocol::Partial(keep) => {
                 if !(keep > 0.0 && keep <= 1.0) {
@@ -444,7 +455,16 @@ impl DataConfig {
                 ..Default::default()
             },
         )?;
-        let (mut train, mut val) = (all.select(&split.train), all.select(&split.val));
+        // Cole et al.'s scripts draw the observed labels on the whole training file, then
+        // split; the validation rows keep their clean labels either way.
+        let drawn_first = self.label_generator == GeneratorKind::NumpyMt19937;
+        let mut val = all.select(&split.val);
+        let mut train = if drawn_first {
+            let observed = self.observed_labels(all.labels())?;
+            all.with_labels(observed)?.select(&split.train)
+        } else {
+            all.select(&split.train)
+        };
         let standardization = match &mut train {
             Rows::Features(t) => {
                 let (mean, std) = t.standardization();
@@ -464,9 +484,14 @@ impl DataConfig {
                 s.apply(rows);
             }
         }
-        let observed = self.observed_labels(train.labels())?;
+        let train = if drawn_first {
+            train
+        } else {
+            let observed = self.observed_labels(train.labels())?;
+            train.with_labels(observed)?
+        };
         Ok(Splits {
-            train: train.with_labels(observed)?,
+            train,
             val,
             test,
             standardization,
@@ -600,5 +625,75 @@ impl<'a, B: Backend> Prober<'a, B> {
             dim,
             labels: rows.labels().clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlml_data::generate::single_positive;
+
+    fn yeast(extra: &str) -> DataConfig {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/yeast");
+        toml::from_str(&format!(
+            "train_features = \"{root}/train_x.npy\"\ntrain_labels = \"{root}/train_y.npy\"\n\
+             classes = \"{root}/classes.txt\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    /// Cole et al.'s order: the single-positive draw on the whole training file (the
+    /// library's generator, checked against their files in mlml-data), then the 80/20 split.
+    #[test]
+    fn the_numpy_protocol_draws_on_the_whole_file_then_splits() {
+        let config = yeast("label_generator = \"numpy-mt19937\"\nlabel_seed = 1200");
+        let splits = config.prepare::<burn::backend::Flex>(None).unwrap();
+        let full = config.read_rows(true).unwrap().unwrap().labels().clone();
+        let params = SinglePositiveParams {
+            seed: 1200,
+            generator: GeneratorKind::NumpyMt19937,
+            ..Default::default()
+        };
+        let whole = single_positive(&full, &params).unwrap().0;
+        let split = spml_split(
+            full.n_samples(),
+            &SplitParams {
+                val_frac: 0.2,
+                seed: 1200,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let train = splits.train.labels();
+        assert_eq!(train.n_samples(), split.train.len());
+        for (k, &row) in split.train.iter().enumerate() {
+            assert_eq!(
+                train.row(k),
+                whole.row(row),
+                "training row {k} (file row {row})"
+            );
+        }
+        // The validation rows keep their clean labels.
+        for (k, &row) in split.val.iter().enumerate() {
+            assert_eq!(splits.val.labels().row(k), full.row(row));
+        }
+        // The default (ChaCha8 after the split) draws other labels.
+        let chacha = yeast("label_seed = 1200")
+            .prepare::<burn::backend::Flex>(None)
+            .unwrap();
+        assert_ne!(chacha.train.labels().values(), train.values());
+    }
+
+    #[test]
+    fn the_numpy_generator_refuses_partial_labels() {
+        let config = yeast("label_generator = \"numpy-mt19937\"\nlabels = { partial = 0.4 }");
+        let Err(err) = config.prepare::<burn::backend::Flex>(None) else {
+            panic!("partial labels with numpy-mt19937 were accepted");
+        };
+        assert!(
+            err.to_string()
+                .contains("reproduces the single-positive protocol only"),
+            "{err}"
+        );
     }
 }
