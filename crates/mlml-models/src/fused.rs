@@ -26,8 +26,13 @@ pub fn conv_bn<B: Backend>(conv: &Conv2d<B>, bn: &BatchNorm<B>, x: Tensor<B, 4>)
     let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
     let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
     let weight = conv.weight.val();
-    let out = weight.dims()[0];
-    let weight = weight * scale.clone().reshape([out, 1, 1, 1]);
+    let dims = weight.dims();
+    let out = dims[0];
+    // As a matrix with one row per output channel, so that the per-row scale is one of
+    // burn-flex's SIMD broadcasts.
+    let weight = (weight.reshape([out, dims[1] * dims[2] * dims[3]])
+        * scale.clone().reshape([out, 1]))
+    .reshape(dims);
     let bias = match &conv.bias {
         Some(bias) => bias.val() * scale + shift,
         None => shift,
