@@ -248,41 +248,71 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
     }
     println!("{}: {}", setting.name, setting.summary);
     let seeds = options.seeds.unwrap_or(setting.seeds);
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    let total = losses.len() * seeds;
-    let mut done = 0;
-    for loss in &losses {
-        let mut figures = Vec::new();
-        for seed in 0..seeds {
-            done += 1;
-            let label = format!("[{done}/{total}] {loss}, seed {seed}");
-            let dir = runs
-                .join(format!("seed-{seed}"))
-                .join(loss.replace(' ', "_"));
-            match train_once(
-                &mlml,
-                setting.config,
-                loss,
-                seed,
-                &[],
-                &options.backend,
-                &dir,
-                &label,
-            ) {
-                Ok(report) => figures.push(report),
-                Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
-            }
-        }
-        if !figures.is_empty() {
-            rows.push(summarise(loss, &figures));
-        }
-    }
-    finish_progress();
+    let job = Job {
+        mlml: &mlml,
+        config: setting.config,
+        extra: &[],
+        device: &options.backend,
+        runs: &runs,
+    };
+    let (mut rows, failures) = job.every_loss(&losses, seeds);
     add_gap_recovered(&mut rows);
     let table = markdown_table(&rows, seeds);
     println!("\n{table}");
     write_results(&mlml, setting, &rows, &table, seeds, &options.results)?;
+    all_ran(&failures)
+}
+
+/// What the runs of one setting share.
+struct Job<'a> {
+    mlml: &'a Path,
+    config: &'a str,
+    extra: &'a [String],
+    device: &'a str,
+    runs: &'a Path,
+}
+
+impl Job<'_> {
+    /// Trains every loss with every seed (`<runs>/seed-<s>/<loss>`): one row of figures per loss
+    /// that finished at least once, and a line per failed run.
+    fn every_loss(&self, losses: &[String], seeds: usize) -> (Vec<Value>, Vec<String>) {
+        let (mut rows, mut failures) = (Vec::new(), Vec::new());
+        let total = losses.len() * seeds;
+        let mut done = 0;
+        for loss in losses {
+            let mut figures = Vec::new();
+            for seed in 0..seeds {
+                done += 1;
+                let label = format!("[{done}/{total}] {loss}, seed {seed}");
+                let dir = self
+                    .runs
+                    .join(format!("seed-{seed}"))
+                    .join(loss.replace(' ', "_"));
+                match train_once(
+                    self.mlml,
+                    self.config,
+                    loss,
+                    seed,
+                    self.extra,
+                    self.device,
+                    &dir,
+                    &label,
+                ) {
+                    Ok(report) => figures.push(report),
+                    Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
+                }
+            }
+            if !figures.is_empty() {
+                rows.push(summarise(loss, &figures));
+            }
+        }
+        finish_progress();
+        (rows, failures)
+    }
+}
+
+/// `Ok` when every run finished, else the failed runs.
+fn all_ran(failures: &[String]) -> Result<(), String> {
     if failures.is_empty() {
         Ok(())
     } else {
@@ -1029,32 +1059,14 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
             ""
         }
     );
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    for loss in &losses {
-        let mut figures = Vec::new();
-        for seed in 0..seeds {
-            let dir = runs.join(format!("seed-{seed}")).join(loss);
-            let label = format!("{loss}, seed {seed}");
-            match train_once(
-                &mlml,
-                run.config,
-                loss,
-                seed,
-                &extra,
-                &options.backend,
-                &dir,
-                &label,
-            ) {
-                Ok(report) => figures.push(report),
-                Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
-            }
-        }
-        if !figures.is_empty() {
-            rows.push(summarise(loss, &figures));
-        }
-    }
-    finish_progress();
+    let job = Job {
+        mlml: &mlml,
+        config: run.config,
+        extra: &extra,
+        device: &options.backend,
+        runs: &runs,
+    };
+    let (mut rows, failures) = job.every_loss(&losses, seeds);
     add_gap_recovered(&mut rows);
     for row in &mut rows {
         if let Some((value, source)) = published(run.name, row["loss"].as_str().unwrap_or("")) {
@@ -1091,15 +1103,7 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
     );
     std::fs::write(&md, text).map_err(|e| format!("{}: {e}", md.display()))?;
     println!("wrote {} and {}", json.display(), md.display());
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} run(s) failed:\n  {}",
-            failures.len(),
-            failures.join("\n  ")
-        ))
-    }
+    all_ran(&failures)
 }
 
 #[cfg(test)]
