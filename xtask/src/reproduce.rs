@@ -74,7 +74,8 @@ const EMBEDDED: &[Setting] = &[
 const PAPER_SETTINGS: &[(&str, &str)] = &[
     (
         "coco-single",
-        "COCO 2014, single positive (Cole et al. 2021 protocol)",
+        "COCO 2014, one observed positive per training image (Cole et al. 2021's protocol: \
+         single-positive labels, 20 % of train held out for validation, seed 1200)",
     ),
     (
         "coco-40",
@@ -87,7 +88,8 @@ const PAPER_SETTINGS: &[(&str, &str)] = &[
     ("coco-full", "COCO 2014, full labels"),
     (
         "voc-single",
-        "VOC 2012, single positive (Cole et al. 2021 protocol)",
+        "PASCAL VOC 2012, one observed positive per training image (Cole et al. 2021's \
+         protocol, val as the test split)",
     ),
     (
         "nus-single",
@@ -252,6 +254,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         mlml: &mlml,
         config: setting.config,
         extra: &[],
+        seed_draws_labels: true,
         device: &options.backend,
         runs: &runs,
     };
@@ -267,7 +270,11 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
 struct Job<'a> {
     mlml: &'a Path,
     config: &'a str,
+    /// `--set`s of every run, after the seed's.
     extra: &'a [String],
+    /// Whether the seed also draws the labels (the embedded settings); a paper setting keeps
+    /// its protocol's one draw from the config.
+    seed_draws_labels: bool,
     device: &'a str,
     runs: &'a Path,
 }
@@ -288,12 +295,13 @@ impl Job<'_> {
                     .runs
                     .join(format!("seed-{seed}"))
                     .join(loss.replace(' ', "_"));
+                let mut sets = seed_sets(seed, self.seed_draws_labels);
+                sets.extend_from_slice(self.extra);
                 match train_once(
                     self.mlml,
                     self.config,
                     loss,
-                    seed,
-                    self.extra,
+                    &sets,
                     self.device,
                     &dir,
                     &label,
@@ -443,13 +451,22 @@ struct RunFigures {
     best_epoch: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The `--set`s of seed `seed`: the initialisation's and, where the setting draws its labels per
+/// seed (the embedded settings), the label draw's.
+fn seed_sets(seed: usize, draws_labels: bool) -> Vec<String> {
+    let mut sets = vec![format!("training.seed={seed}")];
+    if draws_labels {
+        sets.push(format!("data.label_seed={seed}"));
+    }
+    sets
+}
+
+/// One `mlml train` run of `loss` with the config's `--set`s `sets` (later ones win).
 fn train_once(
     mlml: &Path,
     config: &str,
     loss: &str,
-    seed: usize,
-    extra: &[String],
+    sets: &[String],
     device: &str,
     dir: &Path,
     label: &str,
@@ -476,9 +493,7 @@ fn train_once(
     } else {
         set(format!("training.loss=\"{loss}\""));
     }
-    set(format!("training.seed={seed}"));
-    set(format!("data.label_seed={seed}"));
-    for kv in extra {
+    for kv in sets {
         set(kv.clone());
     }
     let start = Instant::now();
@@ -731,7 +746,9 @@ fn sweep(
                 i + 1,
                 SWEEP.len()
             );
-            let figures = train_once(mlml, setting.config, loss, 0, &extra, "cpu", &dir, &label)?;
+            let mut sets = seed_sets(0, true);
+            sets.extend_from_slice(&extra);
+            let figures = train_once(mlml, setting.config, loss, &sets, "cpu", &dir, &label)?;
             vals.push(figures.val_map);
             best_epochs.push(figures.best_epoch);
         }
@@ -765,12 +782,13 @@ fn sweep(
 /// A paper setting reproduce can run: where its data sits under `--data` and how it is imported.
 struct PaperRun {
     name: &'static str,
-    summary: &'static str,
+    /// What it trains with, after the setting's summary in [`PAPER_SETTINGS`].
+    recipe: &'static str,
     /// The recipe (`configs/recipes/`), with its labels protocol.
     config: &'static str,
-    /// `mlml-data import` arguments for the training and the test file, relative to `--data`.
-    import_train: &'static [&'static str],
-    import_test: &'static [&'static str],
+    /// `mlml-data import` of the training and of the test file.
+    import_train: Import,
+    import_test: Import,
     /// The folder under `--data` the imported image paths are relative to.
     images: &'static str,
     /// Paths under `--data` that must exist.
@@ -780,27 +798,24 @@ struct PaperRun {
 const PAPER_RUNS: &[PaperRun] = &[
     PaperRun {
         name: "coco-single",
-        summary: "COCO 2014, one observed positive per training image (Cole et al. 2021's \
-                  protocol: single-positive labels, 20 % of train held out for validation, seed \
-                  1200), their end-to-end recipe",
+        recipe: "their end-to-end recipe",
         config: "configs/recipes/spml-coco-single.toml",
-        import_train: &[
-            "--format",
-            "coco",
-            "annotations/instances_train2014.json",
-            "--image-prefix",
-            "train2014",
+        import_train: Import {
+            input: "annotations/instances_train2014.json",
             // Cole et al.'s row order, which their label draw follows.
-            "--order",
-            "id-string",
-        ],
-        import_test: &[
-            "--format",
-            "coco",
-            "annotations/instances_val2014.json",
-            "--image-prefix",
-            "val2014",
-        ],
+            args: &[
+                "--format",
+                "coco",
+                "--image-prefix",
+                "train2014",
+                "--order",
+                "id-string",
+            ],
+        },
+        import_test: Import {
+            input: "annotations/instances_val2014.json",
+            args: &["--format", "coco", "--image-prefix", "val2014"],
+        },
         images: "",
         needs: &[
             "annotations/instances_train2014.json",
@@ -811,12 +826,16 @@ const PAPER_RUNS: &[PaperRun] = &[
     },
     PaperRun {
         name: "voc-single",
-        summary: "PASCAL VOC 2012, one observed positive per training image (Cole et al. \
-                  2021's protocol, val as the test split), the Large Loss Matters recipe (SGD, \
-                  head at 10x)",
+        recipe: "the Large Loss Matters recipe (SGD, head at 10x)",
         config: "configs/recipes/ll-voc-single.toml",
-        import_train: &["--format", "voc", "VOCdevkit/VOC2012", "--split", "train"],
-        import_test: &["--format", "voc", "VOCdevkit/VOC2012", "--split", "val"],
+        import_train: Import {
+            input: "VOCdevkit/VOC2012",
+            args: &["--format", "voc", "--split", "train"],
+        },
+        import_test: Import {
+            input: "VOCdevkit/VOC2012",
+            args: &["--format", "voc", "--split", "val"],
+        },
         images: "VOCdevkit/VOC2012",
         needs: &[
             "VOCdevkit/VOC2012/Annotations",
@@ -826,6 +845,20 @@ const PAPER_RUNS: &[PaperRun] = &[
         ],
     },
 ];
+
+/// The summary of paper setting `name` (empty for a name that is not one).
+fn paper_summary(name: &str) -> &'static str {
+    PAPER_SETTINGS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, s)| *s)
+}
+
+/// One `mlml-data import`: its input, relative to `--data`, and its other arguments.
+struct Import {
+    input: &'static str,
+    args: &'static [&'static str],
+}
 
 /// `--smoke`: the whole path on a handful of images, in seconds on a CPU: the small CNN from
 /// random weights at 32 px, one epoch.
@@ -968,13 +1001,9 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         .filter(|p| !data.join(p).exists())
         .collect();
     if !missing.is_empty() {
-        let summary = PAPER_SETTINGS
-            .iter()
-            .find(|(n, _)| *n == run.name)
-            .map_or("", |(_, s)| *s);
         return Err(format!(
             "{}\n--data {} lacks {}",
-            paper_setting_message(run.name, summary, Some(data)),
+            paper_setting_message(run.name, paper_summary(run.name), Some(data)),
             data.display(),
             missing.join(", ")
         ));
@@ -997,22 +1026,15 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         .unwrap_or_else(|| target_dir().join("reproduce").join(run.name));
     std::fs::create_dir_all(&runs).map_err(|e| format!("{}: {e}", runs.display()))?;
     let mut sets = Vec::new();
-    for (args, file) in [
-        (run.import_train, "train.tsv"),
-        (run.import_test, "test.tsv"),
+    for (import, file) in [
+        (&run.import_train, "train.tsv"),
+        (&run.import_test, "test.tsv"),
     ] {
         let output = runs.join(file);
-        let mut command = Command::new(&mlml_data);
-        command.arg("import");
-        for (i, arg) in args.iter().enumerate() {
-            // The positional input is the one argument that names a path under --data.
-            if i == 2 {
-                command.arg(data.join(arg));
-            } else {
-                command.arg(arg);
-            }
-        }
-        let out = command
+        let out = Command::new(&mlml_data)
+            .arg("import")
+            .args(import.args)
+            .arg(data.join(import.input))
             .arg("-o")
             .arg(&output)
             .output()
@@ -1032,10 +1054,6 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         format!("data.test_set={}", quoted(&sets[1])),
         format!("data.images={}", quoted(&data.join(run.images))),
     ];
-    // The protocol's labels: one draw with its generator and seed for every run (train_once
-    // sets the label seed to the run's seed; this comes after and wins).
-    extra.push("data.label_generator=\"numpy-mt19937\"".into());
-    extra.push("data.label_seed=1200".into());
     if options.smoke {
         extra.extend(SMOKE.iter().map(|s| s.to_string()));
     }
@@ -1049,10 +1067,10 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         all
     };
     let seeds = options.seeds.unwrap_or(1);
+    let summary = format!("{}, {}", paper_summary(run.name), run.recipe);
     println!(
-        "{}: {}{}",
+        "{}: {summary}{}",
         run.name,
-        run.summary,
         if options.smoke {
             " (smoke: small CNN, 32 px, one epoch; the figures mean nothing)"
         } else {
@@ -1063,6 +1081,7 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         mlml: &mlml,
         config: run.config,
         extra: &extra,
+        seed_draws_labels: false,
         device: &options.backend,
         runs: &runs,
     };
@@ -1097,7 +1116,6 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
          draw, MT19937 with seed 1200 on the whole training file). Test figures of the epoch with the best validation mAP; \
          mAP, CF1 and OF1 in percent.\n\n{table}\n## Beside the published figures\n\n{beside}",
         name = run.name,
-        summary = run.summary,
         smoke = if options.smoke { " --smoke" } else { "" },
         config = run.config,
     );
