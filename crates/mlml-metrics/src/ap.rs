@@ -1,12 +1,12 @@
 //! Average precision per class and mAP, in the two definitions the literature reports.
 
+use std::ops::Range;
+
 use mlml_data::{LabelMatrix, NEGATIVE, POSITIVE};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use std::ops::Range;
-
 use crate::scores::{checked, descending_bits, ScoreMatrix};
 
 /// Which AP the mAP averages.
@@ -118,7 +118,8 @@ pub fn mean_average_precision(
     })
 }
 
-/// Classes gathered in one pass over the rows: 16 scores of a row share a cache line.
+/// Classes gathered in one pass over the rows (8 adjacent scores and labels per row); 8-class
+/// groups also share COCO's 80 classes evenly between 2 cores, where 16 left one idle.
 const CLASS_GROUP: usize = 8;
 
 /// One thread's buffers, reused from class group to class group: no allocation per class once

@@ -92,18 +92,16 @@ impl OneCycle {
     /// loop that derives the step from (epoch, batch) and so keeps no schedule state across a
     /// resume.
     pub fn lr_at(&self, step: usize) -> f64 {
-        self.set_momentum(step);
-        self.at(step).0
-    }
-
-    fn set_momentum(&self, step: usize) {
+        let (lr, beta) = self.at(step);
         if let (true, Some(beta_1)) = (self.config.cycle_momentum, &self.beta_1) {
-            beta_1.set(self.at(step).1);
+            beta_1.set(beta);
         }
+        lr
     }
 
+    /// Sets beta1 for the coming step.
     fn apply_momentum(&self) {
-        self.set_momentum(self.step);
+        self.lr_at(self.step);
     }
 }
 
@@ -111,8 +109,7 @@ impl LrScheduler for OneCycle {
     type Record<B: Backend> = usize;
 
     fn step(&mut self) -> f64 {
-        let (lr, _) = self.at(self.step);
-        self.apply_momentum();
+        let lr = self.lr_at(self.step);
         self.step += 1;
         lr
     }
