@@ -3,7 +3,7 @@
 //! generic over the backend.
 
 use anyhow::{bail, Result};
-use burn::tensor::backend::AutodiffBackend;
+use mlml_train::TrainBackend;
 use serde::{Deserialize, Serialize};
 
 /// Where a command runs.
@@ -29,11 +29,7 @@ pub struct Placement {
 /// Work that runs on any backend: `run` is called once with the backend `DeviceKind` maps to.
 pub trait Job {
     type Output;
-    fn run<B: AutodiffBackend>(
-        self,
-        device: B::Device,
-        placement: Placement,
-    ) -> Result<Self::Output>;
+    fn run<B: TrainBackend>(self, device: B::Device, placement: Placement) -> Result<Self::Output>;
 }
 
 /// Whether this binary was built with the backend of `kind` (checked before a run directory is

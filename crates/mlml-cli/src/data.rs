@@ -16,7 +16,7 @@ use mlml_data::LabelMatrix;
 use mlml_train::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
 use mlml_train::source::BatchIter;
 use mlml_train::{
-    Backbone, FeatureSet, ImageArray, ImageFiles, ModelConfig, Pass, Source, Weights,
+    Backbone, ConvBackend, FeatureSet, ImageArray, ImageFiles, ModelConfig, Pass, Source, Weights,
 };
 use serde::{Deserialize, Serialize};
 
@@ -424,7 +424,7 @@ impl DataConfig {
 
     /// Reads the data and makes the splits; a linear probe turns the images into features
     /// first (the whole training file and the test file, so the cache serves every split).
-    pub fn prepare<B: Backend>(&self, probe: Option<&Prober<'_, B>>) -> Result<Splits> {
+    pub fn prepare<B: ConvBackend>(&self, probe: Option<&Prober<'_, B>>) -> Result<Splits> {
         let mut all = self.read_rows(true)?.expect("training rows are required");
         let mut test = self.read_rows(false)?;
         if let Some(probe) = probe {
@@ -499,7 +499,7 @@ impl DataConfig {
     }
 
     /// The test rows alone (for `eval --split test` without rebuilding the training split).
-    pub fn test_rows<B: Backend>(
+    pub fn test_rows<B: ConvBackend>(
         &self,
         probe: Option<&Prober<'_, B>>,
         standardization: Option<&Standardization>,
@@ -540,7 +540,7 @@ pub struct Prober<'a, B: Backend> {
     pub misses: std::cell::Cell<usize>,
 }
 
-impl<'a, B: Backend> Prober<'a, B> {
+impl<'a, B: ConvBackend> Prober<'a, B> {
     /// A prober for a linear-probe model (`None` for any other).
     pub fn new(
         data: &DataConfig,

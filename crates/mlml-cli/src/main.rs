@@ -8,14 +8,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::{Parser, Subcommand};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_metrics::{
     evaluate, mean_average_precision, ApDefinition, Evaluation, MapOptions, Selection,
 };
-use mlml_train::{load_best, predict, FeatureSet, ModelConfig, Progress, Source, TrainingConfig};
+use mlml_train::{
+    load_best, predict, ConvBackend, FeatureSet, ModelConfig, Progress, Source, TrainBackend,
+    TrainingConfig,
+};
 use serde::{Deserialize, Serialize};
 
 mod backend;
@@ -398,7 +400,7 @@ enum Work<'a> {
 impl Job for Work<'_> {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, placement: Placement) -> Result<()> {
+    fn run<B: TrainBackend>(self, device: B::Device, placement: Placement) -> Result<()> {
         match self {
             Work::Train {
                 config,
@@ -431,7 +433,7 @@ fn read_classes(run_dir: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("{}: not a list of class names", path.display()))
 }
 
-fn train<B: AutodiffBackend>(
+fn train<B: TrainBackend>(
     config: &RunConfig,
     out: &Path,
     stop_after: Option<usize>,
@@ -640,7 +642,7 @@ fn write_outputs(
     Ok(())
 }
 
-fn eval<B: Backend>(
+fn eval<B: ConvBackend>(
     run_dir: &Path,
     split: EvalSplit,
     json: bool,
@@ -703,7 +705,7 @@ fn eval<B: Backend>(
 
 /// The rows `predict` scores: a feature matrix, a `u8` image array, or image files, as the
 /// run was trained on; standardised as its training rows were.
-fn prediction_rows<B: Backend>(
+fn prediction_rows<B: ConvBackend>(
     run_dir: &Path,
     config: &RunConfig,
     inputs: &[PathBuf],
@@ -764,7 +766,7 @@ fn prediction_rows<B: Backend>(
     Ok((rows, names))
 }
 
-fn predict_cmd<B: Backend>(
+fn predict_cmd<B: ConvBackend>(
     run_dir: &Path,
     inputs: &[PathBuf],
     threshold: f32,

@@ -17,6 +17,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::conv::ConvBackend;
 use crate::fused::conv_bn;
 use crate::head::global_average_pool;
 use crate::weights::{load_safetensors_bytes, load_state_dict, LoadOptions};
@@ -67,7 +68,7 @@ pub struct MbConv<B: Backend> {
     pub residual: bool,
 }
 
-impl<B: Backend> MbConv<B> {
+impl<B: ConvBackend> MbConv<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut h = x.clone();
         if let (Some(conv), Some(bn)) = (&self.expand_conv, &self.bn0) {
@@ -171,7 +172,9 @@ impl<B: Backend> EfficientNetLite0<B> {
         load_state_dict(&mut self, path, &Self::load_options())?;
         Ok(self)
     }
+}
 
+impl<B: ConvBackend> EfficientNetLite0<B> {
     /// The last feature map `[batch, 1280, h / 32, w / 32]`.
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut x = relu6(conv_bn(&self.conv_stem, &self.bn0, images));

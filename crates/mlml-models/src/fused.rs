@@ -18,10 +18,18 @@ use burn::nn::BatchNorm;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// `bn(conv(x))`, folded into one convolution when the backend does not track gradients.
-pub fn conv_bn<B: Backend>(conv: &Conv2d<B>, bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+use crate::conv::{conv2d_forward, ConvBackend};
+
+/// `bn(conv(x))`, folded into one convolution when the backend does not track gradients; in
+/// training the convolution is [`conv2d_forward`] (its fast weight gradient) and the BatchNorm
+/// [`batch_norm_train`].
+pub fn conv_bn<B: ConvBackend>(
+    conv: &Conv2d<B>,
+    bn: &BatchNorm<B>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     if B::ad_enabled(&x.device()) {
-        return batch_norm_train(bn, conv.forward(x));
+        return batch_norm_train(bn, conv2d_forward(conv, x));
     }
     let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
     let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();

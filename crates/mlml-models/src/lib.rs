@@ -17,6 +17,7 @@
 //!
 //! The crate picks no backend: CPU (`Flex`) by default, `wgpu` and `cuda` behind features.
 
+mod conv;
 mod efficientnet;
 mod error;
 mod fused;
@@ -26,6 +27,7 @@ mod resnet;
 mod small;
 mod weights;
 
+pub use conv::{conv2d_forward, ConvBackend, TrainBackend};
 pub use efficientnet::{
     EfficientNetLite0, MbConv, EFFICIENTNET_LITE0_FEATURES, EFFICIENTNET_LITE0_WEIGHTS,
 };

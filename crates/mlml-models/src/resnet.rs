@@ -18,6 +18,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::conv::ConvBackend;
 use crate::fused::conv_bn;
 use crate::weights::{load_state_dict, LoadOptions};
 
@@ -177,7 +178,7 @@ pub struct Block<B: Backend> {
     pub downsample: Option<Downsample<B>>,
 }
 
-impl<B: Backend> Block<B> {
+impl<B: ConvBackend> Block<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let identity = match &self.downsample {
             Some(d) => conv_bn(&d.conv, &d.bn, x.clone()),
@@ -213,7 +214,7 @@ pub struct ResNet<B: Backend> {
     pub fc: Option<Linear<B>>,
 }
 
-impl<B: Backend> ResNet<B> {
+impl<B: ConvBackend> ResNet<B> {
     /// The last feature map `[batch, feature_dim, h / 32, w / 32]`.
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut x = self
@@ -247,7 +248,9 @@ impl<B: Backend> ResNet<B> {
             .expect("this ResNet was built without fc; use features()");
         fc.forward(self.features(images))
     }
+}
 
+impl<B: Backend> ResNet<B> {
     /// Loads a torchvision state dict (`.pth` or `.safetensors`). A model built without `fc`
     /// ignores the file's `fc`, the usual case when a multi-label head replaces it.
     ///

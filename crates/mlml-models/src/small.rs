@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
+use crate::conv::ConvBackend;
 use crate::fused::conv_bn;
 use crate::head::global_average_pool;
 
@@ -63,7 +64,7 @@ pub struct SmallCnn<B: Backend> {
     pub stages: Vec<ConvBn<B>>,
 }
 
-impl<B: Backend> SmallCnn<B> {
+impl<B: ConvBackend> SmallCnn<B> {
     /// Last feature map `[batch, widths[3], h / 8, w / 8]`.
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let last = self.stages.len() - 1;

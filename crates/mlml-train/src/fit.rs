@@ -13,7 +13,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::sigmoid;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor};
 use mlml_data::formats::write_atomic;
 use mlml_losses::registry::{self, LossSetup};
@@ -22,6 +22,7 @@ use mlml_losses::{
     OptimizerStep, Preset,
 };
 use mlml_metrics::{mean_average_precision, ApDefinition, MapOptions};
+use mlml_models::{ConvBackend, TrainBackend};
 use serde::{Deserialize, Serialize};
 
 use crate::ema::ModelEma;
@@ -480,7 +481,7 @@ pub fn seeded_init<B: Backend, M: Module<B>>(
 ///
 /// # Errors
 /// A batch the source cannot build, or an input the model does not take.
-pub fn predict<B: Backend, S: Source>(
+pub fn predict<B: ConvBackend, S: Source>(
     model: &Classifier<B>,
     source: &S,
     batch_size: usize,
@@ -535,7 +536,7 @@ struct Groups {
 /// One optimizer step: the loss, its gradients, the loss's after-step hook, the update. The one
 /// place where gradients are produced and applied.
 #[allow(clippy::too_many_arguments)]
-fn step<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
+fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
     model: Classifier<B>,
     optimizer: &mut O,
     loss: &mut Box<dyn MultiLabelLoss<B>>,
@@ -604,7 +605,7 @@ fn step<B: AutodiffBackend, O: Optimizer<Classifier<B>, B>>(
 /// image, named), a non-finite loss (epoch and batch named), or checkpoint files that cannot
 /// be written or read.
 #[allow(clippy::too_many_arguments)]
-pub fn train<B: AutodiffBackend, S: Source>(
+pub fn train<B: TrainBackend, S: Source>(
     config: &TrainingConfig,
     model_config: &ModelConfig,
     train: &S,
@@ -734,7 +735,7 @@ pub fn cosine_lr(lr: f64, min_lr: f64, total_steps: usize, step: usize) -> f64 {
 }
 
 /// What the epochs of a run share, whichever optimizer it has.
-struct Loop<'a, B: AutodiffBackend, S: Source> {
+struct Loop<'a, B: TrainBackend, S: Source> {
     config: &'a TrainingConfig,
     steps_per_epoch: usize,
     train: &'a S,
@@ -744,7 +745,7 @@ struct Loop<'a, B: AutodiffBackend, S: Source> {
     device: &'a B::Device,
 }
 
-impl<B: AutodiffBackend, S: Source> Loop<'_, B, S> {
+impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
     fn fit<O: Optimizer<Classifier<B>, B>>(
         self,
         mut model: Classifier<B>,

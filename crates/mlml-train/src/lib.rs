@@ -44,6 +44,7 @@ pub use fit::{
     cosine_lr, load_best, predict, seeded_init, train, EpochRecord, Observer, OptimizerKind,
     Progress, Run, Schedule, TrainingConfig,
 };
+pub use mlml_models::{ConvBackend, TrainBackend};
 pub use model::{Backbone, BackboneKind, Classifier, ImageClassifier, Input, ModelConfig, Weights};
 pub use optim::{torch_sgd, Beta1, TorchAdam, TorchAdamConfig, TorchAdamState};
 pub use schedule::{OneCycle, OneCycleConfig};

@@ -7,8 +7,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use mlml_models::{
-    EfficientNetLite0, Mlp, MlpConfig, MultiLabelHead, MultiLabelHeadConfig, ResNet, ResNetConfig,
-    SmallCnn, SmallCnnConfig, EFFICIENTNET_LITE0_FEATURES,
+    ConvBackend, EfficientNetLite0, Mlp, MlpConfig, MultiLabelHead, MultiLabelHeadConfig, ResNet,
+    ResNetConfig, SmallCnn, SmallCnnConfig, EFFICIENTNET_LITE0_FEATURES,
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +132,7 @@ pub enum Backbone<B: Backend> {
     EfficientNetLite0(EfficientNetLite0<B>),
 }
 
-impl<B: Backend> Backbone<B> {
+impl<B: ConvBackend> Backbone<B> {
     /// The last feature map `[batch, D, h, w]`.
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         match self {
@@ -176,7 +176,7 @@ pub enum Input<B: Backend> {
     Images(Tensor<B, 4>),
 }
 
-impl<B: Backend> Classifier<B> {
+impl<B: ConvBackend> Classifier<B> {
     /// Logits `[batch, C]`.
     ///
     /// # Errors

@@ -10,6 +10,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, TensorData};
 use mlml_data::formats::{npy, write_atomic};
+use mlml_models::ConvBackend;
 
 use crate::error::{Result, TrainError};
 use crate::model::{Backbone, Input};
@@ -66,7 +67,7 @@ impl ProbeInput {
 ///
 /// # Errors
 /// A batch the source cannot build, or a source of feature vectors.
-pub fn extract_features<B: Backend, S: Source>(
+pub fn extract_features<B: ConvBackend, S: Source>(
     backbone: &Backbone<B>,
     source: &S,
     input: &ProbeInput,

@@ -1,0 +1,541 @@
+//! Training convolutions with a fast weight gradient on the CPU backend.
+//!
+//! burn 0.21 computes a convolution's weight gradient (`conv2d_weight_backward`) for every
+//! backend as a convolution of the batch-swapped input with the output gradient as its kernel.
+//! On burn-flex that kernel is as large as the feature map and the batch-swap copies walk the
+//! tensors element by element, so the weight gradient of a 3x3 layer costs several times its
+//! forward pass (`examples/time_conv_parts.rs`, docs/benchmarks.md).
+//!
+//! [`ConvBackend`] is a backend extension in the way burn's custom-kernel examples extend a
+//! backend: one op, [`ConvBackend::conv2d_tracked`], that is burn's `conv2d` on a plain backend
+//! and, on `Autodiff<B>`, a convolution whose backward asks `B` for its weight gradient through
+//! [`ConvBackend::conv2d_weight_grad`]. On Flex (f32) that gradient is one im2col of the input
+//! and one GEMM, `dW = dY [O, N L] x cols [N L, C K]`, grouped convolutions one batched GEMM;
+//! every other backend (wgpu, CUDA) and dtype keeps burn's own op. The input and bias gradients
+//! are burn's on every backend. Values and gradients are tested equal to burn's `conv2d`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps, PadMode};
+use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use rayon::prelude::*;
+
+/// A backend whose training convolution may bring its own weight gradient.
+///
+/// Both methods default to burn's ops, so a backend opts in with an empty `impl`.
+pub trait ConvBackend: Backend {
+    /// `conv2d(x, weight, bias)` with symmetric padding; on an autodiff backend its backward
+    /// takes the weight gradient from the inner backend's [`Self::conv2d_weight_grad`].
+    fn conv2d_tracked(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, bias, options)
+    }
+
+    /// The gradient of `conv2d(x, weight)`'s weight given the output gradient: burn's
+    /// `conv2d_weight_backward` unless the backend has a faster one.
+    fn conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+}
+
+/// An autodiff backend for training whose inner backend (validation, inference) is a
+/// [`ConvBackend`] as well: what the models' forward passes need.
+pub trait TrainBackend: AutodiffBackend<InnerBackend: ConvBackend> + ConvBackend {}
+
+impl<B> TrainBackend for B where B: AutodiffBackend<InnerBackend: ConvBackend> + ConvBackend {}
+
+#[cfg(feature = "wgpu")]
+impl ConvBackend for burn::backend::Wgpu {}
+
+#[cfg(feature = "cuda")]
+impl ConvBackend for burn::backend::Cuda {}
+
+/// The im2col matrix is built for a chunk of samples at a time, of about this many floats (4
+/// MiB, so that it stays in cache between its writing and the GEMM's reading: measured 2-3x
+/// faster than one matrix for the whole batch), but with at least [`MIN_GEMM_DEPTH`] columns so
+/// that each GEMM stays deep enough to be efficient on small feature maps.
+const CHUNK_COLUMNS: usize = 1 << 20;
+
+/// The least GEMM depth `n L` of a chunk (output positions times samples).
+const MIN_GEMM_DEPTH: usize = 4096;
+
+impl ConvBackend for Flex {
+    fn conv2d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let all_f32 = [&x, &weight, &output_grad]
+            .iter()
+            .all(|t| t.dtype() == DType::F32);
+        if !all_f32 {
+            return Flex::conv2d_weight_backward(x, weight, output_grad, options);
+        }
+        weight_grad_im2col(&x, &weight.shape(), &output_grad, &options, None)
+    }
+}
+
+/// The sizes of one convolution, read once from its tensors.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    out_height: usize,
+    out_width: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Geometry {
+    fn out_len(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    fn kernel_len(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+}
+
+/// `dW` of a convolution on Flex: for each chunk of samples, the im2col matrix `cols [C K, n L]`
+/// of the input and the output gradient laid out as `[O, n L]`, then `dY x cols^T` (one GEMM per
+/// chunk, batched over the groups), summed over the chunks of `chunk` samples (by default
+/// sized by [`CHUNK_COLUMNS`] and [`MIN_GEMM_DEPTH`]). The two buffers are allocated once
+/// and refilled for every chunk.
+fn weight_grad_im2col(
+    x: &FlexTensor,
+    weight_shape: &Shape,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let [batch, channels, height, width] = dims4(&x.shape());
+    let [_, out_channels, out_height, out_width] = dims4(&output_grad.shape());
+    let [_, _, kernel_h, kernel_w] = dims4(weight_shape);
+    let g = Geometry {
+        channels,
+        height,
+        width,
+        out_channels,
+        out_height,
+        out_width,
+        kernel: [kernel_h, kernel_w],
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+        groups: options.groups,
+    };
+    let x_data: &[f32] = x.storage();
+    let dy_data: &[f32] = output_grad.storage();
+    let rows = channels * g.kernel_len();
+    let out_len = g.out_len();
+    let chunk = chunk.unwrap_or_else(|| {
+        let by_size = CHUNK_COLUMNS / (rows * out_len).max(1);
+        let by_depth = MIN_GEMM_DEPTH.div_ceil(out_len.max(1));
+        by_size.max(by_depth)
+    });
+    let chunk = chunk.clamp(1, batch.max(1));
+
+    let mut columns = FlexTensor::zeros(Shape::new([rows, chunk * out_len]), DType::F32);
+    let mut gradient = FlexTensor::zeros(Shape::new([out_channels, chunk * out_len]), DType::F32);
+    let mut total: Option<FlexTensor> = None;
+    let mut start = 0;
+    while start < batch {
+        let samples = start..(start + chunk).min(batch);
+        start = samples.end;
+        let len = samples.len() * out_len;
+        // The last chunk may be shorter: its matrices are the leading `len` columns.
+        columns
+            .storage_mut::<f32>()
+            .par_chunks_mut(chunk * out_len)
+            .enumerate()
+            .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
+        gradient
+            .storage_mut::<f32>()
+            .par_chunks_mut(chunk * out_len)
+            .enumerate()
+            .for_each(|(o, out)| {
+                for (i, n) in samples.clone().enumerate() {
+                    let from = (n * out_channels + o) * out_len;
+                    out[i * out_len..(i + 1) * out_len]
+                        .copy_from_slice(&dy_data[from..from + out_len]);
+                }
+            });
+        let partial = chunk_product(&g, &columns, &gradient, len);
+        total = Some(match total {
+            None => partial,
+            Some(sum) => Flex::float_add(sum, partial),
+        });
+    }
+    let total = total.unwrap_or_else(|| FlexTensor::zeros(weight_shape.clone(), DType::F32));
+    Flex::float_reshape(total, weight_shape.clone())
+}
+
+/// `gradient[.., ..len] x columns[.., ..len]^T`, per group: `[O, C K]` without groups (burn-flex's
+/// 2-D strided GEMM, parallel over the output), else `[groups, O / groups, C / groups K]`.
+fn chunk_product(
+    g: &Geometry,
+    columns: &FlexTensor,
+    gradient: &FlexTensor,
+    len: usize,
+) -> FlexTensor {
+    let rows = g.channels * g.kernel_len();
+    let narrow = |t: &FlexTensor| t.narrow(1, 0, len);
+    let (columns, gradient) = (narrow(columns), narrow(gradient));
+    if g.groups == 1 {
+        return Flex::float_matmul(gradient, Flex::float_swap_dims(columns, 0, 1));
+    }
+    let grouped = |t: FlexTensor, height: usize| {
+        Flex::float_reshape(
+            t.to_contiguous(),
+            Shape::new([g.groups, height / g.groups, len]),
+        )
+    };
+    let columns = grouped(columns, rows);
+    let gradient = grouped(gradient, g.out_channels);
+    Flex::float_matmul(gradient, Flex::float_swap_dims(columns, 1, 2))
+}
+
+/// Row `row = (c, kh, kw)` of the im2col matrix over `samples`, every element written: for every
+/// sample and output position, the input value the kernel tap `(kh, kw)` of channel `c` reads
+/// there, zero in the padding.
+fn im2col_row(
+    g: &Geometry,
+    x: &[f32],
+    samples: std::ops::Range<usize>,
+    row: usize,
+    out: &mut [f32],
+) {
+    let channel = row / g.kernel_len();
+    let tap = row % g.kernel_len();
+    let (kh, kw) = (tap / g.kernel[1], tap % g.kernel[1]);
+    let (ow_start, ow_end) = valid_range(
+        g.out_width,
+        g.width,
+        kw,
+        g.stride[1],
+        g.padding[1],
+        g.dilation[1],
+    );
+    let [stride_h, stride_w] = g.stride;
+    let plane = g.height * g.width;
+    for (i, n) in samples.enumerate() {
+        let image = &x[(n * g.channels + channel) * plane..][..plane];
+        for oh in 0..g.out_height {
+            let dst = &mut out[(i * g.out_height + oh) * g.out_width..][..g.out_width];
+            let ih = (oh * stride_h + kh * g.dilation[0]) as isize - g.padding[0] as isize;
+            if ih < 0 || ih >= g.height as isize || ow_start >= ow_end {
+                dst.fill(0.0);
+                continue;
+            }
+            dst[..ow_start].fill(0.0);
+            dst[ow_end..].fill(0.0);
+            let src = &image[ih as usize * g.width..][..g.width];
+            let first = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+            let inside = &mut dst[ow_start..ow_end];
+            if stride_w == 1 {
+                inside.copy_from_slice(&src[first..first + inside.len()]);
+            } else {
+                for (k, value) in inside.iter_mut().enumerate() {
+                    *value = src[first + k * stride_w];
+                }
+            }
+        }
+    }
+}
+
+/// The output positions `[start, end)` along one axis whose input index
+/// `o * stride + tap * dilation - padding` lies inside `[0, size)`.
+fn valid_range(
+    out_size: usize,
+    size: usize,
+    tap: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> (usize, usize) {
+    let offset = tap * dilation;
+    // o * stride + offset >= padding
+    let start = padding.saturating_sub(offset).div_ceil(stride);
+    // o * stride + offset < size + padding
+    let end = if size + padding > offset {
+        (size + padding - offset).div_ceil(stride)
+    } else {
+        0
+    };
+    let end = end.min(out_size);
+    (start.min(end), end)
+}
+
+fn dims4(shape: &Shape) -> [usize; 4] {
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+#[derive(Debug)]
+struct Conv2dWithBias;
+
+#[derive(Debug)]
+struct Conv2dNoBias;
+
+/// The input and weight gradients of a convolution, registered on their nodes when tracked.
+/// (Each checkpointed state is retrieved once: the checkpointer hands it out once per
+/// checkpoint.)
+fn register_conv_grads<B: ConvBackend>(
+    grads: &mut Gradients,
+    node_x: Option<NodeId>,
+    node_weight: Option<NodeId>,
+    (x, weight): (FloatTensor<B>, FloatTensor<B>),
+    output_grad: &FloatTensor<B>,
+    options: &ConvOptions<2>,
+) {
+    if let Some(node) = node_x {
+        let grad = B::conv2d_x_backward(
+            x.clone(),
+            weight.clone(),
+            output_grad.clone(),
+            options.clone(),
+        );
+        grads.register::<B>(node, grad);
+    }
+    if let Some(node) = node_weight {
+        let grad = B::conv2d_weight_grad(x, weight, output_grad.clone(), options.clone());
+        grads.register::<B>(node, grad);
+    }
+}
+
+impl<B: ConvBackend> Backward<B, 3> for Conv2dWithBias {
+    type State = (NodeId, NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        if let Some(node) = node_bias {
+            let grad = B::conv2d_bias_backward(x.clone(), bias, output_grad.clone());
+            grads.register::<B>(node.id, grad);
+        }
+        register_conv_grads::<B>(
+            grads,
+            node_x.map(|node| node.id),
+            node_weight.map(|node| node.id),
+            (x, weight),
+            &output_grad,
+            &options,
+        );
+    }
+}
+
+impl<B: ConvBackend> Backward<B, 2> for Conv2dNoBias {
+    type State = (NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        register_conv_grads::<B>(
+            grads,
+            node_x.map(|node| node.id),
+            node_weight.map(|node| node.id),
+            (x, weight),
+            &output_grad,
+            &options,
+        );
+    }
+}
+
+impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    fn conv2d_tracked(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match bias {
+            Some(bias) => match Conv2dWithBias
+                .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (
+                        prep.checkpoint(&x),
+                        prep.checkpoint(&weight),
+                        prep.checkpoint(&bias),
+                        options.clone(),
+                    );
+                    let output = B::conv2d_tracked(
+                        x.primitive,
+                        weight.primitive,
+                        Some(bias.primitive),
+                        options,
+                    );
+                    prep.finish(state, output)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::conv2d_tracked(
+                    x.primitive,
+                    weight.primitive,
+                    Some(bias.primitive),
+                    options,
+                )),
+            },
+            None => match Conv2dNoBias
+                .prepare::<C>([x.node.clone(), weight.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (
+                        prep.checkpoint(&x),
+                        prep.checkpoint(&weight),
+                        options.clone(),
+                    );
+                    let output = B::conv2d_tracked(x.primitive, weight.primitive, None, options);
+                    prep.finish(state, output)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::conv2d_tracked(
+                    x.primitive,
+                    weight.primitive,
+                    None,
+                    options,
+                )),
+            },
+        }
+    }
+}
+
+/// `conv.forward(x)` through [`ConvBackend::conv2d_tracked`]: the same padding (an asymmetric
+/// `Same` padding pads the input first, as burn's `Conv2d` does), the same value and gradients.
+pub fn conv2d_forward<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, height, width] = x.dims();
+    let ((top, bottom), (left, right)) = match conv.padding {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Same => (
+            same_padding(conv.kernel_size[0], conv.stride[0], height),
+            same_padding(conv.kernel_size[1], conv.stride[1], width),
+        ),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((top, bottom), (left, right)),
+    };
+    let (x, padding) = if top == bottom && left == right {
+        (x, [top, left])
+    } else {
+        (
+            x.pad((left, right, top, bottom), PadMode::Constant(0.0)),
+            [0, 0],
+        )
+    };
+    let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+    let output = B::conv2d_tracked(
+        x.into_primitive().tensor(),
+        conv.weight.val().into_primitive().tensor(),
+        conv.bias
+            .as_ref()
+            .map(|bias| bias.val().into_primitive().tensor()),
+        options,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// TensorFlow's "SAME" padding `(start, end)` of one axis, as burn's `PaddingConfig2d::Same`
+/// computes it.
+fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = if out > 0 {
+        ((out - 1) * stride + kernel).saturating_sub(size)
+    } else {
+        0
+    };
+    (total / 2, total - total / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The chunked path (a small column budget, several chunks of samples) gives the gradient
+    /// of the unchunked one and of burn's op.
+    #[test]
+    fn chunks_of_samples_sum_to_the_whole_gradient() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 4>::random([5, 3, 9, 7], Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<Flex, 4>::random([5, 4, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+        let weight_shape = Shape::new([4, 3, 3, 3]);
+        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let chunked = weight_grad_im2col(
+            &x.clone().into_primitive().tensor(),
+            &weight_shape,
+            &dy.clone().into_primitive().tensor(),
+            &options,
+            Some(2),
+        );
+        let reference = Flex::conv2d_weight_backward(
+            x.into_primitive().tensor(),
+            FlexTensor::zeros(weight_shape, DType::F32),
+            dy.into_primitive().tensor(),
+            options,
+        );
+        chunked
+            .into_data()
+            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+    }
+
+    #[test]
+    fn valid_range_keeps_the_taps_inside_the_image() {
+        for (out, size, tap, stride, padding, dilation) in [
+            (5, 9, 0, 2, 1, 1),
+            (7, 7, 2, 1, 1, 1),
+            (3, 4, 1, 2, 2, 2),
+            (4, 2, 3, 1, 0, 1),
+        ] {
+            let (start, end) = valid_range(out, size, tap, stride, padding, dilation);
+            for o in 0..out {
+                let i = (o * stride + tap * dilation) as isize - padding as isize;
+                let inside = i >= 0 && i < size as isize;
+                assert_eq!(
+                    inside,
+                    (start..end).contains(&o),
+                    "o {o} in {out} {size} {tap}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! `conv2d_forward` (the `ConvBackend` op with its own backward) against burn's `Conv2d::forward`
+//! on `Autodiff<Flex>`: the output and the gradients of the input, the weight and the bias, over
+//! random geometries (batch, channels, non-square kernels, strides, padding including
+//! asymmetric "SAME", dilation, groups up to depthwise) and random values.
+//!
+//! Tolerance: 1e-5 relative plus a floor of 1e-5 of the tensor's largest magnitude (the two
+//! weight gradients sum the same products in a different order).
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{Distribution, Tensor};
+use mlml_models::conv2d_forward;
+use proptest::prelude::*;
+
+type B = Autodiff<Flex>;
+
+fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+fn assert_close(got: &[f32], expected: &[f32], what: &str) -> Result<(), TestCaseError> {
+    prop_assert_eq!(got.len(), expected.len(), "{}: sizes", what);
+    let floor = 1e-5 * expected.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        prop_assert!(
+            (g - e).abs() <= 1e-5 * e.abs() + floor,
+            "{}[{}]: {} vs {}",
+            what,
+            i,
+            g,
+            e
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    batch: usize,
+    groups: usize,
+    in_per_group: usize,
+    out_per_group: usize,
+    size: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    padding: PaddingConfig2d,
+    bias: bool,
+    seed: u64,
+}
+
+fn cases() -> impl Strategy<Value = Case> {
+    let padding = prop_oneof![
+        Just(PaddingConfig2d::Valid),
+        Just(PaddingConfig2d::Same),
+        (0usize..3, 0usize..3).prop_map(|(h, w)| PaddingConfig2d::Explicit(h, w, h, w)),
+    ];
+    (
+        (1usize..4, 1usize..4, 1usize..5, 1usize..4),
+        (4usize..12, 4usize..12),
+        (1usize..5, 1usize..4),
+        (1usize..4, 1usize..3),
+        (1usize..3, 1usize..3),
+        padding,
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(
+                (batch, groups, in_per_group, out_per_group),
+                (h, w),
+                (kh, kw),
+                (sh, sw),
+                (dh, dw),
+                padding,
+                bias,
+                seed,
+            )| Case {
+                batch,
+                groups,
+                in_per_group,
+                out_per_group,
+                size: [h, w],
+                kernel: [kh, kw],
+                stride: [sh, sw],
+                dilation: [dh, dw],
+                padding,
+                bias,
+                seed,
+            },
+        )
+        // The dilated kernel must fit the padded input.
+        .prop_filter("kernel larger than the input", |case| {
+            (0..2).all(|axis| (case.kernel[axis] - 1) * case.dilation[axis] < case.size[axis])
+        })
+        // burn's `Same` is only defined for odd kernels, stride one or no dilation.
+        .prop_filter("Same with dilation", |case| {
+            !matches!(case.padding, PaddingConfig2d::Same) || case.dilation == [1, 1]
+        })
+}
+
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    let device = Default::default();
+    <Flex as burn::tensor::backend::Backend>::seed(&device, case.seed);
+    let channels = case.groups * case.in_per_group;
+    let out_channels = case.groups * case.out_per_group;
+    let [h, w] = case.size;
+    let conv: Conv2d<B> = Conv2dConfig::new([channels, out_channels], case.kernel)
+        .with_stride(case.stride)
+        .with_dilation(case.dilation)
+        .with_groups(case.groups)
+        .with_padding(case.padding.clone())
+        .with_bias(case.bias)
+        .init(&device);
+    let x = Tensor::<B, 4>::random(
+        [case.batch, channels, h, w],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+
+    let run = |ours: bool| {
+        let weight = Param::from_tensor(conv.weight.val().detach().require_grad());
+        let bias = conv
+            .bias
+            .as_ref()
+            .map(|b| Param::from_tensor(b.val().detach().require_grad()));
+        let layer = Conv2d {
+            weight,
+            bias,
+            ..conv.clone()
+        };
+        let input = x.clone().detach().require_grad();
+        let output = if ours {
+            conv2d_forward(&layer, input.clone())
+        } else {
+            layer.forward(input.clone())
+        };
+        // A fixed random upstream gradient, the same for both runs.
+        <Flex as burn::tensor::backend::Backend>::seed(&device, case.seed ^ 1);
+        let upstream =
+            Tensor::<B, 4>::random(output.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let grads = (output.clone() * upstream).sum().backward();
+        (
+            values(output.inner()),
+            values(input.grad(&grads).unwrap()),
+            values(layer.weight.val().grad(&grads).unwrap()),
+            layer.bias.map(|b| values(b.val().grad(&grads).unwrap())),
+        )
+    };
+    let (out, dx, dw, db) = run(true);
+    let (out_ref, dx_ref, dw_ref, db_ref) = run(false);
+    assert_close(&out, &out_ref, "output")?;
+    assert_close(&dx, &dx_ref, "input gradient")?;
+    assert_close(&dw, &dw_ref, "weight gradient")?;
+    prop_assert_eq!(db.is_some(), db_ref.is_some());
+    if let (Some(db), Some(db_ref)) = (db, db_ref) {
+        assert_close(&db, &db_ref, "bias gradient")?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn conv2d_forward_equals_burns_conv_in_value_and_gradient(case in cases()) {
+        check(&case)?;
+    }
+}
+
+/// The shapes the models train with: a 3x3 stride-1 layer, a strided 1x1 projection and a
+/// depthwise stride-2 "SAME" layer (EfficientNet's asymmetric padding).
+#[test]
+fn model_layers_equal_burns_conv() {
+    let layer = |channels, out, kernel, stride, groups, padding| Case {
+        batch: 4,
+        groups,
+        in_per_group: channels / groups,
+        out_per_group: out / groups,
+        size: [14, 14],
+        kernel: [kernel, kernel],
+        stride: [stride, stride],
+        dilation: [1, 1],
+        padding,
+        bias: false,
+        seed: 7,
+    };
+    for case in [
+        layer(16, 32, 3, 1, 1, PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        layer(16, 64, 1, 2, 1, PaddingConfig2d::Valid),
+        layer(24, 24, 3, 2, 24, PaddingConfig2d::Same),
+        layer(24, 24, 5, 2, 24, PaddingConfig2d::Same),
+    ] {
+        check(&case).unwrap();
+    }
+}
