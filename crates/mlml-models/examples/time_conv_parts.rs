@@ -33,9 +33,9 @@ fn main() {
         ("lite0 dw 3x3 96 @112", 8, 96, 96, 112, 3, 2, 96),
     ];
     println!(
-        "| layer | forward ms | input grad ms | burn's weight grad ms | `ConvBackend` weight grad ms |"
+        "| layer | forward | input grad: burn | input grad: `ConvBackend` | weight grad: burn | weight grad: `ConvBackend` |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for (name, n, c, o, size, k, s, g) in layers {
         let options = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], g);
         let x = Tensor::<Flex, 4>::random([n, c, size, size], Distribution::Default, &device);
@@ -63,6 +63,15 @@ fn main() {
             );
             Tensor::<Flex, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(g)).into_data();
         });
+        let fast_input_grad = mean_ms(|| {
+            let g = Flex::conv2d_input_grad(
+                x.clone().into_primitive().tensor(),
+                w.clone().into_primitive().tensor(),
+                dy.clone().into_primitive().tensor(),
+                options.clone(),
+            );
+            Tensor::<Flex, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(g)).into_data();
+        });
         let fast_weight_grad = mean_ms(|| {
             let g = Flex::conv2d_weight_grad(
                 x.clone().into_primitive().tensor(),
@@ -73,7 +82,7 @@ fn main() {
             Tensor::<Flex, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(g)).into_data();
         });
         println!(
-            "| {name} | {forward:.1} | {input_grad:.1} | {weight_grad:.1} | {fast_weight_grad:.1} |"
+            "| {name} | {forward:.1} | {input_grad:.1} | {fast_input_grad:.1} | {weight_grad:.1} | {fast_weight_grad:.1} |"
         );
     }
 }

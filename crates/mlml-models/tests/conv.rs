@@ -10,7 +10,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Tensor, TensorData};
 use mlml_models::conv2d_forward;
 use proptest::prelude::*;
 
@@ -101,9 +101,26 @@ fn cases() -> impl Strategy<Value = Case> {
         })
 }
 
+/// Values uniform in [-1, 1) from the case's seed (splitmix64): burn's global generator is
+/// shared by the tests running in parallel, so a draw from it would not be the case's own.
+fn uniform<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<B, D> {
+    let mut state = seed;
+    let len = shape.iter().product();
+    let values: Vec<f32> = (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, shape), &Default::default())
+}
+
 fn check(case: &Case) -> Result<(), TestCaseError> {
     let device = Default::default();
-    <Flex as burn::tensor::backend::Backend>::seed(&device, case.seed);
     let channels = case.groups * case.in_per_group;
     let out_channels = case.groups * case.out_per_group;
     let [h, w] = case.size;
@@ -114,11 +131,15 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         .with_padding(case.padding.clone())
         .with_bias(case.bias)
         .init(&device);
-    let x = Tensor::<B, 4>::random(
-        [case.batch, channels, h, w],
-        Distribution::Normal(0.0, 1.0),
-        &device,
-    );
+    let conv = Conv2d {
+        weight: Param::from_tensor(uniform(conv.weight.dims(), case.seed ^ 2)),
+        bias: conv
+            .bias
+            .as_ref()
+            .map(|b| Param::from_tensor(uniform(b.dims(), case.seed ^ 3))),
+        ..conv
+    };
+    let x = uniform([case.batch, channels, h, w], case.seed);
 
     let run = |ours: bool| {
         let weight = Param::from_tensor(conv.weight.val().detach().require_grad());
@@ -138,9 +159,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             layer.forward(input.clone())
         };
         // A fixed random upstream gradient, the same for both runs.
-        <Flex as burn::tensor::backend::Backend>::seed(&device, case.seed ^ 1);
-        let upstream =
-            Tensor::<B, 4>::random(output.dims(), Distribution::Normal(0.0, 1.0), &device);
+        let upstream = uniform(output.dims(), case.seed ^ 1);
         let grads = (output.clone() * upstream).sum().backward();
         (
             values(output.inner()),
@@ -167,6 +186,12 @@ proptest! {
     #[test]
     fn conv2d_forward_equals_burns_conv_in_value_and_gradient(case in cases()) {
         check(&case)?;
+    }
+
+    /// Depthwise layers (one filter per channel) take their own input-gradient path on Flex.
+    #[test]
+    fn depthwise_conv2d_forward_equals_burns_conv(case in cases(), groups in 1usize..9) {
+        check(&Case { groups, in_per_group: 1, out_per_group: 1, ..case })?;
     }
 }
 
