@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use mlml_data::formats::ZeroMeans;
 use mlml_data::generate::{
-    drop_positives, single_positive, spml_split, DropParams, SinglePositiveParams, SplitParams,
+    drop_positives, keep_per_image, single_positive, spml_split, DropParams, KeepPerImageParams,
+    ReleaseRule, SinglePositiveParams, SplitParams,
 };
 use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
 use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
@@ -31,6 +32,10 @@ pub enum LabelProtocol {
     /// This fraction of the positives kept (at least one per row), the rest unobserved, as
     /// the Hill / SPLC partial-label settings ("40 % of positives left"): `{ partial = 0.4 }`.
     Partial(f64),
+    /// Per image, the Hill / SPLC release's rule for "75 % / 40 % of labels left" (of `n`
+    /// positives keep `floor(n/2)+1` or `floor(n/5)+1`, chosen uniformly): `{ release-rule = 40 }`.
+    /// The release's own files come through `mlml-data import --format hill` and `full`.
+    ReleaseRule(f64),
 }
 
 impl LabelProtocol {
@@ -40,6 +45,9 @@ impl LabelProtocol {
             LabelProtocol::SinglePositive => "single-positive".into(),
             LabelProtocol::Partial(keep) => {
                 format!("partial ({:.0} % of positives kept)", 100.0 * keep)
+            }
+            LabelProtocol::ReleaseRule(percent) => {
+                format!("the Hill / SPLC release's per-image rule for {percent} % of labels left")
             }
         }
     }
@@ -392,8 +400,21 @@ impl DataConfig {
                 };
                 single_positive(full, &params)?.0
             }
-            LabelProtocol::Partial(_) if self.label_generator != GeneratorKind::Chacha8 => {
+            LabelProtocol::Partial(_) | LabelProtocol::ReleaseRule(_)
+                if self.label_generator != GeneratorKind::Chacha8 =>
+            {
                 bail!("data.label_generator = \"numpy-mt19937\" reproduces the single-positive protocol only; partial labels are drawn with chacha8")
+            }
+            LabelProtocol::ReleaseRule(percent) => {
+                let Some(rule) = ReleaseRule::from_percent(percent) else {
+                    bail!("data.labels: the release has rules for 75 and 40 (% of labels left), got release-rule = {percent}");
+                };
+                let params = KeepPerImageParams {
+                    rule,
+                    observe_negatives: 0.0,
+                    seed: self.label_seed,
+                };
+                keep_per_image(full, &params)?.0
             }
             LabelProtocol::Partial(keep) => {
                 if !(keep > 0.0 && keep <= 1.0) {
@@ -695,5 +716,45 @@ mod tests {
                 .contains("reproduces the single-positive protocol only"),
             "{err}"
         );
+    }
+
+    /// `{ release-rule = 40 }`: each training row keeps floor(n/5)+1 of its n positives, a
+    /// subset of them, with every other label unobserved; the validation rows stay clean.
+    #[test]
+    fn the_release_rule_keeps_its_count_per_training_row() {
+        use mlml_data::{POSITIVE, UNOBSERVED};
+        let config = yeast("labels = { release-rule = 40 }\nlabel_seed = 5");
+        let splits = config.prepare::<burn::backend::Flex>(None).unwrap();
+        let full = config.read_rows(true).unwrap().unwrap().labels().clone();
+        let split = spml_split(
+            full.n_samples(),
+            &SplitParams {
+                val_frac: config.val_fraction,
+                seed: config.split_seed,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let train = splits.train.labels();
+        assert_eq!(train.n_samples(), split.train.len());
+        let mut dropped = 0;
+        for (k, &row) in split.train.iter().enumerate() {
+            let n = full.row(row).iter().filter(|&&v| v == POSITIVE).count();
+            let kept = train.row(k).iter().filter(|&&v| v == POSITIVE).count();
+            assert_eq!(kept, n.min(n / 5 + 1), "training row {k} (file row {row})");
+            for (after, before) in train.row(k).iter().zip(full.row(row)) {
+                assert!(*after == UNOBSERVED || (*after == POSITIVE && *before == POSITIVE));
+            }
+            dropped += n - kept;
+        }
+        assert!(dropped > 0);
+        for (k, &row) in split.val.iter().enumerate() {
+            assert_eq!(splits.val.labels().row(k), full.row(row));
+        }
+        let bad = yeast("labels = { release-rule = 50 }");
+        let Err(err) = bad.prepare::<burn::backend::Flex>(None) else {
+            panic!("release-rule = 50 was accepted");
+        };
+        assert!(err.to_string().contains("rules for 75 and 40"), "{err}");
     }
 }

@@ -262,7 +262,7 @@ fn a_backend_that_was_not_built_in_is_a_clear_error() {
 #[test]
 fn the_recipe_templates_parse_and_ask_for_their_data() {
     for (config, data) in [
-        ("configs/recipes/asl-coco-40.toml", "coco-40.tsv"),
+        ("configs/recipes/asl-coco.toml", "coco-train.tsv"),
         ("configs/recipes/spml-coco-single.toml", "coco-train.tsv"),
         ("configs/recipes/ll-voc-single.toml", "voc-train.tsv"),
     ] {

@@ -1,4 +1,5 @@
-//! Partial-label generators: drop positives, keep one positive, observe some negatives.
+//! Partial-label generators: drop positives (over the whole set, or per image by the Hill /
+//! SPLC release's rule), keep one positive, observe some negatives.
 //!
 //! All are deterministic for a seed and an input: the random draws are taken row by row, in row
 //! order, from one named generator ([`GeneratorKind`]).
@@ -136,6 +137,114 @@ pub fn drop_positives(
         target_kept,
         required_kept,
         constrained: required_kept > target_kept,
+        kept_fraction: ratio_or_one(after.positives, before.positives),
+        class_positives_before: class_positives(labels),
+        class_positives_after: class_positives(&result),
+        images_with_positives_before: images_with_positives(labels),
+        images_with_positives_after: images_with_positives(&result),
+    };
+    Ok((result, report))
+}
+
+/// The Hill / SPLC release's per-image rules for "x % of labels left" (`asl-hill-splc` data
+/// protocol, read off all 82,081 images of the published COCO files): an image with `n`
+/// positives keeps `k(n) = min(n, floor(n / d) + 1)` of them, chosen uniformly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseRule {
+    /// `coco_train_0.75left.txt`: `k = floor(n / 2) + 1` (75.27 % of COCO's positives).
+    Left75,
+    /// `coco_train_0.4left.txt`: `k = floor(n / 5) + 1` (39.93 % of COCO's positives).
+    Left40,
+}
+
+impl ReleaseRule {
+    /// The rule for "`percent` % left": 75 or 40.
+    pub fn from_percent(percent: f64) -> Option<Self> {
+        if percent == 75.0 {
+            Some(Self::Left75)
+        } else if percent == 40.0 {
+            Some(Self::Left40)
+        } else {
+            None
+        }
+    }
+
+    /// The percentage in the release's file name.
+    pub fn percent(self) -> u32 {
+        match self {
+            Self::Left75 => 75,
+            Self::Left40 => 40,
+        }
+    }
+
+    /// How many of an image's `positives` the rule keeps.
+    pub fn kept(self, positives: usize) -> usize {
+        let divisor = match self {
+            Self::Left75 => 2,
+            Self::Left40 => 5,
+        };
+        positives.min(positives / divisor + 1)
+    }
+}
+
+/// Parameters of [`keep_per_image`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeepPerImageParams {
+    /// How many positives each image keeps.
+    pub rule: ReleaseRule,
+    /// Fraction of the observed negatives kept observed, as in [`DropParams`].
+    pub observe_negatives: f64,
+    /// Seed of the ChaCha8 generator.
+    pub seed: u64,
+}
+
+/// Keeps `rule.kept(n)` of each image's `n` observed positives, chosen uniformly without
+/// replacement (ChaCha8 with `seed`, row by row); the others become unobserved. Negatives are
+/// then handled by [`observe_negatives`] with the same generator. The release's own files cannot
+/// be regenerated (its generator and seed are unknown): this draws a set with the same
+/// per-image counts, not the same positives.
+///
+/// The report's `target_kept` and `required_kept` are both the sum of `k(n)`.
+///
+/// # Errors
+/// When `observe_negatives` is outside `[0, 1]`.
+pub fn keep_per_image(
+    labels: &LabelMatrix,
+    params: &KeepPerImageParams,
+) -> Result<(LabelMatrix, DropReport)> {
+    check_fraction("observe_negatives", params.observe_negatives)?;
+    let rule = params.rule;
+    let mut rng = GeneratorKind::Chacha8.seeded(params.seed)?;
+    let before = labels.counts();
+    let c = labels.n_classes();
+    let mut out = labels.values().to_vec();
+    let mut positives: Vec<usize> = Vec::with_capacity(c);
+    let mut kept = 0usize;
+    for (i, row) in labels.rows().enumerate() {
+        positives.clear();
+        positives.extend((0..c).filter(|&j| row[j] == POSITIVE).map(|j| i * c + j));
+        let k = rule.kept(positives.len());
+        kept += k;
+        choose_front(&mut rng, &mut positives, k);
+        for &at in &positives[k..] {
+            out[at] = UNOBSERVED;
+        }
+    }
+    observe_negatives_in(
+        &mut rng,
+        labels.values(),
+        &mut out,
+        params.observe_negatives,
+    );
+    let result = labels.with_values(out);
+    let after = result.counts();
+    let report = DropReport {
+        before,
+        after,
+        target_kept: kept,
+        required_kept: kept,
+        constrained: false,
         kept_fraction: ratio_or_one(after.positives, before.positives),
         class_positives_before: class_positives(labels),
         class_positives_after: class_positives(&result),
@@ -353,6 +462,103 @@ mod tests {
             rows.concat(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn release_rules_keep_the_counts_read_off_the_published_files() {
+        // asl-hill-splc data protocol: 0.75left n=1..6 -> 1,2,2,3,3,4; 18 -> 10;
+        // 0.4left n=1..4 -> 1, 5..9 -> 2, 10..14 -> 3, 15..18 -> 4.
+        let left75: Vec<usize> = (1..=6).map(|n| ReleaseRule::Left75.kept(n)).collect();
+        assert_eq!(left75, [1, 2, 2, 3, 3, 4]);
+        assert_eq!(ReleaseRule::Left75.kept(18), 10);
+        for (n, k) in [
+            (1, 1),
+            (4, 1),
+            (5, 2),
+            (9, 2),
+            (10, 3),
+            (14, 3),
+            (15, 4),
+            (18, 4),
+        ] {
+            assert_eq!(ReleaseRule::Left40.kept(n), k, "n = {n}");
+        }
+        assert_eq!(ReleaseRule::Left40.kept(0), 0);
+        assert_eq!(ReleaseRule::from_percent(40.0), Some(ReleaseRule::Left40));
+        assert_eq!(ReleaseRule::from_percent(50.0), None);
+    }
+
+    #[test]
+    fn keep_per_image_keeps_a_subset_of_k_positives_per_row_and_every_negative() {
+        let rows: Vec<Vec<i8>> = (0..40)
+            .map(|i| {
+                (0..12)
+                    .map(|j| {
+                        if (i * 7 + j * 3) % 5 < 1 + i % 4 {
+                            1
+                        } else {
+                            -1
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[i8]> = rows.iter().map(|r| r.as_slice()).collect();
+        let m = matrix(&refs);
+        for rule in [ReleaseRule::Left40, ReleaseRule::Left75] {
+            let params = |seed| KeepPerImageParams {
+                rule,
+                observe_negatives: 1.0,
+                seed,
+            };
+            let (out, report) = keep_per_image(&m, &params(3)).unwrap();
+            let mut total = 0;
+            for (before, after) in m.rows().zip(out.rows()) {
+                let n = before.iter().filter(|&&v| v == POSITIVE).count();
+                let k = after.iter().filter(|&&v| v == POSITIVE).count();
+                assert_eq!(k, rule.kept(n));
+                total += k;
+                for (b, a) in before.iter().zip(after) {
+                    match *b {
+                        NEGATIVE => assert_eq!(*a, NEGATIVE),
+                        _ => assert!(*a == POSITIVE || *a == UNOBSERVED),
+                    }
+                }
+            }
+            assert_eq!(report.after.positives, total);
+            assert_eq!(report.target_kept, total);
+            // Same seed, same draw; another seed, another choice of positives.
+            assert_eq!(
+                keep_per_image(&m, &params(3)).unwrap().0.values(),
+                out.values()
+            );
+            assert_ne!(
+                keep_per_image(&m, &params(4)).unwrap().0.values(),
+                out.values()
+            );
+        }
+    }
+
+    #[test]
+    fn keep_per_image_chooses_uniformly_within_an_image() {
+        // One row with three positives, kept one at a time (Left40): each position about 1/3;
+        // with no negative kept observed, the negative becomes unobserved.
+        let m = matrix(&[&[1, 1, 1, -1]]);
+        let mut hits = [0usize; 3];
+        for seed in 0..3000 {
+            let params = KeepPerImageParams {
+                rule: ReleaseRule::Left40,
+                observe_negatives: 0.0,
+                seed,
+            };
+            let (out, _) = keep_per_image(&m, &params).unwrap();
+            let kept = out.values().iter().position(|&v| v == POSITIVE).unwrap();
+            hits[kept] += 1;
+            assert_eq!(out.values()[3], UNOBSERVED);
+        }
+        for h in hits {
+            assert!((900..1100).contains(&h), "{hits:?}");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlml_data::formats::{self, CocoOptions, CocoOrder, Difficult, Subset, Unlisted, ZeroMeans};
 use mlml_data::generate::{
-    drop_positives, single_positive, spml_split, DropParams, EmptyRows, SinglePositiveParams,
-    SplitParams,
+    drop_positives, keep_per_image, single_positive, spml_split, DropParams, EmptyRows,
+    KeepPerImageParams, ReleaseRule, SinglePositiveParams, SplitParams,
 };
 use mlml_data::rng::GeneratorKind;
 use mlml_data::{stats, verify, Dataset, ProvenanceStep};
@@ -142,7 +142,7 @@ struct ImportArgs {
     /// coco: row order.
     #[arg(long, value_enum, default_value = "file")]
     order: CocoOrder,
-    /// coco: folder prefix joined to each file name (e.g. train2014).
+    /// coco, hill: folder prefix joined to each file name (e.g. train2014).
     #[arg(long)]
     image_prefix: Option<PathBuf>,
     /// hill, npy: class names, one per line (npy default: class_0, class_1, ...).
@@ -162,11 +162,19 @@ struct ImportArgs {
 #[derive(Args)]
 struct DropArgs {
     /// Fraction of the positives to remove, in [0, 1].
-    #[arg(long, conflicts_with = "keep", required_unless_present = "keep")]
+    #[arg(
+        long,
+        conflicts_with_all = ["keep", "release_rule"],
+        required_unless_present_any = ["keep", "release_rule"]
+    )]
     ratio: Option<f64>,
     /// Fraction of the positives to keep (1 - ratio).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "release_rule")]
     keep: Option<f64>,
+    /// Per image instead, the Hill / SPLC release's rule for "75 % / 40 % of labels left": of
+    /// an image's n positives keep floor(n/2)+1 (75) or floor(n/5)+1 (40), chosen uniformly.
+    #[arg(long, value_name = "75|40", conflicts_with = "min_positives")]
+    release_rule: Option<f64>,
     /// Seed of the ChaCha8 generator.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -338,7 +346,15 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             let Some(classes) = &args.classes else {
                 bail!("--classes FILE is required for hill lists")
             };
-            formats::read_hill_list(input, formats::read_class_list(classes)?, args.unlisted)?
+            let mut set =
+                formats::read_hill_list(input, formats::read_class_list(classes)?, args.unlisted)?;
+            // The release lists bare file names (COCO_train2014_....jpg).
+            if let Some(prefix) = &args.image_prefix {
+                for path in &mut set.image_paths {
+                    *path = prefix.join(&*path);
+                }
+            }
+            set
         }
         ImportFormat::Npy => {
             let Some(images) = &args.images else {
@@ -413,6 +429,9 @@ fn write_result(
 }
 
 fn drop(args: DropArgs) -> Result<ExitCode> {
+    if let Some(percent) = args.release_rule {
+        return drop_by_release_rule(args, percent);
+    }
     let ratio = match (args.ratio, args.keep) {
         (Some(r), None) => r,
         (None, Some(k)) if (0.0..=1.0).contains(&k) => 1.0 - k,
@@ -443,6 +462,38 @@ fn drop(args: DropArgs) -> Result<ExitCode> {
     );
     let step = ProvenanceStep {
         step: "drop".into(),
+        params: json!({ "generator": GeneratorKind::Chacha8, "params": params }),
+        report: json!(report),
+    };
+    let result = Dataset { labels, ..dataset };
+    write_result(&result, step, &args.output, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn drop_by_release_rule(args: DropArgs, percent: f64) -> Result<ExitCode> {
+    let Some(rule) = ReleaseRule::from_percent(percent) else {
+        bail!("--release-rule {percent}: the release has rules for 75 and 40 (% of labels left)");
+    };
+    let params = KeepPerImageParams {
+        rule,
+        observe_negatives: args.observe_negatives,
+        seed: args.seed,
+    };
+    let dataset = formats::load(&args.input)?;
+    let (labels, report) = keep_per_image(&dataset.labels, &params)?;
+    eprintln!(
+        "positives {} -> {} ({:.2} % kept by the release's {} % rule); images with a positive {} -> {}; negatives {} -> {}",
+        report.before.positives,
+        report.after.positives,
+        100.0 * report.kept_fraction,
+        rule.percent(),
+        report.images_with_positives_before,
+        report.images_with_positives_after,
+        report.before.negatives,
+        report.after.negatives,
+    );
+    let step = ProvenanceStep {
+        step: "keep-per-image".into(),
         params: json!({ "generator": GeneratorKind::Chacha8, "params": params }),
         report: json!(report),
     };

@@ -110,6 +110,65 @@ fn import_drop_single_positive_stats_pipeline() {
     );
 }
 
+/// `drop --release-rule 40|75`: per image, the Hill / SPLC release's counts; the cycle of five
+/// rows has 3, 1, 2, 4, 1 positives, so 40 % keeps 1 each (50) and 75 % keeps 2, 1, 2, 3, 1
+/// per cycle (90 of 110).
+#[test]
+fn drop_by_the_release_rule_keeps_its_count_per_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    full_set(d);
+    for (percent, kept) in [("40", 50), ("75", 90)] {
+        let out = mlml_data(
+            &[
+                "drop",
+                "--release-rule",
+                percent,
+                "full.tsv",
+                "-o",
+                "rule.tsv",
+                "--json",
+            ],
+            d,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["after"]["positives"], kept, "{percent}");
+        let stats = mlml_data(&["stats", "rule.tsv", "--json"], d);
+        let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+        assert_eq!(stats["made_by"], serde_json::json!(["keep-per-image"]));
+    }
+    let out = mlml_data(
+        &["drop", "--release-rule", "50", "full.tsv", "-o", "x.tsv"],
+        d,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("rules for 75 and 40"),
+        "{}",
+        stderr(&out)
+    );
+    let out = mlml_data(
+        &[
+            "drop",
+            "--release-rule",
+            "40",
+            "--keep",
+            "0.4",
+            "full.tsv",
+            "-o",
+            "x.tsv",
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn bad_input_gives_a_clear_error_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
