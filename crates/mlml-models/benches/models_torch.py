@@ -1,6 +1,8 @@
-"""PyTorch CPU side of benches/models.rs: ResNet-50 (torchvision) and EfficientNet-Lite0 (the
-fixture script's module) at batch 8, 224 x 224, forward (no_grad) and forward + backward, in
-training mode for the backward as the Rust bench does. Run by hand:
+"""PyTorch CPU side of benches/models.rs, with the same ids: ResNet-50 (torchvision) and
+EfficientNet-Lite0 (the fixture script's module) at batch 8, 224 x 224, `infer/` forward
+(no_grad, eval mode) and `train/` forward + backward of the mean output (training mode), and
+`train/small-cnn-64-b64`: the small CNN twin of benches/small_cnn_torch.py, BCE with logits,
+backward and an Adam step. Medians over the timed runs, 2 threads. Run by hand:
     /usr/bin/python3 crates/mlml-models/benches/models_torch.py
 """
 import importlib.util
@@ -12,27 +14,59 @@ import torch
 import torchvision
 
 torch.set_num_threads(2)
-spec = importlib.util.spec_from_file_location("fx", Path(__file__).parent.parent / "tests/fixtures/make_fixtures.py")
-fx = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(fx)
+here = Path(__file__).parent
+
+
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fx = load("fx", here.parent / "tests/fixtures/make_fixtures.py")
+small = load("small", here.parent.parent.parent / "benches/small_cnn_torch.py")
+
+
+def median_seconds(step, runs, warmup=1):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def report(bench_id, seconds, images):
+    print(f"{bench_id}: {seconds * 1000:.1f} ms ({images / seconds:.1f} img/s)")
+
 
 x = torch.ones(8, 3, 224, 224)
-for name, model in [("resnet50", torchvision.models.resnet50()), ("efficientnet_lite0", fx.EfficientNetLite0())]:
+models = [("resnet50", torchvision.models.resnet50()), ("lite0", fx.EfficientNetLite0())]
+for name, model in models:
     model.eval()
     with torch.no_grad():
-        model(x)
-        runs = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            model(x)
-            runs.append(time.perf_counter() - t0)
-    fwd = statistics.median(runs)
+        report(f"infer/{name}-224-b8", median_seconds(lambda: model(x), 5), 8)
+for name, model in models:
     model.train()
-    runs = []
-    for _ in range(4):
-        t0 = time.perf_counter()
-        model(x).mean().backward()
-        runs.append(time.perf_counter() - t0)
-    bwd = statistics.median(runs[1:])
-    print(f"{name}: forward {fwd:.3f} s ({8 / fwd:.1f} img/s), forward+backward {bwd:.3f} s ({8 / bwd:.1f} img/s)")
+    report(f"train/{name}-224-b8", median_seconds(lambda: model(x).mean().backward(), 4), 8)
+
+torch.manual_seed(0)
+net = small.SmallCnn()
+net.train()
+optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+loss_fn = torch.nn.BCEWithLogitsLoss()
+grey = torch.rand(64, 1, 64, 64)
+targets = (torch.rand(64, 10) < 0.25).float()
+
+
+def small_step():
+    optimizer.zero_grad()
+    loss_fn(net(grey), targets).backward()
+    optimizer.step()
+
+
+report("train/small-cnn-64-b64", median_seconds(small_step, 10, warmup=2), 64)
 print("torch", torch.__version__, "threads", torch.get_num_threads())
