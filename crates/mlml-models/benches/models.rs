@@ -72,7 +72,10 @@ fn bench(c: &mut Criterion) {
 
     let (batch, classes) = (64, 10);
     let features = SmallCnnConfig::new().init::<B>(&device);
-    let width = features.stages.last().map_or(1, |s| s.conv.weight.dims()[0]);
+    let width = features
+        .stages
+        .last()
+        .map_or(1, |s| s.conv.weight.dims()[0]);
     let mut model = Some(SmallClassifier {
         features,
         head: LinearConfig::new(width, classes).init(&device),
