@@ -82,6 +82,29 @@ pub struct DropReport {
     pub images_with_positives_after: usize,
 }
 
+impl DropReport {
+    fn new(
+        labels: &LabelMatrix,
+        result: &LabelMatrix,
+        target_kept: usize,
+        required_kept: usize,
+    ) -> Self {
+        let (before, after) = (labels.counts(), result.counts());
+        Self {
+            kept_fraction: ratio_or_one(after.positives, before.positives),
+            before,
+            after,
+            target_kept,
+            required_kept,
+            constrained: required_kept > target_kept,
+            class_positives_before: class_positives(labels),
+            class_positives_after: class_positives(result),
+            images_with_positives_before: images_with_positives(labels),
+            images_with_positives_after: images_with_positives(result),
+        }
+    }
+}
+
 /// Removes a fraction of the observed positives, keeping per image a minimum.
 ///
 /// The number kept is exactly `max(round((1 - ratio) * P), R)` where `P` is the number of
@@ -98,7 +121,6 @@ pub fn drop_positives(
 ) -> Result<(LabelMatrix, DropReport)> {
     params.validate()?;
     let mut rng = GeneratorKind::Chacha8.seeded(params.seed)?;
-    let before = labels.counts();
     let c = labels.n_classes();
     let mut out = labels.values().to_vec();
 
@@ -116,7 +138,8 @@ pub fn drop_positives(
             out[at] = UNOBSERVED;
         }
     }
-    let target_kept = ((1.0 - params.ratio) * before.positives as f64).round() as usize;
+    let positives_before = labels.counts().positives;
+    let target_kept = ((1.0 - params.ratio) * positives_before as f64).round() as usize;
     let extra = target_kept.saturating_sub(required_kept).min(pool.len());
     choose_front(&mut rng, &mut pool, extra);
     for &at in &pool[..extra] {
@@ -130,19 +153,7 @@ pub fn drop_positives(
     );
 
     let result = labels.with_values(out);
-    let after = result.counts();
-    let report = DropReport {
-        before,
-        after,
-        target_kept,
-        required_kept,
-        constrained: required_kept > target_kept,
-        kept_fraction: ratio_or_one(after.positives, before.positives),
-        class_positives_before: class_positives(labels),
-        class_positives_after: class_positives(&result),
-        images_with_positives_before: images_with_positives(labels),
-        images_with_positives_after: images_with_positives(&result),
-    };
+    let report = DropReport::new(labels, &result, target_kept, required_kept);
     Ok((result, report))
 }
 
@@ -216,7 +227,6 @@ pub fn keep_per_image(
     check_fraction("observe_negatives", params.observe_negatives)?;
     let rule = params.rule;
     let mut rng = GeneratorKind::Chacha8.seeded(params.seed)?;
-    let before = labels.counts();
     let c = labels.n_classes();
     let mut out = labels.values().to_vec();
     let mut positives: Vec<usize> = Vec::with_capacity(c);
@@ -238,19 +248,7 @@ pub fn keep_per_image(
         params.observe_negatives,
     );
     let result = labels.with_values(out);
-    let after = result.counts();
-    let report = DropReport {
-        before,
-        after,
-        target_kept: kept,
-        required_kept: kept,
-        constrained: false,
-        kept_fraction: ratio_or_one(after.positives, before.positives),
-        class_positives_before: class_positives(labels),
-        class_positives_after: class_positives(&result),
-        images_with_positives_before: images_with_positives(labels),
-        images_with_positives_after: images_with_positives(&result),
-    };
+    let report = DropReport::new(labels, &result, kept, kept);
     Ok((result, report))
 }
 

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlml_data::formats::{self, CocoOptions, CocoOrder, Difficult, Subset, Unlisted, ZeroMeans};
 use mlml_data::generate::{
-    drop_positives, keep_per_image, single_positive, spml_split, DropParams, EmptyRows,
+    drop_positives, keep_per_image, single_positive, spml_split, DropParams, DropReport, EmptyRows,
     KeepPerImageParams, ReleaseRule, SinglePositiveParams, SplitParams,
 };
 use mlml_data::rng::GeneratorKind;
@@ -447,25 +447,44 @@ fn drop(args: DropArgs) -> Result<ExitCode> {
     params.validate()?;
     let dataset = formats::load(&args.input)?;
     let (labels, report) = drop_positives(&dataset.labels, &params)?;
+    let how = format!(
+        "target {}, per-image minimum needs {}{}",
+        report.target_kept,
+        report.required_kept,
+        if report.constrained {
+            ": the minimum wins"
+        } else {
+            ""
+        },
+    );
+    let result = Dataset { labels, ..dataset };
+    write_dropped(result, "drop", json!(params), &report, &how, &args)
+}
+
+/// Reports a drop on stderr and writes the set with its provenance step.
+fn write_dropped(
+    result: Dataset,
+    step: &str,
+    params: serde_json::Value,
+    report: &DropReport,
+    how: &str,
+    args: &DropArgs,
+) -> Result<ExitCode> {
     eprintln!(
-        "positives {} -> {} ({:.2} % kept; target {}, per-image minimum needs {}{}); images with a positive {} -> {}; negatives {} -> {}",
+        "positives {} -> {} ({:.2} % kept; {how}); images with a positive {} -> {}; negatives {} -> {}",
         report.before.positives,
         report.after.positives,
         100.0 * report.kept_fraction,
-        report.target_kept,
-        report.required_kept,
-        if report.constrained { ": the minimum wins" } else { "" },
         report.images_with_positives_before,
         report.images_with_positives_after,
         report.before.negatives,
         report.after.negatives,
     );
     let step = ProvenanceStep {
-        step: "drop".into(),
+        step: step.into(),
         params: json!({ "generator": GeneratorKind::Chacha8, "params": params }),
         report: json!(report),
     };
-    let result = Dataset { labels, ..dataset };
     write_result(&result, step, &args.output, args.json)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -481,25 +500,16 @@ fn drop_by_release_rule(args: DropArgs, percent: f64) -> Result<ExitCode> {
     };
     let dataset = formats::load(&args.input)?;
     let (labels, report) = keep_per_image(&dataset.labels, &params)?;
-    eprintln!(
-        "positives {} -> {} ({:.2} % kept by the release's {} % rule); images with a positive {} -> {}; negatives {} -> {}",
-        report.before.positives,
-        report.after.positives,
-        100.0 * report.kept_fraction,
-        rule.percent(),
-        report.images_with_positives_before,
-        report.images_with_positives_after,
-        report.before.negatives,
-        report.after.negatives,
-    );
-    let step = ProvenanceStep {
-        step: "keep-per-image".into(),
-        params: json!({ "generator": GeneratorKind::Chacha8, "params": params }),
-        report: json!(report),
-    };
+    let how = format!("by the release's {} % rule", rule.percent());
     let result = Dataset { labels, ..dataset };
-    write_result(&result, step, &args.output, args.json)?;
-    Ok(ExitCode::SUCCESS)
+    write_dropped(
+        result,
+        "keep-per-image",
+        json!(params),
+        &report,
+        &how,
+        &args,
+    )
 }
 
 fn single(args: SinglePositiveArgs) -> Result<ExitCode> {
