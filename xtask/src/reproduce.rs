@@ -821,8 +821,9 @@ enum TrainLabels {
     Release { percent: u32, file: &'static str },
 }
 
-/// Hill / SPLC COCO settings: the ASL recipe on the COCO 2014 annotation files.
-const fn hill_coco(name: &'static str, labels: TrainLabels) -> PaperRun {
+/// A COCO 2014 setting: the annotation files and images under `--data`, with the Hill / SPLC
+/// settings' ASL recipe.
+const fn coco_2014(name: &'static str, labels: TrainLabels) -> PaperRun {
     PaperRun {
         name,
         recipe: "the ASL / Hill / SPLC recipe (ResNet-50 448, RandAugment + Cutout, OneCycle, EMA)",
@@ -849,7 +850,6 @@ const fn hill_coco(name: &'static str, labels: TrainLabels) -> PaperRun {
 
 const PAPER_RUNS: &[PaperRun] = &[
     PaperRun {
-        name: "coco-single",
         recipe: "their end-to-end recipe",
         config: "configs/recipes/spml-coco-single.toml",
         import_train: Import {
@@ -864,21 +864,9 @@ const PAPER_RUNS: &[PaperRun] = &[
                 "id-string",
             ],
         },
-        import_test: Import {
-            input: "annotations/instances_val2014.json",
-            args: &["--format", "coco", "--image-prefix", "val2014"],
-        },
-        images: "",
-        needs: &[
-            "annotations/instances_train2014.json",
-            "annotations/instances_val2014.json",
-            "train2014",
-            "val2014",
-        ],
-        labels: TrainLabels::Recipe,
-        loss_sets: &[],
+        ..coco_2014("coco-single", TrainLabels::Recipe)
     },
-    hill_coco(
+    coco_2014(
         "coco-40",
         TrainLabels::Release {
             percent: 40,
@@ -888,7 +876,7 @@ const PAPER_RUNS: &[PaperRun] = &[
     PaperRun {
         // The release README: "when SPLC is used on COCO-75% labels left, the threshold is 0.65".
         loss_sets: &[("splc", "training.loss_overrides={ tau = 0.65 }")],
-        ..hill_coco(
+        ..coco_2014(
             "coco-75",
             TrainLabels::Release {
                 percent: 75,
@@ -899,7 +887,7 @@ const PAPER_RUNS: &[PaperRun] = &[
     PaperRun {
         name: "coco-full",
         recipe: "the ASL / Hill / SPLC recipe with every label",
-        ..hill_coco("coco-full", TrainLabels::Full)
+        ..coco_2014("coco-full", TrainLabels::Full)
     },
     PaperRun {
         name: "voc-single",
