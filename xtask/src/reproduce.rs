@@ -811,8 +811,9 @@ struct PaperRun {
 /// Where a paper setting's training labels come from.
 #[derive(Clone, Copy)]
 enum TrainLabels {
-    /// The recipe's protocol, drawn on the imported annotation file.
-    Recipe,
+    /// The recipe's single-positive protocol (Cole et al.'s draw), on the imported annotation
+    /// file.
+    SinglePositive,
     /// Every label of the annotation file.
     Full,
     /// The Hill / SPLC release's "`percent` % left" list, `file`, when it lies in `--data`;
@@ -864,7 +865,7 @@ const PAPER_RUNS: &[PaperRun] = &[
                 "id-string",
             ],
         },
-        ..coco_2014("coco-single", TrainLabels::Recipe)
+        ..coco_2014("coco-single", TrainLabels::SinglePositive)
     },
     coco_2014(
         "coco-40",
@@ -908,7 +909,7 @@ const PAPER_RUNS: &[PaperRun] = &[
             "VOCdevkit/VOC2012/ImageSets/Main/val.txt",
             "VOCdevkit/VOC2012/JPEGImages",
         ],
-        labels: TrainLabels::Recipe,
+        labels: TrainLabels::SinglePositive,
         loss_sets: &[],
     },
 ];
@@ -1031,7 +1032,6 @@ const PUBLISHED_SINGLE: &[(&str, f64, f64, &str)] = &[
     ),
 ];
 
-/// The published figure for `loss` on a paper setting, with its source.
 /// Published test mAP (%) on COCO with 40 % of labels left (the release's list), ResNet-50 at
 /// 448 px, Zhang et al. 2021 as two public notes quote it (`results.md` §1.1, third-hand): their
 /// "BCE" treats the missing labels as negatives, which is `an` here; "Focal margin + SPLC" is
@@ -1043,6 +1043,7 @@ const PUBLISHED_COCO_40: &[(&str, f64)] = &[
     ("splc", 75.69),
 ];
 
+/// The published figure for `loss` on a paper setting, with its source.
 fn published(setting: &str, loss: &str) -> Option<(f64, &'static str)> {
     if setting == "coco-40" {
         let row = PUBLISHED_COCO_40.iter().find(|r| r.0 == loss)?;
@@ -1116,21 +1117,7 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         (&run.import_test, "test.tsv"),
     ] {
         let output = runs.join(file);
-        let out = Command::new(&mlml_data)
-            .arg("import")
-            .args(import.args)
-            .arg(data.join(import.input))
-            .arg("-o")
-            .arg(&output)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", mlml_data.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mlml-data import for {}: {}",
-                output.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
+        run_import(&mlml_data, import.args, &data.join(import.input), &output)?;
         sets.push(output);
     }
     let (label_sets, labels_note) = train_labels(run, data, &mlml_data, &mut sets[0])?;
@@ -1212,6 +1199,27 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
     all_ran(&failures)
 }
 
+/// `mlml-data import ARGS INPUT -o OUTPUT`; its stderr becomes the error.
+fn run_import(mlml_data: &Path, args: &[&str], input: &Path, output: &Path) -> Result<(), String> {
+    let out = Command::new(mlml_data)
+        .arg("import")
+        .args(args)
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", mlml_data.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mlml-data import of {} for {}: {}",
+            input.display(),
+            output.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// The `--set`s that give a paper setting its training labels and the sentence that names
 /// them; a release list found in `data` replaces the imported training set `train`.
 fn train_labels(
@@ -1221,13 +1229,12 @@ fn train_labels(
     train: &mut PathBuf,
 ) -> Result<(Vec<String>, String), String> {
     Ok(match run.labels {
-        TrainLabels::Recipe if run.name.ends_with("-single") => (
+        TrainLabels::SinglePositive => (
             Vec::new(),
             "the single-positive protocol's one draw (MT19937 with seed 1200 on the whole \
              training file, in Cole et al.'s row order)"
                 .into(),
         ),
-        TrainLabels::Recipe => (Vec::new(), format!("as {} draws them", run.config)),
         TrainLabels::Full => (
             vec!["data.labels=\"full\"".into()],
             "every label of the annotation file".into(),
@@ -1248,22 +1255,16 @@ fn train_labels(
             std::fs::write(&class_file, classes.join("\n") + "\n")
                 .map_err(|e| format!("{}: {e}", class_file.display()))?;
             let release = train.with_file_name(format!("train-{percent}left.tsv"));
-            let out = Command::new(mlml_data)
-                .args(["import", "--format", "hill"])
-                .arg(data.join(file))
-                .arg("--classes")
-                .arg(&class_file)
-                .args(["--image-prefix", "train2014", "-o"])
-                .arg(&release)
-                .output()
-                .map_err(|e| format!("cannot run {}: {e}", mlml_data.display()))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "mlml-data import of {}: {}",
-                    data.join(file).display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+            let classes = class_file.display().to_string();
+            let args = [
+                "--format",
+                "hill",
+                "--classes",
+                &classes,
+                "--image-prefix",
+                "train2014",
+            ];
+            run_import(mlml_data, &args, &data.join(file), &release)?;
             *train = release;
             (
                 vec!["data.labels=\"full\"".into()],

@@ -145,16 +145,14 @@ pub fn drop_positives(
     for &at in &pool[..extra] {
         out[at] = POSITIVE;
     }
-    observe_negatives_in(
+    Ok(finish_drop(
         &mut rng,
-        labels.values(),
-        &mut out,
+        labels,
+        out,
         params.observe_negatives,
-    );
-
-    let result = labels.with_values(out);
-    let report = DropReport::new(labels, &result, target_kept, required_kept);
-    Ok((result, report))
+        target_kept,
+        required_kept,
+    ))
 }
 
 /// The Hill / SPLC release's per-image rules for "x % of labels left" (`asl-hill-splc` data
@@ -241,15 +239,30 @@ pub fn keep_per_image(
             out[at] = UNOBSERVED;
         }
     }
-    observe_negatives_in(
+    Ok(finish_drop(
         &mut rng,
-        labels.values(),
-        &mut out,
+        labels,
+        out,
         params.observe_negatives,
-    );
+        kept,
+        kept,
+    ))
+}
+
+/// The end both positive-dropping generators share: the negatives (same generator, after the
+/// positives), the new matrix and its report.
+fn finish_drop(
+    rng: &mut impl WordSource,
+    labels: &LabelMatrix,
+    mut out: Vec<i8>,
+    observe_negatives: f64,
+    target_kept: usize,
+    required_kept: usize,
+) -> (LabelMatrix, DropReport) {
+    observe_negatives_in(rng, labels.values(), &mut out, observe_negatives);
     let result = labels.with_values(out);
-    let report = DropReport::new(labels, &result, kept, kept);
-    Ok((result, report))
+    let report = DropReport::new(labels, &result, target_kept, required_kept);
+    (result, report)
 }
 
 /// Keeps exactly `round(fraction * N)` of the `N` negatives of `source` observed in `out`,

@@ -16,7 +16,7 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor};
+use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mlml_models::{ConvBackend, EfficientNetLite0, ResNetConfig, SmallCnn, SmallCnnConfig};
 
@@ -92,8 +92,7 @@ fn bench(c: &mut Criterion) {
     train.bench_function("small-cnn-64-b64", |b| {
         b.iter(|| {
             let net = model.take().expect("the model between steps");
-            let targets: Tensor<B, 2, Int> = targets.clone();
-            let loss = bce.forward(net.forward(grey.clone()), targets);
+            let loss = bce.forward(net.forward(grey.clone()), targets.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             model = Some(optimizer.step(1e-3, net, grads));
         })

@@ -96,13 +96,10 @@ impl ConvBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let all_f32 = [&x, &weight, &output_grad]
-            .iter()
-            .all(|t| t.dtype() == DType::F32);
         let [_, channels, _, _] = dims4(&x.shape());
         let [out_channels, per_group, _, _] = dims4(&weight.shape());
         let depthwise = options.groups == channels && out_channels == channels && per_group == 1;
-        if !all_f32 || !depthwise {
+        if !all_f32(&[&x, &weight, &output_grad]) || !depthwise {
             return Flex::conv2d_x_backward(x, weight, output_grad, options);
         }
         depthwise_input_grad(&x.shape(), &weight, &output_grad, &options)
@@ -114,14 +111,16 @@ impl ConvBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let all_f32 = [&x, &weight, &output_grad]
-            .iter()
-            .all(|t| t.dtype() == DType::F32);
-        if !all_f32 {
+        if !all_f32(&[&x, &weight, &output_grad]) {
             return Flex::conv2d_weight_backward(x, weight, output_grad, options);
         }
         weight_grad_im2col(&x, &weight.shape(), &output_grad, &options, None)
     }
+}
+
+/// Whether the fast paths apply: they are written for f32 storage.
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The sizes of one convolution, read once from its tensors.
