@@ -265,6 +265,8 @@ fn the_recipe_templates_parse_and_ask_for_their_data() {
         ("configs/recipes/asl-coco.toml", "coco-train.tsv"),
         ("configs/recipes/spml-coco-single.toml", "coco-train.tsv"),
         ("configs/recipes/ll-voc-single.toml", "voc-train.tsv"),
+        ("configs/recipes/spml-nus-single.toml", "nus-train.tsv"),
+        ("configs/recipes/spml-cub-single.toml", "cub-train.tsv"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = mlml(&[
