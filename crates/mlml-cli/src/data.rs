@@ -302,7 +302,10 @@ impl DataConfig {
         let size = self.image_size;
         Ok(match &self.transform {
             None => Transform::spml(size),
-            Some(TransformSpec::Custom(t)) => t.clone(),
+            Some(TransformSpec::Custom(t)) => {
+                t.validate().map_err(|e| anyhow::anyhow!("data.transform: {e}"))?;
+                t.clone()
+            }
             Some(TransformSpec::Named(name)) => match name.as_str() {
                 "spml" => Transform::spml(size),
                 "asl" => Transform::asl(size),
@@ -756,5 +759,24 @@ mod tests {
             panic!("release-rule = 50 was accepted");
         };
         assert!(err.to_string().contains("rules for 75 and 40"), "{err}");
+    }
+
+    /// A spelled-out transform is checked when the run starts, the field named.
+    #[test]
+    fn a_transform_table_out_of_range_is_refused_with_its_field() {
+        let table = |jitter: &str| {
+            yeast(&format!(
+                "[transform]\nname = \"mine\"\nhflip = 0.5\nresize = {{ square = {{ size = 64 }} }}\n\
+                 color_jitter = {{ {jitter} }}"
+            ))
+        };
+        assert!(table("hue = 0.1, saturation = 0.3")
+            .file_transform()
+            .is_ok());
+        let err = table("hue = 0.6").file_transform().unwrap_err().to_string();
+        assert!(
+            err.contains("data.transform") && err.contains("color_jitter.hue"),
+            "{err}"
+        );
     }
 }

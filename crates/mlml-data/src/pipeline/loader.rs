@@ -107,8 +107,10 @@ impl ImageLoader {
     /// A loader over `paths` with its own pool of `config.workers` threads.
     ///
     /// # Errors
-    /// A batch size, worker count or prefetch depth of 0, or a pool that cannot start.
+    /// A batch size, worker count or prefetch depth of 0, a transform parameter out of range
+    /// ([`Transform::validate`]), or a pool that cannot start.
     pub fn new(paths: Vec<PathBuf>, transform: Transform, config: LoaderConfig) -> Result<Self> {
+        transform.validate()?;
         for (name, value) in [
             ("batch_size", config.batch_size),
             ("workers", config.workers),

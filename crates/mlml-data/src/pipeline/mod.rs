@@ -19,5 +19,6 @@ pub use decode::{decode_rgb, ImageError};
 pub use loader::{BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Skipped};
 pub use resize::{center_crop, resize_exact, resize_shorter_side, torchvision_shorter_side};
 pub use transform::{
-    sample_rng, ColorJitter, Normalize, ResizeSpec, Transform, IMAGENET_MEAN, IMAGENET_STD,
+    adjust_hue, sample_rng, ColorJitter, Normalize, ResizeSpec, Transform, IMAGENET_MEAN,
+    IMAGENET_STD,
 };

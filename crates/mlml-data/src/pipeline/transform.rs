@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::resize::{center_crop, resize_exact, resize_shorter_side};
+use crate::error::{DataError, Result};
 use crate::rng::unit_f64;
 
 /// ImageNet channel means (torchvision's `Normalize` of the single-positive recipe).
@@ -66,41 +67,67 @@ pub enum ResizeSpec {
     },
 }
 
-/// torchvision's `ColorJitter(brightness, contrast, saturation)` on PIL images: each factor
-/// uniform in `[max(0, 1 - v), 1 + v]` (0 leaves that part out), the three applied in a random
-/// order, as PIL's `ImageEnhance` Brightness, Contrast and Color. (Hue is not offered.)
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// torchvision's `ColorJitter(brightness, contrast, saturation, hue)` on PIL images: the
+/// brightness, contrast and saturation factors uniform in `[max(0, 1 - v), 1 + v]`, the hue
+/// factor uniform in `[-hue, hue]` (0 leaves that part out), the four applied in a random order
+/// (torchvision's `randperm(4)`), as PIL's `ImageEnhance` Brightness, Contrast and Color and
+/// torchvision's [`adjust_hue`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColorJitter {
-    /// Brightness spread.
+    /// Brightness spread, at least 0.
     pub brightness: f64,
-    /// Contrast spread.
+    /// Contrast spread, at least 0.
     pub contrast: f64,
-    /// Saturation spread.
+    /// Saturation spread, at least 0.
     pub saturation: f64,
-}
-
-impl Default for ColorJitter {
-    fn default() -> Self {
-        Self {
-            brightness: 0.0,
-            contrast: 0.0,
-            saturation: 0.0,
-        }
-    }
+    /// Hue spread, in `[0, 0.5]` (a fraction of the hue circle).
+    pub hue: f64,
 }
 
 impl ColorJitter {
+    /// Checks the spreads as torchvision does.
+    ///
+    /// # Errors
+    /// A negative or non-finite spread, or a hue spread above 0.5.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("color_jitter.brightness", self.brightness),
+            ("color_jitter.contrast", self.contrast),
+            ("color_jitter.saturation", self.saturation),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(DataError::OutOfRange {
+                    name,
+                    expected: "a finite number >= 0",
+                    value: value.to_string(),
+                });
+            }
+        }
+        if !(0.0..=0.5).contains(&self.hue) {
+            return Err(DataError::OutOfRange {
+                name: "color_jitter.hue",
+                expected: "in [0, 0.5]",
+                value: self.hue.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     fn apply(&self, img: &RgbImage, rng: &mut ChaCha8Rng) -> RgbImage {
-        let mut order = [0usize, 1, 2];
+        let mut order = [0usize, 1, 2, 3];
         crate::rng::shuffle(rng, &mut order);
         let mut out = img.clone();
         for part in order {
-            let spread = [self.brightness, self.contrast, self.saturation][part];
+            let spread = [self.brightness, self.contrast, self.saturation, self.hue][part];
             if spread <= 0.0 {
                 continue;
             }
-            let (lo, hi) = ((1.0 - spread).max(0.0), 1.0 + spread);
+            let (lo, hi) = if part == 3 {
+                (-spread, spread)
+            } else {
+                ((1.0 - spread).max(0.0), 1.0 + spread)
+            };
             let factor = lo + (hi - lo) * unit_f64(rng);
             out = match part {
                 0 => super::randaugment::blend(
@@ -109,10 +136,73 @@ impl ColorJitter {
                     factor,
                 ),
                 1 => super::randaugment::contrast(&out, factor),
-                _ => super::randaugment::color(&out, factor),
+                2 => super::randaugment::color(&out, factor),
+                _ => adjust_hue(&out, factor),
             };
         }
         out
+    }
+}
+
+/// torchvision's `adjust_hue` on a PIL RGB image: PIL's 8-bit HSV conversion, the hue byte
+/// shifted by `uint8(factor * 255)` with wrap-around, and back. `factor` in `[-0.5, 0.5]`
+/// (values outside are clamped; [`ColorJitter::validate`] refuses them in a config).
+pub fn adjust_hue(img: &RgbImage, factor: f64) -> RgbImage {
+    // NumPy's `np.uint8(x)` of a float truncates toward zero and wraps, so -25.5 becomes 231.
+    let shift = ((factor.clamp(-0.5, 0.5) * 255.0) as i32).rem_euclid(256) as u8;
+    let mut out = img.clone();
+    for pixel in out.pixels_mut() {
+        let [h, s, v] = rgb_to_hsv(pixel.0);
+        pixel.0 = hsv_to_rgb([h.wrapping_add(shift), s, v]);
+    }
+    out
+}
+
+/// PIL's `convert("HSV")` of one pixel (`libImaging/Convert.c`, after `colorsys`): f32
+/// variables, the steps with double constants in f64, as C promotes them.
+fn rgb_to_hsv([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    if max == min {
+        return [0, 0, max];
+    }
+    let range = f32::from(max - min);
+    let s = range / f32::from(max);
+    let distance = |c: u8| f32::from(max - c) / range;
+    let (rc, gc, bc) = (distance(r), distance(g), distance(b));
+    // `2.0 + rc - bc` has a double constant, so C sums in f64; `bc - gc` stays in f32.
+    let h = if r == max {
+        bc - gc
+    } else if g == max {
+        (2.0 + f64::from(rc) - f64::from(bc)) as f32
+    } else {
+        (4.0 + f64::from(gc) - f64::from(rc)) as f32
+    };
+    // C's fmod keeps the sign of the dividend, as `%` does; h / 6 + 1 is positive here.
+    let h = ((f64::from(h) / 6.0 + 1.0) % 1.0) as f32;
+    let byte = |x: f32| ((f64::from(x) * 255.0) as i32).clamp(0, 255) as u8;
+    [byte(h), byte(s), max]
+}
+
+/// PIL's `convert("RGB")` of one HSV pixel, with the same promotions.
+fn hsv_to_rgb([h, s, v]: [u8; 3]) -> [u8; 3] {
+    if s == 0 {
+        return [v; 3];
+    }
+    let sector = (f64::from(h) * 6.0 / 255.0).floor();
+    let f = (f64::from(h) * 6.0 / 255.0 - sector) as f32;
+    let fs = (f64::from(s) / 255.0) as f32;
+    let value = f64::from(v);
+    let byte = |x: f64| (x.round() as i32).clamp(0, 255) as u8;
+    let p = byte(value * (1.0 - f64::from(fs)));
+    let q = byte(value * (1.0 - f64::from(fs) * f64::from(f)));
+    let t = byte(value * (1.0 - f64::from(fs) * (1.0 - f64::from(f))));
+    match sector as i32 % 6 {
+        0 => [v, t, p],
+        1 => [q, v, p],
+        2 => [p, v, t],
+        3 => [p, q, v],
+        4 => [t, p, v],
+        _ => [v, p, q],
     }
 }
 
@@ -203,6 +293,61 @@ impl Transform {
             },
             ..Self::eval(224, Some(Normalize::imagenet()))
         }
+    }
+
+    /// Checks every parameter's range, naming the field.
+    ///
+    /// # Errors
+    /// A zero output size, a flip probability or cutout factor outside `[0, 1]`, a random
+    /// resized crop whose scale is not within `(0, 1]` or whose ranges are reversed, a zero or
+    /// non-finite normalisation std, or a colour jitter out of range
+    /// ([`ColorJitter::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let out_of_range = |name, expected, value: String| {
+            Err(DataError::OutOfRange {
+                name,
+                expected,
+                value,
+            })
+        };
+        let (width, height) = self.output_size();
+        if width == 0 || height == 0 {
+            return out_of_range("resize", "an output side of at least 1", "0".into());
+        }
+        if !(0.0..=1.0).contains(&self.hflip) {
+            return out_of_range("hflip", "in [0, 1]", self.hflip.to_string());
+        }
+        if let Some(cutout) = self.cutout.filter(|c| !(0.0..=1.0).contains(c)) {
+            return out_of_range("cutout", "in [0, 1]", cutout.to_string());
+        }
+        if let ResizeSpec::RandomResizedCrop { scale, ratio, .. } = self.resize {
+            if !(scale.0 > 0.0 && scale.0 <= scale.1 && scale.1 <= 1.0) {
+                return out_of_range(
+                    "resize.scale",
+                    "(lo, hi) with 0 < lo <= hi <= 1",
+                    format!("{scale:?}"),
+                );
+            }
+            if !(ratio.0 > 0.0 && ratio.0 <= ratio.1 && ratio.1.is_finite()) {
+                return out_of_range(
+                    "resize.ratio",
+                    "(lo, hi) with 0 < lo <= hi",
+                    format!("{ratio:?}"),
+                );
+            }
+        }
+        if let Some(normalize) = &self.normalize {
+            if normalize.std.iter().any(|s| !(s.is_finite() && *s != 0.0)) {
+                return out_of_range(
+                    "normalize.std",
+                    "finite and non-zero",
+                    format!("{:?}", normalize.std),
+                );
+            }
+        }
+        self.color_jitter
+            .as_ref()
+            .map_or(Ok(()), ColorJitter::validate)
     }
 
     /// Output `(width, height)`.
@@ -517,6 +662,7 @@ mod tests {
                 brightness: 0.0,
                 contrast: 0.5,
                 saturation: 0.5,
+                hue: 0.0,
             }),
             ..Transform::eval(8, None)
         };
