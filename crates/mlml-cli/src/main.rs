@@ -29,6 +29,12 @@ use backend::{dispatch, DeviceKind, Job, Placement};
 
 use data::{DataConfig, Prober, Rows, Splits, Standardization};
 
+/// mimalloc keeps freed large blocks for reuse, where glibc unmaps every buffer above 32 MiB
+/// (a 448 px batch) and the next one faults its pages in again (`docs/benchmarks.md`, image
+/// pipeline).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mlml",

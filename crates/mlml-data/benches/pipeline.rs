@@ -7,6 +7,10 @@
 
 use std::path::PathBuf;
 
+/// The allocator of the `mlml` and `mlml-data` binaries, which run this pipeline.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mlml_data::pipeline::{ImageLoader, LoaderConfig, Transform};
 use mlml_data::rng::{interval, Mt19937};

@@ -17,6 +17,12 @@ use mlml_data::rng::GeneratorKind;
 use mlml_data::{stats, verify, Dataset, ProvenanceStep};
 use serde_json::json;
 
+/// mimalloc keeps freed large blocks for reuse, where glibc unmaps every buffer above 32 MiB
+/// (a 448 px batch) and the next one faults its pages in again (`docs/benchmarks.md`, image
+/// pipeline).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mlml-data",
