@@ -44,7 +44,7 @@ pub fn decode_rgb(path: &Path) -> Result<RgbImage, ImageError> {
     let decoded = reader
         .decode()
         .map_err(|e| ImageError::new(path, e.to_string()))?;
-    Ok(decoded.to_rgb8())
+    Ok(decoded.into_rgb8())
 }
 
 #[cfg(test)]

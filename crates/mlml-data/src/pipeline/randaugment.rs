@@ -343,16 +343,19 @@ fn affine_nearest(img: &RgbImage, m: [f64; 6]) -> RgbImage {
     })
 }
 
-/// PIL's bicubic (its transform kernel, a = -1) at a source point; `None` outside.
-fn bicubic_at(img: &RgbImage, xin: f64, yin: f64) -> Option<Rgb<u8>> {
-    let (w, h) = img.dimensions();
+/// PIL's bicubic (its transform kernel, a = -1) at a source point of the packed RGB rows `src`;
+/// `None` outside.
+fn bicubic_at(src: &[u8], w: u32, h: u32, xin: f64, yin: f64) -> Option<[u8; 3]> {
     if xin < 0.0 || yin < 0.0 || xin >= f64::from(w) || yin >= f64::from(h) {
         return None;
     }
     let (xs, ys) = (xin - 0.5, yin - 0.5);
     let (x0, y0) = (xs.floor(), ys.floor());
     let (dx, dy) = (xs - x0, ys - y0);
-    let clip = |v: f64, n: u32| v.clamp(0.0, f64::from(n - 1)) as u32;
+    let clip = |v: f64, n: u32| v.clamp(0.0, f64::from(n - 1)) as usize;
+    let cols: [usize; 4] = std::array::from_fn(|i| 3 * clip(x0 - 1.0 + i as f64, w));
+    let stride = 3 * w as usize;
+    let rows: [usize; 4] = std::array::from_fn(|j| stride * clip(y0 - 1.0 + j as f64, h));
     let cubic = |v1: f64, v2: f64, v3: f64, v4: f64, d: f64| {
         let p1 = v2;
         let p2 = -v1 + v3;
@@ -360,36 +363,48 @@ fn bicubic_at(img: &RgbImage, xin: f64, yin: f64) -> Option<Rgb<u8>> {
         let p4 = -v1 + v2 - v3 + v4;
         p1 + d * (p2 + d * (p3 + d * p4))
     };
-    let mut out = [0u8; 3];
-    for (c, value) in out.iter_mut().enumerate() {
-        let row = |j: f64| {
-            let yy = clip(y0 - 1.0 + j, h);
-            let px = |i: f64| f64::from(img.get_pixel(clip(x0 - 1.0 + i, w), yy).0[c]);
-            cubic(px(0.0), px(1.0), px(2.0), px(3.0), dx)
-        };
-        let v = cubic(row(0.0), row(1.0), row(2.0), row(3.0), dy);
-        *value = if v <= 0.0 {
+    // At d = 0 the kernel returns its second sample exactly (p1 + 0 (...)), so a shear, whose
+    // rows or columns fall on the grid, reads 4 samples instead of 16 with the same result.
+    let row = |j: usize| -> [f64; 3] {
+        let at = |i: usize, c: usize| f64::from(src[rows[j] + cols[i] + c]);
+        std::array::from_fn(|c| {
+            if dx == 0.0 {
+                at(1, c)
+            } else {
+                cubic(at(0, c), at(1, c), at(2, c), at(3, c), dx)
+            }
+        })
+    };
+    let v: [f64; 3] = if dy == 0.0 {
+        row(1)
+    } else {
+        let r = [row(0), row(1), row(2), row(3)];
+        std::array::from_fn(|c| cubic(r[0][c], r[1][c], r[2][c], r[3][c], dy))
+    };
+    Some(v.map(|v| {
+        if v <= 0.0 {
             0
         } else if v >= 255.0 {
             255
         } else {
             v as u8
-        };
-    }
-    Some(Rgb(out))
+        }
+    }))
 }
 
 fn affine_bicubic(img: &RgbImage, m: [f64; 6]) -> RgbImage {
     let (w, h) = img.dimensions();
-    RgbImage::from_fn(w, h, |x, y| {
-        let (xo, yo) = (f64::from(x) + 0.5, f64::from(y) + 0.5);
-        bicubic_at(
-            img,
-            m[0] * xo + m[1] * yo + m[2],
-            m[3] * xo + m[4] * yo + m[5],
-        )
-        .unwrap_or(FILL)
-    })
+    let src = img.as_raw();
+    let mut out = RgbImage::new(w, h);
+    for (y, row) in out.chunks_exact_mut(3 * w as usize).enumerate() {
+        let yo = y as f64 + 0.5;
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let xo = x as f64 + 0.5;
+            let (xin, yin) = (m[0] * xo + m[1] * yo + m[2], m[3] * xo + m[4] * yo + m[5]);
+            px.copy_from_slice(&bicubic_at(src, w, h, xin, yin).unwrap_or(FILL.0));
+        }
+    }
+    out
 }
 
 /// `Image.rotate(degrees)` about the centre, nearest, filled with grey (the package's
