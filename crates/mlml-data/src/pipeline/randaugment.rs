@@ -345,17 +345,31 @@ fn affine_nearest(img: &RgbImage, m: [f64; 6]) -> RgbImage {
 
 /// PIL's bicubic (its transform kernel, a = -1) at a source point of the packed RGB rows `src`;
 /// `None` outside.
+#[inline]
 fn bicubic_at(src: &[u8], w: u32, h: u32, xin: f64, yin: f64) -> Option<[u8; 3]> {
     if xin < 0.0 || yin < 0.0 || xin >= f64::from(w) || yin >= f64::from(h) {
         return None;
     }
     let (xs, ys) = (xin - 0.5, yin - 0.5);
-    let (x0, y0) = (xs.floor(), ys.floor());
-    let (dx, dy) = (xs - x0, ys - y0);
-    let clip = |v: f64, n: u32| v.clamp(0.0, f64::from(n - 1)) as usize;
-    let cols: [usize; 4] = std::array::from_fn(|i| 3 * clip(x0 - 1.0 + i as f64, w));
+    // `floor` of a value >= -0.5 without the libm call that baseline x86-64 makes of it:
+    // truncation, or -1 below zero.
+    let floor = |v: f64| if v < 0.0 { -1 } else { v as i64 };
+    let (x0, y0) = (floor(xs), floor(ys));
+    let (dx, dy) = (xs - x0 as f64, ys - y0 as f64);
+    let clip = |v: i64, n: u32| v.clamp(0, i64::from(n) - 1) as usize;
     let stride = 3 * w as usize;
-    let rows: [usize; 4] = std::array::from_fn(|j| stride * clip(y0 - 1.0 + j as f64, h));
+    let cols = [
+        3 * clip(x0 - 1, w),
+        3 * clip(x0, w),
+        3 * clip(x0 + 1, w),
+        3 * clip(x0 + 2, w),
+    ];
+    let rows = [
+        stride * clip(y0 - 1, h),
+        stride * clip(y0, h),
+        stride * clip(y0 + 1, h),
+        stride * clip(y0 + 2, h),
+    ];
     let cubic = |v1: f64, v2: f64, v3: f64, v4: f64, d: f64| {
         let p1 = v2;
         let p2 = -v1 + v3;
@@ -366,22 +380,29 @@ fn bicubic_at(src: &[u8], w: u32, h: u32, xin: f64, yin: f64) -> Option<[u8; 3]>
     // At d = 0 the kernel returns its second sample exactly (p1 + 0 (...)), so a shear, whose
     // rows or columns fall on the grid, reads 4 samples instead of 16 with the same result.
     let row = |j: usize| -> [f64; 3] {
-        let at = |i: usize, c: usize| f64::from(src[rows[j] + cols[i] + c]);
-        std::array::from_fn(|c| {
-            if dx == 0.0 {
-                at(1, c)
+        let line = &src[rows[j]..rows[j] + stride];
+        let mut out = [0.0; 3];
+        for (c, value) in out.iter_mut().enumerate() {
+            let at = |i: usize| f64::from(line[cols[i] + c]);
+            *value = if dx == 0.0 {
+                at(1)
             } else {
-                cubic(at(0, c), at(1, c), at(2, c), at(3, c), dx)
-            }
-        })
+                cubic(at(0), at(1), at(2), at(3), dx)
+            };
+        }
+        out
     };
-    let v: [f64; 3] = if dy == 0.0 {
+    let v = if dy == 0.0 {
         row(1)
     } else {
         let r = [row(0), row(1), row(2), row(3)];
-        std::array::from_fn(|c| cubic(r[0][c], r[1][c], r[2][c], r[3][c], dy))
+        let mut out = [0.0; 3];
+        for (c, value) in out.iter_mut().enumerate() {
+            *value = cubic(r[0][c], r[1][c], r[2][c], r[3][c], dy);
+        }
+        out
     };
-    Some(v.map(|v| {
+    let to_u8 = |v: f64| {
         if v <= 0.0 {
             0
         } else if v >= 255.0 {
@@ -389,7 +410,8 @@ fn bicubic_at(src: &[u8], w: u32, h: u32, xin: f64, yin: f64) -> Option<[u8; 3]>
         } else {
             v as u8
         }
-    }))
+    };
+    Some([to_u8(v[0]), to_u8(v[1]), to_u8(v[2])])
 }
 
 fn affine_bicubic(img: &RgbImage, m: [f64; 6]) -> RgbImage {
