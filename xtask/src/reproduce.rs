@@ -1138,7 +1138,7 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         run_import(&mlml_data, &args, &data.join(import.input), &output)?;
         sets.push(output);
     }
-    let (label_sets, labels_note) = train_labels(run, data, &mlml_data, &mut sets[0])?;
+    let (label_sets, labels_note) = train_labels(run, data, &mlml_data, &sets[0])?;
     let quoted = |p: &Path| format!("{:?}", p.display().to_string());
     let mut extra = vec![
         format!("data.train_set={}", quoted(&sets[0])),
@@ -1239,12 +1239,14 @@ fn run_import(mlml_data: &Path, args: &[&str], input: &Path, output: &Path) -> R
 }
 
 /// The `--set`s that give a paper setting its training labels and the sentence that names
-/// them; a release list found in `data` replaces the imported training set `train`.
+/// them; a release list found in `data` is imported beside the training set `train` and its
+/// observed labels replace the training rows' (the validation rows carved from `train` keep
+/// the full annotation).
 fn train_labels(
     run: &PaperRun,
     data: &Path,
     mlml_data: &Path,
-    train: &mut PathBuf,
+    train: &Path,
 ) -> Result<(Vec<String>, String), String> {
     Ok(match run.labels {
         TrainLabels::SinglePositive => (
@@ -1283,12 +1285,14 @@ fn train_labels(
                 "train2014",
             ];
             run_import(mlml_data, &args, &data.join(file), &release)?;
-            *train = release;
             (
-                vec!["data.labels=\"full\"".into()],
+                vec![
+                    "data.labels=\"observed-set\"".into(),
+                    format!("data.observed_set={:?}", release.display().to_string()),
+                ],
                 format!(
-                    "the release's own list {file} (from --data; the validation rows carved from \
-                     it keep its missing labels)"
+                    "the release's own list {file} (from --data) on the training rows; the \
+                     validation rows carved from train2014 keep their full labels"
                 ),
             )
         }

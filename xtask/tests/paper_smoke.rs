@@ -281,11 +281,21 @@ fn smoke(setting: &str, write: fn(&Path), protocol: &str) -> (Option<f64>, Strin
     assert!(stdout.contains("Beside the published figures"), "{stdout}");
     // A smoke run writes beside its runs, never into docs/results.
     if protocol.contains("own list") {
-        // The release's list, imported, is the training set of every run.
+        // The release's list, imported, gives every run's training rows their observed
+        // labels; the full annotation stays the training set (its validation rows keep it).
         let imported = runs.join("train-40left.tsv");
         assert!(imported.is_file());
         let config = std::fs::read_to_string(runs.join("seed-0/an/config.toml")).unwrap();
-        assert!(config.contains("train-40left.tsv"), "{config}");
+        let set = |key: &str| {
+            config
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} = ")))
+                .unwrap_or_else(|| panic!("no {key} in {config}"))
+                .to_string()
+        };
+        assert!(set("observed_set").contains("train-40left.tsv"), "{config}");
+        assert!(set("train_set").ends_with("train.tsv\""), "{config}");
+        assert_eq!(set("labels"), "labels = \"observed-set\"", "{config}");
     }
     let md = std::fs::read_to_string(runs.join(format!("{setting}.md"))).unwrap();
     assert!(md.contains(protocol), "{md}");

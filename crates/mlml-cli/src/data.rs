@@ -1,6 +1,7 @@
 //! The `[data]` section of a run's config and the splits it gives: feature vectors, images held
 //! in a `.npy` array, or image files listed in an mlml-data label set.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +14,7 @@ use mlml_data::generate::{
 use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
 use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
 use mlml_data::rng::GeneratorKind;
-use mlml_data::LabelMatrix;
+use mlml_data::{LabelMatrix, POSITIVE};
 use mlml_train::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
 use mlml_train::source::BatchIter;
 use mlml_train::{
@@ -34,8 +35,14 @@ pub enum LabelProtocol {
     Partial(f64),
     /// Per image, the Hill / SPLC release's rule for "75 % / 40 % of labels left" (of `n`
     /// positives keep `floor(n/2)+1` or `floor(n/5)+1`, chosen uniformly): `{ release-rule = 40 }`.
-    /// The release's own files come through `mlml-data import --format hill` and `full`.
+    /// The release's own files come through `mlml-data import --format hill` and
+    /// `observed-set`.
     ReleaseRule(f64),
+    /// The observed labels of `data.observed_set`, a label set of the training images (the
+    /// Hill / SPLC release's lists, imported with `mlml-data import --format hill`), looked up
+    /// by image path; the validation rows carved from the training file keep the full labels
+    /// of `data.train_set`: `"observed-set"`.
+    ObservedSet,
 }
 
 impl LabelProtocol {
@@ -49,6 +56,7 @@ impl LabelProtocol {
             LabelProtocol::ReleaseRule(percent) => {
                 format!("the Hill / SPLC release's per-image rule for {percent} % of labels left")
             }
+            LabelProtocol::ObservedSet => "the observed labels of data.observed_set".into(),
         }
     }
 }
@@ -96,6 +104,10 @@ pub struct DataConfig {
     pub images: Option<PathBuf>,
     #[serde(default = "single_positive_protocol")]
     pub labels: LabelProtocol,
+    /// With `labels = "observed-set"`: the label set whose observed labels the training rows
+    /// take, its image paths relative to the image root of `train_set`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_set: Option<PathBuf>,
     #[serde(default)]
     pub label_seed: u64,
     /// The generator of the single-positive draw: `chacha8` (default: drawn on the training
@@ -378,9 +390,7 @@ impl DataConfig {
                 }
                 _ => {
                     let set = mlml_data::formats::load(path)?;
-                    let root = self.images.clone().unwrap_or_else(|| {
-                        path.parent().map(Path::to_path_buf).unwrap_or_default()
-                    });
+                    let root = self.image_root(path);
                     let paths = set.image_paths.iter().map(|p| root.join(p)).collect();
                     let mut files = self.image_files(paths, set.labels)?;
                     files.bad_images = self.bad_images;
@@ -391,9 +401,115 @@ impl DataConfig {
         ))
     }
 
+    /// The folder the image paths of the label set `set` are relative to.
+    fn image_root(&self, set: &Path) -> PathBuf {
+        self.images
+            .clone()
+            .unwrap_or_else(|| set.parent().map(Path::to_path_buf).unwrap_or_default())
+    }
+
+    /// The labels of the whole training file as `data.observed_set` observes them, row by
+    /// row. The two files must list the same images and classes, and an observed positive must
+    /// be a positive of the full labels: anything else means they describe different data.
+    fn observed_set_labels(&self, all: &Rows) -> Result<LabelMatrix> {
+        let (Some(path), Some(train_set), Rows::Files(files)) =
+            (&self.observed_set, &self.train_set, all)
+        else {
+            bail!(
+                "data.labels = \"observed-set\" needs data.train_set (image files) and \
+                 data.observed_set (a label set of the same images, e.g. a Hill / SPLC release \
+                 list imported with `mlml-data import --format hill`)"
+            );
+        };
+        let set = mlml_data::formats::load(path)?;
+        let full = &files.labels;
+        let columns = full
+            .classes()
+            .iter()
+            .map(|name| {
+                set.labels.class_index(name).with_context(|| {
+                    format!(
+                        "{}: no class '{name}' (data.train_set has it)",
+                        path.display()
+                    )
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        if set.labels.n_classes() != full.n_classes() {
+            let extra: Vec<&str> = set
+                .labels
+                .classes()
+                .iter()
+                .filter(|c| full.class_index(c).is_none())
+                .map(String::as_str)
+                .collect();
+            bail!(
+                "{}: classes {} are not in data.train_set",
+                path.display(),
+                extra.join(", ")
+            );
+        }
+        let root = self.image_root(train_set);
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(set.len());
+        for (i, image) in set.image_paths.iter().enumerate() {
+            if by_path.insert(root.join(image), i).is_some() {
+                bail!(
+                    "{}: image {} is listed twice",
+                    path.display(),
+                    image.display()
+                );
+            }
+        }
+        let mut values = Vec::with_capacity(full.values().len());
+        for (row, file) in files.paths.iter().enumerate() {
+            let Some(&i) = by_path.get(file) else {
+                bail!(
+                    "{}: no line for {} (row {} of data.train_set {})",
+                    path.display(),
+                    file.strip_prefix(&root).unwrap_or(file).display(),
+                    row + 1,
+                    train_set.display()
+                );
+            };
+            let observed = set.labels.row(i);
+            for (class, &column) in columns.iter().enumerate() {
+                let value = observed[column];
+                if value == POSITIVE && full.row(row)[class] != POSITIVE {
+                    bail!(
+                        "{}: {} is positive for '{}', which data.train_set {} does not label \
+                         positive: the two files describe different labels",
+                        path.display(),
+                        set.image_paths[i].display(),
+                        full.classes()[class],
+                        train_set.display()
+                    );
+                }
+                values.push(value);
+            }
+        }
+        if set.len() != files.paths.len() {
+            bail!(
+                "{}: {} images, data.train_set {}: {}; the observed set must list the training \
+                 images, each once",
+                path.display(),
+                set.len(),
+                train_set.display(),
+                files.paths.len()
+            );
+        }
+        Ok(LabelMatrix::new(
+            full.classes().to_vec(),
+            full.sample_ids().to_vec(),
+            values,
+        )?)
+    }
+
     /// The training rows' observed labels under the config's protocol.
     fn observed_labels(&self, full: &LabelMatrix) -> Result<LabelMatrix> {
         Ok(match self.labels {
+            LabelProtocol::ObservedSet => {
+                bail!("an observed set covers the whole training file, not a split of it")
+            }
             LabelProtocol::Full => full.clone(),
             LabelProtocol::SinglePositive => {
                 let params = SinglePositiveParams {
@@ -480,11 +596,23 @@ impl DataConfig {
             },
         )?;
         // Cole et al.'s scripts draw the observed labels on the whole training file, then
-        // split; the validation rows keep their clean labels either way.
-        let drawn_first = self.label_generator == GeneratorKind::NumpyMt19937;
+        // split, and an observed set covers the whole file; the validation rows keep their
+        // clean labels either way.
+        let from_set = self.labels == LabelProtocol::ObservedSet;
+        if self.observed_set.is_some() && !from_set {
+            bail!(
+                "data.observed_set is given but data.labels is {}: set data.labels = \"observed-set\" to train on it",
+                self.labels.describe()
+            );
+        }
+        let drawn_first = from_set || self.label_generator == GeneratorKind::NumpyMt19937;
         let mut val = all.select(&split.val);
         let mut train = if drawn_first {
-            let observed = self.observed_labels(all.labels())?;
+            let observed = if from_set {
+                self.observed_set_labels(&all)?
+            } else {
+                self.observed_labels(all.labels())?
+            };
             all.with_labels(observed)?.select(&split.train)
         } else {
             all.select(&split.train)
@@ -656,6 +784,7 @@ impl<'a, B: ConvBackend> Prober<'a, B> {
 mod tests {
     use super::*;
     use mlml_data::generate::single_positive;
+    use tempfile::TempDir;
 
     fn yeast(extra: &str) -> DataConfig {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/yeast");
@@ -759,6 +888,154 @@ mod tests {
             panic!("release-rule = 50 was accepted");
         };
         assert!(err.to_string().contains("rules for 75 and 40"), "{err}");
+    }
+
+    /// Twelve images of classes a, b, c (image `i` has `a` when `i` is even, `b` when
+    /// `i % 3 == 0`, `c` otherwise too) and an observed set listing them in reverse order, each
+    /// keeping its first positive; `edit` rewrites the observed set's lines.
+    fn observed_set_fixture(edit: impl Fn(Vec<String>) -> Vec<String>) -> (TempDir, DataConfig) {
+        let dir = tempfile::tempdir().unwrap();
+        let positives = |i: usize| -> Vec<&str> {
+            let mut p = Vec::new();
+            if i % 2 == 0 {
+                p.push("a");
+            }
+            if i % 3 == 0 {
+                p.push("b");
+            }
+            if p.is_empty() || i % 5 == 0 {
+                p.push("c");
+            }
+            p
+        };
+        let full: String = (0..12)
+            .map(|i| format!("img/{i}.jpg\t{}\n", positives(i).join(",")))
+            .collect();
+        std::fs::write(
+            dir.path().join("train.tsv"),
+            format!("#classes\ta,b,c\n{full}"),
+        )
+        .unwrap();
+        let lines = (0..12)
+            .rev()
+            .map(|i| format!("img/{i}.jpg\t{}", positives(i)[0]))
+            .collect();
+        let observed = edit(lines).join("\n");
+        std::fs::write(
+            dir.path().join("observed.tsv"),
+            format!("#classes\ta,b,c\n#unlisted\tunobserved\n{observed}\n"),
+        )
+        .unwrap();
+        let config = toml::from_str(&format!(
+            "train_set = {:?}\nobserved_set = {:?}\nlabels = \"observed-set\"\nval_fraction = 0.25\nimage_size = 32",
+            dir.path().join("train.tsv").display().to_string(),
+            dir.path().join("observed.tsv").display().to_string(),
+        ))
+        .unwrap();
+        (dir, config)
+    }
+
+    /// `labels = "observed-set"`: each training row takes its image's observed labels (looked
+    /// up by path, whatever the order of the observed set), the validation rows keep the
+    /// full annotation.
+    #[test]
+    fn an_observed_set_labels_the_training_rows_and_leaves_validation_full() {
+        use mlml_data::{NEGATIVE, UNOBSERVED};
+        let (_dir, config) = observed_set_fixture(|lines| lines);
+        let splits = config.prepare::<burn::backend::Flex>(None).unwrap();
+        let (train, val) = (splits.train.labels(), splits.val.labels());
+        assert_eq!((train.n_samples(), val.n_samples()), (9, 3));
+        let index = |id: &str| -> usize {
+            id.trim_start_matches("img/")
+                .trim_end_matches(".jpg")
+                .parse()
+                .unwrap()
+        };
+        let first = |i: usize| {
+            if i % 2 == 0 {
+                0
+            } else if i % 3 == 0 {
+                1
+            } else {
+                2
+            }
+        };
+        for (k, id) in train.sample_ids().iter().enumerate() {
+            let i = index(id);
+            for class in 0..3 {
+                let expected = if class == first(i) {
+                    POSITIVE
+                } else {
+                    UNOBSERVED
+                };
+                assert_eq!(
+                    train.row(k)[class],
+                    expected,
+                    "training image {i}, class {class}"
+                );
+            }
+        }
+        let mut val_negatives = 0;
+        for (k, id) in val.sample_ids().iter().enumerate() {
+            let i = index(id);
+            let row = val.row(k);
+            assert_eq!(row[0] == POSITIVE, i % 2 == 0, "validation image {i}");
+            assert_eq!(row[1] == POSITIVE, i % 3 == 0, "validation image {i}");
+            val_negatives += row.iter().filter(|&&v| v == NEGATIVE).count();
+        }
+        assert!(
+            val_negatives > 0,
+            "the validation rows lost their negatives"
+        );
+    }
+
+    #[test]
+    fn an_observed_set_that_disagrees_with_the_training_set_is_refused() {
+        let message = |edit: fn(Vec<String>) -> Vec<String>| {
+            let (_dir, config) = observed_set_fixture(edit);
+            match config.prepare::<burn::backend::Flex>(None) {
+                Ok(_) => panic!("accepted"),
+                Err(e) => e.to_string(),
+            }
+        };
+        let missing = message(|mut l| {
+            l.retain(|l| !l.starts_with("img/4.jpg"));
+            l
+        });
+        assert!(
+            missing.contains("observed.tsv: no line for img/4.jpg"),
+            "{missing}"
+        );
+        // Image 1 has only c.
+        let contradicts = message(|mut l| {
+            for line in &mut l {
+                if line.starts_with("img/1.jpg") {
+                    *line = "img/1.jpg\ta".into();
+                }
+            }
+            l
+        });
+        assert!(
+            contradicts.contains("img/1.jpg is positive for 'a'"),
+            "{contradicts}"
+        );
+        let extra = message(|mut l| {
+            l.push("img/99.jpg\ta".into());
+            l
+        });
+        assert!(
+            extra.contains("13 images") && extra.contains("12"),
+            "{extra}"
+        );
+        // An observed set without the protocol that reads it is a mistake, not ignored.
+        let (_dir, mut config) = observed_set_fixture(|l| l);
+        config.labels = LabelProtocol::Full;
+        let err = config
+            .prepare::<burn::backend::Flex>(None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("data.observed_set is given"), "{err}");
     }
 
     /// A spelled-out transform is checked when the run starts, the field named.
