@@ -124,6 +124,12 @@ impl AsymmetricLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
+        self.negated(logits, targets).neg()
+    }
+
+    /// The reference's per-element `loss` before its final negation; the batch loss negates
+    /// the sum instead (exact, and one pass fewer).
+    fn negated<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let p = sigmoid(logits);
@@ -131,11 +137,14 @@ impl AsymmetricLoss {
         if c.clip > 0.0 {
             q = q.add_scalar(c.clip).clamp_max(1.0);
         }
-        // `y ln(..) + (1 - y) ln(..)` of the reference, as a selection: both logs are finite
-        // (floored at eps), so the values and gradients are the same, with fewer passes.
-        let log_pos = p.clone().clamp_min(c.eps).log();
-        let log_neg = q.clone().clamp_min(c.eps).log();
-        let mut loss = log_neg.mask_where(pos.clone(), log_pos);
+        // `y ln(..) + (1 - y) ln(..)` of the reference, as a selection of the log's argument:
+        // both logs are finite (floored at eps), so the values and gradients are the same, with
+        // one floor and one log pass instead of two each.
+        let mut loss = q
+            .clone()
+            .mask_where(pos.clone(), p.clone())
+            .clamp_min(c.eps)
+            .log();
         if c.gamma_neg > 0.0 || c.gamma_pos > 0.0 {
             let w_pos = power(p.neg().add_scalar(1.0), c.gamma_pos);
             let w_neg = power(q.neg().add_scalar(1.0), c.gamma_neg);
@@ -145,7 +154,7 @@ impl AsymmetricLoss {
             }
             loss = loss * w;
         }
-        loss.neg()
+        loss
     }
 }
 
@@ -170,7 +179,7 @@ impl<B: Backend> StatelessLoss<B> for AsymmetricLoss {
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
     ) -> crate::Result<Tensor<B, 1>> {
-        Ok(self.forward_elementwise(logits, targets).sum())
+        Ok(self.negated(logits, targets).sum().neg())
     }
 }
 

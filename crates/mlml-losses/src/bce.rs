@@ -15,7 +15,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::common::{
-    mean_all, neg_log, positive_mask, unobserved_mask, LossContext, StatelessLoss,
+    log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext, StatelessLoss,
 };
 use crate::registry::{NoHyperparameters, Registered};
 
@@ -30,10 +30,13 @@ impl BceLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        let p = sigmoid(logits);
-        neg_log(p.clone().neg().add_scalar(1.0))
-            .mask_where(positive_mask(&targets), neg_log(p))
-            .mask_fill(unobserved_mask(&targets), 0.0)
+        Self::negated(logits, &targets).neg()
+    }
+
+    /// The per-element loss negated; the batch loss negates its mean.
+    fn negated<B: Backend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
+        log_likelihood(sigmoid(logits), positive_mask(targets))
+            .mask_fill(unobserved_mask(targets), 0.0)
     }
 }
 
@@ -48,7 +51,7 @@ impl<B: Backend> StatelessLoss<B> for BceLoss {
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
     ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(self.forward_elementwise(logits, targets)))
+        Ok(mean_all(Self::negated(logits, &targets)).neg())
     }
 }
 

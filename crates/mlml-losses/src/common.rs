@@ -373,7 +373,23 @@ pub fn negative_mask<B: Backend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
 /// `-ln(x + 1e-5)`: the single-positive line's `neg_log`, epsilon inside the log (not a clamp,
 /// not log-sigmoid: the values differ near saturation and the reference's are these).
 pub(crate) fn neg_log<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    x.add_scalar(1e-5).log().neg()
+    log_eps(x).neg()
+}
+
+/// `ln(x + 1e-5)`, [`neg_log`] before its negation. The losses built on the single-positive
+/// line's logs reduce their negated elements and negate the scalar: negation is exact, so the
+/// value is the same with one pass fewer per log.
+pub(crate) fn log_eps<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    x.add_scalar(1e-5).log()
+}
+
+/// `ln(p + 1e-5)` where `positive`, `ln(1 - p + 1e-5)` elsewhere: the two logs of BCE as one
+/// log of the selected argument (the same values, one log pass instead of two).
+pub(crate) fn log_likelihood<B: Backend>(
+    p: Tensor<B, 2>,
+    positive: Tensor<B, 2, Bool>,
+) -> Tensor<B, 2> {
+    log_eps(p.clone().neg().add_scalar(1.0).mask_where(positive, p))
 }
 
 /// PyTorch's `binary_cross_entropy_with_logits` per element with a 0/1 target:

@@ -17,7 +17,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::common::{mean_all, neg_log, negative_mask, positive_mask, LossContext, StatelessLoss};
+use crate::common::{log_eps, mean_all, negative_mask, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
 use crate::registry::{Preset, PresetValue, Registered};
 
@@ -53,11 +53,33 @@ pub struct EmLoss {
     alpha: f64,
 }
 
-/// `-alpha * entropy(p)` with the reference's epsilon-shifted logs.
-pub(crate) fn negative_entropy<B: Backend>(p: Tensor<B, 2>, alpha: f64) -> Tensor<B, 2> {
-    let not_p = p.clone().neg().add_scalar(1.0);
-    let entropy = p.clone().mul(neg_log(p)) + not_p.clone().mul(neg_log(not_p));
-    entropy.mul_scalar(-alpha)
+/// `p`, `1 - p` and their logs `ln(x + 1e-5)`, each computed once for every term of EM and
+/// EM+APL that reads them. The terms come negated (the losses negate their mean): negation is
+/// exact, so each term's value is the reference's.
+pub(crate) struct ShiftedLogs<B: Backend> {
+    pub p: Tensor<B, 2>,
+    pub not_p: Tensor<B, 2>,
+    pub log_p: Tensor<B, 2>,
+    pub log_not_p: Tensor<B, 2>,
+}
+
+impl<B: Backend> ShiftedLogs<B> {
+    pub fn new(logits: Tensor<B, 2>) -> Self {
+        let p = sigmoid(logits);
+        let not_p = p.clone().neg().add_scalar(1.0);
+        Self {
+            log_p: log_eps(p.clone()),
+            log_not_p: log_eps(not_p.clone()),
+            p,
+            not_p,
+        }
+    }
+
+    /// The unobserved term `-alpha * entropy(p)`, negated: `-alpha (p ln p + (1 - p) ln(1 - p))`.
+    pub fn negated_entropy_term(&self, alpha: f64) -> Tensor<B, 2> {
+        (self.p.clone().mul(self.log_p.clone()) + self.not_p.clone().mul(self.log_not_p.clone()))
+            .mul_scalar(-alpha)
+    }
 }
 
 impl EmLoss {
@@ -67,13 +89,15 @@ impl EmLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        let p = sigmoid(logits);
-        negative_entropy(p.clone(), self.alpha)
-            .mask_where(
-                negative_mask(&targets),
-                neg_log(p.clone().neg().add_scalar(1.0)),
-            )
-            .mask_where(positive_mask(&targets), neg_log(p))
+        self.negated(logits, targets).neg()
+    }
+
+    /// The per-element loss negated; the batch loss negates its mean.
+    fn negated<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+        let logs = ShiftedLogs::new(logits);
+        logs.negated_entropy_term(self.alpha)
+            .mask_where(negative_mask(&targets), logs.log_not_p)
+            .mask_where(positive_mask(&targets), logs.log_p)
     }
 }
 
@@ -88,7 +112,7 @@ impl<B: Backend> StatelessLoss<B> for EmLoss {
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
     ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(self.forward_elementwise(logits, targets)))
+        Ok(mean_all(self.negated(logits, targets)).neg())
     }
 }
 

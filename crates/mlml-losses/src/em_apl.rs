@@ -33,17 +33,16 @@
 use std::collections::BTreeMap;
 
 use burn::config::Config;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::{LabelMatrix, UNOBSERVED};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    check_shapes, check_training_rows, mean_all, neg_log, negative_mask, positive_mask, EpochEnd,
+    check_shapes, check_training_rows, mean_all, negative_mask, positive_mask, EpochEnd,
     LossContext, LossState, MultiLabelLoss,
 };
-use crate::em::{em_alpha, negative_entropy, EM_SOURCE};
+use crate::em::{em_alpha, ShiftedLogs, EM_SOURCE};
 use crate::error::{check_range, LossError};
 use crate::registry::{agree_with_run, Preset, PresetValue, Registered};
 
@@ -139,6 +138,16 @@ impl EmAplLoss {
         targets: Tensor<B, 2>,
         training_rows: Option<&[usize]>,
     ) -> crate::Result<Tensor<B, 2>> {
+        Ok(self.negated(logits, targets, training_rows)?.neg())
+    }
+
+    /// The per-element loss negated; the batch loss negates its mean.
+    fn negated<B: Backend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        training_rows: Option<&[usize]>,
+    ) -> crate::Result<Tensor<B, 2>> {
         check_shapes(NAME, &logits, &targets)?;
         let [n, c] = logits.dims();
         let sample_indices = training_rows.unwrap_or_default();
@@ -164,17 +173,15 @@ impl EmAplLoss {
         let soft = Tensor::<B, 2>::from_data(TensorData::new(soft, [n, c]), &device);
         let pseudo = Tensor::<B, 2, Bool>::from_data(TensorData::new(pseudo, [n, c]), &device)
             .bool_or(negative_mask(&targets));
-        let p = sigmoid(logits);
-        let log_p = neg_log(p.clone());
-        let pseudo_term = (soft.clone().mul(log_p.clone())
-            + soft
-                .neg()
-                .add_scalar(1.0)
-                .mul(neg_log(p.clone().neg().add_scalar(1.0))))
+        // Negated terms (the batch loss negates its mean), each log computed once.
+        let logs = ShiftedLogs::new(logits);
+        let pseudo_term = (soft.clone().mul(logs.log_p.clone())
+            + soft.neg().add_scalar(1.0).mul(logs.log_not_p.clone()))
         .mul_scalar(self.config.beta);
-        Ok(negative_entropy(p, self.config.alpha)
+        Ok(logs
+            .negated_entropy_term(self.config.alpha)
             .mask_where(pseudo, pseudo_term)
-            .mask_where(positive_mask(&targets), log_p))
+            .mask_where(positive_mask(&targets), logs.log_p))
     }
 
     /// One pseudo-labelling round after (1-based) `epoch`, from the model's probabilities on the
@@ -273,7 +280,7 @@ impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
     ) -> crate::Result<Tensor<B, 1>> {
         // Pseudo-labels are keyed by training row: an evaluation batch gets none.
         let rows = ctx.is_train().then(|| ctx.rows());
-        Ok(mean_all(self.forward_elementwise(logits, targets, rows)?))
+        Ok(mean_all(self.negated(logits, targets, rows)?).neg())
     }
 
     fn wants_train_probabilities(&self, epoch: usize) -> bool {
