@@ -891,19 +891,19 @@ mod tests {
     }
 
     /// Twelve images of classes a, b, c (image `i` has `a` when `i` is even, `b` when
-    /// `i % 3 == 0`, `c` otherwise too) and an observed set listing them in reverse order, each
+    /// `i.is_multiple_of(3)`, `c` otherwise too) and an observed set listing them in reverse order, each
     /// keeping its first positive; `edit` rewrites the observed set's lines.
     fn observed_set_fixture(edit: impl Fn(Vec<String>) -> Vec<String>) -> (TempDir, DataConfig) {
         let dir = tempfile::tempdir().unwrap();
         let positives = |i: usize| -> Vec<&str> {
             let mut p = Vec::new();
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 p.push("a");
             }
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 p.push("b");
             }
-            if p.is_empty() || i % 5 == 0 {
+            if p.is_empty() || i.is_multiple_of(5) {
                 p.push("c");
             }
             p
@@ -952,9 +952,9 @@ mod tests {
                 .unwrap()
         };
         let first = |i: usize| {
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 0
-            } else if i % 3 == 0 {
+            } else if i.is_multiple_of(3) {
                 1
             } else {
                 2

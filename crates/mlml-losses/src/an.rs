@@ -11,9 +11,9 @@
 //! Every entry that is not an observed positive (unobserved or observed negative) is assumed
 //! negative. The epsilon sits inside the log, exactly as the reference's `neg_log`.
 
+use crate::backend::sigmoid;
+use crate::backend::LossBackend;
 use burn::config::Config;
-use burn::tensor::activation::sigmoid;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::common::{log_likelihood, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
@@ -26,7 +26,7 @@ pub struct AssumeNegativeLoss;
 
 impl AssumeNegativeLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -35,7 +35,7 @@ impl AssumeNegativeLoss {
     }
 }
 
-impl<B: Backend> StatelessLoss<B> for AssumeNegativeLoss {
+impl<B: LossBackend> StatelessLoss<B> for AssumeNegativeLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }
@@ -88,7 +88,7 @@ pub struct AnLsLoss {
 
 impl AnLsLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -103,7 +103,7 @@ impl AnLsLoss {
     }
 }
 
-impl<B: Backend> StatelessLoss<B> for AnLsLoss {
+impl<B: LossBackend> StatelessLoss<B> for AnLsLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -10,8 +10,8 @@
 //! partial set our BCE leaves unobserved entries out (they add 0 but stay in the `N C`
 //! denominator). On a fully observed set it equals [`crate::AssumeNegativeLoss`].
 
-use burn::tensor::activation::sigmoid;
-use burn::tensor::backend::Backend;
+use crate::backend::sigmoid;
+use crate::backend::LossBackend;
 use burn::tensor::Tensor;
 
 use crate::common::{
@@ -25,7 +25,7 @@ pub struct BceLoss;
 
 impl BceLoss {
     /// Per-element loss `[batch, n_classes]` (before the division by `N C`).
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -34,13 +34,13 @@ impl BceLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: Backend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: LossBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
         log_likelihood(sigmoid(logits), positive_mask(targets))
             .mask_fill(unobserved_mask(targets), 0.0)
     }
 }
 
-impl<B: Backend> StatelessLoss<B> for BceLoss {
+impl<B: LossBackend> StatelessLoss<B> for BceLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -12,9 +12,9 @@
 //! coco 0.1, nuswide 0.1, cub 0.01. An observed negative (absent from the single-positive
 //! protocol) is a known negative here: `-ln(1 - p + 1e-5)`.
 
+use crate::backend::sigmoid;
+use crate::backend::LossBackend;
 use burn::config::Config;
-use burn::tensor::activation::sigmoid;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::common::{log_eps, mean_all, negative_mask, positive_mask, LossContext, StatelessLoss};
@@ -56,14 +56,14 @@ pub struct EmLoss {
 /// `p`, `1 - p` and their logs `ln(x + 1e-5)`, each computed once for every term of EM and
 /// EM+APL that reads them. The terms come negated (the losses negate their mean): negation is
 /// exact, so each term's value is the reference's.
-pub(crate) struct ShiftedLogs<B: Backend> {
+pub(crate) struct ShiftedLogs<B: LossBackend> {
     pub p: Tensor<B, 2>,
     pub not_p: Tensor<B, 2>,
     pub log_p: Tensor<B, 2>,
     pub log_not_p: Tensor<B, 2>,
 }
 
-impl<B: Backend> ShiftedLogs<B> {
+impl<B: LossBackend> ShiftedLogs<B> {
     pub fn new(logits: Tensor<B, 2>) -> Self {
         let p = sigmoid(logits);
         let not_p = p.clone().neg().add_scalar(1.0);
@@ -84,7 +84,7 @@ impl<B: Backend> ShiftedLogs<B> {
 
 impl EmLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -93,7 +93,7 @@ impl EmLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: Backend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: LossBackend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
         let logs = ShiftedLogs::new(logits);
         logs.negated_entropy_term(self.alpha)
             .mask_where(negative_mask(&targets), logs.log_not_p)
@@ -101,7 +101,7 @@ impl EmLoss {
     }
 }
 
-impl<B: Backend> StatelessLoss<B> for EmLoss {
+impl<B: LossBackend> StatelessLoss<B> for EmLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

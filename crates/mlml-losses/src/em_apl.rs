@@ -30,10 +30,10 @@
 //!
 //! State (keyed by training row): the pseudo-negatives and `U_c`; see [`MultiLabelLoss::state`].
 
+use crate::backend::LossBackend;
 use std::collections::BTreeMap;
 
 use burn::config::Config;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::{LabelMatrix, UNOBSERVED};
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ impl EmAplLoss {
     /// # Errors
     /// Logits and targets of different shapes, or rows that are not one training row per
     /// batch row.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -142,7 +142,7 @@ impl EmAplLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: Backend>(
+    fn negated<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -267,7 +267,7 @@ fn pseudo_label_round(
     Ok(assigned)
 }
 
-impl<B: Backend> MultiLabelLoss<B> for EmAplLoss {
+impl<B: LossBackend> MultiLabelLoss<B> for EmAplLoss {
     fn name(&self) -> &'static str {
         NAME
     }

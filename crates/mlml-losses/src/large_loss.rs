@@ -35,10 +35,10 @@
 //! after `optimizer.step()`); an evaluation batch neither reads nor writes the corrections,
 //! whose keys are training rows.
 
+use crate::backend::LossBackend;
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::config::Config;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -223,7 +223,7 @@ impl LargeLoss {
     ///
     /// # Errors
     /// Logits and targets of different shapes; LL-Cp without one training row per batch row.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -316,7 +316,7 @@ impl LargeLoss {
     }
 }
 
-impl<B: Backend> MultiLabelLoss<B> for LargeLoss {
+impl<B: LossBackend> MultiLabelLoss<B> for LargeLoss {
     fn name(&self) -> &'static str {
         self.name
     }

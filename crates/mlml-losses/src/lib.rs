@@ -68,6 +68,7 @@
 
 mod an;
 mod asl;
+pub mod backend;
 mod bce;
 #[macro_use]
 mod common;
@@ -86,6 +87,7 @@ mod wan;
 
 pub use an::{AnLsLoss, AnLsLossConfig, AssumeNegativeLoss};
 pub use asl::{AsymmetricLoss, AsymmetricLossConfig};
+pub use backend::LossBackend;
 pub use bce::BceLoss;
 pub use common::{
     gradient_lookup, negative_mask, positive_mask, targets_from_labels, unobserved_mask, EpochEnd,

@@ -1,6 +1,6 @@
 //! How an elementwise loss becomes a scalar.
 
-use burn::tensor::backend::Backend;
+use crate::backend::LossBackend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,7 @@ pub enum Reduction {
 
 impl Reduction {
     /// Reduces a `[batch, n_classes]` matrix.
-    pub fn apply<B: Backend>(self, matrix: Tensor<B, 2>) -> Tensor<B, 1> {
+    pub fn apply<B: LossBackend>(self, matrix: Tensor<B, 2>) -> Tensor<B, 1> {
         match self {
             Reduction::Sum => matrix.sum(),
             Reduction::Mean => matrix.mean(),

@@ -5,7 +5,7 @@
 //! implements `Registered`: its [`LossInfo`] (with the name, written once), its config type,
 //! its per-dataset preset values with their sources, and how it is built from the run's facts.
 
-use burn::tensor::backend::Backend;
+use crate::backend::LossBackend;
 use mlml_data::LabelMatrix;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,7 @@ impl PresetValue {
 
 /// The run's facts a loss is built from.
 #[derive(Clone, Debug)]
-pub struct LossSetup<'a, B: Backend> {
+pub struct LossSetup<'a, B: LossBackend> {
     /// Epochs of the run (T). A loss whose configured epoch count differs is an error.
     pub epochs: usize,
     /// The training set's observed labels, in training row order: the training-set size, the
@@ -127,7 +127,7 @@ pub struct LossSetup<'a, B: Backend> {
     pub device: B::Device,
 }
 
-impl<B: Backend> LossSetup<'_, B> {
+impl<B: LossBackend> LossSetup<'_, B> {
     /// Training rows.
     pub fn n_train(&self) -> usize {
         self.train_labels.n_samples()
@@ -153,7 +153,7 @@ pub(crate) trait Registered {
         Vec::new()
     }
     /// Builds the loss from a validated config and the run's facts.
-    fn build<B: Backend>(
+    fn build<B: LossBackend>(
         config: Self::Config,
         setup: &LossSetup<'_, B>,
     ) -> Result<Box<dyn MultiLabelLoss<B>>>;
@@ -165,7 +165,7 @@ macro_rules! registry {
         /// Every loss, in the order of the crate's table.
         pub const LOSSES: &[LossInfo] = &[$(<$loss as Registered>::INFO),*];
 
-        fn dispatch<B: Backend>(
+        fn dispatch<B: LossBackend>(
             name: &str,
             preset: Option<Preset>,
             overrides: &serde_json::Value,
@@ -303,7 +303,7 @@ fn config_error(loss: &'static str, e: serde_json::Error) -> LossError {
 /// # Errors
 /// An unknown name (the message lists the valid ones), an unknown hyperparameter, an
 /// out-of-range value, or a configured epoch count that disagrees with `setup.epochs`.
-pub fn build<B: Backend>(
+pub fn build<B: LossBackend>(
     name: &str,
     preset: Option<Preset>,
     overrides: &serde_json::Value,
@@ -385,7 +385,7 @@ macro_rules! register {
                 }
             )?
 
-            fn build<B: burn::tensor::backend::Backend>(
+            fn build<B: $crate::LossBackend>(
                 $cfg: Self::Config,
                 $setup: &$crate::registry::LossSetup<'_, B>,
             ) -> $crate::Result<Box<dyn $crate::MultiLabelLoss<B>>> {

@@ -15,9 +15,10 @@
 //! `change_epoch` keeps the reference's meaning (1 = from the second epoch on).
 //! Targets: 1 positive; 0 and -1 negatives that may be corrected.
 
+use crate::backend::sigmoid;
+use crate::backend::LossBackend;
 use burn::config::Config;
-use burn::tensor::activation::{log_sigmoid, sigmoid};
-use burn::tensor::backend::Backend;
+use burn::tensor::activation::log_sigmoid;
 use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
@@ -77,7 +78,7 @@ pub struct SplcLoss {
 
 impl SplcLoss {
     /// Per-element loss `[batch, n_classes]` at a 1-based `epoch`.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -107,7 +108,7 @@ impl SplcLoss {
     }
 }
 
-impl<B: Backend> StatelessLoss<B> for SplcLoss {
+impl<B: LossBackend> StatelessLoss<B> for SplcLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

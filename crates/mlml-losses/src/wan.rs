@@ -8,9 +8,9 @@
 //! An observed negative (which the single-positive protocol never has; the reference gives it
 //! 0) is a known negative here and gets the full weight `-ln(1 - p + 1e-5)`.
 
+use crate::backend::sigmoid;
+use crate::backend::LossBackend;
 use burn::config::Config;
-use burn::tensor::activation::sigmoid;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::common::{
@@ -54,7 +54,7 @@ pub struct WanLoss {
 
 impl WanLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: Backend>(
+    pub fn forward_elementwise<B: LossBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -68,7 +68,7 @@ impl WanLoss {
     }
 }
 
-impl<B: Backend> StatelessLoss<B> for WanLoss {
+impl<B: LossBackend> StatelessLoss<B> for WanLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

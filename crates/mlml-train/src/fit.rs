@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::TrainBackend;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
@@ -22,7 +23,7 @@ use mlml_losses::{
     OptimizerStep, Preset,
 };
 use mlml_metrics::{mean_average_precision, ApDefinition, MapOptions};
-use mlml_models::{ConvBackend, TrainBackend};
+use mlml_models::ConvBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::ema::ModelEma;

@@ -44,7 +44,25 @@ pub use fit::{
     cosine_lr, load_best, predict, seeded_init, train, EpochRecord, Observer, OptimizerKind,
     Progress, Run, Schedule, TrainingConfig,
 };
-pub use mlml_models::{ConvBackend, TrainBackend};
+pub use mlml_losses::LossBackend;
+pub use mlml_models::ConvBackend;
+
+/// An autodiff backend that trains mlml's models with mlml's losses: the models' convolution
+/// ([`ConvBackend`]) and the losses' sigmoid ([`LossBackend`]) on it and on its inner backend
+/// (validation, inference).
+pub trait TrainBackend:
+    burn::tensor::backend::AutodiffBackend<InnerBackend: ConvBackend + LossBackend>
+    + ConvBackend
+    + LossBackend
+{
+}
+
+impl<B> TrainBackend for B where
+    B: burn::tensor::backend::AutodiffBackend<InnerBackend: ConvBackend + LossBackend>
+        + ConvBackend
+        + LossBackend
+{
+}
 pub use model::{Backbone, BackboneKind, Classifier, ImageClassifier, Input, ModelConfig, Weights};
 pub use optim::{torch_sgd, Beta1, TorchAdam, TorchAdamConfig, TorchAdamState};
 pub use schedule::{OneCycle, OneCycleConfig};
