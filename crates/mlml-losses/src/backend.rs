@@ -1,4 +1,4 @@
-//! The losses' sigmoid, with its own kernel on the CPU backend.
+//! The losses' sigmoid and log-sigmoid, with their own kernels on the CPU backend.
 //!
 //! Every loss starts from `sigmoid(logits)`. burn-flex 0.21 evaluates it one element at a time
 //! through libm's `expf` behind a sign branch that random logits mispredict, and burn's autodiff
@@ -8,7 +8,10 @@
 //! way burn's custom-kernel examples extend a backend: on Flex (f32) the sigmoid is a
 //! branch-free kernel that the compiler vectorises, and on `Autodiff<B>` its node keeps the
 //! output, whose backward is `grad s (1 - s)`. Other backends (wgpu, CUDA) and dtypes keep burn's
-//! own sigmoid. Values are tested against the f64 sigmoid and burn's, gradients against burn's.
+//! own sigmoid. `ln sigmoid` (PyTorch's BCE with logits, in the large-loss schemes, BoostLU and
+//! SPLC) is the same story, libm's `expf` and `log1pf` per element in both passes; its kernel
+//! here is branch-free as well and its node's backward `grad sigmoid(-x)` uses the sigmoid
+//! kernel. Values are tested against f64 and burn's ops, gradients against burn's.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -18,7 +21,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ActivationOps, FloatTensor};
-use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorMetadata, TensorPrimitive};
 
 /// A backend the losses run on: burn's backend plus the losses' sigmoid.
 ///
@@ -27,6 +30,19 @@ pub trait LossBackend: Backend {
     /// The logistic sigmoid `1 / (1 + e^-x)`.
     fn loss_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::sigmoid(x)
+    }
+
+    /// `ln sigmoid(x)`, the stable `min(x, 0) - ln(1 + e^-|x|)`.
+    fn loss_log_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::log_sigmoid(x)
+    }
+
+    /// The gradient of [`LossBackend::loss_log_sigmoid`] at `x`: `grad sigmoid(-x)`.
+    fn loss_log_sigmoid_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::log_sigmoid_backward(x, grad)
     }
 }
 
@@ -41,17 +57,44 @@ impl LossBackend for Flex {
         if x.dtype() != DType::F32 {
             return Flex::sigmoid(x);
         }
-        let mut out = {
-            let contiguous = x.to_contiguous();
-            drop(x);
-            contiguous
-        };
-        // In place when this is the only owner, otherwise on a copy (copy on write).
-        for v in out.storage_mut::<f32>() {
-            *v = sigmoid_f32(*v);
+        map_f32(x, sigmoid_f32)
+    }
+
+    fn loss_log_sigmoid(x: FlexTensor) -> FlexTensor {
+        if x.dtype() != DType::F32 {
+            return Flex::log_sigmoid(x);
+        }
+        map_f32(x, log_sigmoid_f32)
+    }
+
+    fn loss_log_sigmoid_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.shape() != grad.shape() {
+            return Flex::log_sigmoid_backward(x, grad);
+        }
+        let x = x.to_contiguous();
+        let mut out = contiguous(grad);
+        for (g, &x) in out.storage_mut::<f32>().iter_mut().zip(x.storage::<f32>()) {
+            *g *= sigmoid_f32(-x);
         }
         out
     }
+}
+
+/// `x` laid out contiguously, without keeping a second handle on its buffer.
+fn contiguous(x: FlexTensor) -> FlexTensor {
+    let contiguous = x.to_contiguous();
+    drop(x);
+    contiguous
+}
+
+/// `f` on every element of an f32 tensor, in place when this is the buffer's only owner and
+/// on a copy otherwise (copy on write).
+fn map_f32(x: FlexTensor, f: impl Fn(f32) -> f32) -> FlexTensor {
+    let mut out = contiguous(x);
+    for v in out.storage_mut::<f32>() {
+        *v = f(*v);
+    }
+    out
 }
 
 /// `e^a` for `a <= 0` (or NaN, which it returns): `2^n e^r` with `n = round(a / ln 2)` and
@@ -86,6 +129,60 @@ fn sigmoid_f32(x: f32) -> f32 {
     let e = exp_nonpositive(-x.abs());
     let numerator = if x >= 0.0 { 1.0 } else { e };
     numerator / (1.0 + e)
+}
+
+/// `ln(1 + y)` for `y` in `[0, 1]` (or NaN): `ln(u)` of `u = 1 + y` by Cephes' `logf`
+/// polynomial on `[sqrt(1/2), sqrt 2]`, plus `(y - (u - 1)) / u` for the rounding of `u`.
+#[inline(always)]
+fn log1p_unit(y: f32) -> f32 {
+    let u = 1.0 + y;
+    let high = u > std::f32::consts::SQRT_2;
+    let m = if high { u * 0.5 } else { u };
+    let e = if high { 1.0 } else { 0.0 };
+    let x = m - 1.0;
+    let z = x * x;
+    let mut p = 7.037_683_6e-2_f32;
+    p = p * x - 1.151_461e-1;
+    p = p * x + 1.167_699_9e-1;
+    p = p * x - 1.242_014_1e-1;
+    p = p * x + 1.424_932_3e-1;
+    p = p * x - 1.666_805_8e-1;
+    p = p * x + 2.000_071_4e-1;
+    p = p * x - 2.499_999_4e-1;
+    p = p * x + 3.333_333e-1;
+    let mut r = x * z * p;
+    r += e * -2.121_944_4e-4;
+    r -= 0.5 * z;
+    let ln_u = x + r + e * 0.693_359_4;
+    ln_u + (y - (u - 1.0)) / u
+}
+
+/// `min(x, 0) - ln(1 + e^-|x|)`, as burn-flex's scalar `log_sigmoid` computes it, branch-free.
+#[inline(always)]
+fn log_sigmoid_f32(x: f32) -> f32 {
+    let low = if x < 0.0 { x } else { 0.0 };
+    low - log1p_unit(exp_nonpositive(-x.abs()))
+}
+
+#[derive(Debug)]
+struct LogSigmoidKeepingInput;
+
+impl<B: LossBackend> Backward<B, 1> for LogSigmoidKeepingInput {
+    /// The input.
+    type State = FloatTensor<B>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(parent) = parent {
+            grads.register::<B>(parent.id, B::loss_log_sigmoid_backward(ops.state, grad));
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -123,6 +220,27 @@ impl<B: LossBackend, C: CheckpointStrategy> LossBackend for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::loss_sigmoid(x.primitive)),
         }
     }
+
+    fn loss_log_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LogSigmoidKeepingInput
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let input = x.primitive.clone();
+                prep.finish(input, B::loss_log_sigmoid(x.primitive))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::loss_log_sigmoid(x.primitive)),
+        }
+    }
+}
+
+/// `ln sigmoid(x)` through [`LossBackend::loss_log_sigmoid`].
+pub fn log_sigmoid<B: LossBackend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::loss_log_sigmoid(
+        x.into_primitive().tensor(),
+    )))
 }
 
 /// The logistic sigmoid through [`LossBackend::loss_sigmoid`].
@@ -172,6 +290,27 @@ mod tests {
         assert!(sigmoid_f32(-f32::NAN).is_nan());
     }
 
+    /// `ln sigmoid(x)` over [-120, 120] against f64 (`ln(1 + e^-|x|)` by `ln_1p`): within a
+    /// few f32 epsilons relative, or 1e-37 absolute where the value is 0 or nearly so.
+    #[test]
+    fn the_log_sigmoid_kernel_is_log_sigmoid_to_a_few_ulps() {
+        let steps = 2_000_000;
+        for k in 0..=steps {
+            let x = (-120.0 + 240.0 * k as f64 / steps as f64) as f32;
+            let xf = f64::from(x);
+            let exact = xf.min(0.0) - (-xf.abs()).exp().ln_1p();
+            let got = f64::from(log_sigmoid_f32(x));
+            let tolerance = 4.0 * f64::from(f32::EPSILON) * exact.abs() + 1e-37;
+            assert!(
+                (got - exact).abs() <= tolerance,
+                "x = {x}: {got} vs {exact}"
+            );
+        }
+        assert_eq!(log_sigmoid_f32(f32::INFINITY), 0.0);
+        assert_eq!(log_sigmoid_f32(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        assert!(log_sigmoid_f32(f32::NAN).is_nan());
+    }
+
     /// On `Autodiff<Flex>`: the value and the input gradient of `sum(w * sigmoid(x))` against
     /// burn's sigmoid, on a non-contiguous (transposed) input too.
     #[test]
@@ -208,5 +347,22 @@ mod tests {
         // A plain (untracked) backend call gives the same values.
         let plain = sigmoid(x.clone().inner().transpose()).into_data();
         close(&plain, &burn_value, "inner value", 1e-37);
+
+        // The same for `ln sigmoid`, whose gradient `w sigmoid(-x)` has no cancellation.
+        let run = |ours: bool| {
+            let x = x.clone().detach().require_grad();
+            let t = x.clone().transpose();
+            let s = if ours {
+                log_sigmoid(t)
+            } else {
+                activation::log_sigmoid(t)
+            };
+            let grads = (s.clone() * w.clone()).sum().backward();
+            (s.into_data(), x.grad(&grads).unwrap().into_data())
+        };
+        let (value, grad) = run(true);
+        let (burn_value, burn_grad) = run(false);
+        close(&value, &burn_value, "log value", 1e-37);
+        close(&grad, &burn_grad, "log gradient", 1e-37);
     }
 }

@@ -4,7 +4,7 @@
 use crate::backend::LossBackend;
 use std::collections::BTreeMap;
 
-use burn::tensor::activation::log_sigmoid;
+use crate::backend::log_sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::LabelMatrix;

@@ -15,10 +15,10 @@
 //! `change_epoch` keeps the reference's meaning (1 = from the second epoch on).
 //! Targets: 1 positive; 0 and -1 negatives that may be corrected.
 
+use crate::backend::log_sigmoid;
 use crate::backend::sigmoid;
 use crate::backend::LossBackend;
 use burn::config::Config;
-use burn::tensor::activation::log_sigmoid;
 use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};

@@ -14,7 +14,8 @@ use burn::config::Config;
 use burn::tensor::Tensor;
 
 use crate::common::{
-    class_count, mean_all, neg_log, negative_mask, positive_mask, LossContext, StatelessLoss,
+    class_count, log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext,
+    StatelessLoss,
 };
 use crate::error::LossError;
 use crate::registry::{agree_with_run, Registered};
@@ -59,12 +60,18 @@ impl WanLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
+        self.negated(logits, targets).neg()
+    }
+
+    /// The per-element loss negated, from one log of the selected argument; the batch loss
+    /// negates its mean (exact: `-(a / b) = (-a) / b`).
+    fn negated<B: LossBackend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
         let c = class_count(self.n_classes, logits.dims());
-        let p = sigmoid(logits);
-        let negative = neg_log(p.clone().neg().add_scalar(1.0));
-        let weak = negative.clone().div_scalar((c - 1) as f64);
-        weak.mask_where(negative_mask(&targets), negative)
-            .mask_where(positive_mask(&targets), neg_log(p))
+        let log = log_likelihood(sigmoid(logits), positive_mask(&targets));
+        let observed = unobserved_mask(&targets).bool_not();
+        log.clone()
+            .div_scalar((c - 1) as f64)
+            .mask_where(observed, log)
     }
 }
 
@@ -79,7 +86,7 @@ impl<B: LossBackend> StatelessLoss<B> for WanLoss {
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
     ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(self.forward_elementwise(logits, targets)))
+        Ok(mean_all(self.negated(logits, targets)).neg())
     }
 }
 
