@@ -10,6 +10,10 @@
 
 use std::time::Duration;
 
+/// The allocator of the `mlml` binary, which runs these models.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;

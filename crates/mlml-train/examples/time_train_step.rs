@@ -7,6 +7,10 @@
 
 use std::time::Instant;
 
+/// The allocator of the `mlml` binary, whose step this times.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::backend::{Autodiff, Flex};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
