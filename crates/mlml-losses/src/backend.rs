@@ -164,32 +164,49 @@ fn log_sigmoid_f32(x: f32) -> f32 {
     low - log1p_unit(exp_nonpositive(-x.abs()))
 }
 
-#[derive(Debug)]
-struct LogSigmoidKeepingInput;
+/// The autodiff node of the two ops. Its state is one tensor: the sigmoid's output (its
+/// backward is `grad s (1 - s)`) or the log-sigmoid's input (backward `grad sigmoid(-x)`).
+#[derive(Clone, Copy, Debug)]
+enum KeptTensorNode {
+    Sigmoid,
+    LogSigmoid,
+}
 
-impl<B: LossBackend> Backward<B, 1> for LogSigmoidKeepingInput {
-    /// The input.
-    type State = FloatTensor<B>;
+impl KeptTensorNode {
+    fn forward<B: LossBackend>(self, x: FloatTensor<B>) -> FloatTensor<B> {
+        match self {
+            KeptTensorNode::Sigmoid => B::loss_sigmoid(x),
+            KeptTensorNode::LogSigmoid => B::loss_log_sigmoid(x),
+        }
+    }
 
-    fn backward(
+    fn tracked<B: LossBackend, C: CheckpointStrategy>(
         self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            grads.register::<B>(parent.id, B::loss_log_sigmoid_backward(ops.state, grad));
+        x: FloatTensor<Autodiff<B, C>>,
+    ) -> FloatTensor<Autodiff<B, C>> {
+        match self
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (state, output) = match self {
+                    KeptTensorNode::Sigmoid => {
+                        let output = self.forward::<B>(x.primitive);
+                        (output.clone(), output)
+                    }
+                    KeptTensorNode::LogSigmoid => {
+                        (x.primitive.clone(), self.forward::<B>(x.primitive))
+                    }
+                };
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(self.forward::<B>(x.primitive)),
         }
     }
 }
 
-#[derive(Debug)]
-struct SigmoidKeepingOutput;
-
-impl<B: LossBackend> Backward<B, 1> for SigmoidKeepingOutput {
-    /// The sigmoid's output.
+impl<B: LossBackend> Backward<B, 1> for KeptTensorNode {
     type State = FloatTensor<B>;
 
     fn backward(
@@ -201,38 +218,22 @@ impl<B: LossBackend> Backward<B, 1> for SigmoidKeepingOutput {
         let [parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         if let Some(parent) = parent {
-            grads.register::<B>(parent.id, B::sigmoid_backward(ops.state, grad));
+            let grad = match self {
+                KeptTensorNode::Sigmoid => B::sigmoid_backward(ops.state, grad),
+                KeptTensorNode::LogSigmoid => B::loss_log_sigmoid_backward(ops.state, grad),
+            };
+            grads.register::<B>(parent.id, grad);
         }
     }
 }
 
 impl<B: LossBackend, C: CheckpointStrategy> LossBackend for Autodiff<B, C> {
     fn loss_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match SigmoidKeepingOutput
-            .prepare::<C>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let output = B::loss_sigmoid(x.primitive);
-                prep.finish(output.clone(), output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::loss_sigmoid(x.primitive)),
-        }
+        KeptTensorNode::Sigmoid.tracked::<B, C>(x)
     }
 
     fn loss_log_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match LogSigmoidKeepingInput
-            .prepare::<C>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let input = x.primitive.clone();
-                prep.finish(input, B::loss_log_sigmoid(x.primitive))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::loss_log_sigmoid(x.primitive)),
-        }
+        KeptTensorNode::LogSigmoid.tracked::<B, C>(x)
     }
 }
 
@@ -311,58 +312,57 @@ mod tests {
         assert!(log_sigmoid_f32(f32::NAN).is_nan());
     }
 
-    /// On `Autodiff<Flex>`: the value and the input gradient of `sum(w * sigmoid(x))` against
-    /// burn's sigmoid, on a non-contiguous (transposed) input too.
+    type A = Autodiff<Flex>;
+
+    /// The value of `f(x^T)` and the gradient of `sum(w * f(x^T))` with respect to `x`.
+    fn value_and_gradient(
+        x: &Tensor<A, 2>,
+        w: &Tensor<A, 2>,
+        f: fn(Tensor<A, 2>) -> Tensor<A, 2>,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let x = x.clone().detach().require_grad();
+        let s = f(x.clone().transpose());
+        let grads = (s.clone() * w.clone()).sum().backward();
+        let data = |t: TensorData| t.to_vec::<f32>().unwrap();
+        (
+            data(s.into_data()),
+            data(x.grad(&grads).unwrap().into_data()),
+        )
+    }
+
+    fn assert_close(got: &[f32], expected: &[f32], what: &str, absolute: f32) {
+        for (i, (x, y)) in got.iter().zip(expected).enumerate() {
+            let tolerance = 1e-6 * y.abs() + absolute;
+            assert!((x - y).abs() <= tolerance, "{what} {i}: {x} vs {y}");
+        }
+    }
+
+    /// On `Autodiff<Flex>`: the values and input gradients of `sum(w * f(x))` for the sigmoid
+    /// and the log-sigmoid against burn's ops, on a non-contiguous (transposed) input.
     #[test]
-    fn value_and_gradient_match_burns_sigmoid() {
-        type A = Autodiff<Flex>;
+    fn values_and_gradients_match_burns_ops() {
         let device = Default::default();
         A::seed(&device, 17);
         let x = Tensor::<A, 2>::random([37, 53], Distribution::Uniform(-30.0, 30.0), &device);
         let w = Tensor::<A, 2>::random([53, 37], Distribution::Uniform(-1.0, 1.0), &device);
-        let run = |ours: bool| {
-            let x = x.clone().detach().require_grad();
-            let t = x.clone().transpose();
-            let s = if ours {
-                sigmoid(t)
-            } else {
-                activation::sigmoid(t)
-            };
-            let grads = (s.clone() * w.clone()).sum().backward();
-            (s.into_data(), x.grad(&grads).unwrap().into_data())
-        };
-        let (value, grad) = run(true);
-        let (burn_value, burn_grad) = run(false);
-        let close = |a: &TensorData, b: &TensorData, what: &str, absolute: f32| {
-            let (a, b) = (a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap());
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                let tolerance = 1e-6 * y.abs() + absolute;
-                assert!((x - y).abs() <= tolerance, "{what} {i}: {x} vs {y}");
-            }
-        };
-        close(&value, &burn_value, "value", 1e-37);
+        let (value, grad) = value_and_gradient(&x, &w, sigmoid);
+        let (burn_value, burn_grad) = value_and_gradient(&x, &w, activation::sigmoid);
+        assert_close(&value, &burn_value, "sigmoid", 1e-37);
         // Both backwards are `w s (1 - s)` from their own `s`; near s = 1 the difference of
         // two sigmoids a few ulps apart is a few ulps of 1 in `1 - s`, times |w| <= 1.
-        close(&grad, &burn_grad, "gradient", 4.0 * f32::EPSILON);
+        assert_close(&grad, &burn_grad, "sigmoid gradient", 4.0 * f32::EPSILON);
         // A plain (untracked) backend call gives the same values.
         let plain = sigmoid(x.clone().inner().transpose()).into_data();
-        close(&plain, &burn_value, "inner value", 1e-37);
-
-        // The same for `ln sigmoid`, whose gradient `w sigmoid(-x)` has no cancellation.
-        let run = |ours: bool| {
-            let x = x.clone().detach().require_grad();
-            let t = x.clone().transpose();
-            let s = if ours {
-                log_sigmoid(t)
-            } else {
-                activation::log_sigmoid(t)
-            };
-            let grads = (s.clone() * w.clone()).sum().backward();
-            (s.into_data(), x.grad(&grads).unwrap().into_data())
-        };
-        let (value, grad) = run(true);
-        let (burn_value, burn_grad) = run(false);
-        close(&value, &burn_value, "log value", 1e-37);
-        close(&grad, &burn_grad, "log gradient", 1e-37);
+        assert_close(
+            &plain.to_vec::<f32>().unwrap(),
+            &burn_value,
+            "inner sigmoid",
+            1e-37,
+        );
+        // The log-sigmoid's gradient `w sigmoid(-x)` has no such cancellation.
+        let (value, grad) = value_and_gradient(&x, &w, log_sigmoid);
+        let (burn_value, burn_grad) = value_and_gradient(&x, &w, activation::log_sigmoid);
+        assert_close(&value, &burn_value, "log-sigmoid", 1e-37);
+        assert_close(&grad, &burn_grad, "log-sigmoid gradient", 1e-37);
     }
 }
