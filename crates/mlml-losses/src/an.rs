@@ -31,7 +31,12 @@ impl AssumeNegativeLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
     ) -> Tensor<B, 2> {
-        log_likelihood(sigmoid(logits), positive_mask(&targets)).neg()
+        Self::negated(logits, &targets).neg()
+    }
+
+    /// The per-element loss negated; the batch loss negates its mean.
+    fn negated<B: LossBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
+        log_likelihood(sigmoid(logits), positive_mask(targets))
     }
 }
 
@@ -46,9 +51,7 @@ impl<B: LossBackend> StatelessLoss<B> for AssumeNegativeLoss {
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
     ) -> crate::Result<Tensor<B, 1>> {
-        // The mean of the negated elements, negated: the same value, one pass fewer.
-        let p = sigmoid(logits);
-        Ok(mean_all(log_likelihood(p, positive_mask(&targets))).neg())
+        Ok(mean_all(Self::negated(logits, &targets)).neg())
     }
 }
 

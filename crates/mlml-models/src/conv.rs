@@ -25,7 +25,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps, PadMode};
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
@@ -67,12 +67,6 @@ pub trait ConvBackend: Backend {
         Self::conv2d_weight_backward(x, weight, output_grad, options)
     }
 }
-
-/// An autodiff backend for training whose inner backend (validation, inference) is a
-/// [`ConvBackend`] as well: what the models' forward passes need.
-pub trait TrainBackend: AutodiffBackend<InnerBackend: ConvBackend> + ConvBackend {}
-
-impl<B> TrainBackend for B where B: AutodiffBackend<InnerBackend: ConvBackend> + ConvBackend {}
 
 #[cfg(feature = "wgpu")]
 impl ConvBackend for burn::backend::Wgpu {}

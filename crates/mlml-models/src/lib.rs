@@ -27,7 +27,7 @@ mod resnet;
 mod small;
 mod weights;
 
-pub use conv::{conv2d_forward, ConvBackend, TrainBackend};
+pub use conv::{conv2d_forward, ConvBackend};
 pub use efficientnet::{
     EfficientNetLite0, MbConv, EFFICIENTNET_LITE0_FEATURES, EFFICIENTNET_LITE0_WEIGHTS,
 };
