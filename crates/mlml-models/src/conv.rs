@@ -25,15 +25,17 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
-use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps, PadMode};
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
+use crate::pool::PoolBackend;
+
 /// A backend whose training convolution may bring its own weight gradient.
 ///
-/// Both methods default to burn's ops, so a backend opts in with an empty `impl`.
-pub trait ConvBackend: Backend {
+/// Both methods default to burn's ops, so a backend opts in with an empty `impl`. Its
+/// supertrait [`PoolBackend`] brings the max pooling the same networks train with.
+pub trait ConvBackend: PoolBackend {
     /// `conv2d(x, weight, bias)` with symmetric padding; on an autodiff backend its backward
     /// takes the weight gradient from the inner backend's [`Self::conv2d_weight_grad`].
     fn conv2d_tracked(
@@ -369,7 +371,7 @@ fn depthwise_input_grad(
 
 /// The output positions `[start, end)` along one axis whose input index
 /// `o * stride + tap * dilation - padding` lies inside `[0, size)`.
-fn valid_range(
+pub(crate) fn valid_range(
     out_size: usize,
     size: usize,
     tap: usize,
@@ -390,7 +392,7 @@ fn valid_range(
     (start.min(end), end)
 }
 
-fn dims4(shape: &Shape) -> [usize; 4] {
+pub(crate) fn dims4(shape: &Shape) -> [usize; 4] {
     [shape[0], shape[1], shape[2], shape[3]]
 }
 

@@ -22,6 +22,7 @@ mod efficientnet;
 mod error;
 mod fused;
 mod head;
+mod pool;
 mod preprocess;
 mod resnet;
 mod small;
@@ -37,6 +38,7 @@ pub use head::{
     boost_cam, boosted_logits, global_average_pool, MultiLabelHead, MultiLabelHeadConfig,
     BOOSTLU_ALPHA,
 };
+pub use pool::{max_pool2d_forward, max_pool2d_module, MaxPoolOptions, PoolBackend};
 pub use preprocess::{
     imagenet_batch, imagenet_classes, imagenet_input, IMAGENET_MEAN, IMAGENET_STD,
 };

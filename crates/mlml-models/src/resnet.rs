@@ -20,6 +20,7 @@ use burn::tensor::Tensor;
 
 use crate::conv::ConvBackend;
 use crate::fused::conv_bn;
+use crate::pool::max_pool2d_module;
 use crate::weights::{load_state_dict, LoadOptions};
 
 /// Block type.
@@ -217,9 +218,7 @@ pub struct ResNet<B: Backend> {
 impl<B: ConvBackend> ResNet<B> {
     /// The last feature map `[batch, feature_dim, h / 32, w / 32]`.
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self
-            .maxpool
-            .forward(relu(conv_bn(&self.conv1, &self.bn1, images)));
+        let mut x = max_pool2d_module(&self.maxpool, relu(conv_bn(&self.conv1, &self.bn1, images)));
         for block in self
             .layer1
             .iter()

@@ -7,12 +7,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::max_pool2d;
 use burn::tensor::Tensor;
 
 use crate::conv::ConvBackend;
 use crate::fused::conv_bn;
 use crate::head::global_average_pool;
+use crate::pool::{max_pool2d_forward, MaxPoolOptions};
 
 /// Configuration of [`SmallCnn`].
 #[derive(Config, Debug)]
@@ -71,7 +71,7 @@ impl<B: ConvBackend> SmallCnn<B> {
         self.stages.iter().enumerate().fold(images, |x, (i, s)| {
             let x = relu(conv_bn(&s.conv, &s.bn, x));
             if i < last {
-                max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+                max_pool2d_forward(x, MaxPoolOptions::new(2, 2))
             } else {
                 x
             }

@@ -1,0 +1,534 @@
+//! Max pooling with a parallel CPU path, forward and backward.
+//!
+//! burn-flex 0.21 computes every 2-D max pooling as a 3-D one with indices, one output at a
+//! time through bounds-checked `isize` arithmetic, even at inference where the indices are
+//! thrown away, and its backward scatter runs on one thread: together 13-17 % of a small-CNN
+//! training step in the profile (docs/benchmarks.md). [`PoolBackend`] is a backend extension
+//! in the way of [`crate::ConvBackend`]: [`PoolBackend::max_pool2d_tracked`] is `max_pool2d`
+//! on a plain backend and, on `Autodiff<B>`, a node whose forward keeps `B`'s argmax indices
+//! ([`PoolBackend::max_pool2d_argmax`]) and whose backward scatters through them
+//! ([`PoolBackend::max_pool2d_argmax_backward`]). On Flex (f32) all three walk each
+//! `(sample, channel)` plane in parallel, kernel tap by kernel tap over the ranges of outputs
+//! where the tap is inside the image, with a direct path for the 2x2, stride-2 pooling of the
+//! small CNN. The indices are burn's (`i64`, the input position inside its plane), the first
+//! maximum in kernel order is the one taken, as in burn, so values and gradients are burn's
+//! (tested); wgpu, CUDA and other dtypes keep burn's op.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::nn::pool::MaxPool2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{FloatTensor, IntTensor, ModuleOps};
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use rayon::prelude::*;
+
+use crate::conv::{dims4, valid_range};
+
+/// The settings of a 2-D max pooling, as burn's `max_pool2d` takes them (symmetric padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPoolOptions {
+    /// Window height and width.
+    pub kernel: [usize; 2],
+    /// Step between windows.
+    pub stride: [usize; 2],
+    /// Implicit `-inf` border on each side.
+    pub padding: [usize; 2],
+    /// Spacing between the window's taps.
+    pub dilation: [usize; 2],
+    /// Whether a partial window at the end still makes an output.
+    pub ceil_mode: bool,
+}
+
+impl MaxPoolOptions {
+    /// A `kernel x kernel` window moved by `stride`, no padding or dilation.
+    pub fn new(kernel: usize, stride: usize) -> Self {
+        Self {
+            kernel: [kernel; 2],
+            stride: [stride; 2],
+            padding: [0, 0],
+            dilation: [1, 1],
+            ceil_mode: false,
+        }
+    }
+}
+
+/// A backend whose max pooling may bring its own forward and backward.
+///
+/// Every method defaults to burn's ops, so a backend opts in with an empty `impl`.
+pub trait PoolBackend: Backend {
+    /// `max_pool2d(x)`; on an autodiff backend its backward scatters through the inner
+    /// backend's [`Self::max_pool2d_argmax`] indices.
+    fn max_pool2d_tracked(x: FloatTensor<Self>, options: MaxPoolOptions) -> FloatTensor<Self> {
+        let o = options;
+        Self::max_pool2d(x, o.kernel, o.stride, o.padding, o.dilation, o.ceil_mode)
+    }
+
+    /// The pooled values and, for each, the position of its maximum inside its input plane.
+    fn max_pool2d_argmax(
+        x: FloatTensor<Self>,
+        options: MaxPoolOptions,
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let o = options;
+        let pooled = Self::max_pool2d_with_indices(
+            x,
+            o.kernel,
+            o.stride,
+            o.padding,
+            o.dilation,
+            o.ceil_mode,
+        );
+        (pooled.output, pooled.indices)
+    }
+
+    /// The input gradient of the pooling of `x` given its output gradient and argmax indices.
+    fn max_pool2d_argmax_backward(
+        x: FloatTensor<Self>,
+        options: MaxPoolOptions,
+        output_grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let o = options;
+        Self::max_pool2d_with_indices_backward(
+            x,
+            o.kernel,
+            o.stride,
+            o.padding,
+            o.dilation,
+            o.ceil_mode,
+            output_grad,
+            indices,
+        )
+        .x_grad
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl PoolBackend for burn::backend::Wgpu {}
+
+#[cfg(feature = "cuda")]
+impl PoolBackend for burn::backend::Cuda {}
+
+impl PoolBackend for Flex {
+    fn max_pool2d_tracked(x: FlexTensor, options: MaxPoolOptions) -> FlexTensor {
+        if x.dtype() != DType::F32 {
+            let o = options;
+            return Flex::max_pool2d(x, o.kernel, o.stride, o.padding, o.dilation, o.ceil_mode);
+        }
+        max_pool_f32(&x, &options, false).0
+    }
+
+    fn max_pool2d_argmax(x: FlexTensor, options: MaxPoolOptions) -> (FlexTensor, FlexTensor) {
+        if x.dtype() != DType::F32 {
+            let o = options;
+            let pooled = Flex::max_pool2d_with_indices(
+                x,
+                o.kernel,
+                o.stride,
+                o.padding,
+                o.dilation,
+                o.ceil_mode,
+            );
+            return (pooled.output, pooled.indices);
+        }
+        let (output, indices) = max_pool_f32(&x, &options, true);
+        (output, indices.expect("indices were asked for"))
+    }
+
+    fn max_pool2d_argmax_backward(
+        x: FlexTensor,
+        options: MaxPoolOptions,
+        output_grad: FlexTensor,
+        indices: FlexTensor,
+    ) -> FlexTensor {
+        if output_grad.dtype() != DType::F32 || indices.dtype() != DType::I64 {
+            let o = options;
+            return Flex::max_pool2d_with_indices_backward(
+                x,
+                o.kernel,
+                o.stride,
+                o.padding,
+                o.dilation,
+                o.ceil_mode,
+                output_grad,
+                indices,
+            )
+            .x_grad;
+        }
+        max_pool_backward_f32(&x.shape(), &output_grad, &indices)
+    }
+}
+
+/// burn's pooled length of one axis (its `pool_output_size`).
+fn pooled_len(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    ceil: bool,
+) -> usize {
+    let span = dilation * (kernel - 1) + 1;
+    let padded = size + 2 * padding;
+    if padded < span {
+        return usize::from(ceil);
+    }
+    if ceil {
+        (padded - span).div_ceil(stride) + 1
+    } else {
+        (padded - span) / stride + 1
+    }
+}
+
+/// The sizes of one pooling.
+#[derive(Clone, Copy, Debug)]
+struct PoolGeometry {
+    height: usize,
+    width: usize,
+    out_height: usize,
+    out_width: usize,
+    options: MaxPoolOptions,
+}
+
+impl PoolGeometry {
+    /// The small CNN's pooling, whose windows tile the image.
+    fn is_plain_2x2(&self) -> bool {
+        let o = &self.options;
+        o.kernel == [2, 2]
+            && o.stride == [2, 2]
+            && o.padding == [0, 0]
+            && o.dilation == [1, 1]
+            && 2 * self.out_height <= self.height
+            && 2 * self.out_width <= self.width
+    }
+}
+
+/// Max pooling of contiguous f32 `x` `[N, C, H, W]`, with burn's argmax indices if asked.
+fn max_pool_f32(
+    x: &FlexTensor,
+    options: &MaxPoolOptions,
+    with_indices: bool,
+) -> (FlexTensor, Option<FlexTensor>) {
+    let x = x.to_contiguous();
+    let [batch, channels, height, width] = dims4(&x.shape());
+    let o = options;
+    assert!(
+        o.kernel
+            .iter()
+            .chain(&o.stride)
+            .chain(&o.dilation)
+            .all(|&v| v > 0),
+        "max pooling: kernel, stride and dilation must be positive, got {o:?}"
+    );
+    let g = PoolGeometry {
+        height,
+        width,
+        out_height: pooled_len(
+            height,
+            o.kernel[0],
+            o.stride[0],
+            o.padding[0],
+            o.dilation[0],
+            o.ceil_mode,
+        ),
+        out_width: pooled_len(
+            width,
+            o.kernel[1],
+            o.stride[1],
+            o.padding[1],
+            o.dilation[1],
+            o.ceil_mode,
+        ),
+        options: *o,
+    };
+    let plane = height * width;
+    let out_plane = g.out_height * g.out_width;
+    let shape = Shape::new([batch, channels, g.out_height, g.out_width]);
+    let src: &[f32] = x.storage();
+    let len = batch * channels * out_plane;
+    let mut output = vec![f32::NEG_INFINITY; len];
+    if out_plane == 0 || plane == 0 {
+        let indices = with_indices.then(|| int_tensor(vec![-1; len], shape.clone()));
+        return (
+            FlexTensor::from_data(TensorData::new(output, shape)),
+            indices,
+        );
+    }
+    let planes = output.par_chunks_mut(out_plane).enumerate();
+    let indices = if with_indices {
+        let mut indices = vec![-1i64; len];
+        planes
+            .zip(indices.par_chunks_mut(out_plane))
+            .for_each(|((p, out), best)| pool_plane(&g, &src[p * plane..][..plane], out, best));
+        Some(int_tensor(indices, shape.clone()))
+    } else {
+        planes.for_each_init(
+            || vec![-1i64; out_plane],
+            |best, (p, out)| {
+                best.fill(-1);
+                pool_plane(&g, &src[p * plane..][..plane], out, best)
+            },
+        );
+        None
+    };
+    (
+        FlexTensor::from_data(TensorData::new(output, shape)),
+        indices,
+    )
+}
+
+fn int_tensor(values: Vec<i64>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// One plane: `out` the maxima (filled with `-inf`), `best` their positions in `src` (filled
+/// with -1 on entry, left -1 where a window holds no input).
+fn pool_plane(g: &PoolGeometry, src: &[f32], out: &mut [f32], best: &mut [i64]) {
+    let w = g.width;
+    if g.is_plain_2x2() {
+        for oh in 0..g.out_height {
+            let top = 2 * oh * w;
+            let row = oh * g.out_width;
+            for ow in 0..g.out_width {
+                let corner = top + 2 * ow;
+                let mut index = corner;
+                for candidate in [corner + 1, corner + w, corner + w + 1] {
+                    if src[candidate] > src[index] {
+                        index = candidate;
+                    }
+                }
+                out[row + ow] = src[index];
+                best[row + ow] = index as i64;
+            }
+        }
+        return;
+    }
+    let o = &g.options;
+    for kh in 0..o.kernel[0] {
+        let (oh_start, oh_end) = valid_range(
+            g.out_height,
+            g.height,
+            kh,
+            o.stride[0],
+            o.padding[0],
+            o.dilation[0],
+        );
+        for kw in 0..o.kernel[1] {
+            let (ow_start, ow_end) =
+                valid_range(g.out_width, w, kw, o.stride[1], o.padding[1], o.dilation[1]);
+            for oh in oh_start..oh_end {
+                let ih = oh * o.stride[0] + kh * o.dilation[0] - o.padding[0];
+                let first = ow_start * o.stride[1] + kw * o.dilation[1] - o.padding[1];
+                let row = oh * g.out_width;
+                for (k, ow) in (ow_start..ow_end).enumerate() {
+                    let position = ih * w + first + k * o.stride[1];
+                    let value = src[position];
+                    if best[row + ow] < 0 || value > out[row + ow] {
+                        out[row + ow] = value;
+                        best[row + ow] = position as i64;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dX` of a max pooling: each output gradient added at its argmax, one plane per task. The
+/// gradient is zeroed by one thread first (see `conv::depthwise_input_grad` on first-touch
+/// page faults).
+fn max_pool_backward_f32(
+    x_shape: &Shape,
+    output_grad: &FlexTensor,
+    indices: &FlexTensor,
+) -> FlexTensor {
+    let output_grad = output_grad.to_contiguous();
+    let indices = indices.to_contiguous();
+    let [batch, channels, height, width] = dims4(x_shape);
+    let [_, _, out_height, out_width] = dims4(&output_grad.shape());
+    let plane = height * width;
+    let out_plane = out_height * out_width;
+    let dy: &[f32] = output_grad.storage();
+    let best: &[i64] = indices.storage();
+    let mut dx: Vec<f32> = Vec::with_capacity(batch * channels * plane);
+    dx.resize(batch * channels * plane, 0.0);
+    if plane > 0 && out_plane > 0 {
+        dx.par_chunks_mut(plane).enumerate().for_each(|(p, dx)| {
+            let dy = &dy[p * out_plane..][..out_plane];
+            let best = &best[p * out_plane..][..out_plane];
+            for (&index, &grad) in best.iter().zip(dy) {
+                if let Ok(index) = usize::try_from(index) {
+                    dx[index] += grad;
+                }
+            }
+        });
+    }
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+#[derive(Debug)]
+struct MaxPool2dArgmax;
+
+impl<B: PoolBackend> Backward<B, 1> for MaxPool2dArgmax {
+    type State = (NodeId, IntTensor<B>, MaxPoolOptions);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x_state, indices, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        if let Some(node) = node_x {
+            let grad = B::max_pool2d_argmax_backward(x, options, output_grad, indices);
+            grads.register::<B>(node.id, grad);
+        }
+    }
+}
+
+impl<B: PoolBackend, C: CheckpointStrategy> PoolBackend for Autodiff<B, C> {
+    fn max_pool2d_tracked(x: FloatTensor<Self>, options: MaxPoolOptions) -> FloatTensor<Self> {
+        match MaxPool2dArgmax
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let (output, indices) = B::max_pool2d_argmax(x.primitive, options);
+                prep.finish((x_state, indices, options), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2d_tracked(x.primitive, options)),
+        }
+    }
+}
+
+/// `max_pool2d(x, options)` through [`PoolBackend::max_pool2d_tracked`].
+pub fn max_pool2d_forward<B: PoolBackend>(
+    x: Tensor<B, 4>,
+    options: MaxPoolOptions,
+) -> Tensor<B, 4> {
+    let output = B::max_pool2d_tracked(x.into_primitive().tensor(), options);
+    Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// `pool.forward(x)` through [`PoolBackend::max_pool2d_tracked`] where its padding is
+/// symmetric (burn's module pads `Same` and asymmetric borders first; those keep its path).
+pub fn max_pool2d_module<B: PoolBackend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let padding = match pool.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
+        _ => return pool.forward(x),
+    };
+    let options = MaxPoolOptions {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        padding,
+        dilation: pool.dilation,
+        ceil_mode: pool.ceil_mode,
+    };
+    max_pool2d_forward(x, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    type AD = Autodiff<Flex>;
+
+    /// Value, indices and input gradient equal burn's op, over kernels, strides, paddings,
+    /// dilations, ceil mode and shapes whose windows do not tile the image.
+    #[test]
+    fn max_pooling_is_burns_in_value_and_gradient() {
+        let device = Default::default();
+        let cases = [
+            ([2, 3, 8, 8], MaxPoolOptions::new(2, 2)),
+            ([1, 2, 7, 9], MaxPoolOptions::new(2, 2)),
+            (
+                [2, 4, 11, 10],
+                MaxPoolOptions {
+                    padding: [1, 1],
+                    ..MaxPoolOptions::new(3, 2)
+                },
+            ),
+            (
+                [1, 3, 9, 6],
+                MaxPoolOptions {
+                    kernel: [3, 2],
+                    stride: [1, 2],
+                    padding: [1, 0],
+                    dilation: [2, 1],
+                    ceil_mode: true,
+                },
+            ),
+            (
+                [2, 2, 5, 5],
+                MaxPoolOptions {
+                    ceil_mode: true,
+                    ..MaxPoolOptions::new(2, 2)
+                },
+            ),
+        ];
+        for (shape, o) in cases {
+            let values = Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            // Ties, which must resolve to the first tap as burn's do.
+            let values = values.mul_scalar(2.0).round();
+            let ours_x = Tensor::<AD, 4>::from_inner(values.clone()).require_grad();
+            let burn_x = Tensor::<AD, 4>::from_inner(values.clone()).require_grad();
+            let ours = max_pool2d_forward(ours_x.clone(), o);
+            let theirs = burn::tensor::module::max_pool2d(
+                burn_x.clone(),
+                o.kernel,
+                o.stride,
+                o.padding,
+                o.dilation,
+                o.ceil_mode,
+            );
+            assert_eq!(ours.dims(), theirs.dims(), "{shape:?} {o:?}");
+            ours.clone()
+                .into_data()
+                .assert_eq(&theirs.clone().into_data(), true);
+            let weights =
+                Tensor::<AD, 4>::random(ours.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let ours_grad = (ours * weights.clone()).sum().backward();
+            let theirs_grad = (theirs * weights).sum().backward();
+            ours_x
+                .grad(&ours_grad)
+                .expect("a gradient")
+                .into_data()
+                .assert_approx_eq::<f32>(
+                    &burn_x.grad(&theirs_grad).expect("a gradient").into_data(),
+                    Tolerance::absolute(1e-6),
+                );
+
+            let plain = max_pool2d_forward(values.clone(), o);
+            let pooled = Flex::max_pool2d_with_indices(
+                values.clone().into_primitive().tensor(),
+                o.kernel,
+                o.stride,
+                o.padding,
+                o.dilation,
+                o.ceil_mode,
+            );
+            plain
+                .into_data()
+                .assert_eq(&pooled.output.into_data(), true);
+            let (_, indices) = Flex::max_pool2d_argmax(values.into_primitive().tensor(), o);
+            assert_eq!(
+                indices.into_data().to_vec::<i64>().unwrap(),
+                pooled.indices.into_data().to_vec::<i64>().unwrap(),
+                "{shape:?} {o:?}"
+            );
+        }
+    }
+}
