@@ -29,13 +29,15 @@ use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps, Pad
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
+use crate::norm::BatchNormBackend;
 use crate::pool::PoolBackend;
 
 /// A backend whose training convolution may bring its own weight gradient.
 ///
 /// Both methods default to burn's ops, so a backend opts in with an empty `impl`. Its
-/// supertrait [`PoolBackend`] brings the max pooling the same networks train with.
-pub trait ConvBackend: PoolBackend {
+/// supertraits [`PoolBackend`] and [`BatchNormBackend`] bring the max pooling and the training
+/// BatchNorm the same networks train with.
+pub trait ConvBackend: PoolBackend + BatchNormBackend {
     /// `conv2d(x, weight, bias)` with symmetric padding; on an autodiff backend its backward
     /// takes the weight gradient from the inner backend's [`Self::conv2d_weight_grad`].
     fn conv2d_tracked(

@@ -9,16 +9,18 @@
 //! In training (autodiff backends) BatchNorm uses batch statistics, through
 //! [`batch_norm_train`] rather than burn's `BatchNorm::forward`: burn's broadcasts its `[1, C,
 //! 1, 1]` statistics over the batch, a stride pattern that burn-flex's SIMD paths do not take,
-//! so every such pass (four forward, more backward) walks the activations element by element
+//! so every such pass (four forward, more backward) walked the activations element by element
 //! (`StridedIter`): 42 % of a small-CNN training step in the profile (docs/benchmarks.md).
+//! [`batch_norm_train`] is one op, [`crate::BatchNormBackend::batch_norm_train_op`], with its
+//! own backward and a three-pass forward on Flex (`norm.rs`).
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;
-use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorPrimitive};
 
 use crate::conv::{conv2d_forward, ConvBackend};
+use crate::norm::BatchNormBackend;
 
 /// `bn(conv(x))`, folded into one convolution when the backend does not track gradients; in
 /// training the convolution is [`conv2d_forward`] (its fast weight gradient) and the BatchNorm
@@ -66,18 +68,18 @@ pub fn conv_bn<B: ConvBackend>(
 /// activations are viewed as `[N, C, H W]`, reduced along their contiguous last axis, and every
 /// per-channel factor is materialised at `[N, C, 1]` so that each full-size pass is one of
 /// burn-flex's SIMD broadcasts.
-pub fn batch_norm_train<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
+pub fn batch_norm_train<B: BatchNormBackend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, _, h, w] = x.dims();
     let count = n * h * w;
-    let x = x.reshape([n, c, h * w]);
-    let per_sample = |t: Tensor<B, 3>| t.repeat_dim(0, n);
-    let mean = x.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
-    let centered = x - per_sample(mean.clone());
-    let var = centered.clone().square().mean_dim(2).mean_dim(0); // [1, C, 1], biased
-    let inv_std = var.clone().add_scalar(bn.epsilon).sqrt().recip();
-    let scale = inv_std * bn.gamma.val().reshape([1, c, 1]);
-    let shift = bn.beta.val().reshape([1, c, 1]);
-    let y = centered * per_sample(scale) + per_sample(shift);
+    let computed = B::batch_norm_train_op(
+        x.into_primitive().tensor(),
+        bn.gamma.val().into_primitive().tensor(),
+        bn.beta.val().into_primitive().tensor(),
+        bn.epsilon,
+    );
+    let y = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(computed.output));
+    let mean = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(computed.mean));
+    let var = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(computed.variance));
 
     let momentum = bn.momentum;
     let unbiased = if count > 1 {
@@ -88,12 +90,10 @@ pub fn batch_norm_train<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tenso
     let device = y.device();
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
-    bn.running_mean.update(
-        running_mean.mul_scalar(1.0 - momentum) + mean.detach().reshape([c]).mul_scalar(momentum),
-    );
+    bn.running_mean
+        .update(running_mean.mul_scalar(1.0 - momentum) + mean.detach().mul_scalar(momentum));
     bn.running_var.update(
-        running_var.mul_scalar(1.0 - momentum)
-            + var.detach().reshape([c]).mul_scalar(momentum * unbiased),
+        running_var.mul_scalar(1.0 - momentum) + var.detach().mul_scalar(momentum * unbiased),
     );
-    y.reshape([n, c, h, w])
+    y
 }

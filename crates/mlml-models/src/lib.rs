@@ -22,6 +22,7 @@ mod efficientnet;
 mod error;
 mod fused;
 mod head;
+mod norm;
 mod pool;
 mod preprocess;
 mod resnet;
@@ -37,6 +38,10 @@ pub use fused::{batch_norm_train, conv_bn};
 pub use head::{
     boost_cam, boosted_logits, global_average_pool, MultiLabelHead, MultiLabelHeadConfig,
     BOOSTLU_ALPHA,
+};
+pub use norm::{
+    batch_norm_backward_with_tensor_ops, batch_norm_forward_with_tensor_ops, BatchNormBackend,
+    BatchNormGrads, BatchNormOutput,
 };
 pub use pool::{max_pool2d_forward, max_pool2d_module, MaxPoolOptions, PoolBackend};
 pub use preprocess::{

@@ -1,0 +1,495 @@
+//! Training-mode BatchNorm as one op with its own backward.
+//!
+//! Written with burn's tensor ops, a training BatchNorm is a dozen full passes over the
+//! activations forward and backward, several of them burn-flex's single-threaded per-row
+//! broadcasts: on the small CNN's four activation shapes 446 ms of forward and backward per
+//! step against a step of about 600 ms (`examples/time_batch_norm.rs`, docs/benchmarks.md).
+//! [`BatchNormBackend::batch_norm_train_op`] computes the output and the batch statistics;
+//! on `Autodiff<B>` its backward asks `B` for [`BatchNormBackend::batch_norm_train_backward`].
+//! Both default to burn's tensor ops; on Flex (f32) the forward is two read passes for the
+//! statistics (per channel, in parallel) and one write pass, the backward one read pass for
+//! the two per-channel sums and one write pass for `dX`:
+//!
+//! `dbeta = sum dY`, `dgamma = sum dY x_hat`,
+//! `dX = gamma / std (dY - dbeta / m - x_hat dgamma / m)` with `m = N H W`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use rayon::prelude::*;
+
+use crate::conv::dims4;
+
+/// The output of a training BatchNorm and the batch statistics it normalised with.
+#[derive(Debug)]
+pub struct BatchNormOutput<B: Backend> {
+    /// `(x - mean) / sqrt(var + eps) * gamma + beta`, `[N, C, H, W]`.
+    pub output: FloatTensor<B>,
+    /// Per-channel mean `[C]` (not tracked).
+    pub mean: FloatTensor<B>,
+    /// Per-channel biased variance `[C]` (not tracked).
+    pub variance: FloatTensor<B>,
+}
+
+/// The gradients of a training BatchNorm's input, gamma and beta.
+#[derive(Debug)]
+pub struct BatchNormGrads<B: Backend> {
+    /// `dX`, `[N, C, H, W]`.
+    pub x: FloatTensor<B>,
+    /// `dgamma`, `[C]`.
+    pub gamma: FloatTensor<B>,
+    /// `dbeta`, `[C]`.
+    pub beta: FloatTensor<B>,
+}
+
+fn tensor<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// A backend whose training BatchNorm may bring its own forward and backward.
+///
+/// Both methods default to burn's tensor ops, so a backend opts in with an empty `impl`.
+pub trait BatchNormBackend: Backend {
+    /// BatchNorm of `x` `[N, C, H, W]` with its batch statistics; on an autodiff backend the
+    /// output's backward is [`Self::batch_norm_train_backward`] of the inner backend.
+    fn batch_norm_train_op(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> BatchNormOutput<Self> {
+        batch_norm_forward_with_tensor_ops::<Self>(x, gamma, beta, epsilon)
+    }
+
+    /// The gradients of [`Self::batch_norm_train_op`] given its output gradient and the
+    /// statistics its forward returned.
+    fn batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        output_grad: FloatTensor<Self>,
+    ) -> BatchNormGrads<Self> {
+        batch_norm_backward_with_tensor_ops::<Self>(x, gamma, mean, variance, epsilon, output_grad)
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl BatchNormBackend for burn::backend::Wgpu {}
+
+#[cfg(feature = "cuda")]
+impl BatchNormBackend for burn::backend::Cuda {}
+
+impl BatchNormBackend for Flex {
+    fn batch_norm_train_op(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> BatchNormOutput<Flex> {
+        if [&x, &gamma, &beta].iter().any(|t| t.dtype() != DType::F32) {
+            return batch_norm_forward_with_tensor_ops::<Flex>(x, gamma, beta, epsilon);
+        }
+        let (x, gamma, beta) = (
+            x.to_contiguous(),
+            gamma.to_contiguous(),
+            beta.to_contiguous(),
+        );
+        let layout = ChannelLayout::of(&x.shape());
+        let data: &[f32] = x.storage();
+        let stats: Vec<(f64, f64)> = (0..layout.channels)
+            .into_par_iter()
+            .map(|c| {
+                let mean = layout.sum(data, c, |v| v) / layout.count() as f64;
+                let mean32 = mean as f32;
+                let variance = layout.sum(data, c, |v| (v - mean32) * (v - mean32));
+                (mean, variance / layout.count() as f64)
+            })
+            .collect();
+        let (gamma, beta): (&[f32], &[f32]) = (gamma.storage(), beta.storage());
+        let affine: Vec<(f32, f32)> = stats
+            .iter()
+            .enumerate()
+            .map(|(c, &(mean, variance))| {
+                let scale = f64::from(gamma[c]) / (variance + epsilon).sqrt();
+                (scale as f32, (f64::from(beta[c]) - mean * scale) as f32)
+            })
+            .collect();
+        let output = layout.map_planes(|c, i, out| {
+            let (scale, shift) = affine[c];
+            for (o, &v) in out.iter_mut().zip(&data[i..]) {
+                *o = v * scale + shift;
+            }
+        });
+        let channel = |f: fn(&(f64, f64)) -> f64| -> FlexTensor {
+            let values: Vec<f32> = stats.iter().map(|s| f(s) as f32).collect();
+            FlexTensor::from_data(TensorData::new(values, Shape::new([layout.channels])))
+        };
+        BatchNormOutput {
+            output: FlexTensor::from_data(TensorData::new(output, x.shape())),
+            mean: channel(|s| s.0),
+            variance: channel(|s| s.1),
+        }
+    }
+
+    fn batch_norm_train_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+        output_grad: FlexTensor,
+    ) -> BatchNormGrads<Flex> {
+        let tensors = [&x, &gamma, &mean, &variance, &output_grad];
+        if tensors.iter().any(|t| t.dtype() != DType::F32) {
+            return batch_norm_backward_with_tensor_ops::<Flex>(
+                x,
+                gamma,
+                mean,
+                variance,
+                epsilon,
+                output_grad,
+            );
+        }
+        let x = x.to_contiguous();
+        let output_grad = output_grad.to_contiguous();
+        let layout = ChannelLayout::of(&x.shape());
+        let (data, dy): (&[f32], &[f32]) = (x.storage(), output_grad.storage());
+        let (gamma, mean, variance) = (
+            gamma.to_contiguous(),
+            mean.to_contiguous(),
+            variance.to_contiguous(),
+        );
+        let (gamma, mean, variance): (&[f32], &[f32], &[f32]) =
+            (gamma.storage(), mean.storage(), variance.storage());
+        // Per channel: sum dY and sum dY (x - mean).
+        let sums: Vec<(f64, f64)> = (0..layout.channels)
+            .into_par_iter()
+            .map(|c| layout.sum_pair(data, dy, c, mean[c]))
+            .collect();
+        let count = layout.count() as f64;
+        // dX = k_dy dY + k_x x + k_0 per channel.
+        let coefficients: Vec<(f32, f32, f32)> = sums
+            .iter()
+            .enumerate()
+            .map(|(c, &(sum_dy, sum_dy_centered))| {
+                let inv_std = 1.0 / (f64::from(variance[c]) + epsilon).sqrt();
+                let scale = f64::from(gamma[c]) * inv_std;
+                let k_x = -scale * inv_std * inv_std * sum_dy_centered / count;
+                let k_0 = -scale * sum_dy / count - k_x * f64::from(mean[c]);
+                (scale as f32, k_x as f32, k_0 as f32)
+            })
+            .collect();
+        let dx = layout.map_planes(|c, i, out| {
+            let (k_dy, k_x, k_0) = coefficients[c];
+            for ((o, &v), &g) in out.iter_mut().zip(&data[i..]).zip(&dy[i..]) {
+                *o = k_dy * g + k_x * v + k_0;
+            }
+        });
+        let channel = |values: Vec<f32>| {
+            FlexTensor::from_data(TensorData::new(values, Shape::new([layout.channels])))
+        };
+        let d_gamma = sums
+            .iter()
+            .enumerate()
+            .map(|(c, s)| (s.1 / (f64::from(variance[c]) + epsilon).sqrt()) as f32)
+            .collect();
+        BatchNormGrads {
+            x: FlexTensor::from_data(TensorData::new(dx, x.shape())),
+            gamma: channel(d_gamma),
+            beta: channel(sums.iter().map(|s| s.0 as f32).collect()),
+        }
+    }
+}
+
+/// [`BatchNormBackend::batch_norm_train_op`] in burn's tensor ops: the default, and Flex's path
+/// for dtypes other than f32.
+pub fn batch_norm_forward_with_tensor_ops<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> BatchNormOutput<B> {
+    let x = tensor::<B, 4>(x);
+    let [n, c, h, w] = x.dims();
+    let x = x.reshape([n, c, h * w]);
+    let per_sample = |t: Tensor<B, 3>| t.repeat_dim(0, n);
+    let mean = x.clone().mean_dim(2).mean_dim(0); // [1, C, 1]
+    let centered = x - per_sample(mean.clone());
+    let variance = centered.clone().square().mean_dim(2).mean_dim(0);
+    let inv_std = variance.clone().add_scalar(epsilon).sqrt().recip();
+    let scale = inv_std * tensor::<B, 1>(gamma).reshape([1, c, 1]);
+    let shift = tensor::<B, 1>(beta).reshape([1, c, 1]);
+    let output = centered * per_sample(scale) + per_sample(shift);
+    BatchNormOutput {
+        output: primitive(output.reshape([n, c, h, w])),
+        mean: primitive(mean.reshape([c])),
+        variance: primitive(variance.reshape([c])),
+    }
+}
+
+/// [`BatchNormBackend::batch_norm_train_backward`] in burn's tensor ops.
+pub fn batch_norm_backward_with_tensor_ops<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    output_grad: FloatTensor<B>,
+) -> BatchNormGrads<B> {
+    let x = tensor::<B, 4>(x);
+    let [n, c, h, w] = x.dims();
+    let count = (n * h * w) as f64;
+    let per_sample = |t: Tensor<B, 1>| t.reshape([1, c, 1]).repeat_dim(0, n);
+    let dy = tensor::<B, 4>(output_grad).reshape([n, c, h * w]);
+    let inv_std = tensor::<B, 1>(variance).add_scalar(epsilon).sqrt().recip();
+    let x_hat = (x.reshape([n, c, h * w]) - per_sample(tensor(mean))) * per_sample(inv_std.clone());
+    let channel_sum = |t: Tensor<B, 3>| t.sum_dim(2).sum_dim(0).reshape([c]);
+    let d_beta = channel_sum(dy.clone());
+    let d_gamma = channel_sum(dy.clone() * x_hat.clone());
+    let scale = inv_std * tensor::<B, 1>(gamma);
+    let dx = (dy
+        - per_sample(d_beta.clone().div_scalar(count))
+        - x_hat * per_sample(d_gamma.clone().div_scalar(count)))
+        * per_sample(scale);
+    BatchNormGrads {
+        x: primitive(dx.reshape([n, c, h, w])),
+        gamma: primitive(d_gamma),
+        beta: primitive(d_beta),
+    }
+}
+
+/// The `[N, C, H W]` view of a contiguous activation: channel `c` is the planes `n C + c`.
+#[derive(Clone, Copy, Debug)]
+struct ChannelLayout {
+    batch: usize,
+    channels: usize,
+    plane: usize,
+}
+
+/// Lanes of the partial sums, so that the compiler vectorises the reductions (a single f32
+/// accumulator would be one long dependency chain); each plane's lanes are added in f64.
+const LANES: usize = 8;
+
+impl ChannelLayout {
+    fn of(shape: &Shape) -> Self {
+        let [batch, channels, height, width] = dims4(shape);
+        Self {
+            batch,
+            channels,
+            plane: height * width,
+        }
+    }
+
+    /// Values per channel, `N H W`.
+    fn count(&self) -> usize {
+        self.batch * self.plane
+    }
+
+    fn planes_of(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.batch).map(move |n| (n * self.channels + c) * self.plane)
+    }
+
+    /// `sum f(x)` over channel `c`.
+    fn sum(&self, data: &[f32], c: usize, f: impl Fn(f32) -> f32) -> f64 {
+        let mut total = 0.0f64;
+        for start in self.planes_of(c) {
+            let plane = &data[start..][..self.plane];
+            let mut lanes = [0.0f32; LANES];
+            let chunks = plane.chunks_exact(LANES);
+            let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+            for chunk in chunks {
+                for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                    *lane += f(v);
+                }
+            }
+            total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + f64::from(rest);
+        }
+        total
+    }
+
+    /// `(sum dy, sum dy (x - mean))` over channel `c`.
+    fn sum_pair(&self, data: &[f32], dy: &[f32], c: usize, mean: f32) -> (f64, f64) {
+        let (mut total_dy, mut total_centered) = (0.0f64, 0.0f64);
+        for start in self.planes_of(c) {
+            let x = &data[start..][..self.plane];
+            let g = &dy[start..][..self.plane];
+            let (mut lanes_dy, mut lanes_centered) = ([0.0f32; LANES], [0.0f32; LANES]);
+            let (x_chunks, g_chunks) = (x.chunks_exact(LANES), g.chunks_exact(LANES));
+            for (&v, &d) in x_chunks.remainder().iter().zip(g_chunks.remainder()) {
+                total_dy += f64::from(d);
+                total_centered += f64::from(d * (v - mean));
+            }
+            for (xs, gs) in x_chunks.zip(g_chunks) {
+                for k in 0..LANES {
+                    lanes_dy[k] += gs[k];
+                    lanes_centered[k] += gs[k] * (xs[k] - mean);
+                }
+            }
+            total_dy += lanes_dy.iter().map(|&l| f64::from(l)).sum::<f64>();
+            total_centered += lanes_centered.iter().map(|&l| f64::from(l)).sum::<f64>();
+        }
+        (total_dy, total_centered)
+    }
+
+    /// A new activation written plane by plane in parallel: `fill(channel, offset, plane)`.
+    /// Zeroed by one thread first (see `conv::depthwise_input_grad` on first-touch faults).
+    fn map_planes(&self, fill: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
+        let len = self.batch * self.channels * self.plane;
+        let mut out: Vec<f32> = Vec::with_capacity(len);
+        out.resize(len, 0.0);
+        if self.plane > 0 {
+            out.par_chunks_mut(self.plane)
+                .enumerate()
+                .for_each(|(p, plane)| fill(p % self.channels, p * self.plane, plane));
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormTrain;
+
+impl<B: BatchNormBackend> Backward<B, 3> for BatchNormTrain {
+    /// x, gamma, the batch mean and variance, epsilon.
+    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let output_grad = grads.consume::<B>(&ops.node);
+        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gamma_state);
+        let computed = B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, output_grad);
+        for (node, grad) in [
+            (node_x, computed.x),
+            (node_gamma, computed.gamma),
+            (node_beta, computed.beta),
+        ] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: BatchNormBackend, C: CheckpointStrategy> BatchNormBackend for Autodiff<B, C> {
+    fn batch_norm_train_op(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> BatchNormOutput<Self> {
+        let untracked = |t: FloatTensor<B>| {
+            <Autodiff<B, C> as burn::tensor::backend::AutodiffBackend>::from_inner(t)
+        };
+        let prepared = BatchNormTrain
+            .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .compute_bound()
+            .stateful();
+        match prepared {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                let inner =
+                    B::batch_norm_train_op(x.primitive, gamma.primitive, beta.primitive, epsilon);
+                let (mean, variance) = (inner.mean.clone(), inner.variance.clone());
+                BatchNormOutput {
+                    output: prep.finish(
+                        (x_state, gamma_state, inner.mean, inner.variance, epsilon),
+                        inner.output,
+                    ),
+                    mean: untracked(mean),
+                    variance: untracked(variance),
+                }
+            }
+            OpsKind::UnTracked(prep) => {
+                let inner =
+                    B::batch_norm_train_op(x.primitive, gamma.primitive, beta.primitive, epsilon);
+                BatchNormOutput {
+                    output: prep.finish(inner.output),
+                    mean: untracked(inner.mean),
+                    variance: untracked(inner.variance),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::ops::FloatTensorOps;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// Flex's f32 path against the tensor-ops path that wgpu and CUDA take, forward and
+    /// backward. (Both against burn's `BatchNorm`: `tests/batch_norm.rs`.)
+    #[test]
+    fn the_flex_path_equals_the_tensor_ops_path() {
+        let device = Default::default();
+        for [n, c, h, w] in [[3, 4, 5, 6], [2, 3, 1, 1], [1, 2, 9, 3]] {
+            let random = |shape: Vec<usize>, mean: f64| {
+                Tensor::<Flex, 1>::random(
+                    [shape.iter().product::<usize>()],
+                    Distribution::Normal(mean, 1.5),
+                    &device,
+                )
+                .into_primitive()
+                .tensor()
+            };
+            let shape = vec![n, c, h, w];
+            let x = Flex::float_reshape(random(shape.clone(), 0.7), Shape::from(shape.clone()));
+            let dy = Flex::float_reshape(random(shape.clone(), 0.0), Shape::from(shape.clone()));
+            let (gamma, beta) = (random(vec![c], 1.0), random(vec![c], 0.0));
+            let eps = 1e-5;
+            let fast = Flex::batch_norm_train_op(x.clone(), gamma.clone(), beta.clone(), eps);
+            let slow =
+                batch_norm_forward_with_tensor_ops::<Flex>(x.clone(), gamma.clone(), beta, eps);
+            let close = |a: FlexTensor, b: FlexTensor| {
+                a.into_data()
+                    .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-5))
+            };
+            close(fast.output, slow.output);
+            close(fast.mean.clone(), slow.mean);
+            close(fast.variance.clone(), slow.variance);
+            let fast = Flex::batch_norm_train_backward(
+                x.clone(),
+                gamma.clone(),
+                fast.mean.clone(),
+                fast.variance.clone(),
+                eps,
+                dy.clone(),
+            );
+            let recomputed =
+                Flex::batch_norm_train_op(x.clone(), gamma.clone(), random(vec![c], 0.0), eps);
+            let slow = batch_norm_backward_with_tensor_ops::<Flex>(
+                x,
+                gamma,
+                recomputed.mean,
+                recomputed.variance,
+                eps,
+                dy,
+            );
+            close(fast.x, slow.x);
+            close(fast.gamma, slow.gamma);
+            close(fast.beta, slow.beta);
+        }
+    }
+}
