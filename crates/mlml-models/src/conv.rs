@@ -97,10 +97,16 @@ impl ConvBackend for Flex {
         let [_, channels, _, _] = dims4(&x.shape());
         let [out_channels, per_group, _, _] = dims4(&weight.shape());
         let depthwise = options.groups == channels && out_channels == channels && per_group == 1;
-        if !all_f32(&[&x, &weight, &output_grad]) || !depthwise {
+        if !all_f32(&[&x, &weight, &output_grad]) {
             return Flex::conv2d_x_backward(x, weight, output_grad, options);
         }
-        depthwise_input_grad(&x.shape(), &weight, &output_grad, &options)
+        if depthwise {
+            return depthwise_input_grad(&x.shape(), &weight, &output_grad, &options);
+        }
+        if options.groups == 1 {
+            return input_grad_col2im(&x.shape(), &weight, &output_grad, &options, None);
+        }
+        Flex::conv2d_x_backward(x, weight, output_grad, options)
     }
 
     fn conv2d_weight_grad(
@@ -290,6 +296,142 @@ fn im2col_row(
             } else {
                 for (k, value) in inside.iter_mut().enumerate() {
                     *value = src[first + k * stride_w];
+                }
+            }
+        }
+    }
+}
+
+/// `dX` of an ungrouped convolution on Flex: for each chunk of samples (sized as in
+/// [`weight_grad_im2col`]), the output gradient laid out as `[O, n L]`, one GEMM
+/// `cols [C K, n L] = W^T [C K, O] x dY [O, n L]`, then col2im: every `(sample, channel)` plane
+/// of `dX` gathers its kernel taps' rows of `cols`, one plane per task. burn-flex's transposed
+/// convolution does the same per sample with a single-threaded, bounds-checked col2im.
+fn input_grad_col2im(
+    x_shape: &Shape,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let output_grad = output_grad.to_contiguous();
+    let [batch, channels, height, width] = dims4(x_shape);
+    let [_, out_channels, out_height, out_width] = dims4(&output_grad.shape());
+    let [_, _, kernel_h, kernel_w] = dims4(&weight.shape());
+    let g = Geometry {
+        channels,
+        height,
+        width,
+        out_channels,
+        out_height,
+        out_width,
+        kernel: [kernel_h, kernel_w],
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+        groups: 1,
+    };
+    let rows = channels * g.kernel_len();
+    let out_len = g.out_len();
+    let plane = height * width;
+    let mut dx: Vec<f32> = Vec::with_capacity(batch * channels * plane);
+    dx.resize(batch * channels * plane, 0.0);
+    if out_len == 0 || plane == 0 || rows == 0 {
+        return FlexTensor::from_data(TensorData::new(dx, x_shape.clone()));
+    }
+    let chunk = chunk.unwrap_or_else(|| {
+        let by_size = CHUNK_COLUMNS / (rows * out_len);
+        let by_depth = MIN_GEMM_DEPTH.div_ceil(out_len);
+        by_size.max(by_depth)
+    });
+    let chunk = chunk.clamp(1, batch.max(1));
+    // W^T as a strided view: [C K, O].
+    let weight_t = Flex::float_swap_dims(
+        Flex::float_reshape(weight.to_contiguous(), Shape::new([out_channels, rows])),
+        0,
+        1,
+    );
+    let dy_data: &[f32] = output_grad.storage();
+    let mut gradient = FlexTensor::zeros(Shape::new([out_channels, chunk * out_len]), DType::F32);
+    let mut start = 0;
+    while start < batch {
+        let samples = start..(start + chunk).min(batch);
+        start = samples.end;
+        let len = samples.len() * out_len;
+        gradient
+            .storage_mut::<f32>()
+            .par_chunks_mut(chunk * out_len)
+            .enumerate()
+            .for_each(|(o, out)| {
+                for (i, n) in samples.clone().enumerate() {
+                    let from = (n * out_channels + o) * out_len;
+                    out[i * out_len..(i + 1) * out_len]
+                        .copy_from_slice(&dy_data[from..from + out_len]);
+                }
+            });
+        let columns =
+            Flex::float_matmul(weight_t.clone(), gradient.narrow(1, 0, len)).to_contiguous();
+        let columns: &[f32] = columns.storage();
+        let first = samples.start * channels * plane;
+        dx[first..first + samples.len() * channels * plane]
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(index, dx)| {
+                let (i, channel) = (index / channels, index % channels);
+                col2im_plane(&g, columns, len, i, channel, dx);
+            });
+    }
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+/// Adds into `dx`, the plane of `channel` of the chunk's sample `i`, every kernel tap's row of
+/// `columns` (`[C K, len]`, sample `i` at columns `i L..(i + 1) L`).
+fn col2im_plane(
+    g: &Geometry,
+    columns: &[f32],
+    len: usize,
+    i: usize,
+    channel: usize,
+    dx: &mut [f32],
+) {
+    let out_len = g.out_len();
+    let [stride_h, stride_w] = g.stride;
+    for kh in 0..g.kernel[0] {
+        let (oh_start, oh_end) = valid_range(
+            g.out_height,
+            g.height,
+            kh,
+            stride_h,
+            g.padding[0],
+            g.dilation[0],
+        );
+        for kw in 0..g.kernel[1] {
+            let (ow_start, ow_end) = valid_range(
+                g.out_width,
+                g.width,
+                kw,
+                stride_w,
+                g.padding[1],
+                g.dilation[1],
+            );
+            if ow_start >= ow_end {
+                continue;
+            }
+            let row = (channel * g.kernel[0] + kh) * g.kernel[1] + kw;
+            let src = &columns[row * len + i * out_len..][..out_len];
+            let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+            for oh in oh_start..oh_end {
+                let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
+                let dst = &mut dx[ih * g.width..][..g.width];
+                let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
+                if stride_w == 1 {
+                    for (d, s) in dst[first_iw..first_iw + src.len()].iter_mut().zip(src) {
+                        *d += s;
+                    }
+                } else {
+                    for (k, s) in src.iter().enumerate() {
+                        dst[first_iw + k * stride_w] += s;
+                    }
                 }
             }
         }
@@ -619,6 +761,37 @@ mod tests {
         chunked
             .into_data()
             .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+    }
+
+    /// The chunked col2im input gradient (several chunks, strides, dilation) is burn's.
+    #[test]
+    fn chunked_input_gradient_is_burns() {
+        let device = Default::default();
+        for (chunk, options) in [
+            (2, ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
+            (3, ConvOptions::new([1, 2], [2, 0], [2, 1], 1)),
+            (5, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)),
+        ] {
+            let x =
+                Tensor::<Flex, 4>::random([5, 3, 9, 7], Distribution::Normal(0.0, 1.0), &device);
+            let weight =
+                Tensor::<Flex, 4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+            let dy = Tensor::<Flex, 4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let weight = weight.into_primitive().tensor();
+            let dy = dy.into_primitive().tensor();
+            let ours = input_grad_col2im(
+                &Shape::new([5, 3, 9, 7]),
+                &weight,
+                &dy,
+                &options,
+                Some(chunk),
+            );
+            let reference =
+                Flex::conv2d_x_backward(x.into_primitive().tensor(), weight, dy, options);
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        }
     }
 
     #[test]
