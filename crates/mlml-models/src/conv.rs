@@ -103,6 +103,14 @@ impl ConvBackend for Flex {
         if depthwise {
             return depthwise_input_grad(&x.shape(), &weight, &output_grad, &options);
         }
+        let [_, _, kernel_h, kernel_w] = dims4(&weight.shape());
+        let pointwise = [kernel_h, kernel_w] == [1, 1]
+            && options.stride == [1, 1]
+            && options.padding == [0, 0]
+            && options.groups == 1;
+        if pointwise {
+            return pointwise_input_grad(&x.shape(), weight, output_grad);
+        }
         if options.groups == 1 {
             return input_grad_col2im(&x.shape(), &weight, &output_grad, &options, None);
         }
@@ -300,6 +308,30 @@ fn im2col_row(
             }
         }
     }
+}
+
+/// `dX` of a 1x1, stride-1, unpadded convolution: `W^T [C, O] x dY_n [O, H W]` for every
+/// sample, one batched GEMM with the weight broadcast over the batch (no im2col, no col2im).
+fn pointwise_input_grad(
+    x_shape: &Shape,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+) -> FlexTensor {
+    let [batch, channels, height, width] = dims4(x_shape);
+    let out_channels = weight.shape()[0];
+    let weight_t = Flex::float_swap_dims(
+        Flex::float_reshape(
+            weight.to_contiguous(),
+            Shape::new([1, out_channels, channels]),
+        ),
+        1,
+        2,
+    );
+    let output_grad = Flex::float_reshape(
+        output_grad.to_contiguous(),
+        Shape::new([batch, out_channels, height * width]),
+    );
+    Flex::float_reshape(Flex::float_matmul(weight_t, output_grad), x_shape.clone())
 }
 
 /// `dX` of an ungrouped convolution on Flex: for each chunk of samples (sized as in
@@ -792,6 +824,26 @@ mod tests {
             ours.into_data()
                 .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
         }
+    }
+
+    /// A 1x1 convolution's input gradient (the batched-GEMM path) is burn's.
+    #[test]
+    fn pointwise_input_gradient_is_burns() {
+        let device = Default::default();
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let x = Tensor::<Flex, 4>::random([3, 5, 6, 7], Distribution::Normal(0.0, 1.0), &device);
+        let weight =
+            Tensor::<Flex, 4>::random([4, 5, 1, 1], Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<Flex, 4>::random([3, 4, 6, 7], Distribution::Normal(0.0, 1.0), &device);
+        let (x, weight, dy) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+            dy.into_primitive().tensor(),
+        );
+        let ours = Flex::conv2d_input_grad(x.clone(), weight.clone(), dy.clone(), options.clone());
+        let reference = Flex::conv2d_x_backward(x, weight, dy, options);
+        ours.into_data()
+            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
     }
 
     #[test]
