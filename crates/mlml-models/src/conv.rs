@@ -152,6 +152,38 @@ struct Geometry {
 }
 
 impl Geometry {
+    fn new(x: &Shape, weight: &Shape, output_grad: &Shape, options: &ConvOptions<2>) -> Self {
+        let [_, channels, height, width] = dims4(x);
+        let [_, out_channels, out_height, out_width] = dims4(output_grad);
+        let [_, _, kernel_h, kernel_w] = dims4(weight);
+        Self {
+            channels,
+            height,
+            width,
+            out_channels,
+            out_height,
+            out_width,
+            kernel: [kernel_h, kernel_w],
+            stride: options.stride,
+            padding: options.padding,
+            dilation: options.dilation,
+            groups: options.groups,
+        }
+    }
+
+    /// Samples per im2col chunk of a batch: `chunk` if given, else sized by [`CHUNK_COLUMNS`]
+    /// and [`MIN_GEMM_DEPTH`].
+    fn samples_per_chunk(&self, batch: usize, chunk: Option<usize>) -> usize {
+        let rows = self.channels * self.kernel_len();
+        let out_len = self.out_len();
+        let chunk = chunk.unwrap_or_else(|| {
+            let by_size = CHUNK_COLUMNS / (rows * out_len).max(1);
+            let by_depth = MIN_GEMM_DEPTH.div_ceil(out_len.max(1));
+            by_size.max(by_depth)
+        });
+        chunk.clamp(1, batch.max(1))
+    }
+
     fn out_len(&self) -> usize {
         self.out_height * self.out_width
     }
@@ -175,32 +207,13 @@ fn weight_grad_im2col(
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let output_grad = output_grad.to_contiguous();
-    let [batch, channels, height, width] = dims4(&x.shape());
-    let [_, out_channels, out_height, out_width] = dims4(&output_grad.shape());
-    let [_, _, kernel_h, kernel_w] = dims4(weight_shape);
-    let g = Geometry {
-        channels,
-        height,
-        width,
-        out_channels,
-        out_height,
-        out_width,
-        kernel: [kernel_h, kernel_w],
-        stride: options.stride,
-        padding: options.padding,
-        dilation: options.dilation,
-        groups: options.groups,
-    };
+    let g = Geometry::new(&x.shape(), weight_shape, &output_grad.shape(), options);
+    let (batch, out_channels) = (x.shape()[0], g.out_channels);
     let x_data: &[f32] = x.storage();
     let dy_data: &[f32] = output_grad.storage();
-    let rows = channels * g.kernel_len();
+    let rows = g.channels * g.kernel_len();
     let out_len = g.out_len();
-    let chunk = chunk.unwrap_or_else(|| {
-        let by_size = CHUNK_COLUMNS / (rows * out_len).max(1);
-        let by_depth = MIN_GEMM_DEPTH.div_ceil(out_len.max(1));
-        by_size.max(by_depth)
-    });
-    let chunk = chunk.clamp(1, batch.max(1));
+    let chunk = g.samples_per_chunk(batch, chunk);
 
     let mut columns = FlexTensor::zeros(Shape::new([rows, chunk * out_len]), DType::F32);
     let mut gradient = FlexTensor::zeros(Shape::new([out_channels, chunk * out_len]), DType::F32);
@@ -216,17 +229,7 @@ fn weight_grad_im2col(
             .par_chunks_mut(chunk * out_len)
             .enumerate()
             .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
-        gradient
-            .storage_mut::<f32>()
-            .par_chunks_mut(chunk * out_len)
-            .enumerate()
-            .for_each(|(o, out)| {
-                for (i, n) in samples.clone().enumerate() {
-                    let from = (n * out_channels + o) * out_len;
-                    out[i * out_len..(i + 1) * out_len]
-                        .copy_from_slice(&dy_data[from..from + out_len]);
-                }
-            });
+        gather_output_grad(&g, dy_data, samples.clone(), chunk, &mut gradient);
         let partial = chunk_product(&g, &columns, &gradient, len);
         total = Some(match total {
             None => partial,
@@ -235,6 +238,28 @@ fn weight_grad_im2col(
     }
     let total = total.unwrap_or_else(|| FlexTensor::zeros(weight_shape.clone(), DType::F32));
     Flex::float_reshape(total, weight_shape.clone())
+}
+
+/// The output gradient of `samples` laid out as `[O, n L]` in the leading columns of
+/// `gradient` (`[O, chunk L]`).
+fn gather_output_grad(
+    g: &Geometry,
+    dy: &[f32],
+    samples: std::ops::Range<usize>,
+    chunk: usize,
+    gradient: &mut FlexTensor,
+) {
+    let out_len = g.out_len();
+    gradient
+        .storage_mut::<f32>()
+        .par_chunks_mut(chunk * out_len)
+        .enumerate()
+        .for_each(|(o, out)| {
+            for (i, n) in samples.clone().enumerate() {
+                let from = (n * g.out_channels + o) * out_len;
+                out[i * out_len..(i + 1) * out_len].copy_from_slice(&dy[from..from + out_len]);
+            }
+        });
 }
 
 /// `gradient[.., ..len] x columns[.., ..len]^T`, per group: `[O, C K]` without groups (burn-flex's
@@ -347,36 +372,17 @@ fn input_grad_col2im(
     chunk: Option<usize>,
 ) -> FlexTensor {
     let output_grad = output_grad.to_contiguous();
-    let [batch, channels, height, width] = dims4(x_shape);
-    let [_, out_channels, out_height, out_width] = dims4(&output_grad.shape());
-    let [_, _, kernel_h, kernel_w] = dims4(&weight.shape());
-    let g = Geometry {
-        channels,
-        height,
-        width,
-        out_channels,
-        out_height,
-        out_width,
-        kernel: [kernel_h, kernel_w],
-        stride: options.stride,
-        padding: options.padding,
-        dilation: options.dilation,
-        groups: 1,
-    };
+    let g = Geometry::new(x_shape, &weight.shape(), &output_grad.shape(), options);
+    let (batch, channels, out_channels) = (x_shape[0], g.channels, g.out_channels);
     let rows = channels * g.kernel_len();
     let out_len = g.out_len();
-    let plane = height * width;
+    let plane = g.height * g.width;
     let mut dx: Vec<f32> = Vec::with_capacity(batch * channels * plane);
     dx.resize(batch * channels * plane, 0.0);
     if out_len == 0 || plane == 0 || rows == 0 {
         return FlexTensor::from_data(TensorData::new(dx, x_shape.clone()));
     }
-    let chunk = chunk.unwrap_or_else(|| {
-        let by_size = CHUNK_COLUMNS / (rows * out_len);
-        let by_depth = MIN_GEMM_DEPTH.div_ceil(out_len);
-        by_size.max(by_depth)
-    });
-    let chunk = chunk.clamp(1, batch.max(1));
+    let chunk = g.samples_per_chunk(batch, chunk);
     // W^T as a strided view: [C K, O].
     let weight_t = Flex::float_swap_dims(
         Flex::float_reshape(weight.to_contiguous(), Shape::new([out_channels, rows])),
@@ -390,17 +396,7 @@ fn input_grad_col2im(
         let samples = start..(start + chunk).min(batch);
         start = samples.end;
         let len = samples.len() * out_len;
-        gradient
-            .storage_mut::<f32>()
-            .par_chunks_mut(chunk * out_len)
-            .enumerate()
-            .for_each(|(o, out)| {
-                for (i, n) in samples.clone().enumerate() {
-                    let from = (n * out_channels + o) * out_len;
-                    out[i * out_len..(i + 1) * out_len]
-                        .copy_from_slice(&dy_data[from..from + out_len]);
-                }
-            });
+        gather_output_grad(&g, dy_data, samples.clone(), chunk, &mut gradient);
         let columns =
             Flex::float_matmul(weight_t.clone(), gradient.narrow(1, 0, len)).to_contiguous();
         let columns: &[f32] = columns.storage();

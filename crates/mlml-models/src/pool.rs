@@ -74,16 +74,7 @@ pub trait PoolBackend: Backend {
         x: FloatTensor<Self>,
         options: MaxPoolOptions,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        let o = options;
-        let pooled = Self::max_pool2d_with_indices(
-            x,
-            o.kernel,
-            o.stride,
-            o.padding,
-            o.dilation,
-            o.ceil_mode,
-        );
-        (pooled.output, pooled.indices)
+        burns_argmax::<Self>(x, options)
     }
 
     /// The input gradient of the pooling of `x` given its output gradient and argmax indices.
@@ -93,18 +84,7 @@ pub trait PoolBackend: Backend {
         output_grad: FloatTensor<Self>,
         indices: IntTensor<Self>,
     ) -> FloatTensor<Self> {
-        let o = options;
-        Self::max_pool2d_with_indices_backward(
-            x,
-            o.kernel,
-            o.stride,
-            o.padding,
-            o.dilation,
-            o.ceil_mode,
-            output_grad,
-            indices,
-        )
-        .x_grad
+        burns_argmax_backward::<Self>(x, options, output_grad, indices)
     }
 }
 
@@ -125,16 +105,7 @@ impl PoolBackend for Flex {
 
     fn max_pool2d_argmax(x: FlexTensor, options: MaxPoolOptions) -> (FlexTensor, FlexTensor) {
         if x.dtype() != DType::F32 {
-            let o = options;
-            let pooled = Flex::max_pool2d_with_indices(
-                x,
-                o.kernel,
-                o.stride,
-                o.padding,
-                o.dilation,
-                o.ceil_mode,
-            );
-            return (pooled.output, pooled.indices);
+            return burns_argmax::<Flex>(x, options);
         }
         let (output, indices) = max_pool_f32(&x, &options, true);
         (output, indices.expect("indices were asked for"))
@@ -147,21 +118,31 @@ impl PoolBackend for Flex {
         indices: FlexTensor,
     ) -> FlexTensor {
         if output_grad.dtype() != DType::F32 || indices.dtype() != DType::I64 {
-            let o = options;
-            return Flex::max_pool2d_with_indices_backward(
-                x,
-                o.kernel,
-                o.stride,
-                o.padding,
-                o.dilation,
-                o.ceil_mode,
-                output_grad,
-                indices,
-            )
-            .x_grad;
+            return burns_argmax_backward::<Flex>(x, options, output_grad, indices);
         }
         max_pool_backward_f32(&x.shape(), &output_grad, &indices)
     }
+}
+
+/// burn's `max_pool2d_with_indices`: the default, and Flex's path for other dtypes.
+fn burns_argmax<B: Backend>(
+    x: FloatTensor<B>,
+    o: MaxPoolOptions,
+) -> (FloatTensor<B>, IntTensor<B>) {
+    let pooled =
+        B::max_pool2d_with_indices(x, o.kernel, o.stride, o.padding, o.dilation, o.ceil_mode);
+    (pooled.output, pooled.indices)
+}
+
+/// burn's `max_pool2d_with_indices_backward`.
+fn burns_argmax_backward<B: Backend>(
+    x: FloatTensor<B>,
+    o: MaxPoolOptions,
+    output_grad: FloatTensor<B>,
+    indices: IntTensor<B>,
+) -> FloatTensor<B> {
+    let (k, s, p, d) = (o.kernel, o.stride, o.padding, o.dilation);
+    B::max_pool2d_with_indices_backward(x, k, s, p, d, o.ceil_mode, output_grad, indices).x_grad
 }
 
 /// burn's pooled length of one axis (its `pool_output_size`).
