@@ -441,6 +441,8 @@ mod tests {
 
     /// Flex's f32 path against the tensor-ops path that wgpu and CUDA take, forward and
     /// backward. (Both against burn's `BatchNorm`: `tests/batch_norm.rs`.)
+    /// Unseeded inputs; f32 sums in different orders (and dX as one affine map per channel)
+    /// differ by up to a few 1e-4 relative, so the tight check is `tests/batch_norm.rs`.
     #[test]
     fn the_flex_path_equals_the_tensor_ops_path() {
         let device = Default::default();
@@ -464,7 +466,7 @@ mod tests {
                 batch_norm_forward_with_tensor_ops::<Flex>(x.clone(), gamma.clone(), beta, eps);
             let close = |a: FlexTensor, b: FlexTensor| {
                 a.into_data()
-                    .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-5))
+                    .assert_approx_eq::<f32>(&b.into_data(), Tolerance::rel_abs(5e-4, 2e-4))
             };
             close(fast.output, slow.output);
             close(fast.mean.clone(), slow.mean);
