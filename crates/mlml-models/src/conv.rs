@@ -103,18 +103,16 @@ impl ConvBackend for Flex {
         if depthwise {
             return depthwise_input_grad(&x.shape(), &weight, &output_grad, &options);
         }
+        if options.groups != 1 {
+            return Flex::conv2d_x_backward(x, weight, output_grad, options);
+        }
         let [_, _, kernel_h, kernel_w] = dims4(&weight.shape());
-        let pointwise = [kernel_h, kernel_w] == [1, 1]
-            && options.stride == [1, 1]
-            && options.padding == [0, 0]
-            && options.groups == 1;
+        let pointwise =
+            [kernel_h, kernel_w] == [1, 1] && options.stride == [1, 1] && options.padding == [0, 0];
         if pointwise {
             return pointwise_input_grad(&x.shape(), weight, output_grad);
         }
-        if options.groups == 1 {
-            return input_grad_col2im(&x.shape(), &weight, &output_grad, &options, None);
-        }
-        Flex::conv2d_x_backward(x, weight, output_grad, options)
+        input_grad_col2im(&x.shape(), &weight, &output_grad, &options, None)
     }
 
     fn conv2d_weight_grad(
@@ -423,44 +421,50 @@ fn col2im_plane(
     dx: &mut [f32],
 ) {
     let out_len = g.out_len();
-    let [stride_h, stride_w] = g.stride;
     for kh in 0..g.kernel[0] {
-        let (oh_start, oh_end) = valid_range(
-            g.out_height,
-            g.height,
-            kh,
-            stride_h,
-            g.padding[0],
-            g.dilation[0],
-        );
         for kw in 0..g.kernel[1] {
-            let (ow_start, ow_end) = valid_range(
-                g.out_width,
-                g.width,
-                kw,
-                stride_w,
-                g.padding[1],
-                g.dilation[1],
-            );
-            if ow_start >= ow_end {
-                continue;
-            }
             let row = (channel * g.kernel[0] + kh) * g.kernel[1] + kw;
             let src = &columns[row * len + i * out_len..][..out_len];
-            let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
-            for oh in oh_start..oh_end {
-                let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
-                let dst = &mut dx[ih * g.width..][..g.width];
-                let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
-                if stride_w == 1 {
-                    for (d, s) in dst[first_iw..first_iw + src.len()].iter_mut().zip(src) {
-                        *d += s;
-                    }
-                } else {
-                    for (k, s) in src.iter().enumerate() {
-                        dst[first_iw + k * stride_w] += s;
-                    }
-                }
+            scatter_tap(g, [kh, kw], 1.0, src, dx);
+        }
+    }
+}
+
+/// `dx[input position] += factor * src[output position]` over the output positions where
+/// kernel tap `(kh, kw)` reads inside the image: `src` one output plane, `dx` one input plane.
+fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx: &mut [f32]) {
+    let [stride_h, stride_w] = g.stride;
+    let (oh_start, oh_end) = valid_range(
+        g.out_height,
+        g.height,
+        kh,
+        stride_h,
+        g.padding[0],
+        g.dilation[0],
+    );
+    let (ow_start, ow_end) = valid_range(
+        g.out_width,
+        g.width,
+        kw,
+        stride_w,
+        g.padding[1],
+        g.dilation[1],
+    );
+    if ow_start >= ow_end {
+        return;
+    }
+    let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+    for oh in oh_start..oh_end {
+        let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
+        let dst = &mut dx[ih * g.width..][..g.width];
+        let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
+        if stride_w == 1 {
+            for (d, s) in dst[first_iw..first_iw + src.len()].iter_mut().zip(src) {
+                *d += factor * s;
+            }
+        } else {
+            for (k, s) in src.iter().enumerate() {
+                dst[first_iw + k * stride_w] += factor * s;
             }
         }
     }
@@ -480,14 +484,13 @@ fn depthwise_input_grad(
 ) -> FlexTensor {
     let weight = weight.to_contiguous();
     let output_grad = output_grad.to_contiguous();
-    let [batch, channels, height, width] = dims4(x_shape);
-    let [_, _, out_height, out_width] = dims4(&output_grad.shape());
-    let [_, _, kernel_h, kernel_w] = dims4(&weight.shape());
+    let g = Geometry::new(x_shape, &weight.shape(), &output_grad.shape(), options);
+    let (batch, channels) = (x_shape[0], g.channels);
     let weights: &[f32] = weight.storage();
     let dy: &[f32] = output_grad.storage();
-    let [stride_h, stride_w] = options.stride;
-    let plane = height * width;
-    let out_plane = out_height * out_width;
+    let plane = g.height * g.width;
+    let out_plane = g.out_len();
+    let taps_per_channel = g.kernel_len();
     let mut dx: Vec<f32> = Vec::with_capacity(batch * channels * plane);
     dx.resize(batch * channels * plane, 0.0);
     dx.par_chunks_mut(plane.max(1))
@@ -495,46 +498,10 @@ fn depthwise_input_grad(
         .for_each(|(index, dx)| {
             let channel = index % channels;
             let dy = &dy[index * out_plane..][..out_plane];
-            let taps = &weights[channel * kernel_h * kernel_w..][..kernel_h * kernel_w];
-            for kh in 0..kernel_h {
-                let (oh_start, oh_end) = valid_range(
-                    out_height,
-                    height,
-                    kh,
-                    stride_h,
-                    options.padding[0],
-                    options.dilation[0],
-                );
-                for kw in 0..kernel_w {
-                    let (ow_start, ow_end) = valid_range(
-                        out_width,
-                        width,
-                        kw,
-                        stride_w,
-                        options.padding[1],
-                        options.dilation[1],
-                    );
-                    if ow_start >= ow_end {
-                        continue;
-                    }
-                    let tap = taps[kh * kernel_w + kw];
-                    let first_iw =
-                        ow_start * stride_w + kw * options.dilation[1] - options.padding[1];
-                    for oh in oh_start..oh_end {
-                        let ih = oh * stride_h + kh * options.dilation[0] - options.padding[0];
-                        let dst = &mut dx[ih * width..][..width];
-                        let src = &dy[oh * out_width + ow_start..oh * out_width + ow_end];
-                        if stride_w == 1 {
-                            let dst = &mut dst[first_iw..first_iw + src.len()];
-                            for (d, s) in dst.iter_mut().zip(src) {
-                                *d += tap * s;
-                            }
-                        } else {
-                            for (k, s) in src.iter().enumerate() {
-                                dst[first_iw + k * stride_w] += tap * s;
-                            }
-                        }
-                    }
+            let taps = &weights[channel * taps_per_channel..][..taps_per_channel];
+            for kh in 0..g.kernel[0] {
+                for kw in 0..g.kernel[1] {
+                    scatter_tap(&g, [kh, kw], taps[kh * g.kernel[1] + kw], dy, dx);
                 }
             }
         });

@@ -64,10 +64,9 @@ pub fn conv_bn<B: ConvBackend>(
 /// as PyTorch moves them (the running variance takes the **unbiased** batch variance, `* m / (m
 /// - 1)` for `m = N H W`; burn's `BatchNorm` takes the biased one).
 ///
-/// Value and gradients are burn's `BatchNorm::forward` (tested); only the layout differs: the
-/// activations are viewed as `[N, C, H W]`, reduced along their contiguous last axis, and every
-/// per-channel factor is materialised at `[N, C, 1]` so that each full-size pass is one of
-/// burn-flex's SIMD broadcasts.
+/// Value and gradients are burn's `BatchNorm::forward` (tested); the normalisation is one op,
+/// [`BatchNormBackend::batch_norm_train_op`], with its own backward (fused passes on Flex,
+/// burn's tensor ops elsewhere).
 pub fn batch_norm_train<B: BatchNormBackend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [n, _, h, w] = x.dims();
     let count = n * h * w;

@@ -133,14 +133,10 @@ impl BatchNormBackend for Flex {
                 *o = v * scale + shift;
             }
         });
-        let channel = |f: fn(&(f64, f64)) -> f64| -> FlexTensor {
-            let values: Vec<f32> = stats.iter().map(|s| f(s) as f32).collect();
-            FlexTensor::from_data(TensorData::new(values, Shape::new([layout.channels])))
-        };
         BatchNormOutput {
             output: FlexTensor::from_data(TensorData::new(output, x.shape())),
-            mean: channel(|s| s.0),
-            variance: channel(|s| s.1),
+            mean: per_channel(stats.iter().map(|s| s.0 as f32).collect()),
+            variance: per_channel(stats.iter().map(|s| s.1 as f32).collect()),
         }
     }
 
@@ -180,12 +176,16 @@ impl BatchNormBackend for Flex {
             .map(|c| layout.sum_pair(data, dy, c, mean[c]))
             .collect();
         let count = layout.count() as f64;
+        let std: Vec<f64> = variance
+            .iter()
+            .map(|&v| (f64::from(v) + epsilon).sqrt())
+            .collect();
         // dX = k_dy dY + k_x x + k_0 per channel.
         let coefficients: Vec<(f32, f32, f32)> = sums
             .iter()
             .enumerate()
             .map(|(c, &(sum_dy, sum_dy_centered))| {
-                let inv_std = 1.0 / (f64::from(variance[c]) + epsilon).sqrt();
+                let inv_std = 1.0 / std[c];
                 let scale = f64::from(gamma[c]) * inv_std;
                 let k_x = -scale * inv_std * inv_std * sum_dy_centered / count;
                 let k_0 = -scale * sum_dy / count - k_x * f64::from(mean[c]);
@@ -198,20 +198,23 @@ impl BatchNormBackend for Flex {
                 *o = k_dy * g + k_x * v + k_0;
             }
         });
-        let channel = |values: Vec<f32>| {
-            FlexTensor::from_data(TensorData::new(values, Shape::new([layout.channels])))
-        };
         let d_gamma = sums
             .iter()
-            .enumerate()
-            .map(|(c, s)| (s.1 / (f64::from(variance[c]) + epsilon).sqrt()) as f32)
+            .zip(&std)
+            .map(|(s, std)| (s.1 / std) as f32)
             .collect();
         BatchNormGrads {
             x: FlexTensor::from_data(TensorData::new(dx, x.shape())),
-            gamma: channel(d_gamma),
-            beta: channel(sums.iter().map(|s| s.0 as f32).collect()),
+            gamma: per_channel(d_gamma),
+            beta: per_channel(sums.iter().map(|s| s.0 as f32).collect()),
         }
     }
+}
+
+/// A `[C]` tensor of per-channel values.
+fn per_channel(values: Vec<f32>) -> FlexTensor {
+    let channels = values.len();
+    FlexTensor::from_data(TensorData::new(values, Shape::new([channels])))
 }
 
 /// [`BatchNormBackend::batch_norm_train_op`] in burn's tensor ops: the default, and Flex's path
