@@ -30,12 +30,15 @@ fn main() {
         ("resnet 3x3 64 @56", 8, 64, 64, 56, 3, 1, 1),
         ("resnet 1x1 64->256 @56", 8, 64, 256, 56, 1, 1, 1),
         ("resnet 3x3 512 @7", 8, 512, 512, 7, 3, 1, 1),
+        ("resnet 1x1/2 512->1024 @28", 8, 512, 1024, 28, 1, 2, 1),
+        ("lite0 stem 3x3/2 3->32 @224", 8, 3, 32, 224, 3, 2, 1),
+        ("lite0 1x1 16->96 @112", 8, 16, 96, 112, 1, 1, 1),
         ("lite0 dw 3x3 96 @112", 8, 96, 96, 112, 3, 2, 96),
     ];
     println!(
-        "| layer | forward | input grad: burn | input grad: `ConvBackend` | weight grad: burn | weight grad: `ConvBackend` |"
+        "| layer | forward: burn | forward: `ConvBackend` | input grad: burn | input grad: `ConvBackend` | weight grad: burn | weight grad: `ConvBackend` |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (name, n, c, o, size, k, s, g) in layers {
         let options = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], g);
         let x = Tensor::<Flex, 4>::random([n, c, size, size], Distribution::Default, &device);
@@ -44,6 +47,15 @@ fn main() {
         let dy = Tensor::<Flex, 4>::random(y.dims(), Distribution::Default, &device);
         let forward = mean_ms(|| {
             conv2d(x.clone(), w.clone(), None, options.clone()).into_data();
+        });
+        let fast_forward = mean_ms(|| {
+            let y = Flex::conv2d_tracked(
+                x.clone().into_primitive().tensor(),
+                w.clone().into_primitive().tensor(),
+                None,
+                options.clone(),
+            );
+            Tensor::<Flex, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(y)).into_data();
         });
         let input_grad = mean_ms(|| {
             let g = Flex::conv2d_x_backward(
@@ -82,7 +94,7 @@ fn main() {
             Tensor::<Flex, 4>::from_primitive(burn::tensor::TensorPrimitive::Float(g)).into_data();
         });
         println!(
-            "| {name} | {forward:.1} | {input_grad:.1} | {fast_input_grad:.1} | {weight_grad:.1} | {fast_weight_grad:.1} |"
+            "| {name} | {forward:.1} | {fast_forward:.1} | {input_grad:.1} | {fast_input_grad:.1} | {weight_grad:.1} | {fast_weight_grad:.1} |"
         );
     }
 }

@@ -14,12 +14,11 @@
 //! [`batch_norm_train`] is one op, [`crate::BatchNormBackend::batch_norm_train_op`], with its
 //! own backward and a three-pass forward on Flex (`norm.rs`).
 
-use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::conv::{conv2d_forward, ConvBackend};
+use crate::conv::{conv2d_forward, padded_input, Activation, ConvBackend};
 use crate::norm::BatchNormBackend;
 
 /// `bn(conv(x))`, folded into one convolution when the backend does not track gradients; in
@@ -30,8 +29,26 @@ pub fn conv_bn<B: ConvBackend>(
     bn: &BatchNorm<B>,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
+    conv_bn_fused(conv, bn, x, None, Activation::Identity)
+}
+
+/// `activation(bn(conv(x)) + residual)`: at inference the BatchNorm folds into the convolution
+/// and the residual and activation join its output pass ([`ConvBackend::conv2d_fused`]); in
+/// training they are tensor ops after [`conv_bn`]'s. `residual` has the output's shape.
+pub fn conv_bn_fused<B: ConvBackend>(
+    conv: &Conv2d<B>,
+    bn: &BatchNorm<B>,
+    x: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    activation: Activation,
+) -> Tensor<B, 4> {
     if B::ad_enabled(&x.device()) {
-        return batch_norm_train(bn, conv2d_forward(conv, x));
+        let output = batch_norm_train(bn, conv2d_forward(conv, x));
+        let output = match residual {
+            Some(residual) => output + residual,
+            None => output,
+        };
+        return activation.apply(output);
     }
     let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
     let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
@@ -47,16 +64,16 @@ pub fn conv_bn<B: ConvBackend>(
         Some(bias) => bias.val() * scale + shift,
         None => shift,
     };
-    let fused = Conv2d {
-        weight: Param::from_tensor(weight),
-        bias: Some(Param::from_tensor(bias)),
-        stride: conv.stride,
-        kernel_size: conv.kernel_size,
-        dilation: conv.dilation,
-        groups: conv.groups,
-        padding: conv.padding.clone(),
-    };
-    fused.forward(x)
+    let (x, options) = padded_input(conv, x);
+    let output = B::conv2d_fused(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        Some(bias.into_primitive().tensor()),
+        options,
+        residual.map(|residual| residual.into_primitive().tensor()),
+        activation,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(output))
 }
 
 /// Training-mode BatchNorm of `x` `[N, C, H, W]` with `bn`'s parameters: batch statistics

@@ -29,12 +29,12 @@ mod resnet;
 mod small;
 mod weights;
 
-pub use conv::{conv2d_forward, ConvBackend};
+pub use conv::{conv2d_forward, Activation, ConvBackend};
 pub use efficientnet::{
     EfficientNetLite0, MbConv, EFFICIENTNET_LITE0_FEATURES, EFFICIENTNET_LITE0_WEIGHTS,
 };
 pub use error::{ModelError, Result};
-pub use fused::{batch_norm_train, conv_bn};
+pub use fused::{batch_norm_train, conv_bn, conv_bn_fused};
 pub use head::{
     boost_cam, boosted_logits, global_average_pool, MultiLabelHead, MultiLabelHeadConfig,
     BOOSTLU_ALPHA,

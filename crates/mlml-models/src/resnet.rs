@@ -14,12 +14,12 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::conv::Activation;
 use crate::conv::ConvBackend;
-use crate::fused::conv_bn;
+use crate::fused::{conv_bn, conv_bn_fused};
 use crate::pool::max_pool2d_module;
 use crate::weights::{load_state_dict, LoadOptions};
 
@@ -185,12 +185,20 @@ impl<B: ConvBackend> Block<B> {
             Some(d) => conv_bn(&d.conv, &d.bn, x.clone()),
             None => x.clone(),
         };
-        let mut out = relu(conv_bn(&self.conv1, &self.bn1, x));
-        out = conv_bn(&self.conv2, &self.bn2, out);
-        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = conv_bn(conv3, bn3, relu(out));
+        let out = conv_bn_fused(&self.conv1, &self.bn1, x, None, Activation::Relu);
+        match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => {
+                let out = conv_bn_fused(&self.conv2, &self.bn2, out, None, Activation::Relu);
+                conv_bn_fused(conv3, bn3, out, Some(identity), Activation::Relu)
+            }
+            _ => conv_bn_fused(
+                &self.conv2,
+                &self.bn2,
+                out,
+                Some(identity),
+                Activation::Relu,
+            ),
         }
-        relu(out + identity)
     }
 }
 
@@ -218,7 +226,10 @@ pub struct ResNet<B: Backend> {
 impl<B: ConvBackend> ResNet<B> {
     /// The last feature map `[batch, feature_dim, h / 32, w / 32]`.
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = max_pool2d_module(&self.maxpool, relu(conv_bn(&self.conv1, &self.bn1, images)));
+        let mut x = max_pool2d_module(
+            &self.maxpool,
+            conv_bn_fused(&self.conv1, &self.bn1, images, None, Activation::Relu),
+        );
         for block in self
             .layer1
             .iter()

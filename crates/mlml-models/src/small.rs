@@ -9,8 +9,9 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::conv::Activation;
 use crate::conv::ConvBackend;
-use crate::fused::conv_bn;
+use crate::fused::conv_bn_fused;
 use crate::head::global_average_pool;
 use crate::pool::{max_pool2d_forward, MaxPoolOptions};
 
@@ -69,7 +70,7 @@ impl<B: ConvBackend> SmallCnn<B> {
     pub fn feature_map(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
         let last = self.stages.len() - 1;
         self.stages.iter().enumerate().fold(images, |x, (i, s)| {
-            let x = relu(conv_bn(&s.conv, &s.bn, x));
+            let x = conv_bn_fused(&s.conv, &s.bn, x, None, Activation::Relu);
             if i < last {
                 max_pool2d_forward(x, MaxPoolOptions::new(2, 2))
             } else {
