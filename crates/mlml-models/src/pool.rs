@@ -272,19 +272,24 @@ fn int_tensor(values: Vec<i64>, shape: Shape) -> FlexTensor {
 fn pool_plane(g: &PoolGeometry, src: &[f32], out: &mut [f32], best: &mut [i64]) {
     let w = g.width;
     if g.is_plain_2x2() {
+        // Selects rather than branches: which of the four wins is data-dependent, and the
+        // mispredicted branches made this loop about 10 ns an output.
         for oh in 0..g.out_height {
-            let top = 2 * oh * w;
-            let row = oh * g.out_width;
-            for ow in 0..g.out_width {
-                let corner = top + 2 * ow;
-                let mut index = corner;
-                for candidate in [corner + 1, corner + w, corner + w + 1] {
-                    if src[candidate] > src[index] {
-                        index = candidate;
-                    }
+            let start = 2 * oh * w;
+            let (top, bottom) = (&src[start..][..w], &src[start + w..][..w]);
+            let row = oh * g.out_width..(oh + 1) * g.out_width;
+            for (ow, (out, best)) in out[row.clone()].iter_mut().zip(&mut best[row]).enumerate() {
+                let c = 2 * ow;
+                let (mut value, mut offset) = (top[c], 0);
+                for (candidate, candidate_offset) in
+                    [(top[c + 1], 1), (bottom[c], w), (bottom[c + 1], w + 1)]
+                {
+                    let wins = candidate > value;
+                    value = if wins { candidate } else { value };
+                    offset = if wins { candidate_offset } else { offset };
                 }
-                out[row + ow] = src[index];
-                best[row + ow] = index as i64;
+                *out = value;
+                *best = (start + c + offset) as i64;
             }
         }
         return;
