@@ -238,6 +238,12 @@ impl ConvBackend for Flex {
     }
 }
 
+/// A zeroed f32 buffer. Not `FlexTensor::zeros`: burn-flex 0.21 builds that from a `Vec<u8>`,
+/// whose alignment it then raises by copying the whole buffer into a second allocation.
+fn zeros_f32(shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(vec![0.0f32; shape.num_elements()], shape))
+}
+
 /// Whether the fast paths apply: they are written for f32 storage.
 fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
@@ -396,7 +402,7 @@ fn forward_im2col(
     let x_data: &[f32] = x.storage();
     let mut output: Vec<f32> = Vec::with_capacity(batch * sample_len);
     output.resize(batch * sample_len, 0.0);
-    let mut columns = FlexTensor::zeros(Shape::new([rows, chunk * out_len]), DType::F32);
+    let mut columns = zeros_f32(Shape::new([rows, chunk * out_len]));
     let mut start = 0;
     while start < batch {
         let samples = start..(start + chunk).min(batch);
@@ -483,8 +489,8 @@ fn weight_grad_im2col(
     let out_len = g.out_len();
     let chunk = g.samples_per_chunk(batch, chunk, MIN_GEMM_DEPTH);
 
-    let mut columns = FlexTensor::zeros(Shape::new([rows, chunk * out_len]), DType::F32);
-    let mut gradient = FlexTensor::zeros(Shape::new([out_channels, chunk * out_len]), DType::F32);
+    let mut columns = zeros_f32(Shape::new([rows, chunk * out_len]));
+    let mut gradient = zeros_f32(Shape::new([out_channels, chunk * out_len]));
     let mut total: Option<FlexTensor> = None;
     let mut start = 0;
     while start < batch {
@@ -504,7 +510,7 @@ fn weight_grad_im2col(
             Some(sum) => Flex::float_add(sum, partial),
         });
     }
-    let total = total.unwrap_or_else(|| FlexTensor::zeros(weight_shape.clone(), DType::F32));
+    let total = total.unwrap_or_else(|| zeros_f32(weight_shape.clone()));
     Flex::float_reshape(total, weight_shape.clone())
 }
 
@@ -658,7 +664,7 @@ fn input_grad_col2im(
         1,
     );
     let dy_data: &[f32] = output_grad.storage();
-    let mut gradient = FlexTensor::zeros(Shape::new([out_channels, chunk * out_len]), DType::F32);
+    let mut gradient = zeros_f32(Shape::new([out_channels, chunk * out_len]));
     let mut start = 0;
     while start < batch {
         let samples = start..(start + chunk).min(batch);
