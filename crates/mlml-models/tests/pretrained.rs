@@ -280,16 +280,20 @@ fn folded_conv_batchnorm_equals_the_two_layers() {
     bn.running_mean = burn::module::RunningState::new(seeded([6], 5, -0.5, 0.5));
     bn.running_var = burn::module::RunningState::new(seeded([6], 6, 0.05, 2.0));
     let x = seeded([2, 4, 9, 10], 7, -2.0, 2.0);
-    let fused: Vec<f32> = conv_bn(&conv, &bn, x.clone())
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .unwrap();
-    let layered: Vec<f32> = bn
-        .forward(conv.forward(x))
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .unwrap();
-    assert_all_close("fused", &fused, &layered, 1e-4);
+    let values =
+        |t: Tensor<B, 4>| -> Vec<f32> { t.into_data().convert::<f32>().into_vec().unwrap() };
+    let fused = values(conv_bn(&conv, &bn, x.clone()));
+    let layered = bn.forward(conv.forward(x.clone()));
+    assert_all_close("fused", &fused, &values(layered.clone()), 1e-4);
+    // With a residual and an activation in the convolution's output pass.
+    let residual = seeded(layered.dims(), 8, -3.0, 3.0);
+    for (activation, name) in [(Activation::Relu, "relu"), (Activation::Relu6, "relu6")] {
+        let fused = conv_bn_fused(&conv, &bn, x.clone(), Some(residual.clone()), activation);
+        let layered = layered.clone() + residual.clone();
+        let layered = match activation {
+            Activation::Relu6 => layered.clamp(0.0, 6.0),
+            _ => layered.clamp_min(0.0),
+        };
+        assert_all_close(name, &values(fused), &values(layered), 1e-4);
+    }
 }
