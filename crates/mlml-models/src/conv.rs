@@ -1,4 +1,4 @@
-//! Training convolutions with a fast weight gradient on the CPU backend.
+//! Convolutions with fast forward, gradients and inference epilogue on the CPU backend.
 //!
 //! burn 0.21 computes a convolution's weight gradient (`conv2d_weight_backward`) for every
 //! backend as a convolution of the batch-swapped input with the output gradient as its kernel.
@@ -7,14 +7,16 @@
 //! forward pass (`examples/time_conv_parts.rs`, docs/benchmarks.md).
 //!
 //! [`ConvBackend`] is a backend extension in the way burn's custom-kernel examples extend a
-//! backend: one op, [`ConvBackend::conv2d_tracked`], that is burn's `conv2d` on a plain backend
-//! and, on `Autodiff<B>`, a convolution whose backward asks `B` for its weight gradient through
-//! [`ConvBackend::conv2d_weight_grad`]. On Flex (f32) that gradient is one im2col of the input
-//! and one GEMM, `dW = dY [O, N L] x cols [N L, C K]`, grouped convolutions one batched GEMM;
-//! the input gradient of a depthwise layer (EfficientNet's) is a direct scatter through the
-//! channel's taps ([`ConvBackend::conv2d_input_grad`]) instead of burn-flex's transposed
-//! convolution. Every other case, backend (wgpu, CUDA) and dtype keeps burn's own op, and so does
-//! the bias gradient. Values and gradients are tested equal to burn's `conv2d`.
+//! backend: [`ConvBackend::conv2d_tracked`] is burn's `conv2d` on a plain backend and, on
+//! `Autodiff<B>`, a convolution whose backward asks `B` for its gradients through
+//! [`ConvBackend::conv2d_weight_grad`] and [`ConvBackend::conv2d_input_grad`]. On Flex (f32) the
+//! weight gradient is one im2col of the input and one GEMM, `dW = dY [O, N L] x cols [N L, C K]`
+//! (grouped convolutions one batched GEMM); the input gradient `W^T dY` and a parallel col2im,
+//! or a direct scatter through the taps of a depthwise layer (EfficientNet's), instead of
+//! burn-flex's transposed convolution; the forward im2col and one GEMM per chunk of samples.
+//! [`ConvBackend::conv2d_fused`] adds a residual and an [`Activation`] in the forward's output
+//! pass for the folded inference layers. Every other case, backend (wgpu, CUDA) and dtype keeps
+//! burn's own ops, and so does the bias gradient. Values and gradients are tested equal to burn's.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -70,6 +72,24 @@ impl Activation {
     }
 }
 
+/// [`ConvBackend::conv2d_fused`] as burn's ops: `conv2d`, then add, then the activation.
+fn unfused_conv2d<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+    options: ConvOptions<2>,
+    residual: Option<FloatTensor<B>>,
+    activation: Activation,
+) -> FloatTensor<B> {
+    let output =
+        Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(B::conv2d(x, weight, bias, options)));
+    let output = match residual {
+        Some(residual) => output + Tensor::from_primitive(TensorPrimitive::Float(residual)),
+        None => output,
+    };
+    activation.apply(output).into_primitive().tensor()
+}
+
 /// A backend whose training convolution may bring its own weight gradient.
 ///
 /// Both methods default to burn's ops, so a backend opts in with an empty `impl`. Its
@@ -98,14 +118,7 @@ pub trait ConvBackend: PoolBackend + BatchNormBackend {
         residual: Option<FloatTensor<Self>>,
         activation: Activation,
     ) -> FloatTensor<Self> {
-        let output = Tensor::<Self, 4>::from_primitive(TensorPrimitive::Float(Self::conv2d(
-            x, weight, bias, options,
-        )));
-        let output = match residual {
-            Some(residual) => output + Tensor::from_primitive(TensorPrimitive::Float(residual)),
-            None => output,
-        };
-        activation.apply(output).into_primitive().tensor()
+        unfused_conv2d::<Self>(x, weight, bias, options, residual, activation)
     }
 
     /// The gradient of `conv2d(x, weight)`'s input given the output gradient: burn's
@@ -179,14 +192,7 @@ impl ConvBackend for Flex {
         activation: Activation,
     ) -> FlexTensor {
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
-            let output = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(Flex::conv2d(
-                x, weight, bias, options,
-            )));
-            let output = match residual {
-                Some(residual) => output + Tensor::from_primitive(TensorPrimitive::Float(residual)),
-                None => output,
-            };
-            return activation.apply(output).into_primitive().tensor();
+            return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
         }
         forward_im2col(
             &x,
