@@ -30,10 +30,11 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::conv::calculate_conv_output_size;
-use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps, PadMode};
+use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps, PadMode};
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
+use crate::gemm::{self, matmul_into, MatRef};
 use crate::norm::BatchNormBackend;
 use crate::pool::PoolBackend;
 
@@ -244,10 +245,13 @@ impl ConvBackend for Flex {
     }
 }
 
-/// A zeroed f32 buffer. Not `FlexTensor::zeros`: burn-flex 0.21 builds that from a `Vec<u8>`,
-/// whose alignment it then raises by copying the whole buffer into a second allocation.
-fn zeros_f32(shape: Shape) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(vec![0.0f32; shape.num_elements()], shape))
+/// `len` zeros, written by the calling thread: a fresh allocation's pages are first touched
+/// here, not by several threads at once in the pass that fills it (faulting in pages from two
+/// threads took ten times the depthwise scatter itself, 85 ms against 27 ms, on a 2-core machine).
+fn zeroed(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.resize(len, 0.0);
+    buffer
 }
 
 /// Whether the fast paths apply: they are written for f32 storage.
@@ -358,11 +362,12 @@ fn output_shape(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Shape {
 /// `activation(conv2d(x, W, bias) + residual)` of an ungrouped f32 convolution on Flex, the bias,
 /// residual and activation in one pass over each output plane while it is in cache.
 ///
-/// A 1x1 stride-1 layer is burn-flex's convolution (there a GEMM per sample straight into the
-/// output) and the pass after it, in place. Any other layer, per chunk of `chunk` samples (by
-/// default sized as in [`weight_grad_im2col`]): the im2col matrix `cols [C K, n L]`, one GEMM
-/// `W [O, C K] x cols` (burn-flex spreads one GEMM over the threads), and the pass lays the
-/// `[O, n L]` product out as `[n, O, L]`. burn-flex's general convolution instead transposes
+/// A 1x1 stride-1 layer is a GEMM per sample straight into the output, `W [O, C] x x_n [C, L]`,
+/// and the pass after it, in place. Any other layer, per chunk of `chunk` samples (by default
+/// sized as in [`weight_grad_im2col`]): the im2col matrix `cols [C K, n L]`, one GEMM
+/// `W [O, C K] x cols` spread over the threads ([`matmul_into`]) into the output when the chunk
+/// is one sample, else into a product buffer that the pass lays out as `[n, O, L]`; both
+/// buffers are kept from chunk to chunk. burn-flex's general convolution instead transposes
 /// the whole input to NHWC and the weight on one thread, writes each tile's GEMM result
 /// transposed and adds the bias in a pass of its own; its ReLU and residual add are two more
 /// passes, each into a new tensor. (Not one batched GEMM over the chunk's samples: burn-flex
@@ -396,32 +401,47 @@ fn forward_im2col(
         out_channels,
         out_len,
     };
-    if pointwise {
-        let mut output = Flex::conv2d(x, weight.clone(), None, options.clone());
-        if !epilogue.is_identity() {
-            epilogue.apply(0, output.storage_mut(), None);
-        }
-        return output;
-    }
-    let weight = Flex::float_reshape(weight.to_contiguous(), Shape::new([out_channels, rows]));
-    let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
+    let weight = weight.to_contiguous();
+    let weight = MatRef::row_major(weight.storage(), out_channels, rows);
     let x_data: &[f32] = x.storage();
-    let mut output: Vec<f32> = Vec::with_capacity(batch * sample_len);
-    output.resize(batch * sample_len, 0.0);
-    let mut columns = zeros_f32(Shape::new([rows, chunk * out_len]));
+    let mut output = zeroed(batch * sample_len);
+    if pointwise {
+        // out_n [O, L] = W [O, C] x x_n [C, L], straight into the output.
+        for_each_sample(&mut output, sample_len, out_channels * rows * out_len, |n, out| {
+            let x_n = MatRef::row_major(&x_data[n * channels * out_len..], channels, out_len);
+            matmul_into(out, out_len, weight, x_n, false);
+        });
+        if !epilogue.is_identity() {
+            epilogue.apply(0, &mut output, None);
+        }
+        return FlexTensor::from_data(TensorData::new(output, out_shape));
+    }
+    let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
+    let stride = chunk * out_len;
+    let mut columns = zeroed(rows * stride);
+    // A chunk of one sample multiplies straight into the output; a longer one into `product`,
+    // which the epilogue lays out as `[n, O, L]`.
+    let mut product = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
     let mut start = 0;
     while start < batch {
         let samples = start..(start + chunk).min(batch);
         start = samples.end;
         let len = samples.len() * out_len;
         columns
-            .storage_mut::<f32>()
-            .par_chunks_mut(chunk * out_len)
+            .par_chunks_mut(stride)
             .enumerate()
             .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
-        let product = Flex::float_matmul(weight.clone(), columns.narrow(1, 0, len)).to_contiguous();
+        let columns = MatRef::strided(&columns, [rows, len], [stride, 1], 0);
         let out = &mut output[samples.start * sample_len..samples.end * sample_len];
-        epilogue.apply(samples.start, out, Some((product.storage(), len)));
+        if chunk == 1 {
+            matmul_into(out, out_len, weight, columns, false);
+            if !epilogue.is_identity() {
+                epilogue.apply(samples.start, out, None);
+            }
+        } else {
+            matmul_into(&mut product, stride, weight, columns, false);
+            epilogue.apply(samples.start, out, Some((&product, stride)));
+        }
     }
     FlexTensor::from_data(TensorData::new(output, out_shape))
 }
@@ -443,7 +463,8 @@ impl Epilogue<'_> {
     }
 
     /// In place on `out`, the planes of the samples from `first` on, plane by plane in parallel;
-    /// each plane first copied from `product` (`[O, len]`, sample `i` at columns `i L..`) if given.
+    /// each plane first copied from `product` (`[O, n L]` with rows `stride` apart, sample `i` at
+    /// columns `i L..`) if given.
     fn apply(&self, first: usize, out: &mut [f32], product: Option<(&[f32], usize)>) {
         let (out_len, out_channels) = (self.out_len, self.out_channels);
         let first = first * out_channels * out_len;
@@ -451,8 +472,8 @@ impl Epilogue<'_> {
             .enumerate()
             .for_each(|(plane, out)| {
                 let (i, o) = (plane / out_channels, plane % out_channels);
-                if let Some((product, len)) = product {
-                    out.copy_from_slice(&product[o * len + i * out_len..][..out_len]);
+                if let Some((product, stride)) = product {
+                    out.copy_from_slice(&product[o * stride + i * out_len..][..out_len]);
                 }
                 let shift = self.bias.map_or(0.0, |bias| bias[o]);
                 let activation = self.activation;
@@ -474,10 +495,10 @@ impl Epilogue<'_> {
 }
 
 /// `dW` of a convolution on Flex: for each chunk of samples, the im2col matrix `cols [C K, n L]`
-/// of the input and the output gradient laid out as `[O, n L]`, then `dY x cols^T` (one GEMM per
-/// chunk, batched over the groups), summed over the chunks of `chunk` samples (by default
-/// sized by [`CHUNK_COLUMNS`] and [`MIN_GEMM_DEPTH`]). The two buffers are allocated once
-/// and refilled for every chunk.
+/// of the input and the output gradient laid out as `[O, n L]` (a chunk of one sample reads
+/// it where it is), then `dW += dY x cols^T` in place (per group, the groups in parallel), over
+/// the chunks of `chunk` samples (by default sized by [`CHUNK_COLUMNS`] and [`MIN_GEMM_DEPTH`]).
+/// The two buffers are allocated once and refilled for every chunk.
 fn weight_grad_im2col(
     x: &FlexTensor,
     weight_shape: &Shape,
@@ -493,46 +514,60 @@ fn weight_grad_im2col(
     let dy_data: &[f32] = output_grad.storage();
     let rows = g.channels * g.kernel_len();
     let out_len = g.out_len();
+    let groups = g.groups.max(1);
+    let (group_rows, group_outputs) = (rows / groups, out_channels / groups);
     let chunk = g.samples_per_chunk(batch, chunk, MIN_GEMM_DEPTH);
+    let stride = chunk * out_len;
 
-    let mut columns = zeros_f32(Shape::new([rows, chunk * out_len]));
-    let mut gradient = zeros_f32(Shape::new([out_channels, chunk * out_len]));
-    let mut total: Option<FlexTensor> = None;
+    let mut dw = zeroed(out_channels * group_rows);
+    let mut columns = zeroed(rows * stride);
+    let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
     let mut start = 0;
     while start < batch {
         let samples = start..(start + chunk).min(batch);
+        let accumulate = start > 0;
         start = samples.end;
         let len = samples.len() * out_len;
         // The last chunk may be shorter: its matrices are the leading `len` columns.
         columns
-            .storage_mut::<f32>()
-            .par_chunks_mut(chunk * out_len)
+            .par_chunks_mut(stride)
             .enumerate()
             .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
-        gather_output_grad(&g, dy_data, samples.clone(), chunk, &mut gradient);
-        let partial = chunk_product(&g, &columns, &gradient, len);
-        total = Some(match total {
-            None => partial,
-            Some(sum) => Flex::float_add(sum, partial),
-        });
+        let dy = if chunk == 1 {
+            let sample = &dy_data[samples.start * out_channels * out_len..];
+            MatRef::row_major(sample, out_channels, out_len)
+        } else {
+            gather_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
+            MatRef::strided(&gathered, [out_channels, len], [stride, 1], 0)
+        };
+        let columns_t = MatRef::strided(&columns, [rows, len], [stride, 1], 0).t();
+        if groups == 1 {
+            matmul_into(&mut dw, rows, dy, columns_t, accumulate);
+        } else {
+            dw.par_chunks_mut(group_outputs * group_rows)
+                .enumerate()
+                .for_each(|(group, dw)| {
+                    let dy = dy.rows(group * group_outputs, group_outputs);
+                    let columns_t = columns_t.cols(group * group_rows, group_rows);
+                    matmul_into(dw, group_rows, dy, columns_t, accumulate);
+                });
+        }
     }
-    let total = total.unwrap_or_else(|| zeros_f32(weight_shape.clone()));
-    Flex::float_reshape(total, weight_shape.clone())
+    FlexTensor::from_data(TensorData::new(dw, weight_shape.clone()))
 }
 
 /// The output gradient of `samples` laid out as `[O, n L]` in the leading columns of
-/// `gradient` (`[O, chunk L]`).
+/// `gathered` (`[O, stride]`).
 fn gather_output_grad(
     g: &Geometry,
     dy: &[f32],
     samples: std::ops::Range<usize>,
-    chunk: usize,
-    gradient: &mut FlexTensor,
+    stride: usize,
+    gathered: &mut [f32],
 ) {
     let out_len = g.out_len();
-    gradient
-        .storage_mut::<f32>()
-        .par_chunks_mut(chunk * out_len)
+    gathered
+        .par_chunks_mut(stride)
         .enumerate()
         .for_each(|(o, out)| {
             for (i, n) in samples.clone().enumerate() {
@@ -542,29 +577,28 @@ fn gather_output_grad(
         });
 }
 
-/// `gradient[.., ..len] x columns[.., ..len]^T`, per group: `[O, C K]` without groups (burn-flex's
-/// 2-D strided GEMM, parallel over the output), else `[groups, O / groups, C / groups K]`.
-fn chunk_product(
-    g: &Geometry,
-    columns: &FlexTensor,
-    gradient: &FlexTensor,
-    len: usize,
-) -> FlexTensor {
-    let rows = g.channels * g.kernel_len();
-    let narrow = |t: &FlexTensor| t.narrow(1, 0, len);
-    let (columns, gradient) = (narrow(columns), narrow(gradient));
-    if g.groups == 1 {
-        return Flex::float_matmul(gradient, Flex::float_swap_dims(columns, 0, 1));
+/// `f(n, out)` for every sample's `out`, the `sample_len`-long pieces of `output`: on rayon's
+/// threads when a sample's GEMM of `work` multiply-adds runs on one thread anyway
+/// ([`matmul_into`]'s threshold), else one sample after another, each GEMM spread over them.
+fn for_each_sample(
+    output: &mut [f32],
+    sample_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    if sample_len == 0 {
+        return;
     }
-    let grouped = |t: FlexTensor, height: usize| {
-        Flex::float_reshape(
-            t.to_contiguous(),
-            Shape::new([g.groups, height / g.groups, len]),
-        )
-    };
-    let columns = grouped(columns, rows);
-    let gradient = grouped(gradient, g.out_channels);
-    Flex::float_matmul(gradient, Flex::float_swap_dims(columns, 1, 2))
+    if work < gemm::PARALLEL_WORK {
+        output
+            .par_chunks_mut(sample_len)
+            .enumerate()
+            .for_each(|(n, out)| f(n, out));
+    } else {
+        for (n, out) in output.chunks_mut(sample_len).enumerate() {
+            f(n, out);
+        }
+    }
 }
 
 /// Row `row = (c, kh, kw)` of the im2col matrix over `samples`, every element written: for every
@@ -615,8 +649,8 @@ fn im2col_row(
     }
 }
 
-/// `dX` of a 1x1, stride-1, unpadded convolution: `W^T [C, O] x dY_n [O, H W]` for every
-/// sample, one batched GEMM with the weight broadcast over the batch (no im2col, no col2im).
+/// `dX` of a 1x1, stride-1, unpadded convolution: `dX_n [C, H W] = W^T [C, O] x dY_n [O, H W]`
+/// for every sample, straight into `dX` (no im2col, no col2im).
 fn pointwise_input_grad(
     x_shape: &Shape,
     weight: FlexTensor,
@@ -624,26 +658,25 @@ fn pointwise_input_grad(
 ) -> FlexTensor {
     let [batch, channels, height, width] = dims4(x_shape);
     let out_channels = weight.shape()[0];
-    let weight_t = Flex::float_swap_dims(
-        Flex::float_reshape(
-            weight.to_contiguous(),
-            Shape::new([1, out_channels, channels]),
-        ),
-        1,
-        2,
-    );
-    let output_grad = Flex::float_reshape(
-        output_grad.to_contiguous(),
-        Shape::new([batch, out_channels, height * width]),
-    );
-    Flex::float_reshape(Flex::float_matmul(weight_t, output_grad), x_shape.clone())
+    let plane = height * width;
+    let weight = weight.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let weight_t = MatRef::row_major(weight.storage(), out_channels, channels).t();
+    let dy: &[f32] = output_grad.storage();
+    let mut dx = zeroed(batch * channels * plane);
+    for_each_sample(&mut dx, channels * plane, channels * out_channels * plane, |n, dx| {
+        let dy_n = MatRef::row_major(&dy[n * out_channels * plane..], out_channels, plane);
+        matmul_into(dx, plane, weight_t, dy_n, false);
+    });
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
 }
 
 /// `dX` of an ungrouped convolution on Flex: for each chunk of samples (sized as in
-/// [`weight_grad_im2col`]), the output gradient laid out as `[O, n L]`, one GEMM
-/// `cols [C K, n L] = W^T [C K, O] x dY [O, n L]`, then col2im: every `(sample, channel)` plane
-/// of `dX` gathers its kernel taps' rows of `cols`, one plane per task. burn-flex's transposed
-/// convolution does the same per sample with a single-threaded, bounds-checked col2im.
+/// [`weight_grad_im2col`]), the output gradient laid out as `[O, n L]` (a chunk of one sample
+/// reads it where it is), one GEMM `cols [C K, n L] = W^T [C K, O] x dY [O, n L]`, then col2im:
+/// every `(sample, channel)` plane of `dX` gathers its kernel taps' rows of `cols`, one plane
+/// per task. burn-flex's transposed convolution does the same per sample with a
+/// single-threaded, bounds-checked col2im.
 fn input_grad_col2im(
     x_shape: &Shape,
     weight: &FlexTensor,
@@ -657,47 +690,49 @@ fn input_grad_col2im(
     let rows = channels * g.kernel_len();
     let out_len = g.out_len();
     let plane = g.height * g.width;
-    let mut dx: Vec<f32> = Vec::with_capacity(batch * channels * plane);
-    dx.resize(batch * channels * plane, 0.0);
+    let mut dx = zeroed(batch * channels * plane);
     if out_len == 0 || plane == 0 || rows == 0 {
         return FlexTensor::from_data(TensorData::new(dx, x_shape.clone()));
     }
     let chunk = g.samples_per_chunk(batch, chunk, MIN_GEMM_DEPTH);
-    // W^T as a strided view: [C K, O].
-    let weight_t = Flex::float_swap_dims(
-        Flex::float_reshape(weight.to_contiguous(), Shape::new([out_channels, rows])),
-        0,
-        1,
-    );
+    let stride = chunk * out_len;
+    let weight = weight.to_contiguous();
+    let weight_t = MatRef::row_major(weight.storage(), out_channels, rows).t();
     let dy_data: &[f32] = output_grad.storage();
-    let mut gradient = zeros_f32(Shape::new([out_channels, chunk * out_len]));
+    let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut columns = zeroed(rows * stride);
     let mut start = 0;
     while start < batch {
         let samples = start..(start + chunk).min(batch);
         start = samples.end;
         let len = samples.len() * out_len;
-        gather_output_grad(&g, dy_data, samples.clone(), chunk, &mut gradient);
-        let columns =
-            Flex::float_matmul(weight_t.clone(), gradient.narrow(1, 0, len)).to_contiguous();
-        let columns: &[f32] = columns.storage();
+        let dy = if chunk == 1 {
+            let sample = &dy_data[samples.start * out_channels * out_len..];
+            MatRef::row_major(sample, out_channels, out_len)
+        } else {
+            gather_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
+            MatRef::strided(&gathered, [out_channels, len], [stride, 1], 0)
+        };
+        matmul_into(&mut columns, stride, weight_t, dy, false);
+        let columns: &[f32] = &columns;
         let first = samples.start * channels * plane;
         dx[first..first + samples.len() * channels * plane]
             .par_chunks_mut(plane)
             .enumerate()
             .for_each(|(index, dx)| {
                 let (i, channel) = (index / channels, index % channels);
-                col2im_plane(&g, columns, len, i, channel, dx);
+                col2im_plane(&g, columns, stride, i, channel, dx);
             });
     }
     FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
 }
 
 /// Adds into `dx`, the plane of `channel` of the chunk's sample `i`, every kernel tap's row of
-/// `columns` (`[C K, len]`, sample `i` at columns `i L..(i + 1) L`).
+/// `columns` (`[C K, n L]`, rows `stride` apart, sample `i` at columns `i L..(i + 1) L`).
 fn col2im_plane(
     g: &Geometry,
     columns: &[f32],
-    len: usize,
+    stride: usize,
     i: usize,
     channel: usize,
     dx: &mut [f32],
@@ -706,7 +741,7 @@ fn col2im_plane(
     for kh in 0..g.kernel[0] {
         for kw in 0..g.kernel[1] {
             let row = (channel * g.kernel[0] + kh) * g.kernel[1] + kw;
-            let src = &columns[row * len + i * out_len..][..out_len];
+            let src = &columns[row * stride + i * out_len..][..out_len];
             scatter_tap(g, [kh, kw], 1.0, src, dx);
         }
     }
@@ -755,9 +790,7 @@ fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx:
 /// `dX` of a depthwise convolution (one filter per channel) on Flex: each output gradient
 /// value scattered back through its channel's kernel taps, one channel plane at a time (in
 /// parallel), instead of burn-flex's general transposed convolution, which took four times the
-/// forward pass on EfficientNet's depthwise layers. The output is zeroed by one thread before
-/// the parallel scatter: first-touch page faults from two threads at once took ten times the
-/// scatter itself (85 ms against 27 ms on a 2-core machine, `time_conv_parts`).
+/// forward pass on EfficientNet's depthwise layers. The output is [`zeroed`] before the scatter.
 fn depthwise_input_grad(
     x_shape: &Shape,
     weight: &FlexTensor,
@@ -773,8 +806,7 @@ fn depthwise_input_grad(
     let plane = g.height * g.width;
     let out_plane = g.out_len();
     let taps_per_channel = g.kernel_len();
-    let mut dx: Vec<f32> = Vec::with_capacity(batch * channels * plane);
-    dx.resize(batch * channels * plane, 0.0);
+    let mut dx = zeroed(batch * channels * plane);
     dx.par_chunks_mut(plane.max(1))
         .enumerate()
         .for_each(|(index, dx)| {
@@ -1023,31 +1055,35 @@ mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
 
-    /// The chunked path (a small column budget, several chunks of samples) gives the gradient
-    /// of the unchunked one and of burn's op.
+    /// The chunked path (chunks of one sample, read in place, and of several, gathered), with
+    /// and without groups, gives the gradient of burn's op.
     #[test]
     fn chunks_of_samples_sum_to_the_whole_gradient() {
         let device = Default::default();
-        let x = Tensor::<Flex, 4>::random([5, 3, 9, 7], Distribution::Normal(0.0, 1.0), &device);
-        let dy = Tensor::<Flex, 4>::random([5, 4, 5, 4], Distribution::Normal(0.0, 1.0), &device);
-        let weight_shape = Shape::new([4, 3, 3, 3]);
-        let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
-        let chunked = weight_grad_im2col(
-            &x.clone().into_primitive().tensor(),
-            &weight_shape,
-            &dy.clone().into_primitive().tensor(),
-            &options,
-            Some(2),
-        );
-        let reference = Flex::conv2d_weight_backward(
-            x.into_primitive().tensor(),
-            FlexTensor::zeros(weight_shape, DType::F32),
-            dy.into_primitive().tensor(),
-            options,
-        );
-        chunked
-            .into_data()
-            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        for (chunk, groups) in [(1, 1), (2, 1), (1, 2), (3, 2)] {
+            let x =
+                Tensor::<Flex, 4>::random([5, 6, 9, 7], Distribution::Normal(0.0, 1.0), &device);
+            let dy =
+                Tensor::<Flex, 4>::random([5, 4, 5, 4], Distribution::Normal(0.0, 1.0), &device);
+            let weight_shape = Shape::new([4, 6 / groups, 3, 3]);
+            let options = ConvOptions::new([2, 2], [1, 1], [1, 1], groups);
+            let chunked = weight_grad_im2col(
+                &x.clone().into_primitive().tensor(),
+                &weight_shape,
+                &dy.clone().into_primitive().tensor(),
+                &options,
+                Some(chunk),
+            );
+            let reference = Flex::conv2d_weight_backward(
+                x.into_primitive().tensor(),
+                FlexTensor::zeros(weight_shape, DType::F32),
+                dy.into_primitive().tensor(),
+                options,
+            );
+            chunked
+                .into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        }
     }
 
     /// The chunked col2im input gradient (several chunks, strides, dilation) is burn's.
@@ -1055,6 +1091,7 @@ mod tests {
     fn chunked_input_gradient_is_burns() {
         let device = Default::default();
         for (chunk, options) in [
+            (1, ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
             (2, ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
             (3, ConvOptions::new([1, 2], [2, 0], [2, 1], 1)),
             (5, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)),
@@ -1081,7 +1118,7 @@ mod tests {
         }
     }
 
-    /// A 1x1 convolution's input gradient (the batched-GEMM path) is burn's.
+    /// A 1x1 convolution's input gradient (a GEMM per sample into `dX`) is burn's.
     #[test]
     fn pointwise_input_gradient_is_burns() {
         let device = Default::default();

@@ -21,6 +21,7 @@ mod conv;
 mod efficientnet;
 mod error;
 mod fused;
+mod gemm;
 mod head;
 mod norm;
 mod pool;
