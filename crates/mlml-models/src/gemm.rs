@@ -66,7 +66,11 @@ impl<'a> MatRef<'a> {
 
     /// Rows `start..start + len`.
     pub(crate) fn rows(self, start: usize, len: usize) -> Self {
-        assert!(start + len <= self.rows, "rows {start}..+{len} of {}", self.rows);
+        assert!(
+            start + len <= self.rows,
+            "rows {start}..+{len} of {}",
+            self.rows
+        );
         Self {
             rows: len,
             offset: self.offset + start * self.row_stride,
@@ -76,7 +80,11 @@ impl<'a> MatRef<'a> {
 
     /// Columns `start..start + len`.
     pub(crate) fn cols(self, start: usize, len: usize) -> Self {
-        assert!(start + len <= self.cols, "cols {start}..+{len} of {}", self.cols);
+        assert!(
+            start + len <= self.cols,
+            "cols {start}..+{len} of {}",
+            self.cols
+        );
         Self {
             cols: len,
             offset: self.offset + start * self.col_stride,
@@ -126,7 +134,10 @@ pub(crate) fn matmul_into(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(row_stride >= n, "destination rows of {n} are {row_stride} apart");
+    assert!(
+        row_stride >= n,
+        "destination rows of {n} are {row_stride} apart"
+    );
     let dst_len = (m - 1) * row_stride + n;
     assert!(
         dst_len <= dst.len(),
@@ -199,16 +210,29 @@ mod tests {
     fn strided_transposed_and_accumulated_products_match_the_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // (m, k, n): small, a parallel one (>= PARALLEL_WORK) and degenerate widths.
-        for (case, &(m, k, n)) in [(3, 5, 4), (1, 1, 1), (17, 33, 9), (200, 190, 210), (4, 1, 6)]
-            .iter()
-            .enumerate()
+        for (case, &(m, k, n)) in [
+            (3, 5, 4),
+            (1, 1, 1),
+            (17, 33, 9),
+            (200, 190, 210),
+            (4, 1, 6),
+        ]
+        .iter()
+        .enumerate()
         {
-            let a: Vec<f32> = (0..(m + 2) * (k + 3)).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let b: Vec<f32> = (0..(n + 1) * (k + 2)).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let a: Vec<f32> = (0..(m + 2) * (k + 3))
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let b: Vec<f32> = (0..(n + 1) * (k + 2))
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
             // lhs: rows 2.. of a row-major [m + 2, k + 3], columns 1..; rhs: a transposed,
             // row-major [n + 1, k + 2] read as [k, n].
             let lhs = MatRef::row_major(&a, m + 2, k + 3).rows(2, m).cols(1, k);
-            let rhs = MatRef::row_major(&b, n + 1, k + 2).t().rows(2, k).cols(0, n);
+            let rhs = MatRef::row_major(&b, n + 1, k + 2)
+                .t()
+                .rows(2, k)
+                .cols(0, n);
             let row_stride = n + 3;
             let initial: Vec<f32> = (0..m * row_stride).map(|i| i as f32 * 0.25).collect();
             for accumulate in [false, true] {
