@@ -10,10 +10,11 @@
 //! backend: [`ConvBackend::conv2d_tracked`] is burn's `conv2d` on a plain backend and, on
 //! `Autodiff<B>`, a convolution whose backward asks `B` for its gradients through
 //! [`ConvBackend::conv2d_weight_grad`] and [`ConvBackend::conv2d_input_grad`]. On Flex (f32) the
-//! weight gradient is one im2col of the input and one GEMM, `dW = dY [O, N L] x cols [N L, C K]`
-//! (grouped convolutions one batched GEMM); the input gradient `W^T dY` and a parallel col2im,
-//! or a direct scatter through the taps of a depthwise layer (EfficientNet's), instead of
-//! burn-flex's transposed convolution; the forward im2col and one GEMM per chunk of samples.
+//! weight gradient is one im2col of the input and one GEMM per chunk of samples accumulated in
+//! place, `dW += dY [O, n L] x cols^T [n L, C K]` (per group, the groups in parallel); the input
+//! gradient `W^T dY` and a parallel col2im, or a direct scatter through the taps of a depthwise
+//! layer (EfficientNet's), instead of burn-flex's transposed convolution; the forward im2col and
+//! one GEMM per chunk of samples. Every GEMM writes into buffers of ours ([`matmul_into`]).
 //! [`ConvBackend::conv2d_fused`] adds a residual and an [`Activation`] in the forward's output
 //! pass for the folded inference layers. Every other case, backend (wgpu, CUDA) and dtype keeps
 //! burn's own ops, and so does the bias gradient. Values and gradients are tested equal to burn's.
