@@ -418,9 +418,7 @@ fn forward_im2col(
                 matmul_into(out, out_len, weight, x_n, false);
             },
         );
-        if !epilogue.is_identity() {
-            epilogue.apply(0, &mut output, None);
-        }
+        epilogue.apply(0, &mut output, None);
         return FlexTensor::from_data(TensorData::new(output, out_shape));
     }
     let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
@@ -442,9 +440,7 @@ fn forward_im2col(
         let out = &mut output[samples.start * sample_len..samples.end * sample_len];
         if chunk == 1 {
             matmul_into(out, out_len, weight, columns, false);
-            if !epilogue.is_identity() {
-                epilogue.apply(samples.start, out, None);
-            }
+            epilogue.apply(samples.start, out, None);
         } else {
             matmul_into(&mut product, stride, weight, columns, false);
             epilogue.apply(samples.start, out, Some((&product, stride)));
@@ -471,8 +467,11 @@ impl Epilogue<'_> {
 
     /// In place on `out`, the planes of the samples from `first` on, plane by plane in parallel;
     /// each plane first copied from `product` (`[O, n L]` with rows `stride` apart, sample `i` at
-    /// columns `i L..`) if given.
+    /// columns `i L..`) if given. Without a product, an identity epilogue makes no pass.
     fn apply(&self, first: usize, out: &mut [f32], product: Option<(&[f32], usize)>) {
+        if product.is_none() && self.is_identity() {
+            return;
+        }
         let (out_len, out_channels) = (self.out_len, self.out_channels);
         let first = first * out_channels * out_len;
         out.par_chunks_mut(out_len)
@@ -544,13 +543,7 @@ fn weight_grad_im2col(
             .par_chunks_mut(stride)
             .enumerate()
             .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
-        let dy_t = if chunk == 1 {
-            let sample = &dy_data[samples.start * out_channels * out_len..];
-            MatRef::row_major(sample, out_channels, out_len).t()
-        } else {
-            gather_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
-            MatRef::strided(&gathered, [out_channels, len], [stride, 1], 0).t()
-        };
+        let dy_t = chunk_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered).t();
         let columns = MatRef::strided(&columns, [rows, len], [stride, 1], 0);
         product
             .par_chunks_mut(group_outputs * group_rows)
@@ -579,6 +572,26 @@ fn weight_grad_im2col(
             }
         });
     FlexTensor::from_data(TensorData::new(dw, weight_shape.clone()))
+}
+
+/// The output gradient of `samples` as an `[O, n L]` matrix: where it lies for a single sample,
+/// else gathered into the leading columns of `gathered` (`[O, stride]`, empty when chunks are
+/// single samples).
+fn chunk_output_grad<'a>(
+    g: &Geometry,
+    dy: &'a [f32],
+    samples: std::ops::Range<usize>,
+    stride: usize,
+    gathered: &'a mut [f32],
+) -> MatRef<'a> {
+    let out_len = g.out_len();
+    if samples.len() == 1 && gathered.is_empty() {
+        let sample = &dy[samples.start * g.out_channels * out_len..];
+        return MatRef::row_major(sample, g.out_channels, out_len);
+    }
+    let len = samples.len() * out_len;
+    gather_output_grad(g, dy, samples, stride, gathered);
+    MatRef::strided(gathered, [g.out_channels, len], [stride, 1], 0)
 }
 
 /// The output gradient of `samples` laid out as `[O, n L]` in the leading columns of
@@ -738,14 +751,7 @@ fn input_grad_col2im(
     while start < batch {
         let samples = start..(start + chunk).min(batch);
         start = samples.end;
-        let len = samples.len() * out_len;
-        let dy = if chunk == 1 {
-            let sample = &dy_data[samples.start * out_channels * out_len..];
-            MatRef::row_major(sample, out_channels, out_len)
-        } else {
-            gather_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
-            MatRef::strided(&gathered, [out_channels, len], [stride, 1], 0)
-        };
+        let dy = chunk_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
         matmul_into(&mut columns, stride, weight_t, dy, false);
         let columns: &[f32] = &columns;
         let first = samples.start * channels * plane;
