@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod recipes;
 mod reproduce;
 
 fn main() -> ExitCode {

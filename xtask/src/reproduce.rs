@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::recipes::{self, Dataset, Recipe, RecipeValue};
 use crate::{cargo, project_root};
 
 /// A setting on an embedded dataset.
@@ -135,14 +136,20 @@ struct Options {
     data: Option<PathBuf>,
     backend: String,
     smoke: bool,
+    /// Print each row's recipe and resolved run instead of training.
+    plan: bool,
+    json: bool,
+    /// Pick the epoch on the test split (the ASL reference's protocol).
+    select_on_test: bool,
 }
 
 fn usage() -> String {
     let names: Vec<&str> = EMBEDDED.iter().map(|s| s.name).collect();
     format!(
         "usage: cargo xtask reproduce <setting> [--seeds N] [--loss NAME]... [--sweep] \
-         [--backend cpu|wgpu|cuda] [--data DIR] [--smoke] [--mlml PATH] [--runs DIR] [--results DIR]\n  embedded settings: {}\n  \
-         paper settings (with --data DIR): {}",
+         [--backend cpu|wgpu|cuda] [--data DIR] [--smoke] [--plan [--json]] [--select-on-test] \
+         [--mlml PATH] [--runs DIR] [--results DIR]\n  embedded settings: {}\n  \
+         paper settings (with --data DIR; --plan needs none): {}",
         names.join(", "),
         PAPER_SETTINGS
             .iter()
@@ -164,6 +171,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
         data: None,
         backend: "cpu".into(),
         smoke: false,
+        plan: false,
+        json: false,
+        select_on_test: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -189,6 +199,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--data" => options.data = Some(value("--data")?.into()),
             "--sweep" => options.sweep = true,
             "--smoke" => options.smoke = true,
+            "--plan" => options.plan = true,
+            "--json" => options.json = true,
+            "--select-on-test" => options.select_on_test = true,
             "--backend" => {
                 let v = value("--backend")?;
                 if !["cpu", "wgpu", "cuda"].contains(&v.as_str()) {
@@ -207,11 +220,23 @@ fn parse(args: &[String]) -> Result<Options, String> {
     if options.setting.is_empty() {
         return Err(usage());
     }
+    if options.json && !options.plan {
+        return Err(format!("--json goes with --plan\n{}", usage()));
+    }
     Ok(options)
 }
 
 pub fn reproduce(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
+    if options.select_on_test && !options.setting.starts_with("coco-") {
+        return Err(
+            "--select-on-test is the ASL / Hill / SPLC reference's protocol: coco-40, coco-75 and coco-full only"
+                .into(),
+        );
+    }
+    if options.plan {
+        return plan(&options);
+    }
     let Some(setting) = EMBEDDED.iter().find(|s| s.name == options.setting) else {
         if let (Some(run), Some(data)) = (
             PAPER_RUNS.iter().find(|r| r.name == options.setting),
@@ -241,7 +266,11 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| target_dir().join("reproduce").join(setting.name));
     let mut losses = if options.losses.is_empty() {
+        // The embedded settings' models have no class activation map to boost.
         registered_losses(&mlml)?
+            .into_iter()
+            .filter(|l| l != "boostlu")
+            .collect()
     } else {
         options.losses.clone()
     };
@@ -257,7 +286,7 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
         mlml: &mlml,
         config: setting.config,
         extra: &[],
-        loss_sets: &[],
+        row_sets: &|_| Vec::new(),
         seed_draws_labels: true,
         device: &options.backend,
         runs: &runs,
@@ -274,10 +303,10 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
 struct Job<'a> {
     mlml: &'a Path,
     config: &'a str,
-    /// `--set`s of every run, after the seed's.
+    /// `--set`s of every run, after the row's.
     extra: &'a [String],
-    /// `--set`s of one loss's runs, after `extra`: (loss, set).
-    loss_sets: &'a [(&'a str, &'a str)],
+    /// `--set`s of one row's runs (its recipe), after the seed's.
+    row_sets: &'a dyn Fn(&str) -> Vec<String>,
     /// Whether the seed also draws the labels (the embedded settings); a paper setting keeps
     /// its protocol's one draw from the config.
     seed_draws_labels: bool,
@@ -301,14 +330,11 @@ impl Job<'_> {
                     .runs
                     .join(format!("seed-{seed}"))
                     .join(loss.replace(' ', "_"));
+                // The recipe, then the setting's data and (with --smoke) the smoke overrides,
+                // which win.
                 let mut sets = seed_sets(seed, self.seed_draws_labels);
+                sets.extend((self.row_sets)(loss));
                 sets.extend_from_slice(self.extra);
-                sets.extend(
-                    self.loss_sets
-                        .iter()
-                        .filter(|(name, _)| name == loss)
-                        .map(|(_, set)| set.to_string()),
-                );
                 match train_once(
                     self.mlml,
                     self.config,
@@ -467,28 +493,25 @@ fn seed_sets(seed: usize, draws_labels: bool) -> Vec<String> {
     sets
 }
 
-/// One `mlml train` run of `loss` with the config's `--set`s `sets` (later ones win).
-fn train_once(
-    mlml: &Path,
+/// The arguments of `mlml train` for a row (`loss`, or the full-label row) with the config's
+/// `--set`s `sets` (later ones win), into `dir`.
+fn train_args(
     config: &str,
     loss: &str,
     sets: &[String],
     device: &str,
-    dir: &Path,
-    label: &str,
-) -> Result<RunFigures, String> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
+    dir: Option<&Path>,
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "train".into(),
         "--config".into(),
         project_root().join(config).display().to_string(),
-        "--out".into(),
-        dir.display().to_string(),
         "--device".into(),
         device.into(),
     ];
+    if let Some(dir) = dir {
+        args.extend(["--out".into(), dir.display().to_string()]);
+    }
     let mut set = |kv: String| {
         args.push("--set".into());
         args.push(kv);
@@ -502,6 +525,23 @@ fn train_once(
     for kv in sets {
         set(kv.clone());
     }
+    args
+}
+
+/// One `mlml train` run of `loss` with the config's `--set`s `sets` (later ones win).
+fn train_once(
+    mlml: &Path,
+    config: &str,
+    loss: &str,
+    sets: &[String],
+    device: &str,
+    dir: &Path,
+    label: &str,
+) -> Result<RunFigures, String> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let args = train_args(config, loss, sets, device, Some(dir));
     let start = Instant::now();
     let mut child = Command::new(mlml)
         .args(&args)
@@ -683,10 +723,11 @@ fn write_results(
         name = setting.name,
         summary = setting.summary,
         model_note = if setting.name.starts_with("fashion") {
-            "the head trains on frozen EfficientNet-Lite0 features, so there is no CAM to \
-             boost and `boostlu` is LL-R"
+            "the head trains on frozen EfficientNet-Lite0 features, which have no class \
+             activation map to boost, so `boostlu` has no row (`ll-r` is its loss unboosted)"
         } else {
-            "on a feature MLP there is no CAM to boost, so `boostlu` is LL-R"
+            "a feature MLP has no class activation map to boost, so `boostlu` has no row \
+             (`ll-r` is its loss unboosted)"
         },
         config = setting.config,
         seeds_flag = if seeds == setting.seeds {
@@ -785,6 +826,12 @@ fn sweep(
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// What the single-positive settings' rows train with.
+const SINGLE_POSITIVE_RECIPES: &str = "ResNet-50 at 448 px, each row with the recipe of the \
+     repository its published number comes from (Zhou et al.'s for AN, AN-LS, WAN, ROLE, EM, \
+     EM+APL, focal, ASL and full labels; Cole et al.'s for EPR; Large Loss Matters' for LL-R/Ct/Cp; \
+     BoostLU's; GR Loss'): `--plan` prints them";
+
 /// A paper setting reproduce can run: where its data sits under `--data` and how it is imported.
 struct PaperRun {
     name: &'static str,
@@ -801,8 +848,37 @@ struct PaperRun {
     needs: &'static [&'static str],
     /// Where the training labels come from.
     labels: TrainLabels,
-    /// `--set`s of one loss only: (loss, set).
-    loss_sets: &'static [(&'static str, &'static str)],
+    /// Each row's training recipe.
+    recipes: Recipes,
+}
+
+/// How a paper setting's rows train.
+#[derive(Clone, Copy, Debug)]
+enum Recipes {
+    /// Each row with the recipe of the repository its published number comes from.
+    SinglePositive(Dataset),
+    /// Every row with the ASL recipe of the template; SPLC's threshold where the release sets
+    /// one.
+    Asl { splc_tau: Option<f64> },
+}
+
+impl Recipes {
+    fn recipe(self, loss: &str) -> Recipe {
+        match self {
+            Recipes::SinglePositive(dataset) => recipes::single_positive(dataset, loss),
+            Recipes::Asl { splc_tau } => {
+                let mut recipe = recipes::asl();
+                if let (Some(tau), "splc") = (splc_tau, loss) {
+                    recipe.values.push(RecipeValue {
+                        key: "training.loss_overrides.tau",
+                        value: tau.to_string(),
+                        source: "robust-loss-mlml README: \"when SPLC is used on COCO-75% labels left, the threshold is set 0.65\" (results.md 1)",
+                    });
+                }
+                recipe
+            }
+        }
+    }
 }
 
 /// Where a paper setting's training labels come from.
@@ -844,14 +920,15 @@ const fn coco_2014(name: &'static str, labels: TrainLabels) -> PaperRun {
             "val2014",
         ],
         labels,
-        loss_sets: &[],
+        recipes: Recipes::Asl { splc_tau: None },
     }
 }
 
 const PAPER_RUNS: &[PaperRun] = &[
     PaperRun {
-        recipe: "their end-to-end recipe",
+        recipe: SINGLE_POSITIVE_RECIPES,
         config: "configs/recipes/spml-coco-single.toml",
+        recipes: Recipes::SinglePositive(Dataset::Coco),
         import_train: Import {
             input: "annotations/instances_train2014.json",
             // Cole et al.'s row order, which their label draw follows.
@@ -875,8 +952,9 @@ const PAPER_RUNS: &[PaperRun] = &[
         },
     ),
     PaperRun {
-        // The release README: "when SPLC is used on COCO-75% labels left, the threshold is 0.65".
-        loss_sets: &[("splc", "training.loss_overrides={ tau = 0.65 }")],
+        recipes: Recipes::Asl {
+            splc_tau: Some(0.65),
+        },
         ..coco_2014(
             "coco-75",
             TrainLabels::Release {
@@ -892,8 +970,8 @@ const PAPER_RUNS: &[PaperRun] = &[
     },
     PaperRun {
         name: "voc-single",
-        recipe: "the Large Loss Matters recipe (SGD, head at 10x)",
-        config: "configs/recipes/ll-voc-single.toml",
+        recipe: SINGLE_POSITIVE_RECIPES,
+        config: "configs/recipes/spml-voc-single.toml",
         import_train: Import {
             input: "VOCdevkit/VOC2012",
             args: &["--format", "voc", "--split", "train"],
@@ -912,12 +990,11 @@ const PAPER_RUNS: &[PaperRun] = &[
             "VOCdevkit/VOC2012/JPEGImages",
         ],
         labels: TrainLabels::SinglePositive,
-        loss_sets: &[],
+        recipes: Recipes::SinglePositive(Dataset::Voc),
     },
     PaperRun {
         name: "nus-single",
-        recipe: "the single-positive recipe (ResNet-50 448, flip, Adam; Zhou et al.'s NUS-WIDE \
-                 batch 16, lr 1e-5)",
+        recipe: SINGLE_POSITIVE_RECIPES,
         config: "configs/recipes/spml-nus-single.toml",
         // No script makes NUS-WIDE's formatted files: the papers ship them, and their rows
         // and columns are the protocol.
@@ -940,12 +1017,11 @@ const PAPER_RUNS: &[PaperRun] = &[
             "Flickr",
         ],
         labels: TrainLabels::SinglePositive,
-        loss_sets: &[],
+        recipes: Recipes::SinglePositive(Dataset::Nus),
     },
     PaperRun {
         name: "cub-single",
-        recipe: "the single-positive recipe (ResNet-50 448, flip, Adam; Zhou et al.'s CUB batch \
-                 8, lr 1e-4)",
+        recipe: SINGLE_POSITIVE_RECIPES,
         config: "configs/recipes/spml-cub-single.toml",
         // Cole et al.'s `format_cub.py`: the 312 attributes' `is_present`, rows in images.txt
         // order, split by train_test_split.txt; the importer reads the same files.
@@ -967,7 +1043,7 @@ const PAPER_RUNS: &[PaperRun] = &[
             "images",
         ],
         labels: TrainLabels::SinglePositive,
-        loss_sets: &[],
+        recipes: Recipes::SinglePositive(Dataset::Cub),
     },
 ];
 
@@ -1146,6 +1222,9 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         format!("data.images={}", quoted(&data.join(run.images))),
     ];
     extra.extend(label_sets);
+    if options.select_on_test {
+        extra.push("data.selection=\"test\"".into());
+    }
     if options.smoke {
         extra.extend(SMOKE.iter().map(|s| s.to_string()));
     }
@@ -1173,21 +1252,59 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         mlml: &mlml,
         config: run.config,
         extra: &extra,
-        loss_sets: run.loss_sets,
+        row_sets: &|loss| run.recipes.recipe(loss).sets(),
         seed_draws_labels: false,
         device: &options.backend,
         runs: &runs,
     };
-    let (mut rows, failures) = job.every_loss(&losses, seeds);
+    // With --sweep, Cole et al.'s rows (or the rows asked for) search their batch x lr grid.
+    let swept: Vec<String> = if options.sweep {
+        losses
+            .iter()
+            .filter(|l| !options.losses.is_empty() || recipes::COLE_ROWS.contains(&l.as_str()))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let plain: Vec<String> = losses
+        .iter()
+        .filter(|l| !swept.contains(l))
+        .cloned()
+        .collect();
+    let (mut rows, mut failures) = job.every_loss(&plain, seeds);
+    for loss in &swept {
+        match sweep_row(&job, loss, &run.recipes.recipe(loss)) {
+            Ok(row) => rows.push(row),
+            Err(message) => failures.push(format!("{loss} (sweep): {message}")),
+        }
+    }
+    rows.sort_by_key(|r| {
+        losses
+            .iter()
+            .position(|l| r["loss"] == l.as_str())
+            .unwrap_or(usize::MAX)
+    });
     add_gap_recovered(&mut rows);
     for row in &mut rows {
-        if let Some((value, source)) = published(run.name, row["loss"].as_str().unwrap_or("")) {
+        let loss = row["loss"].as_str().unwrap_or("").to_string();
+        if let Some((value, source)) = published(run.name, &loss) {
             row["published_map"] = json!(value);
             row["published_source"] = json!(source);
         }
+        let recipe = run.recipes.recipe(&loss);
+        row["recipe"] = json!(recipe.name);
+        row["recipe_follows"] = json!(recipe.follows);
     }
     let table = markdown_table(&rows, seeds);
     let beside = published_table(run.name, &rows);
+    let recipe_notes = recipe_section(run.recipes, &losses);
+    let selection_note = if options.select_on_test {
+        " THE EPOCH WAS PICKED ON THE TEST SPLIT (--select-on-test, the ASL reference's \
+         protocol): the test figures are optimistic."
+    } else {
+        ""
+    };
     println!("\n{table}\nBeside the published figures:\n\n{beside}");
     // A smoke run's figures mean nothing: they stay with the runs, out of docs/results.
     let out_dir = if options.smoke {
@@ -1207,7 +1324,8 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         "# {name}\n\n{summary}. Written by `cargo xtask reproduce {name} --data DIR{smoke}` from \
          `{config}` ({seeds} seed(s) of the initialisation; the training labels: {labels_note}). \
          Test figures of the epoch with the best validation mAP; mAP, CF1 and OF1 in \
-         percent.\n\n{table}\n## Beside the published figures\n\n{beside}",
+         percent.{selection_note}\n\n{table}\n## Beside the published figures\n\n{beside}\n\
+         ## Recipes\n\n{recipe_notes}",
         name = run.name,
         smoke = if options.smoke { " --smoke" } else { "" },
         config = run.config,
@@ -1215,6 +1333,180 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
     std::fs::write(&md, text).map_err(|e| format!("{}: {e}", md.display()))?;
     println!("wrote {} and {}", json.display(), md.display());
     all_ran(&failures)
+}
+
+/// One row trained at every point of Cole et al.'s batch x lr grid (seed 0): the run with the
+/// best validation mAP is the row, as their sweep reports it.
+fn sweep_row(job: &Job<'_>, loss: &str, recipe: &Recipe) -> Result<Value, String> {
+    let mut best: Option<(RunFigures, usize, &str)> = None;
+    for (i, &(batch, lr)) in recipes::COLE_GRID.iter().enumerate() {
+        let label = format!(
+            "[{}/{}] {loss}: batch {batch}, lr {lr}",
+            i + 1,
+            recipes::COLE_GRID.len()
+        );
+        let mut sets = seed_sets(0, job.seed_draws_labels);
+        sets.extend(recipe.sets());
+        sets.push(format!("training.batch_size={batch}"));
+        sets.push(format!("training.lr={lr}"));
+        sets.extend_from_slice(job.extra);
+        let dir = job
+            .runs
+            .join("sweep")
+            .join(format!("{loss}-b{batch}-lr{lr}"));
+        let figures = train_once(job.mlml, job.config, loss, &sets, job.device, &dir, &label)?;
+        if best
+            .as_ref()
+            .is_none_or(|(b, _, _)| figures.val_map > b.val_map)
+        {
+            best = Some((figures, batch, lr));
+        }
+    }
+    finish_progress();
+    let (figures, batch, lr) = best.expect("the grid has points");
+    let mut row = summarise(loss, &[figures]);
+    row["sweep_choice"] = json!(format!(
+        "batch {batch}, lr {lr} (best validation mAP of {} runs)",
+        recipes::COLE_GRID.len()
+    ));
+    Ok(row)
+}
+
+/// Per recipe: the rows that follow it, the repository, and what differs from it.
+fn recipe_section(recipes: Recipes, losses: &[String]) -> String {
+    let mut groups: Vec<(Recipe, Vec<&str>)> = Vec::new();
+    for loss in losses {
+        let recipe = recipes.recipe(loss);
+        match groups.iter_mut().find(|(r, _)| r.name == recipe.name) {
+            Some((_, rows)) => rows.push(loss),
+            None => groups.push((recipe, vec![loss])),
+        }
+    }
+    let mut out = String::new();
+    for (recipe, rows) in groups {
+        out.push_str(&format!(
+            "- **{}** ({}): follows {}; differs: {}.\n",
+            recipe.name,
+            rows.join(", "),
+            recipe.follows,
+            recipe.differs.join("; ")
+        ));
+    }
+    out.push_str(
+        "\nEvery value of each recipe and its source: `cargo xtask reproduce SETTING --plan`.\n",
+    );
+    out
+}
+
+/// `--plan`: each row's recipe and the run `mlml train --dry-run --json` resolves for it, with
+/// no data read (a paper setting's paths are its template's).
+fn plan(options: &Options) -> Result<(), String> {
+    let (config, recipes, seed_draws_labels): (&str, Option<Recipes>, bool) =
+        if let Some(setting) = EMBEDDED.iter().find(|s| s.name == options.setting) {
+            (setting.config, None, true)
+        } else if let Some(run) = PAPER_RUNS.iter().find(|r| r.name == options.setting) {
+            (run.config, Some(run.recipes), false)
+        } else {
+            return Err(format!(
+                "unknown setting '{}'\n{}",
+                options.setting,
+                usage()
+            ));
+        };
+    let mlml = match &options.mlml {
+        Some(path) => path.clone(),
+        None => build_mlml(&options.backend)?,
+    };
+    let losses = if options.losses.is_empty() {
+        let mut all: Vec<String> = registered_losses(&mlml)?
+            .into_iter()
+            .filter(|l| recipes.is_some() || l != "boostlu")
+            .collect();
+        all.push(FULL_LABEL_ROW.to_string());
+        all
+    } else {
+        options.losses.clone()
+    };
+    let mut rows = Vec::new();
+    for loss in &losses {
+        let recipe = recipes.map(|r| r.recipe(loss));
+        let mut sets = seed_sets(0, seed_draws_labels);
+        if let Some(recipe) = &recipe {
+            sets.extend(recipe.sets());
+        }
+        if options.select_on_test {
+            sets.push("data.selection=\"test\"".into());
+        }
+        let mut args = train_args(config, loss, &sets, &options.backend, None);
+        args.extend(["--dry-run".into(), "--json".into()]);
+        let out = Command::new(&mlml)
+            .args(&args)
+            .current_dir(project_root())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", mlml.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{loss}: `mlml train --dry-run` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let resolved: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("{loss}: `mlml train --dry-run --json` printed no JSON: {e}"))?;
+        let mut row = json!({ "row": loss });
+        if let Some(recipe) = &recipe {
+            row["recipe"] = json!({
+                "name": recipe.name,
+                "follows": recipe.follows,
+                "differs": recipe.differs,
+                "values": recipe.values.iter().map(|v| json!({
+                    "key": v.key, "value": v.value, "source": v.source,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        row["config"] = resolved["config"].clone();
+        row["loss"] = resolved["loss"].clone();
+        rows.push(row);
+    }
+    if options.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{} ({config}): one line per row; --json for every resolved key\n",
+        options.setting
+    );
+    for row in &rows {
+        let t = &row["config"]["training"];
+        println!(
+            "{:<18} {:<8} {} lr {} batch {} epochs {} head x{} wd {}{}{}{} | {}",
+            row["row"].as_str().unwrap_or_default(),
+            row["recipe"]["name"].as_str().unwrap_or("config"),
+            t["optimizer"].as_str().unwrap_or_default(),
+            t["lr"],
+            t["batch_size"],
+            t["epochs"],
+            t["head_lr_mult"],
+            t["weight_decay"],
+            t["patience"]
+                .as_u64()
+                .map(|p| format!(", patience {p}"))
+                .unwrap_or_default(),
+            t["stop_below_best"]
+                .as_f64()
+                .map(|p| format!(", stop {p} below best"))
+                .unwrap_or_default(),
+            if row["config"]["data"]["drop_last"] == true {
+                ", drop_last"
+            } else {
+                ""
+            },
+            row["loss"]["settings"],
+        );
+    }
+    Ok(())
 }
 
 /// `mlml-data import ARGS INPUT -o OUTPUT`; its stderr becomes the error.
@@ -1414,6 +1706,578 @@ mod tests {
                 "{}",
                 setting.config
             );
+        }
+    }
+}
+
+/// Every paper row's resolved recipe against the values of its reference, written out here
+/// independently of `recipes.rs`, with their sources.
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+
+    /// The rows of each family on a single-positive setting.
+    const ZHOU: &[&str] = &[
+        "an",
+        "an-ls",
+        "wan",
+        "role",
+        "em",
+        "em-apl",
+        "focal",
+        "asl",
+        FULL_LABEL_ROW,
+    ];
+    const COLE: &[&str] = &["epr"];
+    const LL: &[&str] = &["ll-r", "ll-ct", "ll-cp"];
+    const BOOSTLU: &[&str] = &["boostlu"];
+    const GR: &[&str] = &["gr"];
+    const SINGLE: &[&str] = &["voc-single", "coco-single", "nus-single", "cub-single"];
+    const ASL: &[&str] = &["coco-40", "coco-75", "coco-full"];
+    const ASL_ROWS: &[&str] = &["an", "asl", "hill", "splc", "focal", FULL_LABEL_ROW];
+
+    /// (settings, rows, key, expected TOML value, source).
+    type Expected = (
+        &'static [&'static str],
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+
+    const EXPECTED: &[Expected] = &[
+        // Zhou et al. main.py, per-dataset bsize / lr (spml-an-epr-role-em.md 1.8).
+        (
+            &["voc-single"],
+            ZHOU,
+            "training.batch_size",
+            "8",
+            "Zhou main.py, pascal",
+        ),
+        (
+            &["voc-single"],
+            ZHOU,
+            "training.lr",
+            "1e-5",
+            "Zhou main.py, pascal",
+        ),
+        (
+            &["coco-single"],
+            ZHOU,
+            "training.batch_size",
+            "16",
+            "Zhou main.py, coco",
+        ),
+        (
+            &["coco-single"],
+            ZHOU,
+            "training.lr",
+            "1e-5",
+            "Zhou main.py, coco",
+        ),
+        (
+            &["nus-single"],
+            ZHOU,
+            "training.batch_size",
+            "16",
+            "Zhou main.py, nuswide",
+        ),
+        (
+            &["nus-single"],
+            ZHOU,
+            "training.lr",
+            "1e-5",
+            "Zhou main.py, nuswide",
+        ),
+        (
+            &["cub-single"],
+            ZHOU,
+            "training.batch_size",
+            "8",
+            "Zhou main.py, cub",
+        ),
+        (
+            &["cub-single"],
+            ZHOU,
+            "training.lr",
+            "1e-4",
+            "Zhou main.py, cub",
+        ),
+        (
+            SINGLE,
+            ZHOU,
+            "training.optimizer",
+            "\"adam\"",
+            "Zhou main.py: Adam on f",
+        ),
+        (
+            SINGLE,
+            ZHOU,
+            "training.head_lr_mult",
+            "1.0",
+            "Zhou main.py: one group",
+        ),
+        (
+            SINGLE,
+            ZHOU,
+            "training.weight_decay",
+            "0.0",
+            "Zhou main.py: no decay",
+        ),
+        (
+            SINGLE,
+            ZHOU,
+            "training.epochs",
+            "10",
+            "Zhou main.py: num_epochs 10",
+        ),
+        (
+            SINGLE,
+            ZHOU,
+            "training.patience",
+            "1",
+            "Zhou main.train: first non-improving epoch stops",
+        ),
+        (
+            SINGLE,
+            ZHOU,
+            "data.drop_last",
+            "false",
+            "Zhou loaders: drop_last=False",
+        ),
+        (
+            &["coco-single"],
+            ZHOU,
+            "training.preset",
+            "\"coco\"",
+            "EM / EM+APL coco alpha, beta, warmup",
+        ),
+        (
+            &["cub-single"],
+            ZHOU,
+            "training.preset",
+            "\"cub\"",
+            "EM / EM+APL cub alpha, beta, warmup",
+        ),
+        // Cole et al. train.py end_to_end at one sweep point (spml-an-epr-role-em.md 4.2).
+        (
+            SINGLE,
+            COLE,
+            "data.drop_last",
+            "true",
+            "Cole loaders: drop_last=True",
+        ),
+        (
+            SINGLE,
+            COLE,
+            "training.optimizer",
+            "\"adam\"",
+            "Cole train.py: Adam",
+        ),
+        (
+            SINGLE,
+            COLE,
+            "training.epochs",
+            "10",
+            "Cole train.py end_to_end: 10 epochs",
+        ),
+        (
+            &["coco-single"],
+            COLE,
+            "training.batch_size",
+            "16",
+            "a point of Cole's grid",
+        ),
+        (
+            &["cub-single"],
+            COLE,
+            "training.lr",
+            "1e-4",
+            "a point of Cole's grid",
+        ),
+        // Large Loss Matters: the maintainer's table (results.md 2.3), the code's defaults (1.5).
+        (
+            &["voc-single"],
+            LL,
+            "training.optimizer",
+            "\"sgd\"",
+            "LLM issue 4: VOC SGD",
+        ),
+        (
+            &["voc-single"],
+            LL,
+            "training.lr",
+            "5e-3",
+            "LLM issue 4: VOC 5e-3",
+        ),
+        (
+            &["voc-single"],
+            LL,
+            "training.momentum",
+            "0.9",
+            "LLM config.py SGD option",
+        ),
+        (
+            &["voc-single"],
+            LL,
+            "training.weight_decay",
+            "1e-3",
+            "LLM config.py SGD option",
+        ),
+        (
+            &["coco-single", "nus-single", "cub-single"],
+            LL,
+            "training.optimizer",
+            "\"adam\"",
+            "LLM issue 4: Adam",
+        ),
+        (
+            &["coco-single", "nus-single"],
+            LL,
+            "training.lr",
+            "1e-5",
+            "LLM issue 4: 1e-5",
+        ),
+        (
+            &["cub-single"],
+            LL,
+            "training.lr",
+            "7.5e-5",
+            "LLM issue 4: CUB 7.5e-5",
+        ),
+        (
+            &["voc-single"],
+            &["ll-r"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.2",
+            "LLM issue 4",
+        ),
+        (
+            &["voc-single"],
+            &["ll-ct"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.2",
+            "LLM issue 4",
+        ),
+        (
+            &["voc-single"],
+            &["ll-cp"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.1",
+            "LLM issue 4",
+        ),
+        (
+            &["coco-single", "nus-single"],
+            &["ll-r"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.4",
+            "LLM issue 4",
+        ),
+        (
+            &["coco-single", "nus-single"],
+            &["ll-ct", "ll-cp"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.2",
+            "LLM issue 4",
+        ),
+        (
+            &["cub-single"],
+            &["ll-r", "ll-ct"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.4",
+            "LLM issue 4",
+        ),
+        (
+            &["cub-single"],
+            &["ll-cp"],
+            "training.loss_overrides.delta_rel_percent",
+            "0.2",
+            "LLM issue 4",
+        ),
+        (
+            SINGLE,
+            LL,
+            "training.batch_size",
+            "16",
+            "LLM config.py bsize 16",
+        ),
+        (
+            SINGLE,
+            LL,
+            "training.epochs",
+            "10",
+            "LLM config.py num_epochs 10",
+        ),
+        (
+            SINGLE,
+            LL,
+            "training.head_lr_mult",
+            "10.0",
+            "LLM train.py lr_mult 10",
+        ),
+        (
+            SINGLE,
+            LL,
+            "training.stop_below_best",
+            "3.0",
+            "LLM train.py: drop > 3 stops",
+        ),
+        // BoostLU (largeloss-boostlu-gr.md 2.1, 2.2).
+        (
+            SINGLE,
+            BOOSTLU,
+            "model.boost_alpha",
+            "5.0",
+            "BoostLU config.py alpha 5",
+        ),
+        (SINGLE, BOOSTLU, "training.lr", "1e-5", "BoostLU fixed lr"),
+        (
+            SINGLE,
+            BOOSTLU,
+            "training.head_lr_mult",
+            "10.0",
+            "BoostLU head x10",
+        ),
+        (
+            SINGLE,
+            BOOSTLU,
+            "training.batch_size",
+            "16",
+            "BoostLU bsize 16",
+        ),
+        (
+            SINGLE,
+            BOOSTLU,
+            "training.epochs",
+            "10",
+            "BoostLU 10 epochs",
+        ),
+        (
+            SINGLE,
+            BOOSTLU,
+            "training.loss_overrides.delta_rel_percent",
+            "0.5",
+            "BoostLU LL-R 0.5 %",
+        ),
+        // GR Loss config.py (largeloss-boostlu-gr.md 3.3).
+        (
+            SINGLE,
+            GR,
+            "training.batch_size",
+            "8",
+            "GRLoss config.py bsize 8",
+        ),
+        (
+            SINGLE,
+            GR,
+            "training.lr",
+            "1e-5",
+            "GRLoss config.py lr 1e-5",
+        ),
+        (
+            SINGLE,
+            GR,
+            "training.epochs",
+            "8",
+            "GRLoss config.py num_epochs 8",
+        ),
+        (
+            SINGLE,
+            GR,
+            "training.head_lr_mult",
+            "10.0",
+            "GRLoss config.py lr_mult 10",
+        ),
+        (
+            SINGLE,
+            GR,
+            "training.stop_below_best",
+            "2.0",
+            "GRLoss train.py: drop > 2 stops",
+        ),
+        // The protocol every single-positive row shares (spml-an-epr-role-em.md 3.4, 4.1).
+        (SINGLE, ZHOU, "data.image_size", "448", "Resize((448, 448))"),
+        (SINGLE, LL, "data.val_fraction", "0.2", "val_frac 0.2"),
+        (SINGLE, GR, "data.split_seed", "1200", "split_seed 1200"),
+        (
+            SINGLE,
+            BOOSTLU,
+            "data.label_seed",
+            "1200",
+            "generate_observed_labels seed 1200",
+        ),
+        (
+            SINGLE,
+            COLE,
+            "model.backbone",
+            "\"resnet50\"",
+            "torchvision resnet50",
+        ),
+        // The ASL recipe (asl-hill-splc.md 4).
+        (
+            ASL,
+            ASL_ROWS,
+            "training.batch_size",
+            "128",
+            "robust-loss-mlml train.py batch 128",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "training.lr",
+            "1e-4",
+            "OneCycleLR max_lr 1e-4",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "training.weight_decay",
+            "1e-4",
+            "add_weight_decay 1e-4",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "training.epochs",
+            "31",
+            "Stop_epoch 30: 31 epochs",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "training.ema_decay",
+            "0.9997",
+            "ModelEma 0.9997",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "training.schedule.one-cycle.epochs",
+            "80",
+            "OneCycleLR epochs 80",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "training.schedule.one-cycle.pct_start",
+            "0.2",
+            "pct_start 0.2",
+        ),
+        (
+            ASL,
+            ASL_ROWS,
+            "data.transform",
+            "\"asl\"",
+            "CutoutPIL + RandAugment",
+        ),
+        (
+            &["coco-75"],
+            &["splc"],
+            "training.loss_overrides.tau",
+            "0.65",
+            "robust-loss-mlml README",
+        ),
+    ];
+
+    /// The template with the row's recipe applied as `--set KEY=VALUE`s.
+    fn resolved(run: &PaperRun, loss: &str) -> toml::Table {
+        let text = std::fs::read_to_string(project_root().join(run.config)).unwrap();
+        let mut table: toml::Table = toml::from_str(&text).unwrap();
+        for set in run.recipes.recipe(loss).sets() {
+            let (key, value) = set.split_once('=').unwrap();
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .unwrap_or_else(|e| panic!("{}: {set}: {e}", run.name))
+                .remove("v")
+                .unwrap();
+            let parts: Vec<&str> = key.split('.').collect();
+            let mut node = &mut table;
+            for part in &parts[..parts.len() - 1] {
+                node = node
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .unwrap();
+            }
+            node.insert(parts[parts.len() - 1].to_string(), value);
+        }
+        table
+    }
+
+    fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+        let mut parts = key.split('.');
+        let mut value = table.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_table()?.get(part)?;
+        }
+        Some(value)
+    }
+
+    fn same(a: &toml::Value, b: &toml::Value) -> bool {
+        match (
+            a.as_float().or(a.as_integer().map(|i| i as f64)),
+            b.as_float().or(b.as_integer().map(|i| i as f64)),
+        ) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn every_row_trains_with_its_references_values() {
+        let mut checked = 0;
+        for (settings, rows, key, expected, source) in EXPECTED {
+            let want: toml::Value = toml::from_str::<toml::Table>(&format!("v = {expected}"))
+                .unwrap()
+                .remove("v")
+                .unwrap();
+            for setting in *settings {
+                let run = PAPER_RUNS.iter().find(|r| r.name == *setting).unwrap();
+                for loss in *rows {
+                    let table = resolved(run, loss);
+                    let got = lookup(&table, key);
+                    assert!(
+                        got.is_some_and(|g| same(g, &want)),
+                        "{setting}, {loss}: {key} is {got:?}, the reference has {expected} ({source})"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 300, "{checked}");
+    }
+
+    /// What a family must not carry over from another: an early stop or a multiplier.
+    #[test]
+    fn no_row_inherits_another_recipes_stopping_rule() {
+        for setting in SINGLE {
+            let run = PAPER_RUNS.iter().find(|r| r.name == *setting).unwrap();
+            for loss in LL.iter().chain(BOOSTLU).chain(GR).chain(COLE) {
+                let table = resolved(run, loss);
+                assert!(
+                    lookup(&table, "training.patience").is_none(),
+                    "{setting}, {loss}"
+                );
+            }
+            for loss in ZHOU.iter().chain(COLE).chain(BOOSTLU) {
+                let table = resolved(run, loss);
+                assert!(
+                    lookup(&table, "training.stop_below_best").is_none(),
+                    "{setting}, {loss}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_value_of_every_recipe_names_its_source() {
+        for run in PAPER_RUNS {
+            for loss in ZHOU.iter().chain(COLE).chain(LL).chain(BOOSTLU).chain(GR) {
+                let recipe = run.recipes.recipe(loss);
+                assert!(!recipe.follows.is_empty());
+                for v in &recipe.values {
+                    assert!(v.source.len() > 20, "{}: {loss}: {}", run.name, v.key);
+                }
+            }
         }
     }
 }

@@ -84,29 +84,29 @@ pub enum ArrayNormalize {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// `[n, d]` feature matrix (`.npy`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub train_features: Option<PathBuf>,
     /// `u8` images `[n, h, w]` (grey) or `[n, c, h, w]` (`.npy` or `.npy.gz`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub train_images: Option<PathBuf>,
     /// An mlml-data label set of image files (`.tsv` list, or `.npy` with its sidecar), full
     /// labels; the images lie under `images`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub train_set: Option<PathBuf>,
     /// `[n, C]` full 0/1 labels (`.npy`) of `train_features` or `train_images`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub train_labels: Option<PathBuf>,
     /// One class name per line (features and image arrays).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub classes: Option<PathBuf>,
     /// Folder the label sets' image paths are relative to (default: the set file's folder).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub images: Option<PathBuf>,
     #[serde(default = "single_positive_protocol")]
     pub labels: LabelProtocol,
     /// With `labels = "observed-set"`: the label set whose observed labels the training rows
     /// take, its image paths relative to the image root of `train_set`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub observed_set: Option<PathBuf>,
     #[serde(default)]
     pub label_seed: u64,
@@ -118,14 +118,14 @@ pub struct DataConfig {
     pub label_generator: GeneratorKind,
     /// Test rows, of the same kind as the training rows; with them the report gives the test
     /// figures of the selected epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub test_features: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub test_images: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub test_set: Option<PathBuf>,
     /// `[m, C]` full 0/1 test labels (`.npy`) of `test_features` or `test_images`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub test_labels: Option<PathBuf>,
     /// Fraction of the training file held out for validation (the single-positive split).
     #[serde(default = "default_val_fraction")]
@@ -134,7 +134,7 @@ pub struct DataConfig {
     pub split_seed: u64,
     /// The training transform of image files (`spml`, `asl`, `eval`, or a table), or of image
     /// arrays (`eval`, or `flip`: a horizontal flip with probability 0.5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub transform: Option<TransformSpec>,
     /// The square working size of image files.
     #[serde(default = "default_image_size")]
@@ -149,12 +149,65 @@ pub struct DataConfig {
     #[serde(default)]
     pub bad_images: BadImagePolicy,
     /// Folder of the decoded-image cache (image files; `None`: decode every epoch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub cache_dir: Option<PathBuf>,
     /// Folder of the linear-probe feature cache (default: `$MLML_CACHE_DIR/features`, else
     /// `$HOME/.cache/mlml/features`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub feature_cache: Option<PathBuf>,
+    /// Which rows pick the epoch: `held-out` (the default: `val_fraction` of the training
+    /// file) or `test`, the ASL / Hill / SPLC reference's protocol (it trains on all of
+    /// train2014 and picks its epoch on val2014, its test split, so its test figures are
+    /// optimistic; the report says so).
+    #[serde(default)]
+    pub selection: SelectionSplit,
+    /// Leave out each training epoch's last batch when it is short (PyTorch's `drop_last`, as
+    /// Cole et al.'s loaders; Zhou et al.'s keep it).
+    #[serde(default)]
+    pub drop_last: bool,
+}
+
+/// Which rows select the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectionSplit {
+    /// Rows held out of the training file.
+    #[default]
+    HeldOut,
+    /// The test rows themselves (a reference's protocol, never a default).
+    Test,
+}
+
+impl DataConfig {
+    /// Every file and folder the config names that is not there, as `data.KEY: PATH` lines:
+    /// checked before a run directory is written, so that a typo never leaves a run behind.
+    pub fn missing_paths(&self) -> Vec<String> {
+        let files = [
+            ("train_features", &self.train_features),
+            ("train_images", &self.train_images),
+            ("train_set", &self.train_set),
+            ("train_labels", &self.train_labels),
+            ("classes", &self.classes),
+            ("observed_set", &self.observed_set),
+            ("test_features", &self.test_features),
+            ("test_images", &self.test_images),
+            ("test_set", &self.test_set),
+            ("test_labels", &self.test_labels),
+        ];
+        let mut missing: Vec<String> = files
+            .into_iter()
+            .filter_map(|(key, path)| Some((key, path.as_ref()?)))
+            .filter(|(_, path)| !path.is_file())
+            .map(|(key, path)| format!("data.{key}: {} (no such file)", path.display()))
+            .collect();
+        if let Some(images) = self.images.as_ref().filter(|p| !p.is_dir()) {
+            missing.push(format!(
+                "data.images: {} (no such folder)",
+                images.display()
+            ));
+        }
+        missing
+    }
 }
 
 fn single_positive_protocol() -> LabelProtocol {
@@ -587,14 +640,22 @@ impl DataConfig {
                 );
             }
         }
-        let split = spml_split(
-            all.len(),
-            &SplitParams {
-                val_frac: self.val_fraction,
-                seed: self.split_seed,
-                ..Default::default()
-            },
-        )?;
+        let on_test = self.selection == SelectionSplit::Test;
+        let split = if on_test {
+            mlml_data::generate::Split {
+                train: (0..all.len()).collect(),
+                val: Vec::new(),
+            }
+        } else {
+            spml_split(
+                all.len(),
+                &SplitParams {
+                    val_frac: self.val_fraction,
+                    seed: self.split_seed,
+                    ..Default::default()
+                },
+            )?
+        };
         // Cole et al.'s scripts draw the observed labels on the whole training file, then
         // split, and an observed set covers the whole file; the validation rows keep their
         // clean labels either way.
@@ -606,7 +667,13 @@ impl DataConfig {
             );
         }
         let drawn_first = from_set || self.label_generator == GeneratorKind::NumpyMt19937;
-        let mut val = all.select(&split.val);
+        let mut val = match (&test, on_test) {
+            (Some(test), true) => test.select(&(0..test.len()).collect::<Vec<_>>()),
+            (None, true) => bail!(
+                "data.selection = \"test\" picks the epoch on the test rows, and this config has none (data.test_features, test_images or test_set)"
+            ),
+            (_, false) => all.select(&split.val),
+        };
         let mut train = if drawn_first {
             let observed = if from_set {
                 self.observed_set_labels(&all)?

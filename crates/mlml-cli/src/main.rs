@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_metrics::{
-    evaluate, mean_average_precision, ApDefinition, Evaluation, MapOptions, Selection,
+    at_k, evaluate, mean_average_precision, ApDefinition, AtK, Evaluation, MapOptions, Selection,
 };
 use mlml_train::{
     load_best, predict, ConvBackend, FeatureSet, ModelConfig, Progress, Source, TrainBackend,
@@ -48,7 +48,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train from a TOML config (feature datasets; images come with the image pipeline).
+    /// Train from a TOML config: feature vectors, an image array or image files.
     Train {
         /// The experiment's config (`configs/...toml`).
         #[arg(long)]
@@ -56,9 +56,16 @@ enum Command {
         /// Override a config key, e.g. `--set training.lr=0.01` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// The run directory (must not hold a run yet; see --resume).
+        /// The run directory. It must not hold a run yet: continue one with `mlml resume RUN`.
+        #[arg(long, required_unless_present = "dry_run")]
+        out: Option<PathBuf>,
+        /// Print the fully resolved run (every config key, and the loss's hyperparameters
+        /// after its defaults, preset and overrides) and exit without reading any data.
         #[arg(long)]
-        out: PathBuf,
+        dry_run: bool,
+        /// With --dry-run: print JSON.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
         /// Stop after this many epochs in all (the run can be resumed).
         #[arg(long)]
         stop_after_epochs: Option<usize>,
@@ -93,13 +100,17 @@ enum Command {
         output: PathBuf,
     },
     /// Evaluate a run's selected model (the best validation epoch) on its validation or test
-    /// split: mAP in both definitions, CP/CR/CF1 and OP/OR/OF1 at 0.5 and at top-3, per class.
+    /// split: mAP in both definitions, CP/CR/CF1 and OP/OR/OF1 at the threshold and at top-3,
+    /// precision and recall at top-1, 3 and 5 (Cole et al.'s), per class.
     Eval {
         /// The run directory.
         run_dir: PathBuf,
         /// Which split.
         #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
         split: EvalSplit,
+        /// A label is predicted when its probability is above this.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -171,7 +182,7 @@ enum EvalSplit {
 /// A run's config: the data, the model and how to train.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RunConfig {
+pub(crate) struct RunConfig {
     data: DataConfig,
     #[serde(default)]
     model: ModelConfig,
@@ -208,10 +219,16 @@ fn run(cli: Cli) -> Result<()> {
             config,
             set,
             out,
+            dry_run,
+            json,
             stop_after_epochs,
             device,
         } => {
             let resolved = read_config(&config, &set)?;
+            if dry_run {
+                return print_dry_run(&resolved, json);
+            }
+            let out = out.expect("clap requires --out without --dry-run");
             if out.join("config.toml").exists() {
                 bail!(
                     "{} already holds a run; continue it with `mlml resume {}` or choose another --out",
@@ -219,10 +236,15 @@ fn run(cli: Cli) -> Result<()> {
                     out.display()
                 );
             }
+            let missing = resolved.data.missing_paths();
+            if !missing.is_empty() {
+                bail!(
+                    "{}: the data is not where the config says:\n  {}",
+                    config.display(),
+                    missing.join("\n  ")
+                );
+            }
             backend::built_in(device)?;
-            std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-            let text = toml::to_string_pretty(&resolved).context("writing the resolved config")?;
-            mlml_data::formats::write_atomic(&out.join("config.toml"), text.as_bytes())?;
             dispatch(
                 device,
                 Work::Train {
@@ -255,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             run_dir,
             split,
+            threshold,
             json,
             device,
         } => dispatch(
@@ -262,6 +285,7 @@ fn run(cli: Cli) -> Result<()> {
             Work::Eval {
                 run_dir: &run_dir,
                 split,
+                threshold,
                 json,
             },
         ),
@@ -293,6 +317,39 @@ fn read_config(path: &Path, overrides: &[String]) -> Result<RunConfig> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     let mut table: toml::Table =
         toml::from_str(&text).with_context(|| format!("{}: not valid TOML", path.display()))?;
+    apply_sets(&mut table, overrides)?;
+    let config: RunConfig = match toml::Value::Table(table).try_into() {
+        Ok(config) => config,
+        Err(err) => {
+            // Name the --set that broke it, when one did.
+            for item in overrides {
+                if read_config_with(&text, std::slice::from_ref(item)).is_err()
+                    && read_config_with(&text, &[]).is_ok()
+                {
+                    let key = item
+                        .split_once('=')
+                        .map_or(item.as_str(), |(k, _)| k.trim());
+                    if err.to_string().contains("unknown field") {
+                        bail!("--set {item}: {key} is not a config key: {err}");
+                    }
+                    bail!("--set {item}: not a valid value for {key}: {err}");
+                }
+            }
+            return Err(err).with_context(|| format!("{}: bad config", path.display()));
+        }
+    };
+    resolve(config).with_context(|| format!("{}: bad config", path.display()))
+}
+
+/// The config of `text` with `overrides` applied, parsed (no checks beyond the types).
+fn read_config_with(text: &str, overrides: &[String]) -> Result<RunConfig> {
+    let mut table: toml::Table = toml::from_str(text)?;
+    apply_sets(&mut table, overrides)?;
+    Ok(toml::Value::Table(table).try_into()?)
+}
+
+/// Applies `--set KEY=VALUE`s to a config table: a value that is not TOML is a string.
+fn apply_sets(table: &mut toml::Table, overrides: &[String]) -> Result<()> {
     for item in overrides {
         let (key, value) = item
             .split_once('=')
@@ -301,7 +358,7 @@ fn read_config(path: &Path, overrides: &[String]) -> Result<RunConfig> {
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        let mut node = &mut table;
+        let mut node = &mut *table;
         let parts: Vec<&str> = key.trim().split('.').collect();
         for part in &parts[..parts.len() - 1] {
             node = node
@@ -312,14 +369,78 @@ fn read_config(path: &Path, overrides: &[String]) -> Result<RunConfig> {
         }
         node.insert(parts[parts.len() - 1].to_string(), value);
     }
-    let config: RunConfig = toml::Value::Table(table)
-        .try_into()
-        .with_context(|| format!("{}: bad config", path.display()))?;
-    config
-        .training
-        .validate()
-        .with_context(|| format!("{}: bad config", path.display()))?;
+    Ok(())
+}
+
+/// What a config leaves implicit, made explicit, and the whole run checked before anything is
+/// written: `boostlu` gets a head that boosts (BoostLU's alpha 5 unless `model.boost_alpha`
+/// says otherwise) and is refused on a model without class activation maps; the loss's name,
+/// preset and overrides must build; `data.drop_last` reaches the loop.
+fn resolve(mut config: RunConfig) -> Result<RunConfig> {
+    if config.training.loss == "boostlu" {
+        if config.model.is_probe() {
+            bail!(
+                "training.loss = \"boostlu\" boosts the class activation maps of a network trained end to end (a 1x1 convolution before pooling); a linear probe (model.mode = \"linear-probe\") trains a head on pooled features, which have no map to boost: use model.mode = \"end-to-end\", or ll-r for the same loss without the boost"
+            );
+        }
+        if !config.model.takes_images() {
+            bail!(
+                "training.loss = \"boostlu\" boosts the class activation maps of an image network; an MLP on feature vectors has none: use ll-r for the same loss without the boost"
+            );
+        }
+        config.model.boost_alpha.get_or_insert(BOOSTLU_ALPHA);
+    }
+    if let Some(alpha) = config.model.boost_alpha {
+        if !(alpha.is_finite() && alpha > 0.0) {
+            bail!("model.boost_alpha must be positive, got {alpha}");
+        }
+    }
+    config.training.drop_last = config.data.drop_last;
+    config.training.validate()?;
+    registry::settings(
+        &config.training.loss,
+        config.training.preset,
+        &config.training.loss_overrides,
+    )?;
     Ok(config)
+}
+
+/// BoostLU's alpha: `config.py`'s default and the README's `--alpha 5`.
+const BOOSTLU_ALPHA: f64 = 5.0;
+
+/// The resolved run as `mlml train --dry-run` prints it.
+fn dry_run_json(config: &RunConfig) -> Result<serde_json::Value> {
+    let t = &config.training;
+    Ok(serde_json::json!({
+        "config": serde_json::to_value(config)?,
+        "loss": {
+            "name": t.loss,
+            "settings": registry::settings(&t.loss, t.preset, &t.loss_overrides)?,
+        },
+    }))
+}
+
+fn print_dry_run(config: &RunConfig, json: bool) -> Result<()> {
+    let resolved = dry_run_json(config)?;
+    if json {
+        return print(&serde_json::to_string_pretty(&resolved)?);
+    }
+    let settings = &resolved["loss"]["settings"];
+    print(&format!(
+        "{}\n# the loss's hyperparameters after its defaults, preset and overrides\n[loss.{}]\n{}",
+        toml::to_string_pretty(config)
+            .context("writing the config")?
+            .trim_end(),
+        config.training.loss,
+        settings
+            .as_object()
+            .map(|m| m
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join("\n"))
+            .unwrap_or_default()
+    ))
 }
 
 /// A run directory's config file and the config it holds.
@@ -341,25 +462,20 @@ struct Figures {
     map_ranked: f64,
 }
 
-fn figures(scores: &[f32], labels: &LabelMatrix) -> Result<Figures> {
+fn figures(scores: &[f32], labels: &LabelMatrix, selection: Selection) -> Result<Figures> {
     let options = |definition| MapOptions {
         definition,
         skip_empty: false,
     };
     Ok(Figures {
-        evaluation: evaluate(
-            scores,
-            labels,
-            options(ApDefinition::Sklearn),
-            Selection::default(),
-        )?,
+        evaluation: evaluate(scores, labels, options(ApDefinition::Sklearn), selection)?,
         map_ranked: mean_average_precision(scores, labels, options(ApDefinition::Ranked))?.map,
     })
 }
 
-/// Test-split figures of one model.
+/// A split's figures of one model, as `report.json` holds them.
 #[derive(Clone, Debug, Serialize)]
-struct TestFigures {
+struct SplitFigures {
     /// mAP (%), sklearn's AP.
     map: f64,
     /// mAP (%), the ASL code's ranked AP.
@@ -369,17 +485,62 @@ struct TestFigures {
     /// Overall F1 (%) at threshold 0.5.
     of1: f64,
     rows: usize,
+    /// Precision and recall at top-1, 3 and 5 (as fractions), Cole et al.'s per-sample means.
+    at_k: Vec<AtK>,
+    /// AP (%, sklearn's) and positives of each class.
+    per_class: Vec<ClassAp>,
 }
 
-fn test_figures(scores: &[f32], labels: &LabelMatrix) -> Result<TestFigures> {
-    let f = figures(scores, labels)?;
-    Ok(TestFigures {
+/// One class's AP in a report.
+#[derive(Clone, Debug, Serialize)]
+struct ClassAp {
+    class: String,
+    ap: f64,
+    positives: usize,
+}
+
+fn split_figures(scores: &[f32], labels: &LabelMatrix) -> Result<SplitFigures> {
+    let f = figures(scores, labels, Selection::default())?;
+    Ok(SplitFigures {
         map: f.evaluation.map.map,
         map_ranked: f.map_ranked,
         cf1: f.evaluation.threshold.cf1,
         of1: f.evaluation.threshold.of1,
         rows: labels.n_samples(),
+        at_k: cole_at_k(scores, labels)?,
+        per_class: f
+            .evaluation
+            .classes
+            .iter()
+            .map(|c| ClassAp {
+                class: c.name.clone(),
+                ap: c.ap,
+                positives: c.positives,
+            })
+            .collect(),
     })
+}
+
+/// Precision and recall at k = 1, 3, 5 (those up to the class count).
+fn cole_at_k(scores: &[f32], labels: &LabelMatrix) -> Result<Vec<AtK>> {
+    [1, 3, 5]
+        .into_iter()
+        .filter(|&k| k <= labels.n_classes())
+        .map(|k| Ok(at_k(scores, labels, k)?))
+        .collect()
+}
+
+const VAL_SCORES_FILE: &str = "val_scores.npy";
+const TEST_SCORES_FILE: &str = "test_scores.npy";
+
+/// Probabilities `[rows, C]` as a float32 `.npy`, rows in the split's dataset order.
+fn write_scores(path: &Path, scores: &[f32], rows: usize) -> Result<()> {
+    let classes = scores.len().checked_div(rows).unwrap_or(0);
+    mlml_data::formats::write_atomic(
+        path,
+        &mlml_data::formats::npy::f32_bytes(&[rows, classes], scores),
+    )?;
+    Ok(())
 }
 
 /// A command's work, run by [`backend::dispatch`] on the backend `--device` names.
@@ -392,6 +553,7 @@ enum Work<'a> {
     Eval {
         run_dir: &'a Path,
         split: EvalSplit,
+        threshold: f32,
         json: bool,
     },
     Predict {
@@ -416,8 +578,9 @@ impl Job for Work<'_> {
             Work::Eval {
                 run_dir,
                 split,
+                threshold,
                 json,
-            } => eval::<B::InnerBackend>(run_dir, split, json, &device),
+            } => eval::<B::InnerBackend>(run_dir, split, threshold, json, &device),
             Work::Predict {
                 run_dir,
                 inputs,
@@ -455,6 +618,14 @@ fn train<B: TrainBackend>(
         test,
         standardization,
     } = d.prepare(prober.as_ref())?;
+    // The run directory is written once the data has been read: a start that fails before
+    // leaves nothing that would block a re-run.
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    let config_path = out.join("config.toml");
+    if !config_path.is_file() {
+        let text = toml::to_string_pretty(config).context("writing the resolved config")?;
+        mlml_data::formats::write_atomic(&config_path, text.as_bytes())?;
+    }
     mlml_data::formats::write_atomic(
         &out.join(CLASSES_FILE),
         serde_json::to_string_pretty(train_set.labels().classes())?.as_bytes(),
@@ -464,6 +635,11 @@ fn train<B: TrainBackend>(
             &out.join(STANDARDIZATION_FILE),
             serde_json::to_string_pretty(s)?.as_bytes(),
         )?;
+    }
+    if d.selection == data::SelectionSplit::Test {
+        tracing::warn!(
+            "mlml: data.selection = \"test\": the epoch is picked on the test rows (the ASL reference's protocol), so the test figures are optimistic"
+        );
     }
     let model = config.model.trained();
     tracing::info!(
@@ -495,22 +671,28 @@ fn train<B: TrainBackend>(
             } else {
                 "rows"
             },
+            Some(out),
         ),
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let p = &run.progress;
     if p.stopped_early {
         tracing::info!(
-            "mlml: stopped after epoch {}: no better validation mAP for {} epochs (training.patience)",
+            "mlml: stopped after epoch {}: {}",
             p.epochs_done,
-            t.patience.unwrap_or_default()
+            p.stop_reason.as_deref().unwrap_or("early")
         );
     }
+    // The selected model's scores, rows in dataset order, kept with the run.
+    let val_scores = predict(&run.best, &val_set, t.batch_size, device)?;
+    write_scores(&out.join(VAL_SCORES_FILE), &val_scores, val_set.len())?;
+    let val_figures = split_figures(&val_scores, val_set.labels())?;
     let test_figures = match &test {
-        Some(test) => Some(test_figures(
-            &predict(&run.best, test, t.batch_size, device)?,
-            test.labels(),
-        )?),
+        Some(test) => {
+            let scores = predict(&run.best, test, t.batch_size, device)?;
+            write_scores(&out.join(TEST_SCORES_FILE), &scores, test.len())?;
+            Some(split_figures(&scores, test.labels())?)
+        }
         None => None,
     };
     let mut skipped = train_set.skipped();
@@ -540,7 +722,9 @@ fn train<B: TrainBackend>(
         &serde_json::json!({
             "seconds": seconds,
             speed_key: run.train_samples_per_second,
+            "val": val_figures,
             "test": test_figures,
+            "stop_reason": p.stop_reason,
             "skipped_images": skipped,
             "backend": placement.backend,
             "device": placement.device,
@@ -592,18 +776,7 @@ fn write_outputs(
     progress: &Progress,
     extra: &serde_json::Value,
 ) -> Result<()> {
-    let mut jsonl = Vec::new();
-    let mut csv = String::from("epoch,train_loss,val_map,val_map_ranked\n");
-    for epoch in &progress.epochs {
-        serde_json::to_writer(&mut jsonl, epoch)?;
-        jsonl.push(b'\n');
-        csv.push_str(&format!(
-            "{},{},{},{}\n",
-            epoch.epoch, epoch.train_loss, epoch.val_map, epoch.val_map_ranked
-        ));
-    }
-    mlml_data::formats::write_atomic(&out.join("metrics.jsonl"), &jsonl)?;
-    mlml_data::formats::write_atomic(&out.join("metrics.csv"), csv.as_bytes())?;
+    progress::write_metrics(out, progress)?;
     let per_epoch = |f: fn(&mlml_train::EpochRecord) -> f64| {
         progress.epochs.iter().map(f).collect::<Vec<f64>>()
     };
@@ -636,7 +809,10 @@ fn write_outputs(
         "epochs": config.training.epochs,
         "best_epoch": progress.best_epoch,
         "best_val_map": progress.best_val_map,
-        "selection": "first epoch with the highest validation mAP (sklearn AP); test figures are that epoch's",
+        "selection": match config.data.selection {
+            data::SelectionSplit::HeldOut => "first epoch with the highest validation mAP (sklearn AP) on rows held out of the training file; test figures are that epoch's",
+            data::SelectionSplit::Test => "first epoch with the highest mAP ON THE TEST ROWS (data.selection = \"test\", the ASL reference's protocol): the test figures are optimistic",
+        },
     });
     if let (Some(report), Some(extra)) = (report.as_object_mut(), extra.as_object()) {
         report.extend(extra.clone());
@@ -651,9 +827,13 @@ fn write_outputs(
 fn eval<B: ConvBackend>(
     run_dir: &Path,
     split: EvalSplit,
+    threshold: f32,
     json: bool,
     device: &B::Device,
 ) -> Result<()> {
+    if !(threshold.is_finite() && (0.0..1.0).contains(&threshold)) {
+        bail!("--threshold {threshold}: expected a probability in [0, 1)");
+    }
     let (config_path, config) = open_run(run_dir)?;
     let t = &config.training;
     let prober = Prober::<B>::new(&config.data, &config.model, t.seed, t.batch_size, device);
@@ -676,13 +856,19 @@ fn eval<B: ConvBackend>(
         set.labels().n_classes(),
         device,
     )?;
+    let scores = predict(&model, &set, config.training.batch_size, device)?;
     let Figures {
         evaluation: sklearn,
         map_ranked,
     } = figures(
-        &predict(&model, &set, config.training.batch_size, device)?,
+        &scores,
         set.labels(),
+        Selection::Threshold {
+            value: threshold,
+            strict: true,
+        },
     )?;
+    let at_k = cole_at_k(&scores, set.labels())?;
     let split_name = match split {
         EvalSplit::Val => "val",
         EvalSplit::Test => "test",
@@ -695,12 +881,27 @@ fn eval<B: ConvBackend>(
             "best_epoch": progress.best_epoch,
             "map": sklearn.map.map,
             "map_ranked": map_ranked,
+            "threshold": threshold,
+            "at_k": at_k,
             "evaluation": sklearn,
         }))?);
     }
+    let at_k_line = at_k
+        .iter()
+        .map(|a| {
+            format!(
+                "P@{k} {:.2} R@{k} {:.2}",
+                100.0 * a.precision,
+                100.0 * a.recall,
+                k = a.k
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     print(&format!(
         "{} on {split_name} ({} rows), the model of epoch {} (best validation mAP):\n\
-         mAP {:.2} (sklearn AP) / {:.2} (ranked AP)\n{sklearn}",
+         mAP {:.2} (sklearn AP) / {:.2} (ranked AP); threshold {threshold}\n\
+         {at_k_line} (per-sample means, %)\n{sklearn}",
         run_dir.display(),
         set.len(),
         progress.best_epoch,

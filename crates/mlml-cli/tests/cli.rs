@@ -113,7 +113,7 @@ fn bad_configs_name_the_file_and_the_key() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--set", "training.lrr=1"],
-            "yeast-single.toml: bad config: unknown field `lrr`",
+            "--set training.lrr=1: training.lrr is not a config key: unknown field `lrr`",
         ),
         (
             &["--set", "training.loss=\"hil\""],
@@ -219,7 +219,39 @@ fn partial_labels_give_test_figures_curves_and_a_csv() {
     assert!(report["train_rows_per_second"].as_f64().unwrap() > 0.0);
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
-    assert!(csv.starts_with("epoch,train_loss,val_map,val_map_ranked\n1,"));
+    assert!(csv.starts_with("epoch,train_loss,val_map,val_map_ranked,lr\n1,"));
+    // Cole et al.'s precision and recall at top-1, 3 and 5, and the AP of each class.
+    let at_k: Vec<u64> = test["at_k"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["k"].as_u64().unwrap())
+        .collect();
+    assert_eq!(at_k, [1, 3, 5]);
+    let precision_1 = test["at_k"][0]["precision"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&precision_1), "{report}");
+    let per_class = test["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 14);
+    let mean_ap = per_class
+        .iter()
+        .map(|c| c["ap"].as_f64().unwrap())
+        .sum::<f64>()
+        / 14.0;
+    assert!(
+        (mean_ap - test["map"].as_f64().unwrap()).abs() < 1e-9,
+        "{report}"
+    );
+    assert_eq!(report["val"]["per_class"].as_array().unwrap().len(), 14);
+    // The selected model's scores, rows in dataset order: [917, 14] float32 on test.
+    let npy = std::fs::read(run.join("test_scores.npy")).unwrap();
+    assert_eq!(&npy[..6], b"\x93NUMPY");
+    let header = String::from_utf8_lossy(&npy[10..80]).to_string();
+    assert!(
+        header.contains("'<f4'") && header.contains("(917, 14)"),
+        "{header}"
+    );
+    assert_eq!(npy.len() % 16, (917 * 14 * 4) % 16);
+    assert!(run.join("val_scores.npy").is_file());
     let png = std::fs::read(run.join("curves.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 
@@ -324,8 +356,10 @@ fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
         .spawn()
         .unwrap();
     let progress = killed.join("progress.json");
+    // Written after each epoch's checkpoint and progress.json.
+    let metrics = killed.join("metrics.jsonl");
     let started = std::time::Instant::now();
-    while !progress.is_file() && started.elapsed().as_secs() < 120 {
+    while !metrics.is_file() && started.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // SIGKILL: no destructor, no flush; the last atomic checkpoint is all that survives.
@@ -335,6 +369,13 @@ fn a_run_killed_mid_epoch_resumes_to_the_uninterrupted_result() {
     assert!(
         done_at_kill < 12,
         "the run finished before the kill; make the epochs longer"
+    );
+    // The per-epoch files grow as epochs end: the killed run has a line per finished epoch
+    // (the last one's may not have been written when the kill came).
+    let lines = std::fs::read_to_string(&metrics).unwrap().lines().count() as u64;
+    assert!(
+        lines >= 1 && (lines == done_at_kill || lines + 1 == done_at_kill),
+        "{lines} lines, {done_at_kill} epochs in the checkpoint"
     );
     let out = mlml(&["resume", killed.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -474,4 +515,167 @@ fn compare_and_inspect_read_finished_runs() {
         "{text}"
     );
     assert!(text.contains("loss state: none"), "{text}");
+}
+
+#[test]
+fn a_dry_run_prints_the_resolved_run_without_reading_data() {
+    let dir = tempfile::tempdir().unwrap();
+    // Data that is not there: a dry run never reads it.
+    let config = dir.path().join("elsewhere.toml");
+    std::fs::write(
+        &config,
+        "[data]\ntrain_features = \"nowhere.npy\"\ntrain_labels = \"nowhere.npy\"\n\n\
+         [training]\nloss = \"em-apl\"\npreset = \"voc\"\nlr = 0.01\n",
+    )
+    .unwrap();
+    let out = mlml(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "training.loss_overrides={ neg_proportion = 0.5 }",
+        "--dry-run",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let training = &run["config"]["training"];
+    assert_eq!(training["lr"], 0.01);
+    assert_eq!(training["batch_size"], 64, "the default, resolved: {run}");
+    assert!(
+        training.get("patience").is_some(),
+        "every key, null when unset: {run}"
+    );
+    assert_eq!(run["config"]["data"]["drop_last"], false);
+    assert_eq!(run["config"]["model"]["backbone"], "mlp");
+    assert_eq!(run["loss"]["name"], "em-apl");
+    // Zhou et al.'s VOC values from the preset, the override on top.
+    let settings = &run["loss"]["settings"];
+    assert_eq!(settings["alpha"], 0.2, "{run}");
+    assert_eq!(settings["beta"], 0.02, "{run}");
+    assert_eq!(settings["warmup_epoch"], 5, "{run}");
+    assert_eq!(settings["neg_proportion"], 0.5, "{run}");
+    assert!(!dir.path().join("run").exists());
+    // --json alone is a usage error; --out is needed without --dry-run.
+    let bare = mlml(&["train", "--config", config.to_str().unwrap(), "--json"]);
+    assert_eq!(bare.status.code(), Some(2));
+    let plain = mlml(&["train", "--config", CONFIG, "--dry-run"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        text.contains("[training]") && text.contains("[loss.an]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_start_that_fails_writes_nothing_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("run");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "training.lr=fast"],
+            "--set training.lr=fast: not a valid value for training.lr",
+        ),
+        (
+            &["--set", "training.epochs=2.5"],
+            "--set training.epochs=2.5: not a valid value for training.epochs",
+        ),
+        (
+            &[
+                "--set",
+                "training.loss_overrides={ delta = 1 }",
+                "--set",
+                "training.loss=\"ll-r\"",
+            ],
+            "unknown hyperparameter 'delta'",
+        ),
+        (
+            &["--set", "training.loss=\"boostlu\""],
+            "an MLP on feature vectors has none: use ll-r",
+        ),
+        (
+            &["--set", "data.classes=\"datasets/yeast/nothing.txt\""],
+            "data.classes: datasets/yeast/nothing.txt (no such file)",
+        ),
+        (
+            &["--set", "training.stop_below_best=-2"],
+            "training.stop_below_best must be a number of mAP points of at least 0",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let out = mlml(
+            &[
+                &[
+                    "train",
+                    "--config",
+                    CONFIG,
+                    "--out",
+                    out_dir.to_str().unwrap(),
+                ][..],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{extra:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !out_dir.exists(),
+            "{extra:?}: a failed start left {}",
+            out_dir.display()
+        );
+    }
+    // The help names the verb that continues a run, and no flag that does not exist.
+    let help = mlml(&["train", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("mlml resume RUN"), "{text}");
+    assert!(!text.contains("see --resume"), "{text}");
+}
+
+#[test]
+fn eval_takes_a_threshold_and_reports_precision_at_k() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = mlml(
+        &[
+            &[
+                "train",
+                "--config",
+                "configs/yeast-40.toml",
+                "--out",
+                run.to_str().unwrap(),
+            ][..],
+            &["--set", "training.epochs=2"],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval = |threshold: &str| -> serde_json::Value {
+        let out = mlml(&[
+            "eval",
+            run.to_str().unwrap(),
+            "--threshold",
+            threshold,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (low, high) = (eval("0.05"), eval("0.95"));
+    let predicted = |e: &serde_json::Value| e["evaluation"]["classes"].as_array().unwrap().len();
+    assert_eq!(predicted(&low), 14);
+    // A lower threshold predicts more labels: recall rises, the mAP does not move.
+    let recall = |e: &serde_json::Value| e["evaluation"]["threshold"]["or"].as_f64().unwrap();
+    assert!(recall(&low) > recall(&high), "{low} {high}");
+    assert_eq!(low["map"], high["map"]);
+    assert_eq!(low["at_k"][1]["k"], 3);
+    let report = json(&run.join("report.json"));
+    assert_eq!(low["at_k"], report["test"]["at_k"]);
+    let bad = mlml(&["eval", run.to_str().unwrap(), "--threshold", "1.5"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("--threshold 1.5"), "{}", stderr(&bad));
 }

@@ -264,7 +264,7 @@ fn the_recipe_templates_parse_and_ask_for_their_data() {
     for (config, data) in [
         ("configs/recipes/asl-coco.toml", "coco-train.tsv"),
         ("configs/recipes/spml-coco-single.toml", "coco-train.tsv"),
-        ("configs/recipes/ll-voc-single.toml", "voc-train.tsv"),
+        ("configs/recipes/spml-voc-single.toml", "voc-train.tsv"),
         ("configs/recipes/spml-nus-single.toml", "nus-train.tsv"),
         ("configs/recipes/spml-cub-single.toml", "cub-train.tsv"),
     ] {
@@ -281,4 +281,70 @@ fn the_recipe_templates_parse_and_ask_for_their_data() {
         assert!(!text.contains("bad config"), "{config}: {text}");
         assert!(text.contains(data), "{config}: {text}");
     }
+}
+
+/// `boostlu` trains the small CNN with the boosted class-activation-map head (BoostLU's alpha
+/// 5 unless the config says otherwise), end to end; a linear probe cannot boost.
+#[test]
+fn boostlu_trains_a_boosting_head_and_refuses_a_linear_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "backbone = \"small-cnn\"", "");
+    let run = dir.path().join("run");
+    let out = mlml(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "training.loss=\"boostlu\"",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(saved.contains("boost_alpha = 5.0"), "{saved}");
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["loss"], "boostlu");
+    assert!(report["test"]["map"].as_f64().unwrap() > 0.0, "{report}");
+    // The stored head boosts: evaluating the run builds the same boosted model.
+    let eval = mlml(&["eval", run.to_str().unwrap(), "--json"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(eval["map"], report["test"]["map"]);
+    // An explicit alpha is kept.
+    let dry = mlml(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "training.loss=\"boostlu\"",
+        "--set",
+        "model.boost_alpha=2.0",
+        "--dry-run",
+        "--json",
+    ]);
+    let dry: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(dry["config"]["model"]["boost_alpha"], 2.0);
+
+    let probe = write_config(
+        dir.path(),
+        "backbone = \"efficientnet-lite0\"\nweights = \"shipped\"\nmode = \"linear-probe\"",
+        "",
+    );
+    let refused = dir.path().join("probe");
+    let out = mlml(&[
+        "train",
+        "--config",
+        probe.to_str().unwrap(),
+        "--out",
+        refused.to_str().unwrap(),
+        "--set",
+        "training.loss=\"boostlu\"",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("a linear probe (model.mode = \"linear-probe\") trains a head on pooled features, which have no map to boost"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!refused.exists());
 }

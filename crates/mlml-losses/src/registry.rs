@@ -191,6 +191,24 @@ macro_rules! registry {
             Err(unknown(name))
         }
 
+        /// A loss's hyperparameters as a run builds them (defaults, then the preset's values,
+        /// then `overrides`), as JSON: what a dry run prints, and the check of a config before
+        /// anything is written.
+        ///
+        /// # Errors
+        /// An unknown name, an unknown hyperparameter or a value of the wrong type.
+        pub fn settings(
+            name: &str,
+            preset: Option<Preset>,
+            overrides: &serde_json::Value,
+        ) -> Result<serde_json::Value> {
+            $(if name == <$loss as Registered>::INFO.name {
+                let config = resolve::<$loss>(preset, overrides)?;
+                return Ok(serde_json::to_value(config).expect("configs serialise"));
+            })*
+            Err(unknown(name))
+        }
+
         /// The values `preset` sets for the loss `name`, with their sources.
         ///
         /// # Errors

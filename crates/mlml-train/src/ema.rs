@@ -55,6 +55,15 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ModelEma<B, M> {
     }
 }
 
+/// A copy of an inner (non-autodiff) module that shares nothing mutable with it: burn's
+/// `clone()` shares each BatchNorm `RunningState`, so a clone of the weight average would keep
+/// following it. The round trip through the autodiff backend rebuilds every running state.
+pub fn detached_copy<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M::InnerModule,
+) -> M::InnerModule {
+    M::from_inner(module.clone()).valid()
+}
+
 /// Every float tensor of a module, flattened, by parameter id.
 struct Collect<B: Backend> {
     tensors: HashMap<ParamId, Tensor<B, 1>>,
@@ -93,5 +102,55 @@ impl<B: Backend> ModuleMapper<B> for Blend<B> {
             None => average,
         };
         Param::from_mapped_value(id, blended, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::{BatchNorm, BatchNormConfig};
+
+    type B = Autodiff<Flex>;
+
+    #[derive(Module, Debug)]
+    struct Net<B: Backend> {
+        norm: BatchNorm<B>,
+    }
+
+    fn running_mean(net: &Net<Flex>) -> Vec<f32> {
+        net.norm.running_mean.value().into_data().to_vec().unwrap()
+    }
+
+    /// A training forward pass on a batch whose channel means are `mean`, which moves the
+    /// running statistics.
+    fn train_on(net: &Net<B>, mean: f32) {
+        let device = Default::default();
+        let x = Tensor::<B, 4>::full([4, 2, 3, 3], mean, &device)
+            + Tensor::<B, 4>::random(
+                [4, 2, 3, 3],
+                burn::tensor::Distribution::Uniform(-1.0, 1.0),
+                &device,
+            );
+        let _ = net.norm.forward(x);
+    }
+
+    #[test]
+    fn a_detached_copy_of_the_average_keeps_its_statistics_while_a_clone_follows_it() {
+        let device = Default::default();
+        let net = Net::<B> {
+            norm: BatchNormConfig::new(2).init(&device),
+        };
+        train_on(&net, 3.0);
+        let mut ema = ModelEma::<B, Net<B>>::new(&net, 0.5);
+        let kept = detached_copy::<B, Net<B>>(ema.module());
+        let shallow = ema.module().clone();
+        let before = running_mean(&kept);
+        train_on(&net, 50.0);
+        ema.update(&net);
+        assert_eq!(running_mean(&kept), before, "the detached copy moved");
+        // burn's clone shares the running state: what the loop kept before the fix.
+        assert_ne!(running_mean(&shallow), before);
+        assert_eq!(running_mean(&shallow), running_mean(ema.module()));
     }
 }

@@ -20,13 +20,13 @@ use mlml_data::formats::write_atomic;
 use mlml_losses::registry::{self, LossSetup};
 use mlml_losses::{
     gradient_lookup, targets_from_labels, EpochEnd, LossContext, LossState, MultiLabelLoss,
-    OptimizerStep, Preset,
+    OptimizerStep, Preset, StateTensor,
 };
 use mlml_metrics::{mean_average_precision, ApDefinition, MapOptions};
 use mlml_models::ConvBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::ema::ModelEma;
+use crate::ema::{detached_copy, ModelEma};
 use crate::error::{Result, TrainError};
 use crate::model::{Classifier, ModelConfig};
 use crate::optim::{torch_sgd, TorchAdam, TorchAdamConfig};
@@ -86,7 +86,6 @@ pub struct TrainingConfig {
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub loss_overrides: serde_json::Value,
     /// Per-dataset preset of the loss's dataset-dependent values.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub preset: Option<Preset>,
     /// Epochs (T).
     pub epochs: usize,
@@ -102,7 +101,6 @@ pub struct TrainingConfig {
     /// Weight decay, as `optimizer` applies it.
     pub weight_decay: f64,
     /// SGD's momentum (default 0.9); only with `optimizer = "sgd"`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
     /// SGD's Nesterov momentum; only with `optimizer = "sgd"`.
     pub nesterov: bool,
@@ -110,15 +108,20 @@ pub struct TrainingConfig {
     pub schedule: Schedule,
     /// Decay of an exponential moving average of the weights (the ASL recipe: 0.9997); each
     /// epoch both the average and the raw weights are validated and the better one counts.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ema_decay: Option<f64>,
     /// Epochs at the start with the image backbone frozen, only the head training (GR Loss's
     /// `linear_init`; its schedules take the same number, `loss_overrides.linear_init`).
     pub linear_init_epochs: usize,
     /// Stop when the validation mAP has not risen for this many epochs (`None`: run every
-    /// epoch).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// epoch). Zhou et al. stop at the first epoch that does not improve: 1.
     pub patience: Option<usize>,
+    /// Stop when the validation mAP falls more than this many points (mAP in percent) below
+    /// the best so far (`None`: never): Large Loss Matters stops at 3, GR Loss at 2.
+    pub stop_below_best: Option<f64>,
+    /// Leave out each epoch's last batch when it is short (PyTorch's `drop_last`; Cole et
+    /// al.'s loaders). Set from the run config's `data.drop_last`.
+    #[serde(skip)]
+    pub drop_last: bool,
     /// Seed of the initialisation, the shuffling, the augmentation and the loss's own
     /// randomness.
     pub seed: u64,
@@ -141,6 +144,8 @@ impl Default for TrainingConfig {
             schedule: Schedule::Constant,
             ema_decay: None,
             patience: None,
+            stop_below_best: None,
+            drop_last: false,
             linear_init_epochs: 0,
             seed: 0,
         }
@@ -181,6 +186,13 @@ impl TrainingConfig {
             return Err(TrainError::Config(
                 "training.patience must be at least 1 (leave it out to run every epoch)".into(),
             ));
+        }
+        if let Some(points) = self.stop_below_best {
+            if !(points.is_finite() && points >= 0.0) {
+                return Err(TrainError::Config(format!(
+                    "training.stop_below_best must be a number of mAP points of at least 0, got {points}"
+                )));
+            }
         }
         if let Some(decay) = self.ema_decay {
             if !(0.0..1.0).contains(&decay) {
@@ -257,6 +269,12 @@ pub trait Observer {
     fn epoch_done(&mut self, record: &EpochRecord) {
         let _ = record;
     }
+
+    /// After [`Self::epoch_done`], the whole progress so far (every epoch of a resumed run
+    /// too): what a display writes per-epoch files from.
+    fn progress_recorded(&mut self, progress: &Progress) {
+        let _ = progress;
+    }
 }
 
 /// Sees nothing.
@@ -274,17 +292,24 @@ pub struct EpochRecord {
     /// 1-based.
     pub epoch: usize,
     /// Mean training loss over the epoch's batches.
+    #[serde(with = "crate::finite")]
     pub train_loss: f64,
     /// Validation mAP (%), sklearn's AP (the single-positive line's definition), of the
     /// weights that count this epoch (the EMA when it scores higher).
+    #[serde(with = "crate::finite")]
     pub val_map: f64,
     /// Validation mAP (%), the ASL code's ranked AP, of the same weights.
+    #[serde(with = "crate::finite")]
     pub val_map_ranked: f64,
     /// The learning rate of the epoch's last step.
-    #[serde(default)]
+    #[serde(default, with = "crate::finite")]
     pub lr: f64,
     /// Validation mAP (%, sklearn AP) of the weight average, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::finite::option"
+    )]
     pub val_map_ema: Option<f64>,
     /// What the loss reported after the epoch (EM+APL's round).
     pub loss_note: Option<String>,
@@ -298,13 +323,17 @@ pub struct Progress {
     /// The epoch with the best validation mAP so far (0: none yet).
     pub best_epoch: usize,
     /// Its validation mAP.
+    #[serde(with = "crate::finite")]
     pub best_val_map: f64,
     /// Whether the best model is the weight average of that epoch.
     #[serde(default)]
     pub best_is_ema: bool,
-    /// Whether the run stopped early (`training.patience`).
+    /// Whether the run stopped early (`training.patience` or `training.stop_below_best`).
     #[serde(default)]
     pub stopped_early: bool,
+    /// Why it stopped early, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
     /// Every finished epoch.
     pub epochs: Vec<EpochRecord>,
     /// The loss's state after the last finished epoch.
@@ -344,7 +373,7 @@ impl RunFiles {
     }
 }
 
-const CHECKPOINT_MAGIC: &[u8; 8] = b"MLMLCKP2";
+const CHECKPOINT_MAGIC: &[u8; 8] = b"MLMLCKP3";
 
 /// `MAGIC`, then each part as a little-endian u64 length and its bytes.
 fn pack(parts: &[&[u8]]) -> Vec<u8> {
@@ -385,8 +414,9 @@ fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// A checkpoint file read back: the progress and the records of the model, the optimizer, the
-/// best model and the weight average (empty without one), still encoded.
+/// A checkpoint file read back: the progress (with the loss's tensors) and the records of the
+/// model, the optimizer, the best model and the weight average (empty without one), still
+/// encoded.
 struct CheckpointParts {
     progress: Progress,
     model: Vec<u8>,
@@ -397,15 +427,108 @@ struct CheckpointParts {
 
 fn read_checkpoint(path: &Path) -> Result<CheckpointParts> {
     let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e))?;
-    let [text, model, optimizer, best, ema]: [Vec<u8>; 5] =
-        unpack(path, &bytes, 5)?.try_into().expect("five parts");
+    let [text, model, optimizer, best, ema, tensors]: [Vec<u8>; 6] =
+        unpack(path, &bytes, 6)?.try_into().expect("six parts");
+    let mut progress: Progress =
+        serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?;
+    progress.loss_state.tensors = decode_tensors(&tensors)
+        .map_err(|e| checkpoint_error(path, format!("the loss's tensors: {e}")))?;
     Ok(CheckpointParts {
-        progress: serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?,
+        progress,
         model,
         optimizer,
         best,
         ema,
     })
+}
+
+/// The progress with each loss tensor's values left out (its shape kept): what
+/// `progress.json` and the checkpoint's JSON part hold. ROLE on COCO keeps about 16 M floats,
+/// which go to the checkpoint's binary part instead.
+fn without_tensor_values(progress: &Progress) -> Progress {
+    let mut light = Progress {
+        loss_state: LossState {
+            loss: progress.loss_state.loss.clone(),
+            values: progress.loss_state.values.clone(),
+            tensors: Default::default(),
+        },
+        ..progress.clone()
+    };
+    for (name, tensor) in &progress.loss_state.tensors {
+        light.loss_state.tensors.insert(
+            name.clone(),
+            StateTensor {
+                shape: tensor.shape.clone(),
+                values: Vec::new(),
+            },
+        );
+    }
+    light
+}
+
+/// The loss's tensors as bytes: per tensor its name, its shape and its f32 values, each
+/// length a little-endian u64.
+fn encode_tensors(tensors: &std::collections::BTreeMap<String, StateTensor>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let put = |n: usize, out: &mut Vec<u8>| out.extend_from_slice(&(n as u64).to_le_bytes());
+    put(tensors.len(), &mut out);
+    for (name, tensor) in tensors {
+        put(name.len(), &mut out);
+        out.extend_from_slice(name.as_bytes());
+        put(tensor.shape.len(), &mut out);
+        for &d in &tensor.shape {
+            put(d, &mut out);
+        }
+        put(tensor.values.len(), &mut out);
+        out.reserve(4 * tensor.values.len());
+        for v in &tensor.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn decode_tensors(
+    bytes: &[u8],
+) -> std::result::Result<std::collections::BTreeMap<String, StateTensor>, String> {
+    let mut rest = bytes;
+    // Written by `encode_tensors`; every length is checked against what is left.
+    let mut tensors = std::collections::BTreeMap::new();
+    let n = next_len(&mut rest)?;
+    for _ in 0..n {
+        let len = next_len(&mut rest)?;
+        let name = String::from_utf8(next_bytes(&mut rest, len)?.to_vec())
+            .map_err(|_| "a tensor name is not UTF-8".to_string())?;
+        let ndim = next_len(&mut rest)?;
+        let shape = (0..ndim)
+            .map(|_| next_len(&mut rest))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let len = next_len(&mut rest)?;
+        let raw = next_bytes(
+            &mut rest,
+            len.checked_mul(4).ok_or("a length is too large")?,
+        )?;
+        let values = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        tensors.insert(name, StateTensor { shape, values });
+    }
+    if !rest.is_empty() {
+        return Err("trailing bytes".into());
+    }
+    Ok(tensors)
+}
+
+fn next_bytes<'a>(rest: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], String> {
+    let (head, tail) = rest.split_at_checked(n).ok_or("truncated")?;
+    *rest = tail;
+    Ok(head)
+}
+
+fn next_len(rest: &mut &[u8]) -> std::result::Result<usize, String> {
+    let v = u64::from_le_bytes(next_bytes(rest, 8)?.try_into().expect("8 bytes"));
+    usize::try_from(v).map_err(|_| "a length is too large".to_string())
 }
 
 fn load_into<B: Backend, M: Module<B>>(
@@ -653,7 +776,24 @@ pub fn train<B: TrainBackend, S: Source>(
             if model_config.is_probe() { "a linear probe's head" } else { "an MLP" }
         )));
     }
-    let steps_per_epoch = train.len().div_ceil(config.batch_size);
+    let steps_per_epoch = if config.drop_last {
+        train.len() / config.batch_size
+    } else {
+        train.len().div_ceil(config.batch_size)
+    };
+    if steps_per_epoch == 0 {
+        return Err(TrainError::Config(format!(
+            "data.drop_last with training.batch_size {} and {} training rows leaves no batch",
+            config.batch_size,
+            train.len()
+        )));
+    }
+    if let Schedule::OneCycle { epochs, pct_start } = config.schedule {
+        OneCycleConfig::new(config.lr, epochs * steps_per_epoch)
+            .with_pct_start(pct_start)
+            .check()
+            .map_err(|e| TrainError::Config(format!("training.schedule.one-cycle: {e}")))?;
+    }
     let total_steps = config.epochs * steps_per_epoch;
     let rates = |beta_1| match config.schedule {
         Schedule::Constant => LearningRates::Constant(config.lr),
@@ -725,6 +865,31 @@ impl LearningRates {
             } => cosine_lr(*lr, *min_lr, *total_steps, step),
         }
     }
+}
+
+/// Why a run stops after `epoch` (its record already in `progress`), or `None` to go on: the
+/// last epoch is never an early stop.
+fn early_stop(config: &TrainingConfig, progress: &Progress, epoch: usize) -> Option<String> {
+    if epoch >= config.epochs {
+        return None;
+    }
+    if let Some(patience) = config.patience {
+        if epoch - progress.best_epoch >= patience {
+            return Some(format!(
+                "no better validation mAP for {patience} epoch(s) (training.patience)"
+            ));
+        }
+    }
+    let val_map = progress.epochs.last().map(|r| r.val_map)?;
+    if let Some(points) = config.stop_below_best {
+        if progress.best_val_map - val_map > points {
+            return Some(format!(
+                "validation mAP {val_map:.2} is more than {points} points below the best, {:.2} at epoch {} (training.stop_below_best)",
+                progress.best_val_map, progress.best_epoch
+            ));
+        }
+    }
+    None
 }
 
 /// PyTorch's `CosineAnnealingLR(T_max = total_steps, eta_min = min_lr)` at 0-based `step`
@@ -813,7 +978,9 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                 .enumerate()
             {
                 let (rows, input) = batch?;
-                if rows.is_empty() {
+                // `drop_last`: the short batch is read but not trained on, so that the source
+                // finishes its pass (an image source lists its skipped files at the end).
+                if rows.is_empty() || b >= steps_per_epoch {
                     continue;
                 }
                 if b == 2 {
@@ -899,20 +1066,22 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                 progress.best_epoch = epoch;
                 progress.best_val_map = record.val_map;
                 progress.best_is_ema = counted_is_ema;
-                best = counted;
+                // The weight average's BatchNorm statistics are shared by its clones and move
+                // with every update: the kept model must not.
+                best = detached_copy::<B, Classifier<B>>(&counted);
             }
             progress.epochs.push(record);
             progress.epochs_done = epoch;
             progress.loss_state = loss.state();
             // Decided before the checkpoint, so that a resumed run knows it is over.
-            progress.stopped_early = config.patience.is_some_and(|patience| {
-                epoch - progress.best_epoch >= patience && epoch < config.epochs
-            });
+            progress.stop_reason = early_stop(config, &progress, epoch);
+            progress.stopped_early = progress.stop_reason.is_some();
             if let Some(files) = &files {
                 // One atomic file: a crash before its rename leaves the previous epoch's checkpoint
                 // whole, and the interrupted epoch is redone.
                 let path = &files.checkpoint;
-                let text = serde_json::to_vec_pretty(&progress).expect("progress serialises");
+                let light = without_tensor_values(&progress);
+                let text = serde_json::to_vec(&light).expect("progress serialises");
                 let encode = |bytes: std::result::Result<Vec<u8>, _>| {
                     bytes.map_err(|e| checkpoint_error(path, e))
                 };
@@ -931,11 +1100,16 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                         &optimizer_bytes,
                         &best_bytes,
                         &ema_bytes,
+                        &encode_tensors(&progress.loss_state.tensors),
                     ]),
                 )?;
-                write_atomic(&files.progress, &text)?;
+                write_atomic(
+                    &files.progress,
+                    &serde_json::to_vec_pretty(&light).expect("progress serialises"),
+                )?;
             }
             observer.epoch_done(progress.epochs.last().expect("pushed above"));
+            observer.progress_recorded(&progress);
             if progress.stopped_early {
                 break;
             }

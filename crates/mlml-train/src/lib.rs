@@ -30,6 +30,7 @@
 mod ema;
 mod error;
 pub mod features;
+mod finite;
 mod fit;
 mod model;
 mod optim;

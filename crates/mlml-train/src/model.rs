@@ -96,14 +96,12 @@ pub struct ModelConfig {
     pub mode: Mode,
     /// In linear-probe mode, the square size images are resized to (bilinear, on the device)
     /// before the backbone (`None`: as the data delivers them).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_size: Option<usize>,
     /// Hidden layer sizes of the MLP (empty: a linear model); MLP only.
     pub hidden: Vec<usize>,
     /// Starting weights of an image backbone.
     pub weights: Weights,
     /// BoostLU's alpha: the head boosts class activation maps before pooling.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub boost_alpha: Option<f64>,
 }
 

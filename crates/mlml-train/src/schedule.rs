@@ -34,6 +34,26 @@ pub struct OneCycleConfig {
 }
 
 impl OneCycleConfig {
+    /// Checks that every step's learning rate is a number: the warm-up and the annealing
+    /// phases must each span at least one step (PyTorch divides by zero otherwise).
+    ///
+    /// # Errors
+    /// What is out of range, in words.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let warm_end = self.pct_start * self.total_steps as f64 - 1.0;
+        let last = self.total_steps as f64 - 1.0;
+        if !(self.max_lr.is_finite() && self.max_lr > 0.0) {
+            return Err(format!("max_lr must be positive, got {}", self.max_lr));
+        }
+        if !(warm_end > 0.0 && last > warm_end) {
+            return Err(format!(
+                "pct_start {} of {} steps gives a warm-up or an annealing phase of no step, and a NaN learning rate; use more steps (epochs, smaller batches) or a pct_start with pct_start x steps in (1, steps)",
+                self.pct_start, self.total_steps
+            ));
+        }
+        Ok(())
+    }
+
     /// The schedule; with `beta_1` it sets the optimizer's beta1 at every step.
     pub fn init(&self, beta_1: Option<Beta1>) -> OneCycle {
         let schedule = OneCycle {

@@ -325,3 +325,105 @@ fn a_head_learning_rate_needs_an_image_model() {
         "{err}"
     );
 }
+
+#[test]
+fn stop_below_best_stops_once_the_validation_map_falls_that_far() {
+    let (train, val) = slices();
+    let mut config = config("an");
+    // A learning rate this high overfits the 600 rows quickly, so the mAP falls.
+    config.lr = 3e-2;
+    config.epochs = 40;
+    config.stop_below_best = Some(1.0);
+    let run = train_features(&config, &train, &val, None, None).unwrap();
+    let p = &run.progress;
+    assert!(p.stopped_early, "never fell 1 point: {:?}", p.epochs);
+    let last = p.epochs.last().unwrap();
+    assert!(p.best_val_map - last.val_map > 1.0, "{:?}", p.epochs);
+    // Every epoch before the last stayed within a point of the best so far.
+    let mut best = f64::MIN;
+    for e in &p.epochs[..p.epochs.len() - 1] {
+        best = best.max(e.val_map);
+        assert!(best - e.val_map <= 1.0, "{:?}", p.epochs);
+    }
+    assert!(p
+        .stop_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("training.stop_below_best")));
+    config.stop_below_best = Some(-1.0);
+    let err = train_features(&config, &train, &val, None, None).unwrap_err();
+    assert!(err.to_string().contains("stop_below_best"), "{err}");
+}
+
+/// Counts the optimizer steps a run takes.
+struct Steps(Vec<(usize, usize)>);
+
+impl mlml_train::Observer for Steps {
+    fn batch_done(&mut self, epoch: usize, batch: usize, _batches: usize, samples: usize) {
+        if epoch == 1 {
+            self.0.push((batch, samples));
+        }
+    }
+}
+
+#[test]
+fn drop_last_leaves_out_each_epochs_short_batch() {
+    let (train, val) = slices();
+    let model = ModelConfig {
+        hidden: vec![8],
+        ..Default::default()
+    };
+    let mut config = config("an");
+    config.epochs = 1;
+    // 600 rows in batches of 64: nine full batches and one of 24.
+    config.batch_size = 64;
+    let steps = |config: &TrainingConfig| {
+        let mut steps = Steps(Vec::new());
+        mlml_train::train::<B, FeatureSet>(
+            config,
+            &model,
+            &train,
+            &val,
+            None,
+            None,
+            &Default::default(),
+            &mut steps,
+        )
+        .unwrap();
+        steps.0
+    };
+    let kept = steps(&config);
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept.last(), Some(&(10, 24)));
+    config.drop_last = true;
+    let dropped = steps(&config);
+    assert_eq!(dropped.len(), 9);
+    assert!(dropped.iter().all(|&(_, n)| n == 64));
+    config.batch_size = 601;
+    let err = mlml_train::train::<B, FeatureSet>(
+        &config,
+        &model,
+        &train,
+        &val,
+        None,
+        None,
+        &Default::default(),
+        &mut (),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("leaves no batch"), "{err}");
+}
+
+#[test]
+fn a_one_cycle_schedule_that_would_give_a_nan_rate_is_refused() {
+    let (train, val) = slices();
+    let mut config = config("an");
+    config.epochs = 1;
+    config.batch_size = 600;
+    // One step in all: pct_start x steps - 1 < 0 and the warm-up would divide by zero.
+    config.schedule = Schedule::OneCycle {
+        epochs: 1,
+        pct_start: 0.3,
+    };
+    let err = train_features(&config, &train, &val, None, None).unwrap_err();
+    assert!(err.to_string().contains("NaN learning rate"), "{err}");
+}

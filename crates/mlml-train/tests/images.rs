@@ -420,3 +420,61 @@ fn the_head_steps_at_its_own_learning_rate() {
     assert_ne!(conv(&initial), conv(&one), "the backbone trains");
     assert_same(&conv(&one), &conv(&ten), "the backbone's step");
 }
+
+/// The epoch the weight average wins is kept as it was then: its BatchNorm statistics must not
+/// follow the live average through the later epochs (burn's `clone()` shares them), and a
+/// resumed run, whose best model is read back from the checkpoint, must select the same one.
+#[test]
+fn an_ema_best_epoch_is_kept_as_it_was_and_resumes_to_the_same_model() {
+    let (train, val) = (array(0..48, true), array(48..64, false));
+    let mut config = config(EMA_BEST_EPOCHS);
+    config.ema_decay = Some(EMA_BEST_DECAY);
+    config.lr = EMA_BEST_LR;
+    config.seed = EMA_BEST_SEED;
+    let whole = tempfile::tempdir().unwrap();
+    let once = fit(&config, &train, &val, Some(whole.path()), None).unwrap();
+    let p = &once.progress;
+    assert!(
+        p.best_is_ema && p.best_epoch < p.epochs_done,
+        "this recipe no longer has an EMA-best epoch before the last: {:?}",
+        p.epochs
+    );
+    // The kept model scores what it scored when it was selected.
+    let scores = mlml_train::predict(&once.best, &val, 16, &Default::default()).unwrap();
+    let rescored = mlml_metrics::mean_average_precision(
+        &scores,
+        val.labels(),
+        mlml_metrics::MapOptions {
+            definition: mlml_metrics::ApDefinition::Sklearn,
+            skip_empty: false,
+        },
+    )
+    .unwrap()
+    .map;
+    assert!(
+        (rescored - p.best_val_map).abs() < 1e-9,
+        "selected at {} but scores {rescored} now",
+        p.best_val_map
+    );
+    let split = tempfile::tempdir().unwrap();
+    fit(
+        &config,
+        &train,
+        &val,
+        Some(split.path()),
+        Some(p.best_epoch),
+    )
+    .unwrap();
+    let resumed = fit(&config, &train, &val, Some(split.path()), None).unwrap();
+    assert_eq!(resumed.progress, once.progress);
+    assert_same(
+        &weights(&resumed.best),
+        &weights(&once.best),
+        "selected weights",
+    );
+}
+
+const EMA_BEST_EPOCHS: usize = 5;
+const EMA_BEST_DECAY: f64 = 0.7;
+const EMA_BEST_LR: f64 = 3e-2;
+const EMA_BEST_SEED: u64 = 0;

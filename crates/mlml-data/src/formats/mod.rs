@@ -82,16 +82,38 @@ fn read_sidecar(path: &Path) -> Result<Option<Sidecar>> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so that a crash leaves
-/// either the old file or the new one.
+/// Writes `bytes` to `path` through a temporary file, synced, and a rename, then syncs the
+/// folder, so that a crash or a power cut leaves either the old file or the new one; a write
+/// that fails removes its temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
     let tmp = path.with_extension(format!(
         "{}.tmp{}",
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(&tmp, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(path, e));
+    }
+    // The rename itself is durable once the folder's entry is; not every platform can open
+    // a folder to sync it, so a failure here is not an error.
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = std::fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// The kind of a label-set file, from its extension.
@@ -259,4 +281,29 @@ pub fn read_image_list(path: &Path) -> Result<Vec<String>> {
 /// Column names `class_0`, `class_1`, ... for matrices that come without names.
 pub fn numbered_classes(n: usize) -> Vec<String> {
     (0..n).map(|j| format!("class_{j}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_atomic;
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_and_a_failed_one_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // A folder where the file should go: the temporary file is written, the rename fails.
+        let blocked = dir.path().join("checkpoint.bin");
+        std::fs::create_dir(&blocked).unwrap();
+        let err = write_atomic(&blocked, b"weights").unwrap_err();
+        assert!(err.to_string().contains("checkpoint.bin"), "{err}");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["checkpoint.bin", "progress.json"]);
+    }
 }
