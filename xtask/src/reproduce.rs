@@ -1481,7 +1481,7 @@ fn plan(options: &Options) -> Result<(), String> {
     for row in &rows {
         let t = &row["config"]["training"];
         println!(
-            "{:<18} {:<8} {} lr {} batch {} epochs {} head x{} wd {}{}{}{} | {}",
+            "{:<18} {:<8} {} lr {} batch {} epochs {} head x{} wd {}{}{}{}{} | {}",
             row["row"].as_str().unwrap_or_default(),
             row["recipe"]["name"].as_str().unwrap_or("config"),
             t["optimizer"].as_str().unwrap_or_default(),
@@ -1503,6 +1503,10 @@ fn plan(options: &Options) -> Result<(), String> {
             } else {
                 ""
             },
+            row["config"]["model"]["boost_alpha"]
+                .as_f64()
+                .map(|a| format!(", boost alpha {a}"))
+                .unwrap_or_default(),
             row["loss"]["settings"],
         );
     }

@@ -15,8 +15,8 @@ use mlml_metrics::{
     at_k, evaluate, mean_average_precision, ApDefinition, AtK, Evaluation, MapOptions, Selection,
 };
 use mlml_train::{
-    load_best, predict, ConvBackend, FeatureSet, ModelConfig, Progress, Source, TrainBackend,
-    TrainingConfig,
+    load_best, predict, ConvBackend, FeatureSet, LinearPhase, Mode, ModelConfig, Progress, Source,
+    Start, TrainBackend, TrainingConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -395,6 +395,41 @@ fn resolve(mut config: RunConfig) -> Result<RunConfig> {
             bail!("model.boost_alpha must be positive, got {alpha}");
         }
     }
+    match (config.model.mode, &config.training.linear_phase) {
+        (Mode::LinearInit, None) => {
+            config.training.linear_phase = Some(
+                cole_linear_phase(&config.training.loss, config.training.preset).with_context(
+                    || {
+                        format!(
+                            "model.mode = \"linear-init\" with {}: give training.linear_phase = {{ epochs = 25, lr = ..., batch_size = ... }} (Cole et al. fix the linear phase only for an-ls and role on voc, coco, nuswide and cub)",
+                            config.training.loss
+                        )
+                    },
+                )?,
+            );
+        }
+        (Mode::LinearInit, Some(_)) => {}
+        (_, Some(_)) => bail!(
+            "training.linear_phase is the first phase of model.mode = \"linear-init\"; this run's mode is {:?}",
+            config.model.mode
+        ),
+        (_, None) => {}
+    }
+    if config.model.mode == Mode::LinearInit
+        && config.model.backbone == mlml_train::BackboneKind::Mlp
+    {
+        bail!("model.mode = \"linear-init\" needs an image backbone: its first phase trains on the backbone's frozen features");
+    }
+    if let Some(phase) = &config.training.linear_phase {
+        if phase.epochs == 0 || phase.batch_size == 0 || !(phase.lr.is_finite() && phase.lr > 0.0) {
+            bail!(
+                "training.linear_phase: epochs ({}), batch_size ({}) and lr ({}) must be positive",
+                phase.epochs,
+                phase.batch_size,
+                phase.lr
+            );
+        }
+    }
     config.training.drop_last = config.data.drop_last;
     config.training.validate()?;
     registry::settings(
@@ -403,6 +438,23 @@ fn resolve(mut config: RunConfig) -> Result<RunConfig> {
         &config.training.loss_overrides,
     )?;
     Ok(config)
+}
+
+/// Cole et al.'s fixed linear-phase hyperparameters of `linear_init` (`train.py`; the only
+/// losses with an entry are AN-LS and ROLE: any other raises a KeyError there), 25 epochs.
+fn cole_linear_phase(loss: &str, preset: Option<Preset>) -> Option<LinearPhase> {
+    let (lr, batch_size) = match (loss, preset?) {
+        ("an-ls", Preset::Voc | Preset::Coco | Preset::Cub) => (1e-4, 8),
+        ("an-ls", Preset::Nuswide) => (1e-4, 16),
+        ("role", Preset::Voc | Preset::Coco | Preset::Nuswide) => (1e-3, 16),
+        ("role", Preset::Cub) => (1e-3, 8),
+        _ => return None,
+    };
+    Some(LinearPhase {
+        epochs: 25,
+        lr,
+        batch_size,
+    })
 }
 
 /// BoostLU's alpha: `config.py`'s default and the README's `--alpha 5`.
@@ -609,6 +661,104 @@ fn train<B: TrainBackend>(
     device: &B::Device,
     placement: Placement,
 ) -> Result<()> {
+    let from = if config.model.mode == Mode::LinearInit {
+        linear_phase::<B>(config, out, device, placement)?
+    } else {
+        Start::default()
+    };
+    train_from::<B>(config, out, stop_after, device, placement, &from)
+}
+
+/// The folder of a `linear-init` run's linear phase, inside the run directory.
+const LINEAR_PHASE_DIR: &str = "linear-phase";
+
+/// Cole et al.'s linear phase of a `linear-init` run, in `out/linear-phase` (a run of its own:
+/// resumed, or read back when it is done): a linear head on the frozen backbone's features, whose
+/// best epoch's layer (folded with the features' standardisation) starts the end-to-end phase,
+/// with ROLE's label estimate of that epoch.
+fn linear_phase<B: TrainBackend>(
+    config: &RunConfig,
+    out: &Path,
+    device: &B::Device,
+    placement: Placement,
+) -> Result<Start> {
+    let phase = config
+        .training
+        .linear_phase
+        .as_ref()
+        .context("model.mode = \"linear-init\" needs training.linear_phase")?;
+    let linear = RunConfig {
+        data: config.data.clone(),
+        model: config.model.linear_phase(),
+        training: phase.training(&config.training),
+    };
+    let dir = out.join(LINEAR_PHASE_DIR);
+    // The run's own config first, so that a run stopped in its linear phase can be resumed.
+    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+    let config_path = out.join("config.toml");
+    if !config_path.is_file() {
+        let text = toml::to_string_pretty(config).context("writing the resolved config")?;
+        mlml_data::formats::write_atomic(&config_path, text.as_bytes())?;
+    }
+    tracing::info!(
+        "mlml: linear-init, phase 1 of 2: a linear head on frozen {} features, {} epochs, lr {}, batch {} ({})",
+        config.model.backbone.name(),
+        phase.epochs,
+        phase.lr,
+        phase.batch_size,
+        dir.display()
+    );
+    train_from::<B>(&linear, &dir, None, device, placement, &Start::default())?;
+    let classes = read_classes(&dir)?;
+    let standardization = read_standardization(&dir)?
+        .context("the linear phase's features have no standardization.json")?;
+    let (head, progress) = load_best::<B::InnerBackend>(
+        &dir,
+        &linear.model.trained(),
+        standardization.mean.len(),
+        classes.len(),
+        device,
+    )?;
+    let mlml_train::Classifier::Mlp(mlp) = head else {
+        bail!("the linear phase trained no linear head");
+    };
+    let layer = &mlp.layers[0];
+    let floats = |t: burn::tensor::Tensor<B::InnerBackend, 2>| -> Vec<f32> {
+        t.into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("f32")
+    };
+    let weight = floats(layer.weight.val());
+    let bias = layer
+        .bias
+        .as_ref()
+        .map(|b| floats(b.val().unsqueeze()))
+        .unwrap_or_else(|| vec![0.0; classes.len()]);
+    let mut from = Start::from_standardized_linear(
+        &weight,
+        &bias,
+        &standardization.mean,
+        &standardization.std,
+    );
+    from.loss_state = mlml_losses::linear_init_state(&progress.best_loss_state);
+    tracing::info!(
+        "mlml: linear-init, phase 2 of 2: end to end from the linear phase's epoch {} (val mAP {:.2}){}",
+        progress.best_epoch,
+        progress.best_val_map,
+        if from.loss_state.is_some() { ", with its label estimate" } else { "" }
+    );
+    Ok(from)
+}
+
+fn train_from<B: TrainBackend>(
+    config: &RunConfig,
+    out: &Path,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    placement: Placement,
+    from: &Start,
+) -> Result<()> {
     let d = &config.data;
     let t = &config.training;
     let prober = Prober::<B::InnerBackend>::new(d, &config.model, t.seed, t.batch_size, device);
@@ -656,7 +806,7 @@ fn train<B: TrainBackend>(
         placement.backend
     );
     let start = Instant::now();
-    let run = mlml_train::train::<B, Rows>(
+    let run = mlml_train::train_from::<B, Rows>(
         t,
         &model,
         &train_set,
@@ -673,6 +823,7 @@ fn train<B: TrainBackend>(
             },
             Some(out),
         ),
+        from,
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let p = &run.progress;

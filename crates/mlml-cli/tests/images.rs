@@ -348,3 +348,61 @@ fn boostlu_trains_a_boosting_head_and_refuses_a_linear_probe() {
     );
     assert!(!refused.exists());
 }
+
+/// Cole et al.'s LinearInit: a linear phase on the frozen backbone's features (ROLE on VOC:
+/// their fixed lr 1e-3, batch 16, 25 epochs), then end to end from its best layer and label
+/// estimate; a loss Cole et al. give no linear phase for needs one spelled out.
+#[test]
+fn linear_init_trains_a_linear_phase_then_the_network_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "backbone = \"small-cnn\"\nmode = \"linear-init\"",
+        "",
+    );
+    let run = dir.path().join("run");
+    let out = mlml(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "training.loss=\"role\"",
+        "--set",
+        "training.preset=\"voc\"",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("phase 2 of 2: end to end from the linear phase's epoch")
+            && text.contains("with its label estimate"),
+        "{text}"
+    );
+    let phase = json(&run.join("linear-phase/report.json"));
+    assert_eq!(phase["epochs"], 25);
+    let saved = std::fs::read_to_string(run.join("linear-phase/config.toml")).unwrap();
+    assert!(
+        saved.contains("mode = \"linear-probe\"") && saved.contains("lr = 0.001"),
+        "{saved}"
+    );
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["epochs_done"], 2);
+    assert_eq!(report["mode"], "linear-init");
+
+    let refused = dir.path().join("an");
+    let out = mlml(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("give training.linear_phase"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!refused.exists());
+}

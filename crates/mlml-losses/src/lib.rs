@@ -105,6 +105,6 @@ pub use large_loss::{
 };
 pub use reduction::Reduction;
 pub use registry::{LossInfo, LossSetup, Preset, PresetValue};
-pub use role::{LabelEstimator, RoleLoss, RoleLossConfig};
+pub use role::{linear_init_state, LabelEstimator, RoleLoss, RoleLossConfig};
 pub use splc::{SplcLoss, SplcLossConfig};
 pub use wan::{WanLoss, WanLossConfig};

@@ -355,3 +355,81 @@ crate::registry::register!(
         config.with_n_classes(Some(c)).init(estimator)?
     },
 );
+
+/// The state a LinearInit run's end-to-end phase starts ROLE from, given ROLE's state at the
+/// best epoch of the linear phase (Cole et al.'s hand-over): the estimator
+/// `G = inverse_sigmoid(sigmoid(G_best))` with the estimate clamped to `[1e-5, 1 - 1e-5]`, as
+/// their `LabelEstimator` does with an estimate passed in, and fresh Adam moments. `None` for the
+/// state of any other loss (nothing is handed over).
+pub fn linear_init_state(best: &LossState) -> Option<LossState> {
+    if best.loss != NAME {
+        return None;
+    }
+    let estimator = best.tensors.get("estimator")?;
+    let values = estimator
+        .values
+        .iter()
+        .map(|&g| {
+            let p = (1.0 / (1.0 + (-g).exp())).clamp(1e-5f32, 1.0 - 1e-5);
+            (p / (1.0 - p)).ln()
+        })
+        .collect();
+    Some(LossState {
+        loss: NAME.to_string(),
+        values: serde_json::json!({ "adam_steps": 0 }),
+        tensors: [(
+            "estimator".to_string(),
+            StateTensor {
+                shape: estimator.shape.clone(),
+                values,
+            },
+        )]
+        .into(),
+    })
+}
+
+#[cfg(test)]
+mod linear_init_tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_over_keeps_the_estimate_clamped_and_drops_the_moments() {
+        let best = LossState {
+            loss: NAME.to_string(),
+            values: serde_json::json!({ "adam_steps": 120 }),
+            tensors: [
+                (
+                    "estimator".to_string(),
+                    StateTensor {
+                        shape: vec![1, 4],
+                        values: vec![0.3, -2.0, 40.0, -40.0],
+                    },
+                ),
+                (
+                    "adam.moment_1".to_string(),
+                    StateTensor {
+                        shape: vec![1, 4],
+                        values: vec![1.0; 4],
+                    },
+                ),
+            ]
+            .into(),
+        };
+        let start = linear_init_state(&best).unwrap();
+        assert_eq!(start.values["adam_steps"], 0);
+        assert_eq!(start.tensors.len(), 1);
+        let g = &start.tensors["estimator"].values;
+        assert!(
+            (g[0] - 0.3).abs() < 1e-5 && (g[1] + 2.0).abs() < 1e-5,
+            "{g:?}"
+        );
+        // logit(1 - 1e-5) = ln(99999) = 11.5129: the estimate is clamped, not the logits.
+        assert!((g[2] - 11.5129).abs() < 2e-2, "{g:?}");
+        assert!((g[3] + 11.5129).abs() < 2e-2, "{g:?}");
+        let other = LossState {
+            loss: "ll-cp".into(),
+            ..best
+        };
+        assert!(linear_init_state(&other).is_none());
+    }
+}

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::TrainBackend;
+use burn::module::Param;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use mlml_data::formats::write_atomic;
 use mlml_losses::registry::{self, LossSetup};
 use mlml_losses::{
@@ -122,6 +123,13 @@ pub struct TrainingConfig {
     /// al.'s loaders). Set from the run config's `data.drop_last`.
     #[serde(skip)]
     pub drop_last: bool,
+    /// The linear phase of `model.mode = "linear-init"` (Cole et al.'s fixed hyperparameters
+    /// for AN-LS and ROLE are filled in by the run config; other losses must give them).
+    pub linear_phase: Option<LinearPhase>,
+    /// Keep the loss's state of the best epoch beside the last one (the linear phase of a
+    /// `linear-init` run hands ROLE's best-epoch estimate on).
+    #[serde(skip)]
+    pub keep_best_loss_state: bool,
     /// Seed of the initialisation, the shuffling, the augmentation and the loss's own
     /// randomness.
     pub seed: u64,
@@ -146,8 +154,47 @@ impl Default for TrainingConfig {
             patience: None,
             stop_below_best: None,
             drop_last: false,
+            linear_phase: None,
+            keep_best_loss_state: false,
             linear_init_epochs: 0,
             seed: 0,
+        }
+    }
+}
+
+/// How the linear phase of a `linear-init` run trains: Adam, no schedule, no weight decay,
+/// the head alone on the frozen backbone's features (Cole et al.'s `linear_init`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearPhase {
+    /// Epochs (Cole et al.'s linear phase: 25).
+    #[serde(default = "linear_phase_epochs")]
+    pub epochs: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Rows per batch.
+    pub batch_size: usize,
+}
+
+fn linear_phase_epochs() -> usize {
+    25
+}
+
+impl LinearPhase {
+    /// The training config of the linear phase of a run trained with `config`: its loss,
+    /// preset, overrides and seed; Adam at the phase's rate, nothing else; the best epoch's loss
+    /// state kept for the hand-over.
+    pub fn training(&self, config: &TrainingConfig) -> TrainingConfig {
+        TrainingConfig {
+            loss: config.loss.clone(),
+            loss_overrides: config.loss_overrides.clone(),
+            preset: config.preset,
+            seed: config.seed,
+            epochs: self.epochs,
+            lr: self.lr,
+            batch_size: self.batch_size,
+            keep_best_loss_state: true,
+            ..TrainingConfig::default()
         }
     }
 }
@@ -338,6 +385,9 @@ pub struct Progress {
     pub epochs: Vec<EpochRecord>,
     /// The loss's state after the last finished epoch.
     pub loss_state: LossState,
+    /// The loss's state after the best epoch, with `training.keep_best_loss_state`.
+    #[serde(default, skip_serializing_if = "LossState::is_empty")]
+    pub best_loss_state: LossState,
 }
 
 /// What a run ends with.
@@ -431,8 +481,14 @@ fn read_checkpoint(path: &Path) -> Result<CheckpointParts> {
         unpack(path, &bytes, 6)?.try_into().expect("six parts");
     let mut progress: Progress =
         serde_json::from_slice(&text).map_err(|e| checkpoint_error(path, e))?;
-    progress.loss_state.tensors = decode_tensors(&tensors)
+    let mut all = decode_tensors(&tensors)
         .map_err(|e| checkpoint_error(path, format!("the loss's tensors: {e}")))?;
+    let best_tensors = all.split_off(BEST_PREFIX);
+    progress.loss_state.tensors = all;
+    progress.best_loss_state.tensors = best_tensors
+        .into_iter()
+        .map(|(k, v)| (k[BEST_PREFIX.len()..].to_string(), v))
+        .collect();
     Ok(CheckpointParts {
         progress,
         model,
@@ -446,24 +502,40 @@ fn read_checkpoint(path: &Path) -> Result<CheckpointParts> {
 /// `progress.json` and the checkpoint's JSON part hold. ROLE on COCO keeps about 16 M floats,
 /// which go to the checkpoint's binary part instead.
 fn without_tensor_values(progress: &Progress) -> Progress {
-    let mut light = Progress {
-        loss_state: LossState {
-            loss: progress.loss_state.loss.clone(),
-            values: progress.loss_state.values.clone(),
-            tensors: Default::default(),
-        },
-        ..progress.clone()
+    let shapes_only = |state: &LossState| LossState {
+        loss: state.loss.clone(),
+        values: state.values.clone(),
+        tensors: state
+            .tensors
+            .iter()
+            .map(|(name, tensor)| {
+                let shape = StateTensor {
+                    shape: tensor.shape.clone(),
+                    values: Vec::new(),
+                };
+                (name.clone(), shape)
+            })
+            .collect(),
     };
-    for (name, tensor) in &progress.loss_state.tensors {
-        light.loss_state.tensors.insert(
-            name.clone(),
-            StateTensor {
-                shape: tensor.shape.clone(),
-                values: Vec::new(),
-            },
-        );
+    Progress {
+        loss_state: shapes_only(&progress.loss_state),
+        best_loss_state: shapes_only(&progress.best_loss_state),
+        ..progress.clone()
     }
-    light
+}
+
+/// The key prefix of the best epoch's loss tensors in a checkpoint's binary part (`~` sorts
+/// after every name a loss gives its tensors).
+const BEST_PREFIX: &str = "~best/";
+
+/// The loss tensors a checkpoint stores: the last epoch's, and the best epoch's under
+/// [`BEST_PREFIX`].
+fn checkpoint_tensors(progress: &Progress) -> std::collections::BTreeMap<String, StateTensor> {
+    let mut all = progress.loss_state.tensors.clone();
+    for (name, tensor) in &progress.best_loss_state.tensors {
+        all.insert(format!("{BEST_PREFIX}{name}"), tensor.clone());
+    }
+    all
 }
 
 /// The loss's tensors as bytes: per tensor its name, its shape and its f32 values, each
@@ -716,6 +788,99 @@ fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
     Ok((model, scalar))
 }
 
+/// Where a run starts other than from its config's weights: the end-to-end phase of a
+/// `linear-init` run. A checkpoint in the run directory takes precedence (a resumed run).
+#[derive(Clone, Debug, Default)]
+pub struct Start {
+    /// The head's linear layer: weight `[features, classes]` row-major and bias `[classes]`.
+    pub head: Option<(Vec<f32>, Vec<f32>)>,
+    /// The loss's state to start from (ROLE's label estimate).
+    pub loss_state: Option<LossState>,
+}
+
+impl Start {
+    /// The start from a linear layer trained on standardised features `(x - mean) / std`, for
+    /// a network whose head sees `x` itself: `W' = W / std` (per input), `b' = b - W' mean`.
+    pub fn from_standardized_linear(
+        weight: &[f32],
+        bias: &[f32],
+        mean: &[f32],
+        std: &[f32],
+    ) -> Self {
+        let classes = bias.len();
+        let mut folded = weight.to_vec();
+        let mut shift = bias.iter().map(|&b| f64::from(b)).collect::<Vec<f64>>();
+        for (i, row) in folded.chunks_exact_mut(classes).enumerate() {
+            for (j, w) in row.iter_mut().enumerate() {
+                *w /= std[i];
+                shift[j] -= f64::from(*w) * f64::from(mean[i]);
+            }
+        }
+        Self {
+            head: Some((folded, shift.into_iter().map(|b| b as f32).collect())),
+            loss_state: None,
+        }
+    }
+}
+
+/// `model` with its head's linear layer set to `weight` and `bias`.
+fn with_head<B: Backend>(
+    model: Classifier<B>,
+    weight: &[f32],
+    bias: &[f32],
+    device: &B::Device,
+) -> Result<Classifier<B>> {
+    let Classifier::Image(mut m) = model else {
+        return Err(TrainError::Config(
+            "a starting head needs an image model trained end to end".into(),
+        ));
+    };
+    let [d, c] = m.head.linear.weight.dims();
+    if weight.len() != d * c || bias.len() != c {
+        return Err(TrainError::Config(format!(
+            "the starting head has {} weights and {} biases, the model's head is [{d}, {c}]",
+            weight.len(),
+            bias.len()
+        )));
+    }
+    let w = Tensor::<B, 2>::from_data(TensorData::new(weight.to_vec(), [d, c]), device);
+    m.head.linear.weight = Param::initialized(m.head.linear.weight.id, w.require_grad());
+    let b = Tensor::<B, 1>::from_data(TensorData::new(bias.to_vec(), [c]), device);
+    m.head.linear.bias = Some(match m.head.linear.bias.take() {
+        Some(old) => Param::initialized(old.id, b.require_grad()),
+        None => Param::from_tensor(b),
+    });
+    Ok(Classifier::Image(m))
+}
+
+/// [`train_from`] with the config's own start.
+///
+/// # Errors
+/// As [`train_from`].
+#[allow(clippy::too_many_arguments)]
+pub fn train<B: TrainBackend, S: Source>(
+    config: &TrainingConfig,
+    model_config: &ModelConfig,
+    train: &S,
+    val: &S,
+    run_dir: Option<&Path>,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    observer: &mut dyn Observer,
+) -> Result<Run<B::InnerBackend>> {
+    train_from::<B, S>(
+        config,
+        model_config,
+        train,
+        val,
+        run_dir,
+        stop_after,
+        device,
+        observer,
+        &Start::default(),
+    )
+}
+
 /// Trains `model` on `train` (its labels are the observed ones) and selects the epoch by the
 /// mAP on `val` (clean labels), with the loss's whole lifecycle. With `run_dir`, writes an
 /// atomic checkpoint after every epoch and resumes from one found there; `stop_after` ends
@@ -729,7 +894,7 @@ fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
 /// image, named), a non-finite loss (epoch and batch named), or checkpoint files that cannot
 /// be written or read.
 #[allow(clippy::too_many_arguments)]
-pub fn train<B: TrainBackend, S: Source>(
+pub fn train_from<B: TrainBackend, S: Source>(
     config: &TrainingConfig,
     model_config: &ModelConfig,
     train: &S,
@@ -738,6 +903,7 @@ pub fn train<B: TrainBackend, S: Source>(
     stop_after: Option<usize>,
     device: &B::Device,
     observer: &mut dyn Observer,
+    start: &Start,
 ) -> Result<Run<B::InnerBackend>> {
     config.validate()?;
     if train.input_size() != val.input_size()
@@ -765,10 +931,16 @@ pub fn train<B: TrainBackend, S: Source>(
         seed: config.seed,
         device: device.clone(),
     };
-    let loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
-    let model: Classifier<B> = seeded_init::<B, _>(device, config.seed, || {
+    let mut loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
+    let mut model: Classifier<B> = seeded_init::<B, _>(device, config.seed, || {
         model_config.init(train.input_size(), c, device)
     })?;
+    if let Some((weight, bias)) = &start.head {
+        model = with_head(model, weight, bias, device)?;
+    }
+    if let Some(state) = &start.loss_state {
+        loss.load_state(state)?;
+    }
     if config.head_lr_mult != 1.0 && !matches!(model, Classifier::Image(_)) {
         return Err(TrainError::Config(format!(
             "training.head_lr_mult ({}) applies to image models trained end to end; this model ({}) is one part",
@@ -1073,6 +1245,9 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             progress.epochs.push(record);
             progress.epochs_done = epoch;
             progress.loss_state = loss.state();
+            if config.keep_best_loss_state && progress.best_epoch == epoch {
+                progress.best_loss_state = progress.loss_state.clone();
+            }
             // Decided before the checkpoint, so that a resumed run knows it is over.
             progress.stop_reason = early_stop(config, &progress, epoch);
             progress.stopped_early = progress.stop_reason.is_some();
@@ -1100,7 +1275,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                         &optimizer_bytes,
                         &best_bytes,
                         &ema_bytes,
-                        &encode_tensors(&progress.loss_state.tensors),
+                        &encode_tensors(&checkpoint_tensors(&progress)),
                     ]),
                 )?;
                 write_atomic(
@@ -1121,5 +1296,31 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             resumed_at,
             train_samples_per_second: steady_samples as f64 / steady_seconds.max(1e-9),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Start;
+
+    #[test]
+    fn a_linear_layer_on_standardised_features_folds_into_one_on_raw_features() {
+        // Two features, three classes; the layer saw (x - mean) / std.
+        let weight = [0.5f32, -1.0, 2.0, 1.5, 0.25, -0.75];
+        let bias = [0.1f32, -0.2, 0.3];
+        let (mean, std) = ([2.0f32, -1.0], [4.0f32, 0.5]);
+        let start = Start::from_standardized_linear(&weight, &bias, &mean, &std);
+        let (folded, shift) = start.head.unwrap();
+        for x in [[0.0f32, 0.0], [3.0, -2.0], [-1.5, 7.0]] {
+            let z = [(x[0] - mean[0]) / std[0], (x[1] - mean[1]) / std[1]];
+            for j in 0..3 {
+                let on_z = bias[j] + z[0] * weight[j] + z[1] * weight[3 + j];
+                let on_x = shift[j] + x[0] * folded[j] + x[1] * folded[3 + j];
+                assert!(
+                    (on_z - on_x).abs() < 1e-5,
+                    "{x:?} class {j}: {on_z} vs {on_x}"
+                );
+            }
+        }
     }
 }

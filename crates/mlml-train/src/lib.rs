@@ -42,8 +42,8 @@ pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
 pub use fit::{
-    cosine_lr, load_best, predict, seeded_init, train, EpochRecord, Observer, OptimizerKind,
-    Progress, Run, Schedule, TrainingConfig,
+    cosine_lr, load_best, predict, seeded_init, train, train_from, EpochRecord, LinearPhase,
+    Observer, OptimizerKind, Progress, Run, Schedule, Start, TrainingConfig,
 };
 pub use mlml_losses::LossBackend;
 pub use mlml_models::ConvBackend;
@@ -64,7 +64,9 @@ impl<B> TrainBackend for B where
         + LossBackend
 {
 }
-pub use model::{Backbone, BackboneKind, Classifier, ImageClassifier, Input, ModelConfig, Weights};
+pub use model::{
+    Backbone, BackboneKind, Classifier, ImageClassifier, Input, Mode, ModelConfig, Weights,
+};
 pub use optim::{torch_sgd, Beta1, TorchAdam, TorchAdamConfig, TorchAdamState};
 pub use schedule::{OneCycle, OneCycleConfig};
 pub use source::{ImageArray, ImageFiles, Pass, Source};

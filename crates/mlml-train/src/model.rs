@@ -84,6 +84,10 @@ pub enum Mode {
     /// The backbone frozen: its pooled features are extracted once (and cached), and a head of
     /// `hidden` layers (empty: linear) trains on them.
     LinearProbe,
+    /// Cole et al.'s LinearInit: a linear head trained first on the frozen backbone's features
+    /// (`training.linear_phase`), then the whole network end to end from that phase's best
+    /// linear layer (and, for ROLE, its label estimate).
+    LinearInit,
 }
 
 /// What the network is.
@@ -284,7 +288,18 @@ impl ModelConfig {
 
     /// Whether the trained model takes images (a linear probe trains on features).
     pub fn takes_images(&self) -> bool {
-        self.backbone != BackboneKind::Mlp && self.mode == Mode::EndToEnd
+        self.backbone != BackboneKind::Mlp && self.mode != Mode::LinearProbe
+    }
+
+    /// The linear phase of a `linear-init` run: a linear probe (no hidden layer) on the same
+    /// backbone and weights.
+    pub fn linear_phase(&self) -> ModelConfig {
+        ModelConfig {
+            mode: Mode::LinearProbe,
+            hidden: Vec::new(),
+            boost_alpha: None,
+            ..self.clone()
+        }
     }
 
     /// Whether this is a linear probe on a frozen image backbone.
