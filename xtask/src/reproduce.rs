@@ -724,10 +724,10 @@ fn write_results(
         summary = setting.summary,
         model_note = if setting.name.starts_with("fashion") {
             "the head trains on frozen EfficientNet-Lite0 features, which have no class \
-             activation map to boost, so `boostlu` has no row (`ll-r` is its loss unboosted)"
+             activation map to boost, so `boostlu` has no row (`ll-r` is its loss unboosted)."
         } else {
             "a feature MLP has no class activation map to boost, so `boostlu` has no row \
-             (`ll-r` is its loss unboosted)"
+             (`ll-r` is its loss unboosted)."
         },
         config = setting.config,
         seeds_flag = if seeds == setting.seeds {
