@@ -1257,11 +1257,11 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
         device: &options.backend,
         runs: &runs,
     };
-    // With --sweep, Cole et al.'s rows (or the rows asked for) search their batch x lr grid.
+    // With --sweep, Cole et al.'s rows search their batch x lr grid, as their numbers did.
     let swept: Vec<String> = if options.sweep {
         losses
             .iter()
-            .filter(|l| !options.losses.is_empty() || recipes::COLE_ROWS.contains(&l.as_str()))
+            .filter(|l| recipes::COLE_ROWS.contains(&l.as_str()))
             .cloned()
             .collect()
     } else {

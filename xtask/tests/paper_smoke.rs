@@ -380,3 +380,72 @@ fn a_data_folder_without_the_layout_says_what_is_missing() {
         "{stderr}"
     );
 }
+
+/// Rows train with their own recipes: Cole et al.'s EPR searches its batch x lr grid with
+/// `--sweep` (drop_last as their loaders), BoostLU's row boosts, each row names its recipe.
+#[test]
+fn voc_single_rows_train_with_their_own_recipes_and_cole_rows_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    voc_fixture(&data);
+    let runs = dir.path().join("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "reproduce",
+            "voc-single",
+            "--smoke",
+            "--sweep",
+            "--loss",
+            "epr",
+        ])
+        .args(["--loss", "boostlu", "--loss", "ll-cp", "--data"])
+        .arg(&data)
+        .arg("--mlml")
+        .arg(mlml())
+        .arg("--runs")
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("voc-single.json")).unwrap())
+            .unwrap();
+    let recipe = |loss: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["loss"] == loss)
+            .unwrap_or_else(|| panic!("no {loss} row: {rows}"))
+            .clone()
+    };
+    assert_eq!(recipe("epr")["recipe"], "cole");
+    assert!(
+        recipe("epr")["sweep_choice"]
+            .as_str()
+            .is_some_and(|c| c.contains("best validation mAP of 8 runs")),
+        "{rows}"
+    );
+    assert_eq!(recipe("boostlu")["recipe"], "boostlu");
+    assert_eq!(recipe("ll-cp")["recipe"], "ll");
+    // Only Cole et al.'s row searches the grid: eight runs.
+    let swept = std::fs::read_dir(runs.join("sweep")).unwrap().count();
+    assert_eq!(swept, 8, "{swept} sweep runs");
+    let config = |run: &str| std::fs::read_to_string(runs.join(run).join("config.toml")).unwrap();
+    assert!(config("sweep/epr-b16-lr1e-3").contains("drop_last = true"));
+    assert!(config("seed-0/boostlu").contains("boost_alpha = 5.0"));
+    let ll = config("seed-0/ll-cp");
+    assert!(
+        ll.contains("optimizer = \"sgd\"") && ll.contains("stop_below_best = 3.0"),
+        "{ll}"
+    );
+    let md = std::fs::read_to_string(runs.join("voc-single.md")).unwrap();
+    assert!(
+        md.contains("## Recipes") && md.contains("**ll** (ll-cp)"),
+        "{md}"
+    );
+}
