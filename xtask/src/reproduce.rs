@@ -251,16 +251,9 @@ pub fn reproduce(args: &[String]) -> Result<(), String> {
                 options.data.as_deref(),
             ));
         }
-        return Err(format!(
-            "unknown setting '{}'\n{}",
-            options.setting,
-            usage()
-        ));
+        return Err(unknown_setting(&options.setting));
     };
-    let mlml = match &options.mlml {
-        Some(path) => path.clone(),
-        None => build_mlml(&options.backend)?,
-    };
+    let mlml = mlml_binary(&options)?;
     let runs = options
         .runs
         .clone()
@@ -431,6 +424,19 @@ fn target_dir() -> PathBuf {
             }
         })
         .unwrap_or_else(|| project_root().join("target"))
+}
+
+/// The `mlml` binary `--mlml` names, or the one built for `--backend`.
+fn mlml_binary(options: &Options) -> Result<PathBuf, String> {
+    match &options.mlml {
+        Some(path) => Ok(path.clone()),
+        None => build_mlml(&options.backend),
+    }
+}
+
+/// The message for a setting that is not one.
+fn unknown_setting(name: &str) -> String {
+    format!("unknown setting '{name}'\n{}", usage())
 }
 
 /// Builds `mlml` (with the backend's cargo feature) and `mlml-data` in release mode.
@@ -1177,10 +1183,7 @@ fn run_paper_setting(run: &PaperRun, options: &Options, data: &Path) -> Result<(
             missing.join(", ")
         ));
     }
-    let mlml = match &options.mlml {
-        Some(path) => path.clone(),
-        None => build_mlml(&options.backend)?,
-    };
+    let mlml = mlml_binary(options)?;
     let mlml_data = mlml.with_file_name(format!("mlml-data{}", std::env::consts::EXE_SUFFIX));
     if !mlml_data.is_file() {
         return Err(format!(
@@ -1407,16 +1410,9 @@ fn plan(options: &Options) -> Result<(), String> {
         } else if let Some(run) = PAPER_RUNS.iter().find(|r| r.name == options.setting) {
             (run.config, Some(run.recipes), false)
         } else {
-            return Err(format!(
-                "unknown setting '{}'\n{}",
-                options.setting,
-                usage()
-            ));
+            return Err(unknown_setting(&options.setting));
         };
-    let mlml = match &options.mlml {
-        Some(path) => path.clone(),
-        None => build_mlml(&options.backend)?,
-    };
+    let mlml = mlml_binary(options)?;
     let losses = if options.losses.is_empty() {
         let mut all: Vec<String> = registered_losses(&mlml)?
             .into_iter()

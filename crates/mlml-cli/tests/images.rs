@@ -59,13 +59,22 @@ fn write_config(dir: &Path, model: &str, extra_data: &str) -> PathBuf {
 }
 
 fn train(config: &Path, out: &Path) -> Output {
-    mlml(&[
+    train_with(config, out, &[])
+}
+
+/// `mlml train` with `--set KEY=VALUE` for each of `sets`.
+fn train_with(config: &Path, out: &Path, sets: &[&str]) -> Output {
+    let mut args = vec![
         "train",
         "--config",
         config.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ])
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    mlml(&args)
 }
 
 #[test]
@@ -290,15 +299,7 @@ fn boostlu_trains_a_boosting_head_and_refuses_a_linear_probe() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "backbone = \"small-cnn\"", "");
     let run = dir.path().join("run");
-    let out = mlml(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--set",
-        "training.loss=\"boostlu\"",
-    ]);
+    let out = train_with(&config, &run, &["training.loss=\"boostlu\""]);
     assert!(out.status.success(), "{}", stderr(&out));
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(saved.contains("boost_alpha = 5.0"), "{saved}");
@@ -331,15 +332,7 @@ fn boostlu_trains_a_boosting_head_and_refuses_a_linear_probe() {
         "",
     );
     let refused = dir.path().join("probe");
-    let out = mlml(&[
-        "train",
-        "--config",
-        probe.to_str().unwrap(),
-        "--out",
-        refused.to_str().unwrap(),
-        "--set",
-        "training.loss=\"boostlu\"",
-    ]);
+    let out = train_with(&probe, &refused, &["training.loss=\"boostlu\""]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("a linear probe (model.mode = \"linear-probe\") trains a head on pooled features, which have no map to boost"),
@@ -361,17 +354,11 @@ fn linear_init_trains_a_linear_phase_then_the_network_from_it() {
         "",
     );
     let run = dir.path().join("run");
-    let out = mlml(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--set",
-        "training.loss=\"role\"",
-        "--set",
-        "training.preset=\"voc\"",
-    ]);
+    let out = train_with(
+        &config,
+        &run,
+        &["training.loss=\"role\"", "training.preset=\"voc\""],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stderr(&out);
     assert!(
