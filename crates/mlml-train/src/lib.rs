@@ -27,6 +27,8 @@
 //! replays both recipes with PyTorch's own `Adam` and `OneCycleLR`, and
 //! `tests/vectors/optimizers.json` (PyTorch's `AdamW` under `CosineAnnealingLR`, and `SGD`).
 
+mod checkpoint;
+mod config;
 mod ema;
 mod error;
 pub mod features;
@@ -35,18 +37,19 @@ mod fit;
 mod model;
 mod optim;
 pub mod probe;
+mod records;
 mod schedule;
 pub mod source;
 
+pub use checkpoint::load_best;
+pub use config::{LinearPhase, OptimizerKind, Schedule, TrainingConfig};
 pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
-pub use fit::{
-    cosine_lr, load_best, predict, seeded_init, train, train_from, EpochRecord, LinearPhase,
-    Observer, OptimizerKind, Progress, Run, Schedule, Start, TrainingConfig,
-};
+pub use fit::{cosine_lr, predict, seeded_init, train, train_from, Start};
 pub use mlml_losses::LossBackend;
 pub use mlml_models::ConvBackend;
+pub use records::{EpochRecord, Observer, Progress, Run};
 
 /// An autodiff backend that trains mlml's models with mlml's losses: the models' convolution
 /// ([`ConvBackend`]) and the losses' sigmoid ([`LossBackend`]) on it and on its inner backend
