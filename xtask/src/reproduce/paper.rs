@@ -142,19 +142,18 @@ pub(super) fn run_paper_setting(
     rows.sort_by_key(|r| {
         losses
             .iter()
-            .position(|l| r["loss"] == l.as_str())
+            .position(|l| r.loss == *l)
             .unwrap_or(usize::MAX)
     });
     add_gap_recovered(&mut rows);
     for row in &mut rows {
-        let loss = row["loss"].as_str().unwrap_or("").to_string();
-        if let Some((value, source)) = published(run.name, &loss) {
-            row["published_map"] = json!(value);
-            row["published_source"] = json!(source);
+        if let Some((value, source)) = published(run.name, &row.loss) {
+            row.published_map = Some(value);
+            row.published_source = Some(source);
         }
-        let recipe = run.recipes.recipe(&loss);
-        row["recipe"] = json!(recipe.name);
-        row["recipe_follows"] = json!(recipe.follows);
+        let recipe = run.recipes.recipe(&row.loss);
+        row.recipe = Some(recipe.name);
+        row.recipe_follows = Some(recipe.follows);
     }
     let table = markdown_table(&rows, seeds);
     let beside = published_table(run.name, &rows);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::published::published;
 use super::settings::{Recipes, Setting, FULL_LABEL_ROW};
@@ -31,36 +31,67 @@ pub(super) fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-pub(super) fn summarise(loss: &str, figures: &[RunFigures]) -> Value {
+/// One row of a setting's table: a loss's figures over seeds (mean and sample standard
+/// deviation), as `docs/results/<setting>.json` holds it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub(super) struct Row {
+    pub(super) loss: String,
+    pub(super) map: f64,
+    pub(super) map_std: f64,
+    pub(super) cf1: f64,
+    pub(super) cf1_std: f64,
+    pub(super) of1: f64,
+    pub(super) of1_std: f64,
+    /// Wall time of one run, process start included.
+    pub(super) seconds: f64,
+    pub(super) val_map: f64,
+    pub(super) seeds: usize,
+    pub(super) map_per_seed: Vec<f64>,
+    /// (mAP - AN's) / (full labels' - AN's), in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) gap_recovered: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) published_map: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) published_source: Option<&'static str>,
+    /// The recipe's name and the repository it follows (paper settings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) recipe: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) recipe_follows: Option<&'static str>,
+    /// The point of Cole et al.'s grid `--sweep` kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) sweep_choice: Option<String>,
+}
+
+pub(super) fn summarise(loss: &str, figures: &[RunFigures]) -> Row {
     let pick = |f: fn(&RunFigures) -> f64| mean_std(&figures.iter().map(f).collect::<Vec<_>>());
     let (map, map_std) = pick(|f| f.map);
     let (cf1, cf1_std) = pick(|f| f.cf1);
     let (of1, of1_std) = pick(|f| f.of1);
-    let (seconds, _) = pick(|f| f.seconds);
-    let (val_map, _) = pick(|f| f.val_map);
-    json!({
-        "loss": loss,
-        "map": map, "map_std": map_std,
-        "cf1": cf1, "cf1_std": cf1_std,
-        "of1": of1, "of1_std": of1_std,
-        "seconds": seconds,
-        "val_map": val_map,
-        "seeds": figures.len(),
-        "map_per_seed": figures.iter().map(|f| f.map).collect::<Vec<_>>(),
-    })
+    Row {
+        loss: loss.to_string(),
+        map,
+        map_std,
+        cf1,
+        cf1_std,
+        of1,
+        of1_std,
+        seconds: pick(|f| f.seconds).0,
+        val_map: pick(|f| f.val_map).0,
+        seeds: figures.len(),
+        map_per_seed: figures.iter().map(|f| f.map).collect(),
+        ..Row::default()
+    }
 }
 
 /// The smallest AN-to-full gap (mAP points) for which the recovered share is reported.
 pub(super) const MIN_GAP: f64 = 1.0;
 
 /// The share of the gap between AN and the full-label row that each loss recovers.
-pub(super) fn add_gap_recovered(rows: &mut [Value]) {
-    let find = |name: &str, rows: &[Value]| {
-        rows.iter()
-            .find(|r| r["loss"] == name)
-            .and_then(|r| r["map"].as_f64())
-    };
-    let (Some(an), Some(full)) = (find("an", rows), find(FULL_LABEL_ROW, rows)) else {
+pub(super) fn add_gap_recovered(rows: &mut [Row]) {
+    let find = |name: &str| rows.iter().find(|r| r.loss == name).map(|r| r.map);
+    let (Some(an), Some(full)) = (find("an"), find(FULL_LABEL_ROW)) else {
         return;
     };
     // Under one mAP point the ratio is noise over noise (scene: AN is within 0.6 of full).
@@ -68,16 +99,13 @@ pub(super) fn add_gap_recovered(rows: &mut [Value]) {
         return;
     }
     for row in rows.iter_mut() {
-        let map = row["map"].as_f64().unwrap_or(f64::NAN);
-        row["gap_recovered"] = json!(100.0 * (map - an) / (full - an));
+        row.gap_recovered = Some(100.0 * (row.map - an) / (full - an));
     }
 }
 
-pub(super) fn markdown_table(rows: &[Value], seeds: usize) -> String {
-    let pm = |row: &Value, key: &str| {
-        let value = row[key].as_f64().unwrap_or(f64::NAN);
+pub(super) fn markdown_table(rows: &[Row], seeds: usize) -> String {
+    let pm = |value: f64, std: f64| {
         if seeds > 1 {
-            let std = row[format!("{key}_std")].as_f64().unwrap_or(f64::NAN);
             format!("{value:.2} ± {std:.2}")
         } else {
             format!("{value:.2}")
@@ -88,37 +116,36 @@ pub(super) fn markdown_table(rows: &[Value], seeds: usize) -> String {
          |---|---|---|---|---|---|\n",
     );
     for row in rows {
-        let gap = row["gap_recovered"]
-            .as_f64()
+        let gap = row
+            .gap_recovered
             .map(|g| format!("{g:.0} %"))
             .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {:.1} |\n",
-            row["loss"].as_str().unwrap_or_default(),
-            pm(row, "map"),
-            pm(row, "cf1"),
-            pm(row, "of1"),
+            row.loss,
+            pm(row.map, row.map_std),
+            pm(row.cf1, row.cf1_std),
+            pm(row.of1, row.of1_std),
             gap,
-            row["seconds"].as_f64().unwrap_or(f64::NAN),
+            row.seconds,
         ));
     }
     out
 }
 
 /// Ours beside the published figure, per loss.
-pub(super) fn published_table(setting: &str, rows: &[Value]) -> String {
+pub(super) fn published_table(setting: &str, rows: &[Row]) -> String {
     let mut out = String::from(
         "| loss | test mAP (here) | published | here - published | source |\n|---|---|---|---|---|\n",
     );
     for row in rows {
-        let loss = row["loss"].as_str().unwrap_or_default();
-        let map = row["map"].as_f64().unwrap_or(f64::NAN);
-        let (value, difference, source) = match published(setting, loss) {
-            Some((p, source)) => (format!("{p:.2}"), format!("{:+.2}", map - p), source),
+        let (value, difference, source) = match published(setting, &row.loss) {
+            Some((p, source)) => (format!("{p:.2}"), format!("{:+.2}", row.map - p), source),
             None => ("-".into(), "-".into(), "no published figure"),
         };
         out.push_str(&format!(
-            "| {loss} | {map:.2} | {value} | {difference} | {source} |\n"
+            "| {} | {:.2} | {value} | {difference} | {source} |\n",
+            row.loss, row.map
         ));
     }
     out
@@ -127,7 +154,7 @@ pub(super) fn published_table(setting: &str, rows: &[Value]) -> String {
 pub(super) fn write_results(
     mlml: &Path,
     setting: &Setting,
-    rows: &[Value],
+    rows: &[Row],
     table: &str,
     seeds: usize,
     results: &Path,
@@ -235,23 +262,25 @@ mod tests {
 
     #[test]
     fn gap_recovered_is_measured_from_an_to_the_full_label_row() {
+        let row = |loss: &str, map: f64| Row {
+            loss: loss.into(),
+            map,
+            ..Row::default()
+        };
         let mut rows = vec![
-            json!({"loss": "an", "map": 40.0}),
-            json!({"loss": "role", "map": 43.0}),
-            json!({"loss": FULL_LABEL_ROW, "map": 50.0}),
+            row("an", 40.0),
+            row("role", 43.0),
+            row(FULL_LABEL_ROW, 50.0),
         ];
         add_gap_recovered(&mut rows);
-        assert_eq!(rows[0]["gap_recovered"], 0.0);
-        assert_eq!(rows[1]["gap_recovered"], 30.0);
-        assert_eq!(rows[2]["gap_recovered"], 100.0);
-        let mut tiny_gap = vec![
-            json!({"loss": "an", "map": 81.5}),
-            json!({"loss": FULL_LABEL_ROW, "map": 82.0}),
-        ];
+        assert_eq!(rows[0].gap_recovered, Some(0.0));
+        assert_eq!(rows[1].gap_recovered, Some(30.0));
+        assert_eq!(rows[2].gap_recovered, Some(100.0));
+        let mut tiny_gap = vec![row("an", 81.5), row(FULL_LABEL_ROW, 82.0)];
         add_gap_recovered(&mut tiny_gap);
-        assert!(tiny_gap[0].get("gap_recovered").is_none());
-        let mut without_an = vec![json!({"loss": "role", "map": 43.0})];
+        assert_eq!(tiny_gap[0].gap_recovered, None);
+        let mut without_an = vec![row("role", 43.0)];
         add_gap_recovered(&mut without_an);
-        assert!(without_an[0].get("gap_recovered").is_none());
+        assert_eq!(without_an[0].gap_recovered, None);
     }
 }

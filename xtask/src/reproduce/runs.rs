@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::options::Options;
-use super::report::{summarise, RunFigures};
+use super::report::{summarise, Row, RunFigures};
 use super::settings::{PaperRun, TrainLabels, FULL_LABEL_ROW};
 use crate::recipes::{self, Recipe};
 use crate::{cargo, project_root};
@@ -32,7 +32,7 @@ pub(super) struct Job<'a> {
 impl Job<'_> {
     /// Trains every loss with every seed (`<runs>/seed-<s>/<loss>`): one row of figures per loss
     /// that finished at least once, and a line per failed run.
-    pub(super) fn every_loss(&self, losses: &[String], seeds: usize) -> (Vec<Value>, Vec<String>) {
+    pub(super) fn every_loss(&self, losses: &[String], seeds: usize) -> (Vec<Row>, Vec<String>) {
         let (mut rows, mut failures) = (Vec::new(), Vec::new());
         let total = losses.len() * seeds;
         let mut done = 0;
@@ -232,23 +232,43 @@ pub(super) fn train_once(
         return Err(last_lines.join(" | "));
     }
     let path = dir.join("report.json");
-    let report: Value = std::fs::read_to_string(&path)
+    let report: RunReport = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e}", path.display()))
         .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", path.display())))?;
-    let number = |v: &Value, what: &str| {
-        v.as_f64()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| format!("{}: no finite {what}", path.display()))
-    };
-    let test = &report["test"];
-    Ok(RunFigures {
-        map: number(&test["map"], "test.map")?,
-        cf1: number(&test["cf1"], "test.cf1")?,
-        of1: number(&test["of1"], "test.of1")?,
+    let test = report
+        .test
+        .ok_or_else(|| format!("{}: no test figures", path.display()))?;
+    let figures = RunFigures {
+        map: test.map,
+        cf1: test.cf1,
+        of1: test.of1,
         seconds: start.elapsed().as_secs_f64(),
-        val_map: number(&report["best_val_map"], "best_val_map")?,
-        best_epoch: number(&report["best_epoch"], "best_epoch")?,
-    })
+        val_map: report.best_val_map,
+        best_epoch: report.best_epoch as f64,
+    };
+    if [figures.map, figures.cf1, figures.of1, figures.val_map]
+        .iter()
+        .all(|x| x.is_finite())
+    {
+        Ok(figures)
+    } else {
+        Err(format!("{}: a figure is not finite", path.display()))
+    }
+}
+
+/// What reproduce reads of a run's `report.json` (written by `mlml train`).
+#[derive(serde::Deserialize)]
+struct RunReport {
+    best_val_map: f64,
+    best_epoch: usize,
+    test: Option<SplitReport>,
+}
+
+#[derive(serde::Deserialize)]
+struct SplitReport {
+    map: f64,
+    cf1: f64,
+    of1: f64,
 }
 
 /// On a terminal, one line rewritten in place; otherwise nothing (the table follows).
@@ -269,7 +289,7 @@ pub(super) fn finish_progress() {
 
 /// One row trained at every point of Cole et al.'s batch x lr grid (seed 0): the run with the
 /// best validation mAP is the row, as their sweep reports it.
-pub(super) fn sweep_row(job: &Job<'_>, loss: &str, recipe: &Recipe) -> Result<Value, String> {
+pub(super) fn sweep_row(job: &Job<'_>, loss: &str, recipe: &Recipe) -> Result<Row, String> {
     let mut best: Option<(RunFigures, usize, &str)> = None;
     for (i, &(batch, lr)) in recipes::COLE_GRID.iter().enumerate() {
         let label = format!(
@@ -297,7 +317,7 @@ pub(super) fn sweep_row(job: &Job<'_>, loss: &str, recipe: &Recipe) -> Result<Va
     finish_progress();
     let (figures, batch, lr) = best.expect("the grid has points");
     let mut row = summarise(loss, &[figures]);
-    row["sweep_choice"] = json!(format!(
+    row.sweep_choice = Some(format!(
         "batch {batch}, lr {lr} (best validation mAP of {} runs)",
         recipes::COLE_GRID.len()
     ));
