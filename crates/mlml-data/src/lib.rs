@@ -35,9 +35,11 @@ pub mod fingerprint;
 pub mod formats;
 pub mod generate;
 mod labels;
+#[cfg(feature = "images")]
 pub mod pipeline;
 pub mod rng;
 pub mod stats;
+#[cfg(feature = "images")]
 pub mod verify;
 
 pub use dataset::{Dataset, ProvenanceStep};

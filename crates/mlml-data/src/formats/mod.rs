@@ -9,6 +9,7 @@ mod cub;
 mod list;
 pub mod npy;
 mod nuswide;
+#[cfg(feature = "voc")]
 mod voc;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use cub::read_cub;
 pub use list::{list_text, read_class_list, read_hill_list, read_list, Unlisted};
 pub use npy::ZeroMeans;
 pub use nuswide::read_nuswide;
+#[cfg(feature = "voc")]
 pub use voc::{read_voc, Difficult, VOC_CLASSES};
 
 use crate::dataset::{Dataset, ProvenanceStep};
