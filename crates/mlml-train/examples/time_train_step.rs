@@ -1,5 +1,6 @@
-//! One training step of the small CNN as `mlml train` takes it (forward, the AN loss, backward,
-//! Adam with coupled L2) at batch 64, 64 x 64 grey images, 10 classes, on the CPU (Flex).
+//! One training step of the small CNN as `mlml train` takes it (forward, then the loop's own
+//! `mlml_train::step`: the AN loss, backward, the loss's hook, Adam with coupled L2) at batch 64,
+//! 64 x 64 grey images, 10 classes, on the CPU (Flex).
 //! Prints images per second over timed steps after warm-up. The PyTorch twin:
 //! `benches/small_cnn_torch.py`.
 //!
@@ -13,12 +14,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use burn::backend::{Autodiff, Flex};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::{Distribution, Tensor};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, LossSetup};
 use mlml_losses::{targets_from_labels, LossContext};
-use mlml_train::{BackboneKind, Classifier, Input, ModelConfig, TorchAdam, TorchAdamConfig};
+use mlml_train::{
+    BackboneKind, Classifier, Input, ModelConfig, ParameterGroups, StepAt, TorchAdam,
+    TorchAdamConfig,
+};
 
 type B = Autodiff<Flex>;
 
@@ -60,9 +63,23 @@ fn main() {
         let targets = targets_from_labels::<B>(&labels, &rows, &device);
         let logits = model.logits(Input::Images(images.clone())).expect("logits");
         let context = LossContext::train(1, &rows).expect("context");
-        let value = loss.forward(logits, targets, &context).expect("loss");
-        let grads = GradientsParams::from_grads(value.backward(), &model);
-        optimizer.step(1e-3, model, grads)
+        let at = StepAt {
+            epoch: 1,
+            batch: 1,
+            lr: 1e-3,
+        };
+        mlml_train::step(
+            model,
+            &mut optimizer,
+            &mut loss,
+            logits,
+            targets,
+            &context,
+            at,
+            ParameterGroups::default(),
+        )
+        .expect("a step")
+        .0
     };
     for _ in 0..2 {
         model = step(model);

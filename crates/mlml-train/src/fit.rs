@@ -115,32 +115,55 @@ fn validation_maps(scores: &[f32], labels: &mlml_data::LabelMatrix) -> Result<(f
     Ok((map(ApDefinition::Sklearn)?, map(ApDefinition::Ranked)?))
 }
 
-/// How a step's gradients reach the optimizer.
+/// Which parameters a step updates, and at what rates.
 #[derive(Clone, Copy, Debug)]
-struct Groups {
+pub struct ParameterGroups {
     /// The backbone frozen (GR's linear-init epochs): only the head's gradients reach the
     /// optimizer, while the backbone still runs in training mode (BatchNorm statistics move),
     /// as the reference's `requires_grad = False` does.
-    head_only: bool,
+    pub head_only: bool,
     /// The head's learning rate over the backbone's.
-    head_lr_mult: f64,
+    pub head_lr_mult: f64,
+}
+
+impl Default for ParameterGroups {
+    fn default() -> Self {
+        Self {
+            head_only: false,
+            head_lr_mult: 1.0,
+        }
+    }
+}
+
+/// Where a step stands in its run: for its learning rate and for the message of a loss that
+/// blows up.
+#[derive(Clone, Copy, Debug)]
+pub struct StepAt {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// 1-based batch within the epoch.
+    pub batch: usize,
+    /// The learning rate of this step.
+    pub lr: f64,
 }
 
 /// One optimizer step: the loss, its gradients, the loss's after-step hook, the update. The one
-/// place where gradients are produced and applied.
+/// place where gradients are produced and applied; the benchmarks time this very function.
+///
+/// # Errors
+/// A loss that cannot be computed, or one that is not finite (epoch and batch named).
 #[allow(clippy::too_many_arguments)]
-fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
+pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
     model: Classifier<B>,
     optimizer: &mut O,
     loss: &mut Box<dyn MultiLabelLoss<B>>,
     logits: Tensor<B, 2>,
     targets: Tensor<B, 2>,
     context: &LossContext<'_>,
-    lr: f64,
-    epoch: usize,
-    batch: usize,
-    groups: Groups,
+    at: StepAt,
+    groups: ParameterGroups,
 ) -> Result<(Classifier<B>, f32)> {
+    let StepAt { epoch, batch, lr } = at;
     let value = loss.forward(logits, targets, context)?;
     let scalar: f32 = value.clone().into_scalar().elem::<f32>();
     if !scalar.is_finite() {
@@ -480,204 +503,303 @@ struct Loop<'a, B: TrainBackend, S: Source> {
     device: &'a B::Device,
 }
 
+/// What changes as a run goes beside the model: its optimizer, the loss, the weight average,
+/// the kept best model and the progress.
+struct Trainee<B: TrainBackend, O> {
+    optimizer: O,
+    loss: Box<dyn MultiLabelLoss<B>>,
+    ema: Option<ModelEma<B, Classifier<B>>>,
+    best: Classifier<B::InnerBackend>,
+    progress: Progress,
+}
+
+/// One epoch's training figures.
+struct EpochTraining {
+    mean_loss: f64,
+    last_lr: f64,
+    /// Seconds and samples after each epoch's first two batches (start-up, pipeline warm-up).
+    steady_seconds: f64,
+    steady_samples: usize,
+}
+
+/// The weights that count for an epoch: the raw ones, or the weight average when it scores
+/// higher.
+struct Validation<B: Backend> {
+    val_map: f64,
+    val_map_ranked: f64,
+    val_map_ema: Option<f64>,
+    counted: Classifier<B>,
+    counted_is_ema: bool,
+}
+
 impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
     fn fit<O: Optimizer<Classifier<B>, B>>(
         self,
-        mut model: Classifier<B>,
-        mut optimizer: O,
+        model: Classifier<B>,
+        optimizer: O,
         rates: LearningRates,
-        mut loss: Box<dyn MultiLabelLoss<B>>,
+        loss: Box<dyn MultiLabelLoss<B>>,
         observer: &mut dyn Observer,
     ) -> Result<Run<B::InnerBackend>> {
-        let Loop {
-            config,
-            steps_per_epoch,
-            train,
-            val,
-            run_dir,
-            stop_after,
-            device,
-        } = self;
-        let mut ema = config
+        let ema = self
+            .config
             .ema_decay
             .map(|d| ModelEma::<B, Classifier<B>>::new(&model, d));
-        let files = run_dir.map(RunFiles::in_dir);
-        let recorder = CheckpointRecorder::default();
-        let mut progress = Progress::default();
-        let mut best: Classifier<B::InnerBackend> = model.valid();
+        let mut model = model;
+        let mut t = Trainee {
+            best: model.valid(),
+            optimizer,
+            loss,
+            ema,
+            progress: Progress::default(),
+        };
+        let files = self.run_dir.map(RunFiles::in_dir);
         if let Some(files) = files.as_ref().filter(|f| f.checkpoint.is_file()) {
-            let path = &files.checkpoint;
-            let parts = read_checkpoint(path)?;
-            progress = parts.progress;
-            model = load_into(path, model, parts.model, device)?;
-            let record = recorder
-                .load(parts.optimizer, device)
-                .map_err(|e| checkpoint_error(path, e))?;
-            optimizer = optimizer.load_record(record);
-            loss.load_state(&progress.loss_state)?;
-            best = load_into(path, model.valid(), parts.best, device)?;
-            if let Some(ema) = ema.as_mut() {
-                let average = load_into(path, model.valid(), parts.ema, device)?;
-                *ema = ModelEma::from_average(average, ema.decay());
-            }
+            (model, t) = self.resume(model, t, files)?;
         }
-        let resumed_at = progress.epochs_done;
-        if progress.stopped_early {
-            return Ok(Run {
-                best,
-                last: model.valid(),
-                progress,
-                resumed_at,
-                train_samples_per_second: 0.0,
-            });
-        }
-        let last_epoch = stop_after.map_or(config.epochs, |s| s.min(config.epochs));
+        let resumed_at = t.progress.epochs_done;
+        let last_epoch = self
+            .stop_after
+            .map_or(self.config.epochs, |s| s.min(self.config.epochs));
         let (mut steady_seconds, mut steady_samples) = (0.0f64, 0usize);
-        for epoch in progress.epochs_done + 1..=last_epoch {
-            let mut total = 0.0f64;
-            let mut batches = 0usize;
-            let mut lr = config.lr;
-            let pass = Pass::Train {
-                epoch,
-                seed: config.seed,
-            };
-            let mut steady_from: Option<Instant> = None;
-            for (b, batch) in train
-                .batches::<B>(pass, config.batch_size, device)?
-                .enumerate()
-            {
-                let (rows, input) = batch?;
-                // `drop_last`: the short batch is read but not trained on, so that the source
-                // finishes its pass (an image source lists its skipped files at the end).
-                if rows.is_empty() || b >= steps_per_epoch {
-                    continue;
-                }
-                if b == 2 {
-                    steady_from = Some(Instant::now());
-                }
-                lr = rates.at((epoch - 1) * steps_per_epoch + b);
-                let targets = targets_from_labels::<B>(train.labels(), &rows, device);
-                let logits = model.logits(input)?;
-                let context = LossContext::train(epoch, &rows)?;
-                let (next, value) = step(
-                    model,
-                    &mut optimizer,
-                    &mut loss,
-                    logits,
-                    targets,
-                    &context,
-                    lr,
-                    epoch,
-                    b + 1,
-                    Groups {
-                        head_only: epoch <= config.linear_init_epochs,
-                        head_lr_mult: config.head_lr_mult,
-                    },
-                )?;
-                model = next;
-                if let Some(ema) = ema.as_mut() {
-                    ema.update(&model);
-                }
-                if steady_from.is_some() {
-                    steady_samples += rows.len();
-                }
-                observer.batch_done(epoch, b + 1, steps_per_epoch, rows.len());
-                total += f64::from(value);
-                batches += 1;
-            }
-            if let Some(start) = steady_from {
-                steady_seconds += start.elapsed().as_secs_f64();
-            }
-            let eval_model = model.valid();
-            // The inner backend shares the autodiff backend's device type.
-            let inner_device = device;
-            let train_probabilities = if loss.wants_train_probabilities(epoch) {
-                Some(predict(
-                    &eval_model,
-                    train,
-                    config.batch_size,
-                    inner_device,
-                )?)
-            } else {
-                None
-            };
-            let loss_note = loss.after_epoch(&EpochEnd {
-                epoch,
-                train_probabilities: train_probabilities.as_deref(),
-            })?;
-            let scores = predict(&eval_model, val, config.batch_size, inner_device)?;
-            let (mut val_map, mut val_map_ranked) = validation_maps(&scores, val.labels())?;
-            let mut counted = eval_model.clone();
-            let mut counted_is_ema = false;
-            let mut val_map_ema = None;
-            if let Some(ema) = &ema {
-                let average = ema.module().clone();
-                let scores = predict(&average, val, config.batch_size, inner_device)?;
-                let (map, ranked) = validation_maps(&scores, val.labels())?;
-                val_map_ema = Some(map);
-                if map > val_map {
-                    (val_map, val_map_ranked) = (map, ranked);
-                    counted = average;
-                    counted_is_ema = true;
-                }
-            }
-            let record = EpochRecord {
-                epoch,
-                train_loss: total / batches.max(1) as f64,
-                val_map,
-                val_map_ranked,
-                lr,
-                val_map_ema,
-                loss_note,
-            };
-            // The first epoch with the strictly highest validation mAP, as Cole et al. select.
-            if progress.best_epoch == 0 || record.val_map > progress.best_val_map {
-                progress.best_epoch = epoch;
-                progress.best_val_map = record.val_map;
-                progress.best_is_ema = counted_is_ema;
-                // The weight average's BatchNorm statistics are shared by its clones and move
-                // with every update: the kept model must not.
-                best = detached_copy::<B, Classifier<B>>(&counted);
-            }
-            progress.epochs.push(record);
-            progress.epochs_done = epoch;
-            progress.loss_state = loss.state();
-            if config.keep_best_loss_state && progress.best_epoch == epoch {
-                progress.best_loss_state = progress.loss_state.clone();
-            }
-            // Decided before the checkpoint, so that a resumed run knows it is over.
-            progress.stop_reason = early_stop(config, &progress, epoch);
-            progress.stopped_early = progress.stop_reason.is_some();
-            if let Some(files) = &files {
-                let path = &files.checkpoint;
-                let ema_bytes = match &ema {
-                    Some(ema) => record_bytes(path, ema.module().clone().into_record())?,
-                    None => Vec::new(),
-                };
-                files.save(
-                    &progress,
-                    &ModelBytes {
-                        model: record_bytes(path, model.clone().into_record())?,
-                        optimizer: record_bytes::<B, _>(path, optimizer.to_record())?,
-                        best: record_bytes(path, best.clone().into_record())?,
-                        ema: ema_bytes,
-                    },
-                )?;
-            }
-            observer.epoch_done(progress.epochs.last().expect("pushed above"));
-            observer.progress_recorded(&progress);
-            if progress.stopped_early {
+        let first = t.progress.epochs_done + 1;
+        for epoch in first..=last_epoch {
+            if t.progress.stopped_early {
                 break;
             }
+            let trained;
+            (model, trained) = self.train_epoch(model, &mut t, epoch, &rates, observer)?;
+            steady_seconds += trained.steady_seconds;
+            steady_samples += trained.steady_samples;
+            let loss_note = self.after_epoch(&model, &mut t, epoch)?;
+            let v = self.validate(&model, &t)?;
+            let record = EpochRecord {
+                epoch,
+                train_loss: trained.mean_loss,
+                val_map: v.val_map,
+                val_map_ranked: v.val_map_ranked,
+                lr: trained.last_lr,
+                val_map_ema: v.val_map_ema,
+                loss_note,
+            };
+            self.record(&mut t, record, v);
+            if let Some(files) = &files {
+                save(&model, &t, files)?;
+            }
+            observer.epoch_done(t.progress.epochs.last().expect("recorded above"));
+            observer.progress_recorded(&t.progress);
         }
         Ok(Run {
-            best,
+            best: t.best,
             last: model.valid(),
-            progress,
+            progress: t.progress,
             resumed_at,
             train_samples_per_second: steady_samples as f64 / steady_seconds.max(1e-9),
         })
     }
+
+    /// The state a checkpoint holds, read into a freshly built trainee.
+    fn resume<O: Optimizer<Classifier<B>, B>>(
+        &self,
+        model: Classifier<B>,
+        mut t: Trainee<B, O>,
+        files: &RunFiles,
+    ) -> Result<(Classifier<B>, Trainee<B, O>)> {
+        let (path, device) = (&files.checkpoint, self.device);
+        let parts = read_checkpoint(path)?;
+        t.progress = parts.progress;
+        let model = load_into(path, model, parts.model, device)?;
+        let record = CheckpointRecorder::default()
+            .load(parts.optimizer, device)
+            .map_err(|e| checkpoint_error(path, e))?;
+        t.optimizer = t.optimizer.load_record(record);
+        t.loss.load_state(&t.progress.loss_state)?;
+        t.best = load_into(path, model.valid(), parts.best, device)?;
+        if let Some(ema) = t.ema.as_mut() {
+            let average = load_into(path, model.valid(), parts.ema, device)?;
+            *ema = ModelEma::from_average(average, ema.decay());
+        }
+        Ok((model, t))
+    }
+
+    /// One pass over the training rows: a [`step`] per batch, the weight average after each.
+    fn train_epoch<O: Optimizer<Classifier<B>, B>>(
+        &self,
+        mut model: Classifier<B>,
+        t: &mut Trainee<B, O>,
+        epoch: usize,
+        rates: &LearningRates,
+        observer: &mut dyn Observer,
+    ) -> Result<(Classifier<B>, EpochTraining)> {
+        let (config, device) = (self.config, self.device);
+        let (mut total, mut batches, mut last_lr) = (0.0f64, 0usize, config.lr);
+        let (mut steady_from, mut steady_samples) = (None::<Instant>, 0usize);
+        let pass = Pass::Train {
+            epoch,
+            seed: config.seed,
+        };
+        let groups = ParameterGroups {
+            head_only: epoch <= config.linear_init_epochs,
+            head_lr_mult: config.head_lr_mult,
+        };
+        for (b, batch) in self
+            .train
+            .batches::<B>(pass, config.batch_size, device)?
+            .enumerate()
+        {
+            let (rows, input) = batch?;
+            // `drop_last`: the short batch is read but not trained on, so that the source
+            // finishes its pass (an image source lists its skipped files at the end).
+            if rows.is_empty() || b >= self.steps_per_epoch {
+                continue;
+            }
+            if b == 2 {
+                steady_from = Some(Instant::now());
+            }
+            last_lr = rates.at((epoch - 1) * self.steps_per_epoch + b);
+            let targets = targets_from_labels::<B>(self.train.labels(), &rows, device);
+            let logits = model.logits(input)?;
+            let context = LossContext::train(epoch, &rows)?;
+            let (next, value) = step(
+                model,
+                &mut t.optimizer,
+                &mut t.loss,
+                logits,
+                targets,
+                &context,
+                StepAt {
+                    epoch,
+                    batch: b + 1,
+                    lr: last_lr,
+                },
+                groups,
+            )?;
+            model = next;
+            if let Some(ema) = t.ema.as_mut() {
+                ema.update(&model);
+            }
+            if steady_from.is_some() {
+                steady_samples += rows.len();
+            }
+            observer.batch_done(epoch, b + 1, self.steps_per_epoch, rows.len());
+            total += f64::from(value);
+            batches += 1;
+        }
+        let trained = EpochTraining {
+            mean_loss: total / batches.max(1) as f64,
+            last_lr,
+            steady_seconds: steady_from.map_or(0.0, |s| s.elapsed().as_secs_f64()),
+            steady_samples,
+        };
+        Ok((model, trained))
+    }
+
+    /// The loss's end of epoch (EM+APL's pseudo-labelling round), with the training rows'
+    /// probabilities when it asks for them.
+    fn after_epoch<O>(
+        &self,
+        model: &Classifier<B>,
+        t: &mut Trainee<B, O>,
+        epoch: usize,
+    ) -> Result<Option<String>> {
+        let train_probabilities = if t.loss.wants_train_probabilities(epoch) {
+            Some(predict(
+                &model.valid(),
+                self.train,
+                self.config.batch_size,
+                self.device,
+            )?)
+        } else {
+            None
+        };
+        Ok(t.loss.after_epoch(&EpochEnd {
+            epoch,
+            train_probabilities: train_probabilities.as_deref(),
+        })?)
+    }
+
+    /// The validation mAP of the raw weights and of the weight average; the better counts.
+    fn validate<O>(
+        &self,
+        model: &Classifier<B>,
+        t: &Trainee<B, O>,
+    ) -> Result<Validation<B::InnerBackend>> {
+        let (val, batch_size) = (self.val, self.config.batch_size);
+        // The inner backend shares the autodiff backend's device type.
+        let raw = model.valid();
+        let scores = predict(&raw, val, batch_size, self.device)?;
+        let (val_map, val_map_ranked) = validation_maps(&scores, val.labels())?;
+        let mut v = Validation {
+            val_map,
+            val_map_ranked,
+            val_map_ema: None,
+            counted: raw,
+            counted_is_ema: false,
+        };
+        if let Some(ema) = &t.ema {
+            let average = ema.module().clone();
+            let scores = predict(&average, val, batch_size, self.device)?;
+            let (map, ranked) = validation_maps(&scores, val.labels())?;
+            v.val_map_ema = Some(map);
+            if map > v.val_map {
+                (v.val_map, v.val_map_ranked) = (map, ranked);
+                v.counted = average;
+                v.counted_is_ema = true;
+            }
+        }
+        Ok(v)
+    }
+
+    /// The epoch's record, the selection, the loss's state and the early-stop decision.
+    fn record<O>(
+        &self,
+        t: &mut Trainee<B, O>,
+        record: EpochRecord,
+        v: Validation<B::InnerBackend>,
+    ) {
+        let epoch = record.epoch;
+        let progress = &mut t.progress;
+        // The first epoch with the strictly highest validation mAP, as Cole et al. select.
+        if progress.best_epoch == 0 || record.val_map > progress.best_val_map {
+            progress.best_epoch = epoch;
+            progress.best_val_map = record.val_map;
+            progress.best_is_ema = v.counted_is_ema;
+            // The weight average's BatchNorm statistics are shared by its clones and move with
+            // every update: the kept model must not.
+            t.best = detached_copy::<B, Classifier<B>>(&v.counted);
+        }
+        progress.epochs.push(record);
+        progress.epochs_done = epoch;
+        progress.loss_state = t.loss.state();
+        if self.config.keep_best_loss_state && progress.best_epoch == epoch {
+            progress.best_loss_state = progress.loss_state.clone();
+        }
+        // Decided before the checkpoint, so that a resumed run knows it is over.
+        progress.stop_reason = early_stop(self.config, progress, epoch);
+        progress.stopped_early = progress.stop_reason.is_some();
+    }
+}
+
+/// The trainee's checkpoint, written atomically.
+fn save<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
+    model: &Classifier<B>,
+    t: &Trainee<B, O>,
+    files: &RunFiles,
+) -> Result<()> {
+    let path = &files.checkpoint;
+    let ema = match &t.ema {
+        Some(ema) => record_bytes(path, ema.module().clone().into_record())?,
+        None => Vec::new(),
+    };
+    files.save(
+        &t.progress,
+        &ModelBytes {
+            model: record_bytes(path, model.clone().into_record())?,
+            optimizer: record_bytes::<B, _>(path, t.optimizer.to_record())?,
+            best: record_bytes(path, t.best.clone().into_record())?,
+            ema,
+        },
+    )
 }
 
 #[cfg(test)]

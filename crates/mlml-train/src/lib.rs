@@ -46,7 +46,9 @@ pub use config::{LinearPhase, OptimizerKind, Schedule, TrainingConfig};
 pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
-pub use fit::{cosine_lr, predict, seeded_init, train, train_from, Start};
+pub use fit::{
+    cosine_lr, predict, seeded_init, step, train, train_from, ParameterGroups, Start, StepAt,
+};
 pub use mlml_losses::LossBackend;
 pub use mlml_models::ConvBackend;
 pub use records::{EpochRecord, Observer, Progress, Run};
