@@ -42,3 +42,41 @@ pub enum TrainError {
 
 /// `Result` with [`TrainError`].
 pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// Returns early with a [`TrainError::Config`] of the formatted message (anyhow's `bail!`, for a
+/// library).
+macro_rules! bail {
+    ($($message:tt)*) => {
+        return Err($crate::error::TrainError::Config(format!($($message)*)))
+    };
+}
+pub(crate) use bail;
+
+/// A failure with what was being done prefixed (anyhow's `Context`, for a library): the
+/// message becomes `"{context}: {error}"`.
+pub(crate) trait Context<T> {
+    /// With a fixed context.
+    fn context<C: std::fmt::Display>(self, context: C) -> Result<T>;
+    /// With a context built only on failure.
+    fn with_context<C: std::fmt::Display, F: FnOnce() -> C>(self, context: F) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn context<C: std::fmt::Display>(self, context: C) -> Result<T> {
+        self.map_err(|e| TrainError::Config(format!("{context}: {e}")))
+    }
+
+    fn with_context<C: std::fmt::Display, F: FnOnce() -> C>(self, context: F) -> Result<T> {
+        self.map_err(|e| TrainError::Config(format!("{}: {e}", context())))
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context<C: std::fmt::Display>(self, context: C) -> Result<T> {
+        self.ok_or_else(|| TrainError::Config(context.to_string()))
+    }
+
+    fn with_context<C: std::fmt::Display, F: FnOnce() -> C>(self, context: F) -> Result<T> {
+        self.ok_or_else(|| TrainError::Config(context().to_string()))
+    }
+}

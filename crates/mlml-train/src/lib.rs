@@ -38,6 +38,8 @@ mod model;
 mod optim;
 pub mod probe;
 mod records;
+pub mod run_config;
+pub mod run_data;
 mod schedule;
 pub mod source;
 

@@ -4,7 +4,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
+use crate::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
+use crate::source::BatchIter;
+use crate::{
+    Backbone, ConvBackend, FeatureSet, ImageArray, ImageFiles, ModelConfig, Pass, Source, Weights,
+};
 use burn::tensor::backend::Backend;
 use mlml_data::formats::ZeroMeans;
 use mlml_data::generate::{
@@ -15,11 +20,6 @@ use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
 use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
 use mlml_data::rng::GeneratorKind;
 use mlml_data::{LabelMatrix, POSITIVE};
-use mlml_train::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
-use mlml_train::source::BatchIter;
-use mlml_train::{
-    Backbone, ConvBackend, FeatureSet, ImageArray, ImageFiles, ModelConfig, Pass, Source, Weights,
-};
 use serde::{Deserialize, Serialize};
 
 /// Which labels the training rows keep.
@@ -46,6 +46,7 @@ pub enum LabelProtocol {
 }
 
 impl LabelProtocol {
+    /// The protocol in words, for logs and reports.
     pub fn describe(self) -> String {
         match self {
             LabelProtocol::Full => "full".into(),
@@ -65,7 +66,9 @@ impl LabelProtocol {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TransformSpec {
+    /// A named transform: `spml`, `asl`, `eval` or `flip`.
     Named(String),
+    /// A transform spelled out field by field.
     Custom(Transform),
 }
 
@@ -82,6 +85,8 @@ pub enum ArrayNormalize {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The `[data]` section: where the rows come from, which labels the training rows keep, the
+/// split, and how images are read.
 pub struct DataConfig {
     /// `[n, d]` feature matrix (`.npy`).
     #[serde(default)]
@@ -103,12 +108,14 @@ pub struct DataConfig {
     #[serde(default)]
     pub images: Option<PathBuf>,
     #[serde(default = "single_positive_protocol")]
+    /// Which labels the training rows keep.
     pub labels: LabelProtocol,
     /// With `labels = "observed-set"`: the label set whose observed labels the training rows
     /// take, its image paths relative to the image root of `train_set`.
     #[serde(default)]
     pub observed_set: Option<PathBuf>,
     #[serde(default)]
+    /// Seed of the label draw.
     pub label_seed: u64,
     /// The generator of the single-positive draw: `chacha8` (default: drawn on the training
     /// rows after the validation split) or `numpy-mt19937`, Cole et al.'s protocol bit for bit
@@ -121,8 +128,10 @@ pub struct DataConfig {
     #[serde(default)]
     pub test_features: Option<PathBuf>,
     #[serde(default)]
+    /// Test images `[m, h, w]` or `[m, c, h, w]` (`.npy`), beside `test_labels`.
     pub test_images: Option<PathBuf>,
     #[serde(default)]
+    /// A label set of test image files, full labels.
     pub test_set: Option<PathBuf>,
     /// `[m, C]` full 0/1 test labels (`.npy`) of `test_features` or `test_images`.
     #[serde(default)]
@@ -131,6 +140,7 @@ pub struct DataConfig {
     #[serde(default = "default_val_fraction")]
     pub val_fraction: f64,
     #[serde(default = "default_split_seed")]
+    /// Seed of the validation split.
     pub split_seed: u64,
     /// The training transform of image files (`spml`, `asl`, `eval`, or a table), or of image
     /// arrays (`eval`, or `flip`: a horizontal flip with probability 0.5).
@@ -233,8 +243,11 @@ fn default_workers() -> usize {
 /// Rows of one kind (held once per split, so the size of the largest variant does not matter).
 #[allow(clippy::large_enum_variant)]
 pub enum Rows {
+    /// Feature vectors.
     Features(FeatureSet),
+    /// Images held in memory.
     Array(ImageArray),
+    /// Image files through the pipeline.
     Files(ImageFiles),
 }
 
@@ -260,7 +273,7 @@ impl Source for Rows {
         pass: Pass,
         batch_size: usize,
         device: &'a B::Device,
-    ) -> mlml_train::Result<BatchIter<'a, B>> {
+    ) -> crate::Result<BatchIter<'a, B>> {
         match self {
             Rows::Features(s) => s.batches::<B>(pass, batch_size, device),
             Rows::Array(s) => s.batches::<B>(pass, batch_size, device),
@@ -297,7 +310,13 @@ impl Rows {
         Ok(match self {
             Rows::Features(s) => Rows::Features(s.with_labels(labels)?),
             Rows::Array(mut s) => {
-                anyhow::ensure!(labels.n_samples() == s.labels.n_samples());
+                if labels.n_samples() != s.labels.n_samples() {
+                    bail!(
+                        "{} labels for {} rows",
+                        labels.n_samples(),
+                        s.labels.n_samples()
+                    );
+                }
                 s.labels = labels;
                 Rows::Array(s)
             }
@@ -305,6 +324,7 @@ impl Rows {
         })
     }
 
+    /// What the rows are, in words (`feature vectors`, `an image array`, `image files`).
     pub fn kind(&self) -> &'static str {
         match self {
             Rows::Features(_) => "features",
@@ -318,16 +338,22 @@ impl Rows {
 /// stored in the run directory (`standardization.json`) for `predict`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Standardization {
+    /// Per-feature (or per-channel) means of the training rows.
     pub mean: Vec<f32>,
+    /// Per-feature (or per-channel) standard deviations of the training rows.
     pub std: Vec<f32>,
 }
 
 /// The splits of a run: training rows with the protocol's labels, validation and test rows
 /// with full labels, all standardised with the training rows' statistics.
 pub struct Splits {
+    /// The training rows, with their observed labels.
     pub train: Rows,
+    /// The validation rows, with their full labels.
     pub val: Rows,
+    /// The test rows, when the config has them.
     pub test: Option<Rows>,
+    /// The training rows' statistics the inputs were standardised with.
     pub standardization: Option<Standardization>,
 }
 
@@ -368,7 +394,7 @@ impl DataConfig {
         Ok(match &self.transform {
             None => Transform::spml(size),
             Some(TransformSpec::Custom(t)) => {
-                t.validate().map_err(|e| anyhow::anyhow!("data.transform: {e}"))?;
+                t.validate().context("data.transform")?;
                 t.clone()
             }
             Some(TransformSpec::Named(name)) => match name.as_str() {
@@ -735,6 +761,7 @@ impl DataConfig {
 }
 
 impl Standardization {
+    /// Standardises `rows` with these statistics (image arrays: at batch time).
     pub fn apply(&self, rows: &mut Rows) {
         match rows {
             Rows::Features(set) => set.standardize(&self.mean, &self.std),
@@ -821,7 +848,7 @@ impl<'a, B: ConvBackend> Prober<'a, B> {
             let backbone = match self.backbone.get() {
                 Some(b) => b,
                 None => {
-                    let built = mlml_train::seeded_init::<B, _>(device, self.seed, || {
+                    let built = crate::seeded_init::<B, _>(device, self.seed, || {
                         self.model.probe_backbone(channels, device)
                     })?;
                     self.backbone.get_or_init(|| built)
