@@ -5,19 +5,15 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
-use mlml_metrics::{
-    at_k, evaluate, mean_average_precision, ApDefinition, AtK, Evaluation, MapOptions, Selection,
-};
+use mlml_metrics::Selection;
 use mlml_train::{
-    load_best, predict, ConvBackend, FeatureSet, Mode, Progress, Source, Start, TrainBackend,
+    load_best, predict, ConvBackend, FeatureSet, Observer, Progress, Source, TrainBackend,
 };
-use serde::Serialize;
 
 mod backend;
 mod chart;
@@ -25,8 +21,9 @@ mod progress;
 
 use backend::{dispatch, DeviceKind, Job, Placement};
 
+use mlml_train::run::{self, cole_at_k, figures, Figures, RunDir};
 use mlml_train::run_config::{dry_run_json, read_config, RunConfig};
-use mlml_train::run_data::{self as data, Prober, Rows, Splits, Standardization};
+use mlml_train::run_data::{Prober, Rows};
 
 /// mimalloc keeps freed large blocks for reuse, where glibc unmaps every buffer above 32 MiB
 /// (a 448 px batch) and the next one faults its pages in again (`docs/benchmarks.md`, image
@@ -333,96 +330,6 @@ fn open_run(run_dir: &Path) -> Result<(PathBuf, RunConfig)> {
     Ok((path, config))
 }
 
-/// What every evaluation of a model reports: mAP in both AP definitions and P/R/F1 at 0.5
-/// (and top-3), per class.
-struct Figures {
-    /// sklearn's AP (the single-positive line's definition), with the P/R/F1 tables.
-    evaluation: Evaluation,
-    /// mAP (%), the ASL code's ranked AP.
-    map_ranked: f64,
-}
-
-fn figures(scores: &[f32], labels: &LabelMatrix, selection: Selection) -> Result<Figures> {
-    let options = |definition| MapOptions {
-        definition,
-        skip_empty: false,
-    };
-    Ok(Figures {
-        evaluation: evaluate(scores, labels, options(ApDefinition::Sklearn), selection)?,
-        map_ranked: mean_average_precision(scores, labels, options(ApDefinition::Ranked))?.map,
-    })
-}
-
-/// A split's figures of one model, as `report.json` holds them.
-#[derive(Clone, Debug, Serialize)]
-struct SplitFigures {
-    /// mAP (%), sklearn's AP.
-    map: f64,
-    /// mAP (%), the ASL code's ranked AP.
-    map_ranked: f64,
-    /// Per-class F1 (%) at threshold 0.5.
-    cf1: f64,
-    /// Overall F1 (%) at threshold 0.5.
-    of1: f64,
-    rows: usize,
-    /// Precision and recall at top-1, 3 and 5 (as fractions), Cole et al.'s per-sample means.
-    at_k: Vec<AtK>,
-    /// AP (%, sklearn's) and positives of each class.
-    per_class: Vec<ClassAp>,
-}
-
-/// One class's AP in a report.
-#[derive(Clone, Debug, Serialize)]
-struct ClassAp {
-    class: String,
-    ap: f64,
-    positives: usize,
-}
-
-fn split_figures(scores: &[f32], labels: &LabelMatrix) -> Result<SplitFigures> {
-    let f = figures(scores, labels, Selection::default())?;
-    Ok(SplitFigures {
-        map: f.evaluation.map.map,
-        map_ranked: f.map_ranked,
-        cf1: f.evaluation.threshold.cf1,
-        of1: f.evaluation.threshold.of1,
-        rows: labels.n_samples(),
-        at_k: cole_at_k(scores, labels)?,
-        per_class: f
-            .evaluation
-            .classes
-            .iter()
-            .map(|c| ClassAp {
-                class: c.name.clone(),
-                ap: c.ap,
-                positives: c.positives,
-            })
-            .collect(),
-    })
-}
-
-/// Precision and recall at k = 1, 3, 5 (those up to the class count).
-fn cole_at_k(scores: &[f32], labels: &LabelMatrix) -> Result<Vec<AtK>> {
-    [1, 3, 5]
-        .into_iter()
-        .filter(|&k| k <= labels.n_classes())
-        .map(|k| Ok(at_k(scores, labels, k)?))
-        .collect()
-}
-
-const VAL_SCORES_FILE: &str = "val_scores.npy";
-const TEST_SCORES_FILE: &str = "test_scores.npy";
-
-/// Probabilities `[rows, C]` as a float32 `.npy`, rows in the split's dataset order.
-fn write_scores(path: &Path, scores: &[f32], rows: usize) -> Result<()> {
-    let classes = scores.len().checked_div(rows).unwrap_or(0);
-    mlml_data::formats::write_atomic(
-        path,
-        &mlml_data::formats::npy::f32_bytes(&[rows, classes], scores),
-    )?;
-    Ok(())
-}
-
 /// A command's work, run by [`backend::dispatch`] on the backend `--device` names.
 enum Work<'a> {
     Train {
@@ -472,16 +379,7 @@ impl Job for Work<'_> {
     }
 }
 
-const STANDARDIZATION_FILE: &str = "standardization.json";
-const CLASSES_FILE: &str = "classes.json";
-
-/// The class names of a run, in output order.
-fn read_classes(run_dir: &Path) -> Result<Vec<String>> {
-    let path = run_dir.join(CLASSES_FILE);
-    serde_json::from_value(read_json(&path)?)
-        .with_context(|| format!("{}: not a list of class names", path.display()))
-}
-
+/// `mlml train` and `mlml resume`: the run through the library, then its curves and a line.
 fn train<B: TrainBackend>(
     config: &RunConfig,
     out: &Path,
@@ -489,283 +387,31 @@ fn train<B: TrainBackend>(
     device: &B::Device,
     placement: Placement,
 ) -> Result<()> {
-    let from = if config.model.mode == Mode::LinearInit {
-        linear_phase::<B>(config, out, device, placement)?
-    } else {
-        Start::default()
+    let dir = RunDir::new(out);
+    let display = |phase: &RunConfig| -> Box<dyn Observer> {
+        let unit = if phase.model.takes_images() {
+            "images"
+        } else {
+            "rows"
+        };
+        Box::new(progress::Display::new(phase.training.epochs, unit))
     };
-    train_from::<B>(config, out, stop_after, device, placement, &from)
-}
-
-/// The folder of a `linear-init` run's linear phase, inside the run directory.
-const LINEAR_PHASE_DIR: &str = "linear-phase";
-
-/// Cole et al.'s linear phase of a `linear-init` run, in `out/linear-phase` (a run of its own:
-/// resumed, or read back when it is done): a linear head on the frozen backbone's features, whose
-/// best epoch's layer (folded with the features' standardisation) starts the end-to-end phase,
-/// with ROLE's label estimate of that epoch.
-fn linear_phase<B: TrainBackend>(
-    config: &RunConfig,
-    out: &Path,
-    device: &B::Device,
-    placement: Placement,
-) -> Result<Start> {
-    let phase = config
-        .training
-        .linear_phase
-        .as_ref()
-        .context("model.mode = \"linear-init\" needs training.linear_phase")?;
-    let linear = RunConfig {
-        data: config.data.clone(),
-        model: config.model.linear_phase(),
-        training: phase.training(&config.training),
-    };
-    let dir = out.join(LINEAR_PHASE_DIR);
-    // The run's own config first, so that a run stopped in its linear phase can be resumed.
-    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
-    let config_path = out.join("config.toml");
-    if !config_path.is_file() {
-        let text = toml::to_string_pretty(config).context("writing the resolved config")?;
-        mlml_data::formats::write_atomic(&config_path, text.as_bytes())?;
-    }
-    tracing::info!(
-        "mlml: linear-init, phase 1 of 2: a linear head on frozen {} features, {} epochs, lr {}, batch {} ({})",
-        config.model.backbone.name(),
-        phase.epochs,
-        phase.lr,
-        phase.batch_size,
-        dir.display()
-    );
-    train_from::<B>(&linear, &dir, None, device, placement, &Start::default())?;
-    let classes = read_classes(&dir)?;
-    let standardization = read_standardization(&dir)?
-        .context("the linear phase's features have no standardization.json")?;
-    let (head, progress) = load_best::<B::InnerBackend>(
+    let (report, p) = run::train_run::<B>(
+        config,
         &dir,
-        &linear.model.trained(),
-        standardization.mean.len(),
-        classes.len(),
-        device,
-    )?;
-    let mlml_train::Classifier::Mlp(mlp) = head else {
-        bail!("the linear phase trained no linear head");
-    };
-    let layer = &mlp.layers[0];
-    let floats = |t: burn::tensor::Tensor<B::InnerBackend, 2>| -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("f32")
-    };
-    let weight = floats(layer.weight.val());
-    let bias = layer
-        .bias
-        .as_ref()
-        .map(|b| floats(b.val().unsqueeze()))
-        .unwrap_or_else(|| vec![0.0; classes.len()]);
-    let mut from = Start::from_standardized_linear(
-        &weight,
-        &bias,
-        &standardization.mean,
-        &standardization.std,
-    );
-    from.loss_state = mlml_losses::linear_init_state(&progress.best_loss_state);
-    tracing::info!(
-        "mlml: linear-init, phase 2 of 2: end to end from the linear phase's epoch {} (val mAP {:.2}){}",
-        progress.best_epoch,
-        progress.best_val_map,
-        if from.loss_state.is_some() { ", with its label estimate" } else { "" }
-    );
-    Ok(from)
-}
-
-fn train_from<B: TrainBackend>(
-    config: &RunConfig,
-    out: &Path,
-    stop_after: Option<usize>,
-    device: &B::Device,
-    placement: Placement,
-    from: &Start,
-) -> Result<()> {
-    let d = &config.data;
-    let t = &config.training;
-    let prober = Prober::<B::InnerBackend>::new(d, &config.model, t.seed, t.batch_size, device);
-    let Splits {
-        train: train_set,
-        val: val_set,
-        test,
-        standardization,
-    } = d.prepare(prober.as_ref())?;
-    // The run directory is written once the data has been read: a start that fails before
-    // leaves nothing that would block a re-run.
-    std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
-    let config_path = out.join("config.toml");
-    if !config_path.is_file() {
-        let text = toml::to_string_pretty(config).context("writing the resolved config")?;
-        mlml_data::formats::write_atomic(&config_path, text.as_bytes())?;
-    }
-    mlml_data::formats::write_atomic(
-        &out.join(CLASSES_FILE),
-        serde_json::to_string_pretty(train_set.labels().classes())?.as_bytes(),
-    )?;
-    if let Some(s) = &standardization {
-        mlml_data::formats::write_atomic(
-            &out.join(STANDARDIZATION_FILE),
-            serde_json::to_string_pretty(s)?.as_bytes(),
-        )?;
-    }
-    if d.selection == data::SelectionSplit::Test {
-        tracing::warn!(
-            "mlml: data.selection = \"test\": the epoch is picked on the test rows (the ASL reference's protocol), so the test figures are optimistic"
-        );
-    }
-    let model = config.model.trained();
-    tracing::info!(
-        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, {} ({})",
-        t.loss,
-        train_set.len(),
-        train_set.kind(),
-        d.labels.describe(),
-        val_set.len(),
-        config.model.backbone.name(),
-        if config.model.is_probe() { " (linear probe: frozen features, head trained)" } else { "" },
-        t.epochs,
-        placement.device,
-        placement.backend
-    );
-    let start = Instant::now();
-    let run = mlml_train::train_from::<B, Rows>(
-        t,
-        &model,
-        &train_set,
-        &val_set,
-        Some(out),
         stop_after,
         device,
-        &mut progress::Display::new(
-            t.epochs,
-            if config.model.takes_images() {
-                "images"
-            } else {
-                "rows"
-            },
-            Some(out),
-        ),
-        from,
+        run::Placement {
+            backend: placement.backend,
+            device: placement.device,
+        },
+        &display,
     )?;
-    let seconds = start.elapsed().as_secs_f64();
-    let p = &run.progress;
-    if p.stopped_early {
-        tracing::info!(
-            "mlml: stopped after epoch {}: {}",
-            p.epochs_done,
-            p.stop_reason.as_deref().unwrap_or("early")
-        );
-    }
-    // The selected model's scores, rows in dataset order, kept with the run.
-    let val_scores = predict(&run.best, &val_set, t.batch_size, device)?;
-    write_scores(&out.join(VAL_SCORES_FILE), &val_scores, val_set.len())?;
-    let val_figures = split_figures(&val_scores, val_set.labels())?;
-    let test_figures = match &test {
-        Some(test) => {
-            let scores = predict(&run.best, test, t.batch_size, device)?;
-            write_scores(&out.join(TEST_SCORES_FILE), &scores, test.len())?;
-            Some(split_figures(&scores, test.labels())?)
-        }
-        None => None,
-    };
-    let mut skipped = train_set.skipped();
-    skipped.extend(val_set.skipped());
-    if let Some(test) = &test {
-        skipped.extend(test.skipped());
-    }
-    if !skipped.is_empty() {
-        tracing::warn!(
-            "mlml: {} bad images skipped (data.bad_images = \"skip\"), listed in report.json:",
-            skipped.len()
-        );
-        for line in &skipped {
-            tracing::warn!("  {line}");
-        }
-    }
-    // Steady state: each epoch's first two batches are left out.
-    let speed_key = if config.model.takes_images() {
-        "train_images_per_second"
-    } else {
-        "train_rows_per_second"
-    };
-    write_outputs(
-        out,
-        config,
-        p,
-        &serde_json::json!({
-            "seconds": seconds,
-            speed_key: run.train_samples_per_second,
-            "val": val_figures,
-            "test": test_figures,
-            "stop_reason": p.stop_reason,
-            "skipped_images": skipped,
-            "backend": placement.backend,
-            "device": placement.device,
-            "data": train_set.kind(),
-            "backbone": config.model.backbone.name(),
-            "mode": config.model.mode,
-            "feature_cache": prober.as_ref().map(|p| serde_json::json!({
-                "hits": p.hits.get(),
-                "misses": p.misses.get(),
-            })),
-        }),
-    )?;
-    println!(
-        "{}: {} of {} epochs; best validation mAP {:.2} at epoch {}{}{} ({})",
-        out.display(),
-        p.epochs_done,
-        t.epochs,
-        p.best_val_map,
-        p.best_epoch,
-        if p.best_is_ema { " (EMA weights)" } else { "" },
-        test_figures
-            .as_ref()
-            .map(|f| format!(
-                "; test mAP {:.2}, CF1 {:.2}, OF1 {:.2}",
-                f.map, f.cf1, f.of1
-            ))
-            .unwrap_or_default(),
-        out.join("report.json").display()
-    );
-    Ok(())
-}
-
-/// The standardisation a run learned on its training rows (`None` when its inputs are not
-/// standardised).
-fn read_standardization(run_dir: &Path) -> Result<Option<Standardization>> {
-    let path = run_dir.join(STANDARDIZATION_FILE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let value = read_json(&path)?;
-    Ok(Some(serde_json::from_value(value).with_context(|| {
-        format!("{}: not a standardization file", path.display())
-    })?))
-}
-
-fn write_outputs(
-    out: &Path,
-    config: &RunConfig,
-    progress: &Progress,
-    extra: &serde_json::Value,
-) -> Result<()> {
-    progress::write_metrics(out, progress)?;
-    let per_epoch = |f: fn(&mlml_train::EpochRecord) -> f64| {
-        progress.epochs.iter().map(f).collect::<Vec<f64>>()
-    };
+    let per_epoch =
+        |f: fn(&mlml_train::EpochRecord) -> f64| p.epochs.iter().map(f).collect::<Vec<f64>>();
     chart::epoch_panels(
-        &out.join("curves.png"),
-        &format!(
-            "{} ({})",
-            config.training.loss,
-            config.data.labels.describe()
-        ),
+        &dir.curves(),
+        &format!("{} ({})", report.loss, report.labels),
         &[
             chart::Curve {
                 name: "train loss",
@@ -781,25 +427,24 @@ fn write_outputs(
             },
         ],
     )?;
-    let mut report = serde_json::json!({
-        "loss": config.training.loss,
-        "labels": config.data.labels.describe(),
-        "epochs_done": progress.epochs_done,
-        "epochs": config.training.epochs,
-        "best_epoch": progress.best_epoch,
-        "best_val_map": progress.best_val_map,
-        "selection": match config.data.selection {
-            data::SelectionSplit::HeldOut => "first epoch with the highest validation mAP (sklearn AP) on rows held out of the training file; test figures are that epoch's",
-            data::SelectionSplit::Test => "first epoch with the highest mAP ON THE TEST ROWS (data.selection = \"test\", the ASL reference's protocol): the test figures are optimistic",
-        },
-    });
-    if let (Some(report), Some(extra)) = (report.as_object_mut(), extra.as_object()) {
-        report.extend(extra.clone());
-    }
-    mlml_data::formats::write_atomic(
-        &out.join("report.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
+    println!(
+        "{}: {} of {} epochs; best validation mAP {:.2} at epoch {}{}{} ({})",
+        out.display(),
+        p.epochs_done,
+        report.epochs,
+        p.best_val_map,
+        p.best_epoch,
+        if p.best_is_ema { " (EMA weights)" } else { "" },
+        report
+            .test
+            .as_ref()
+            .map(|f| format!(
+                "; test mAP {:.2}, CF1 {:.2}, OF1 {:.2}",
+                f.map, f.cf1, f.of1
+            ))
+            .unwrap_or_default(),
+        dir.report().display()
+    );
     Ok(())
 }
 
@@ -820,7 +465,7 @@ fn eval<B: ConvBackend>(
         EvalSplit::Val => config.data.prepare(prober.as_ref())?.val,
         EvalSplit::Test => config
             .data
-            .test_rows(prober.as_ref(), read_standardization(run_dir)?.as_ref())?
+            .test_rows(prober.as_ref(), RunDir::new(run_dir).read_standardization()?.as_ref())?
             .with_context(|| {
                 format!(
                     "{}: the run has no test split (data.test_features, test_images or test_set); use --split val",
@@ -899,7 +544,7 @@ fn prediction_rows<B: ConvBackend>(
     device: &B::Device,
 ) -> Result<(Rows, Vec<String>)> {
     let d = &config.data;
-    let standardization = read_standardization(run_dir)?;
+    let standardization = RunDir::new(run_dir).read_standardization()?;
     let single = || -> Result<&PathBuf> {
         match inputs {
             [one] => Ok(one),
@@ -961,7 +606,7 @@ fn predict_cmd<B: ConvBackend>(
     device: &B::Device,
 ) -> Result<()> {
     let (_, config) = open_run(run_dir)?;
-    let classes = read_classes(run_dir)?;
+    let classes = RunDir::new(run_dir).read_classes()?;
     let (set, names) = prediction_rows::<B>(run_dir, &config, inputs, classes.clone(), device)?;
     let (model, _) = load_best::<B>(
         run_dir,

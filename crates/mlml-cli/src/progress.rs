@@ -4,53 +4,26 @@
 
 use std::io::IsTerminal;
 
-use std::path::{Path, PathBuf};
-
 use indicatif::{ProgressBar, ProgressStyle};
-use mlml_train::{EpochRecord, Observer, Progress};
+use mlml_train::{EpochRecord, Observer};
 
 pub struct Display {
     epochs: usize,
     unit: &'static str,
     bar: Option<ProgressBar>,
     terminal: bool,
-    /// The run directory whose per-epoch files grow as epochs end.
-    run_dir: Option<PathBuf>,
 }
 
 impl Display {
-    /// `unit` names what a batch holds (`images`, `rows`); with `run_dir`, `metrics.jsonl` and
-    /// `metrics.csv` there are rewritten as each epoch ends, so a running or killed run has
-    /// them to tail or plot.
-    pub fn new(epochs: usize, unit: &'static str, run_dir: Option<&Path>) -> Self {
+    /// `unit` names what a batch holds (`images`, `rows`).
+    pub fn new(epochs: usize, unit: &'static str) -> Self {
         Self {
             epochs,
             unit,
             bar: None,
             terminal: std::io::stderr().is_terminal(),
-            run_dir: run_dir.map(Path::to_path_buf),
         }
     }
-}
-
-/// `metrics.jsonl` (one epoch record a line) and `metrics.csv` of every epoch so far.
-///
-/// # Errors
-/// A file that cannot be written.
-pub fn write_metrics(run_dir: &Path, progress: &Progress) -> anyhow::Result<()> {
-    let mut jsonl = Vec::new();
-    let mut csv = String::from("epoch,train_loss,val_map,val_map_ranked,lr\n");
-    for epoch in &progress.epochs {
-        serde_json::to_writer(&mut jsonl, epoch)?;
-        jsonl.push(b'\n');
-        csv.push_str(&format!(
-            "{},{},{},{},{}\n",
-            epoch.epoch, epoch.train_loss, epoch.val_map, epoch.val_map_ranked, epoch.lr
-        ));
-    }
-    mlml_data::formats::write_atomic(&run_dir.join("metrics.jsonl"), &jsonl)?;
-    mlml_data::formats::write_atomic(&run_dir.join("metrics.csv"), csv.as_bytes())?;
-    Ok(())
 }
 
 impl Observer for Display {
@@ -100,14 +73,6 @@ impl Observer for Display {
         match &self.bar {
             Some(bar) => bar.suspend(|| tracing::info!("{line}")),
             None => tracing::info!("{line}"),
-        }
-    }
-
-    fn progress_recorded(&mut self, progress: &Progress) {
-        if let Some(dir) = &self.run_dir {
-            if let Err(e) = write_metrics(dir, progress) {
-                tracing::warn!("mlml: the per-epoch metrics files: {e:#}");
-            }
         }
     }
 }

@@ -38,6 +38,7 @@ mod model;
 mod optim;
 pub mod probe;
 mod records;
+pub mod run;
 pub mod run_config;
 pub mod run_data;
 mod schedule;
