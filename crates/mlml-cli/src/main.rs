@@ -11,9 +11,7 @@ use clap::{Parser, Subcommand};
 use mlml_data::LabelMatrix;
 use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_metrics::Selection;
-use mlml_train::{
-    load_best, predict, ConvBackend, FeatureSet, Observer, Progress, Source, TrainBackend,
-};
+use mlml_train::{load_best, predict, ConvBackend, FeatureSet, Observer, Source, TrainBackend};
 
 mod backend;
 mod chart;
@@ -322,12 +320,8 @@ fn print_dry_run(config: &RunConfig, json: bool) -> Result<()> {
 
 /// A run directory's config file and the config it holds.
 fn open_run(run_dir: &Path) -> Result<(PathBuf, RunConfig)> {
-    let path = run_dir.join("config.toml");
-    if !path.is_file() {
-        bail!("{}: no run here (no config.toml)", run_dir.display());
-    }
-    let config = read_config(&path, &[])?;
-    Ok((path, config))
+    let dir = RunDir::new(run_dir);
+    Ok((dir.config(), dir.read_config()?))
 }
 
 /// A command's work, run by [`backend::dispatch`] on the backend `--device` names.
@@ -676,40 +670,45 @@ fn print(text: &str) -> Result<()> {
     }
 }
 
+/// One run in `mlml compare`.
+#[derive(serde::Serialize)]
+struct CompareRow {
+    run: String,
+    loss: String,
+    labels: String,
+    epochs_done: usize,
+    best_epoch: usize,
+    best_val_map: f64,
+    test_map: Option<f64>,
+    test_cf1: Option<f64>,
+    test_of1: Option<f64>,
+    seconds: f64,
+}
+
 fn compare(runs: &[PathBuf], json: bool, plot: Option<&Path>) -> Result<()> {
     let mut rows = Vec::new();
     for run in runs {
-        let path = run.join("report.json");
-        if !path.is_file() {
-            bail!(
-                "{}: no report.json (the run has not finished an epoch, or this is not a run directory)",
-                run.display()
-            );
-        }
-        let report = read_json(&path)?;
-        let figure = |key: &str| report["test"][key].as_f64();
-        rows.push(serde_json::json!({
-            "run": run.display().to_string(),
-            "loss": report["loss"],
-            "labels": report["labels"],
-            "epochs_done": report["epochs_done"],
-            "best_epoch": report["best_epoch"],
-            "best_val_map": report["best_val_map"],
-            "test_map": figure("map"),
-            "test_cf1": figure("cf1"),
-            "test_of1": figure("of1"),
-            "seconds": report["seconds"],
-        }));
+        let report = RunDir::new(run).read_report()?;
+        let test = report.test.as_ref();
+        rows.push(CompareRow {
+            run: run.display().to_string(),
+            loss: report.loss,
+            labels: report.labels,
+            epochs_done: report.epochs_done,
+            best_epoch: report.best_epoch,
+            best_val_map: report.best_val_map,
+            test_map: test.map(|t| t.map),
+            test_cf1: test.map(|t| t.cf1),
+            test_of1: test.map(|t| t.of1),
+            seconds: report.seconds,
+        });
     }
     if let Some(plot) = plot {
         let bars: Vec<chart::Bar> = rows
             .iter()
             .map(|r| chart::Bar {
-                label: r["run"].as_str().unwrap_or_default().to_string(),
-                value: r["test_map"]
-                    .as_f64()
-                    .or_else(|| r["best_val_map"].as_f64())
-                    .unwrap_or(f64::NAN),
+                label: r.run.clone(),
+                value: r.test_map.unwrap_or(r.best_val_map),
                 std: 0.0,
             })
             .collect();
@@ -723,22 +722,22 @@ fn compare(runs: &[PathBuf], json: bool, plot: Option<&Path>) -> Result<()> {
     if json {
         return print(&serde_json::to_string_pretty(&rows)?);
     }
-    let number = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.2}"));
+    let number = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     let mut table =
         String::from("run\tloss\tlabels\tbest epoch\tval mAP\ttest mAP\tCF1\tOF1\tseconds");
     for r in &rows {
         table.push_str(&format!(
             "\n{}\t{}\t{}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
-            r["run"].as_str().unwrap_or_default(),
-            r["loss"].as_str().unwrap_or_default(),
-            r["labels"].as_str().unwrap_or_default(),
-            r["best_epoch"],
-            r["epochs_done"],
-            number(&r["best_val_map"]),
-            number(&r["test_map"]),
-            number(&r["test_cf1"]),
-            number(&r["test_of1"]),
-            number(&r["seconds"]),
+            r.run,
+            r.loss,
+            r.labels,
+            r.best_epoch,
+            r.epochs_done,
+            number(Some(r.best_val_map)),
+            number(r.test_map),
+            number(r.test_cf1),
+            number(r.test_of1),
+            number(Some(r.seconds)),
         ));
     }
     print(&table)
@@ -746,13 +745,7 @@ fn compare(runs: &[PathBuf], json: bool, plot: Option<&Path>) -> Result<()> {
 
 fn inspect(run_dir: &Path, json: bool) -> Result<()> {
     let (config_path, config) = open_run(run_dir)?;
-    let progress_path = run_dir.join("progress.json");
-    let progress: Progress = if progress_path.is_file() {
-        serde_json::from_value(read_json(&progress_path)?)
-            .with_context(|| format!("{}: not a progress file", progress_path.display()))?
-    } else {
-        Progress::default()
-    };
+    let progress = RunDir::new(run_dir).read_progress()?;
     let state = &progress.loss_state;
     let tensors: Vec<serde_json::Value> = state
         .tensors
@@ -766,7 +759,7 @@ fn inspect(run_dir: &Path, json: bool) -> Result<()> {
         "epochs": config.training.epochs,
         "best_epoch": progress.best_epoch,
         "best_val_map": progress.best_val_map,
-        "checkpoint": run_dir.join("checkpoint.bin").is_file(),
+        "checkpoint": RunDir::new(run_dir).checkpoint().is_file(),
         "loss_state": { "loss": state.loss, "values": state.values, "tensors": tensors },
     });
     if json {

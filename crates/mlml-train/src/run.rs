@@ -160,6 +160,20 @@ impl RunDir {
         read_json(&path)
     }
 
+    /// The report of a run that has finished (or stopped after an epoch).
+    ///
+    /// # Errors
+    /// No report yet, or one that does not read.
+    pub fn read_report(&self) -> Result<Report> {
+        if !self.report().is_file() {
+            bail!(
+                "{}: no report.json (the run has not finished, or this is not a run directory)",
+                self.root.display()
+            );
+        }
+        read_json(&self.report())
+    }
+
     /// `metrics.jsonl` and `metrics.csv` of every epoch so far.
     ///
     /// # Errors
@@ -323,13 +337,17 @@ pub struct Report {
     /// Training rows per second in steady state (feature models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_rows_per_second: Option<f64>,
-    /// The selected model on the validation rows.
-    pub val: SplitFigures,
+    /// The selected model on the validation rows (absent in reports of mlml before 0.1's
+    /// issue 26).
+    #[serde(default)]
+    pub val: Option<SplitFigures>,
     /// The selected model on the test rows, when there are some.
     pub test: Option<SplitFigures>,
     /// Why the run stopped early.
+    #[serde(default)]
     pub stop_reason: Option<String>,
     /// Images left out (`data.bad_images = "skip"`), with the decoder's messages.
+    #[serde(default)]
     pub skipped_images: Vec<String>,
     /// The backend it ran on.
     pub backend: String,
@@ -342,6 +360,7 @@ pub struct Report {
     /// How it trained.
     pub mode: Mode,
     /// The linear probe's feature cache.
+    #[serde(default)]
     pub feature_cache: Option<CacheCounts>,
 }
 
@@ -623,7 +642,7 @@ fn train_phase<B: TrainBackend>(
         seconds,
         train_images_per_second: speed.filter(|_| images),
         train_rows_per_second: speed.filter(|_| !images),
-        val,
+        val: Some(val),
         test: test_figures,
         stop_reason: p.stop_reason.clone(),
         skipped_images: skipped,
