@@ -41,6 +41,7 @@ mod records;
 pub mod run;
 pub mod run_config;
 pub mod run_data;
+pub mod run_rows;
 mod schedule;
 pub mod source;
 
