@@ -331,6 +331,9 @@ pub struct ImageFiles {
     /// Folder of the decoded-image cache.
     pub cache_dir: Option<PathBuf>,
     skipped: Mutex<Vec<String>>,
+    /// The loaders built so far, by their settings (a thread pool and a decoded cache are
+    /// opened once per kind of pass, not once per pass).
+    loaders: Mutex<Vec<(LoaderConfig, Transform, ImageLoader)>>,
 }
 
 impl ImageFiles {
@@ -362,6 +365,7 @@ impl ImageFiles {
             bad_images: BadImagePolicy::Fail,
             cache_dir: None,
             skipped: Mutex::new(Vec::new()),
+            loaders: Mutex::new(Vec::new()),
         })
     }
 
@@ -381,6 +385,7 @@ impl ImageFiles {
             bad_images: self.bad_images,
             cache_dir: self.cache_dir.clone(),
             skipped: Mutex::new(Vec::new()),
+            loaders: Mutex::new(Vec::new()),
         }
     }
 
@@ -447,21 +452,35 @@ impl Source for ImageFiles {
             .cache_dir
             .clone()
             .filter(|_| transform.cacheable_prefix().is_some());
-        let loader = ImageLoader::new(
-            self.paths.clone(),
-            transform.clone(),
-            LoaderConfig {
-                batch_size,
-                shuffle,
-                drop_last: false,
-                workers: self.workers,
-                prefetch: self.prefetch,
-                u8_batches: false,
-                bad_images: self.bad_images,
-                seed,
-                cache_dir,
-            },
-        )?;
+        let config = LoaderConfig {
+            batch_size,
+            shuffle,
+            drop_last: false,
+            workers: self.workers,
+            prefetch: self.prefetch,
+            u8_batches: false,
+            bad_images: self.bad_images,
+            seed,
+            cache_dir,
+        };
+        let loader = {
+            let mut loaders = self
+                .loaders
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let built = loaders
+                .iter()
+                .find(|(c, t, _)| *c == config && t == transform);
+            match built {
+                Some((_, _, loader)) => loader.clone(),
+                None => {
+                    let loader =
+                        ImageLoader::new(self.paths.clone(), transform.clone(), config.clone())?;
+                    loaders.push((config, transform.clone(), loader.clone()));
+                    loader
+                }
+            }
+        };
         let mut batches = loader.epoch(epoch);
         let mut done = false;
         Ok(Box::new(std::iter::from_fn(move || {
