@@ -1,0 +1,244 @@
+//! `mlml eval` and `mlml predict`: a run's selected model on its validation or test rows, or on
+//! new inputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use mlml_data::LabelMatrix;
+use mlml_metrics::Selection;
+use mlml_train::run::{cole_at_k, figures, Figures, RunDir};
+use mlml_train::run_config::RunConfig;
+use mlml_train::run_data::{Prober, Rows};
+use mlml_train::{load_best, predict, ConvBackend, FeatureSet, Source};
+
+use crate::stdout::print;
+
+/// Which rows `mlml eval` scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalSplit {
+    /// The 20 % of the training file held out for model selection.
+    Val,
+    /// The config's test files.
+    Test,
+}
+
+/// A run directory's config file and the config it holds.
+pub fn open_run(run_dir: &Path) -> Result<(PathBuf, RunConfig)> {
+    let dir = RunDir::new(run_dir);
+    Ok((dir.config(), dir.read_config()?))
+}
+
+pub fn eval<B: ConvBackend>(
+    run_dir: &Path,
+    split: EvalSplit,
+    threshold: f32,
+    json: bool,
+    device: &B::Device,
+) -> Result<()> {
+    if !(threshold.is_finite() && (0.0..1.0).contains(&threshold)) {
+        bail!("--threshold {threshold}: expected a probability in [0, 1)");
+    }
+    let (config_path, config) = open_run(run_dir)?;
+    let t = &config.training;
+    let prober = Prober::<B>::new(&config.data, &config.model, t.seed, t.batch_size, device);
+    let set = match split {
+        EvalSplit::Val => config.data.prepare(prober.as_ref())?.val,
+        EvalSplit::Test => config
+            .data
+            .test_rows(prober.as_ref(), RunDir::new(run_dir).read_standardization()?.as_ref())?
+            .with_context(|| {
+                format!(
+                    "{}: the run has no test split (data.test_features, test_images or test_set); use --split val",
+                    config_path.display()
+                )
+            })?,
+    };
+    let (model, progress) = load_best::<B>(
+        run_dir,
+        &config.model.trained(),
+        set.input_size(),
+        set.labels().n_classes(),
+        device,
+    )?;
+    let scores = predict(&model, &set, config.training.batch_size, device)?;
+    let Figures {
+        evaluation: sklearn,
+        map_ranked,
+    } = figures(
+        &scores,
+        set.labels(),
+        Selection::Threshold {
+            value: threshold,
+            strict: true,
+        },
+    )?;
+    let at_k = cole_at_k(&scores, set.labels())?;
+    let split_name = match split {
+        EvalSplit::Val => "val",
+        EvalSplit::Test => "test",
+    };
+    if json {
+        return print(&serde_json::to_string_pretty(&serde_json::json!({
+            "run": run_dir.display().to_string(),
+            "split": split_name,
+            "rows": set.len(),
+            "best_epoch": progress.best_epoch,
+            "map": sklearn.map.map,
+            "map_ranked": map_ranked,
+            "threshold": threshold,
+            "at_k": at_k,
+            "evaluation": sklearn,
+        }))?);
+    }
+    let at_k_line = at_k
+        .iter()
+        .map(|a| {
+            format!(
+                "P@{k} {:.2} R@{k} {:.2}",
+                100.0 * a.precision,
+                100.0 * a.recall,
+                k = a.k
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    print(&format!(
+        "{} on {split_name} ({} rows), the model of epoch {} (best validation mAP):\n\
+         mAP {:.2} (sklearn AP) / {:.2} (ranked AP); threshold {threshold}\n\
+         {at_k_line} (per-sample means, %)\n{sklearn}",
+        run_dir.display(),
+        set.len(),
+        progress.best_epoch,
+        sklearn.map.map,
+        map_ranked,
+    ))
+}
+
+/// The rows `predict` scores: a feature matrix, a `u8` image array, or image files, as the
+/// run was trained on; standardised as its training rows were.
+fn prediction_rows<B: ConvBackend>(
+    run_dir: &Path,
+    config: &RunConfig,
+    inputs: &[PathBuf],
+    classes: Vec<String>,
+    device: &B::Device,
+) -> Result<(Rows, Vec<String>)> {
+    let d = &config.data;
+    let standardization = RunDir::new(run_dir).read_standardization()?;
+    let single = || -> Result<&PathBuf> {
+        match inputs {
+            [one] => Ok(one),
+            _ => bail!(
+                "this run was trained on {}: give one .npy file",
+                if d.train_features.is_some() {
+                    "feature vectors"
+                } else {
+                    "an image array"
+                }
+            ),
+        }
+    };
+    let t = &config.training;
+    let prober = Prober::<B>::new(d, &config.model, t.seed, t.batch_size, device);
+    let mut rows = if d.train_features.is_some() {
+        let path = single()?;
+        let x = mlml_data::formats::npy::read_f32(path)?;
+        let dim = standardization.as_ref().map_or(0, |s| s.mean.len());
+        if x.shape.len() != 2 || x.shape[1] != dim {
+            bail!(
+                "{}: features of shape {:?}, the run was trained on {dim} features per row",
+                path.display(),
+                x.shape
+            );
+        }
+        let n = x.shape[0];
+        let ids = (0..n).map(|i| format!("row{i}")).collect();
+        Rows::Features(FeatureSet {
+            features: x.values,
+            dim,
+            labels: LabelMatrix::unobserved(classes, ids)?,
+        })
+    } else if d.train_images.is_some() {
+        Rows::Array(mlml_train::ImageArray::from_npy(single()?, None, classes)?)
+    } else {
+        let ids = inputs.iter().map(|p| p.display().to_string()).collect();
+        Rows::Files(d.image_files(inputs.to_vec(), LabelMatrix::unobserved(classes, ids)?)?)
+    };
+    let names = match &rows {
+        Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
+        _ => (0..rows.len()).map(|i| i.to_string()).collect(),
+    };
+    if let Some(prober) = &prober {
+        rows = prober.features(rows, "new")?;
+    }
+    if let Some(s) = &standardization {
+        s.apply(&mut rows);
+    }
+    Ok((rows, names))
+}
+
+pub fn predict_cmd<B: ConvBackend>(
+    run_dir: &Path,
+    inputs: &[PathBuf],
+    threshold: f32,
+    top_k: usize,
+    json: bool,
+    device: &B::Device,
+) -> Result<()> {
+    let (_, config) = open_run(run_dir)?;
+    let classes = RunDir::new(run_dir).read_classes()?;
+    let (set, names) = prediction_rows::<B>(run_dir, &config, inputs, classes.clone(), device)?;
+    let (model, _) = load_best::<B>(
+        run_dir,
+        &config.model.trained(),
+        set.input_size(),
+        classes.len(),
+        device,
+    )?;
+    let scores = predict(&model, &set, config.training.batch_size, device)?;
+    let c = classes.len();
+    // Per row: the labels over the threshold and the top k, as class indices.
+    let picks: Vec<(Vec<usize>, Vec<usize>)> = scores
+        .chunks_exact(c)
+        .map(|row| {
+            let mut order: Vec<usize> = (0..c).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            order.truncate(top_k);
+            ((0..c).filter(|&j| row[j] > threshold).collect(), order)
+        })
+        .collect();
+    let score = |i: usize, j: usize| scores[i * c + j];
+    if json {
+        let rows: Vec<serde_json::Value> = picks
+            .iter()
+            .enumerate()
+            .map(|(i, (predicted, top))| {
+                serde_json::json!({
+                    "row": i,
+                    "input": names[i],
+                    "predicted": predicted.iter().map(|&j| &classes[j]).collect::<Vec<_>>(),
+                    "top": top
+                        .iter()
+                        .map(|&j| serde_json::json!({"class": classes[j], "score": score(i, j)}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return print(&serde_json::to_string_pretty(&rows)?);
+    }
+    let mut text = format!("row\tpredicted (p > {threshold})\ttop {top_k}");
+    for (i, (predicted, top)) in picks.iter().enumerate() {
+        let predicted: Vec<&str> = predicted.iter().map(|&j| classes[j].as_str()).collect();
+        let top: Vec<String> = top
+            .iter()
+            .map(|&j| format!("{}:{:.3}", classes[j], score(i, j)))
+            .collect();
+        text.push_str(&format!(
+            "\n{}\t{}\t{}",
+            names[i],
+            predicted.join(","),
+            top.join(" ")
+        ));
+    }
+    print(&text)
+}
