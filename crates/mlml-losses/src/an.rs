@@ -18,7 +18,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{log_likelihood, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{NoHyperparameters, Registered};
+use crate::registration::{NoHyperparameters, Registered};
 
 /// Assume-negative loss; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -121,14 +121,14 @@ impl<B: LossBackend> StatelessLoss<B> for AnLsLoss {
     }
 }
 
-crate::registry::register!(
+crate::registration::register!(
     AssumeNegativeLoss,
     config: NoHyperparameters = NoHyperparameters {},
     info: { name: "an", summary: "assume negative (Cole et al.)", reduction: "mean", needs: "-" },
     build: |_config, _setup| AssumeNegativeLoss,
 );
 
-crate::registry::register!(
+crate::registration::register!(
     AnLsLoss,
     config: AnLsLossConfig = AnLsLossConfig::new(),
     info: { name: "an-ls", summary: "assume negative with label smoothing (Cole et al.)", reduction: "mean", needs: "-" },

@@ -28,7 +28,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::Registered;
+use crate::registration::Registered;
 
 /// Hyperparameters of [`AsymmetricLoss`]. Defaults are the class constructor's.
 #[derive(Config, Debug, PartialEq)]
@@ -188,7 +188,7 @@ macro_rules! asl_entry {
         $(#[$doc])*
         pub(crate) struct $marker;
 
-        crate::registry::register!(
+        crate::registration::register!(
             $marker,
             config: AsymmetricLossConfig = $defaults,
             info: { name: $name, summary: $summary, reduction: "sum", needs: "-" },

@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use crate::common::{
     log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext, StatelessLoss,
 };
-use crate::registry::{NoHyperparameters, Registered};
+use crate::registration::{NoHyperparameters, Registered};
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -55,7 +55,7 @@ impl<B: LossBackend> StatelessLoss<B> for BceLoss {
     }
 }
 
-crate::registry::register!(
+crate::registration::register!(
     BceLoss,
     config: NoHyperparameters = NoHyperparameters {},
     info: { name: "bce", summary: "BCE on fully observed labels (Cole et al.)", reduction: "mean", needs: "-" },

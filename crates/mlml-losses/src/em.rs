@@ -19,7 +19,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{log_eps, mean_all, negative_mask, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{Preset, PresetValue, Registered};
+use crate::registration::{Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EmLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -130,7 +130,7 @@ pub(crate) fn em_alpha(preset: Preset) -> Option<f64> {
 pub(crate) const EM_SOURCE: &str =
     "Zhou et al., Correr-Zhou/SPML-AckTheUnknown@ae1ccafe0b03 main.py";
 
-crate::registry::register!(
+crate::registration::register!(
     EmLoss,
     config: EmLossConfig = EmLossConfig::new(),
     info: { name: "em", summary: "entropy maximisation (Zhou et al.)", reduction: "mean", needs: "-" },

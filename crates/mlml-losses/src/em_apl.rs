@@ -44,7 +44,7 @@ use crate::common::{
 };
 use crate::em::{em_alpha, ShiftedLogs, EM_SOURCE};
 use crate::error::{check_range, LossError};
-use crate::registry::{agree_with_run, Preset, PresetValue, Registered};
+use crate::registration::{agree_with_run, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EmAplLoss`]; defaults are the reference's COCO row.
 #[derive(Config, Debug, PartialEq)]
@@ -353,7 +353,7 @@ impl<B: LossBackend> MultiLabelLoss<B> for EmAplLoss {
 
 const NAME: &str = <EmAplLoss as Registered>::INFO.name;
 
-crate::registry::register!(
+crate::registration::register!(
     EmAplLoss,
     config: EmAplLossConfig = EmAplLossConfig::new(),
     info: {

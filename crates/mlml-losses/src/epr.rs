@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::{agree_with_run, Preset, PresetValue, Registered};
+use crate::registration::{agree_with_run, Preset, PresetValue, Registered};
 
 /// Hyperparameters of [`EprLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -118,7 +118,7 @@ pub(crate) fn expected_positives(preset: Preset) -> PresetValue {
     PresetValue::new("expected_num_pos", value, source)
 }
 
-crate::registry::register!(
+crate::registration::register!(
     EprLoss,
     config: EprLossConfig = EprLossConfig::new(),
     info: { name: "epr", summary: "expected positive regularisation (Cole et al.)", reduction: "mean + R", needs: "classes" },

@@ -31,7 +31,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, unobserved_mask, LossContext, StatelessLoss};
 use crate::error::{check_range, LossError};
-use crate::registry::{agree_with_run, Registered};
+use crate::registration::{agree_with_run, Registered};
 
 /// Hyperparameters of [`GrLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -200,7 +200,7 @@ impl<B: LossBackend> StatelessLoss<B> for GrLoss {
 
 const NAME: &str = <GrLoss as Registered>::INFO.name;
 
-crate::registry::register!(
+crate::registration::register!(
     GrLoss,
     config: GrLossConfig = GrLossConfig::new(),
     info: { name: "gr", summary: "generalised robust loss with schedules (Chen et al.)", reduction: "mean", needs: "epoch, epochs of the run" },

@@ -22,7 +22,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{only_where, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::Registered;
+use crate::registration::Registered;
 use crate::Reduction;
 
 /// Hyperparameters of [`HillLoss`].
@@ -123,7 +123,7 @@ impl<B: LossBackend> StatelessLoss<B> for HillLoss {
 
 const NAME: &str = <HillLoss as Registered>::INFO.name;
 
-crate::registry::register!(
+crate::registration::register!(
     HillLoss,
     config: HillLossConfig = HillLossConfig::new(),
     info: { name: "hill", summary: "Hill loss (Zhang et al.)", reduction: "sum", needs: "-" },

@@ -47,7 +47,7 @@ use crate::common::{
     LossContext, LossState, MultiLabelLoss, OptimizerStep,
 };
 use crate::error::{check_range, LossError};
-use crate::registry::{Preset, PresetValue, Registered};
+use crate::registration::{Preset, PresetValue, Registered};
 
 /// Rejection or correction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -425,7 +425,7 @@ macro_rules! ll_entry {
         $(#[$doc])*
         pub(crate) struct $marker;
 
-        crate::registry::register!(
+        crate::registration::register!(
             $marker,
             config: LargeLossRate = LargeLossRate::new(),
             info: { name: $name, summary: $summary, reduction: "mean", needs: "epoch" },
@@ -473,7 +473,7 @@ ll_entry!(
 /// `ll-cp`.
 pub(crate) struct LlCp;
 
-crate::registry::register!(
+crate::registration::register!(
     LlCp,
     config: LlCpRate = LlCpRate::new(),
     info: {

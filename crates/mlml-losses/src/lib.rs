@@ -80,6 +80,7 @@ mod gr;
 mod hill;
 mod large_loss;
 mod reduction;
+mod registration;
 pub mod registry;
 mod role;
 mod splc;

@@ -38,7 +38,7 @@ use crate::common::{
 };
 use crate::epr::{expected_positive_penalty, expected_positives};
 use crate::error::{check_range, LossError};
-use crate::registry::{agree_with_run, Registered};
+use crate::registration::{agree_with_run, Registered};
 
 /// The label estimate `G` of every training row, as logits.
 #[derive(Module, Debug)]
@@ -339,7 +339,7 @@ const NAME: &str = <Role as Registered>::INFO.name;
 /// `role`.
 pub(crate) struct Role;
 
-crate::registry::register!(
+crate::registration::register!(
     Role,
     config: RoleLossConfig = RoleLossConfig::new(),
     info: {

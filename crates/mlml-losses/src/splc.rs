@@ -23,7 +23,7 @@ use burn::tensor::Tensor;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
-use crate::registry::Registered;
+use crate::registration::Registered;
 use crate::Reduction;
 
 /// Hyperparameters of [`SplcLoss`].
@@ -128,7 +128,7 @@ impl<B: LossBackend> StatelessLoss<B> for SplcLoss {
 
 const NAME: &str = <SplcLoss as Registered>::INFO.name;
 
-crate::registry::register!(
+crate::registration::register!(
     SplcLoss,
     config: SplcLossConfig = SplcLossConfig::new(),
     info: { name: "splc", summary: "self-paced loss correction (Zhang et al.)", reduction: "sum", needs: "epoch" },

@@ -18,7 +18,7 @@ use crate::common::{
     StatelessLoss,
 };
 use crate::error::LossError;
-use crate::registry::{agree_with_run, Registered};
+use crate::registration::{agree_with_run, Registered};
 
 /// Hyperparameters of [`WanLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -90,7 +90,7 @@ impl<B: LossBackend> StatelessLoss<B> for WanLoss {
     }
 }
 
-crate::registry::register!(
+crate::registration::register!(
     WanLoss,
     config: WanLossConfig = WanLossConfig::new(),
     info: { name: "wan", summary: "weak assume negative (Cole et al.)", reduction: "mean", needs: "classes" },

@@ -27,6 +27,7 @@ mod norm;
 mod pool;
 mod preprocess;
 mod resnet;
+mod shape;
 mod small;
 mod weights;
 

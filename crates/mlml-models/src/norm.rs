@@ -25,7 +25,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::conv::dims4;
+use crate::shape::dims4;
 
 /// The output of a training BatchNorm and the batch statistics it normalised with.
 #[derive(Debug)]

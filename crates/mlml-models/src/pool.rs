@@ -28,7 +28,7 @@ use burn::tensor::ops::{FloatTensor, IntTensor, ModuleOps};
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::conv::{dims4, valid_range};
+use crate::shape::{dims4, valid_range};
 
 /// The settings of a 2-D max pooling, as burn's `max_pool2d` takes them (symmetric padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

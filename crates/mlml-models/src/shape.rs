@@ -1,0 +1,56 @@
+//! Shape arithmetic the convolution, pooling and BatchNorm kernels share.
+
+use burn::tensor::Shape;
+
+/// The output positions `[start, end)` along one axis whose input index
+/// `o * stride + tap * dilation - padding` lies inside `[0, size)`.
+pub(crate) fn valid_range(
+    out_size: usize,
+    size: usize,
+    tap: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> (usize, usize) {
+    let offset = tap * dilation;
+    // o * stride + offset >= padding
+    let start = padding.saturating_sub(offset).div_ceil(stride);
+    // o * stride + offset < size + padding
+    let end = if size + padding > offset {
+        (size + padding - offset).div_ceil(stride)
+    } else {
+        0
+    };
+    let end = end.min(out_size);
+    (start.min(end), end)
+}
+
+pub(crate) fn dims4(shape: &Shape) -> [usize; 4] {
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_range;
+
+    #[test]
+    fn valid_range_keeps_the_taps_inside_the_image() {
+        for (out, size, tap, stride, padding, dilation) in [
+            (5, 9, 0, 2, 1, 1),
+            (7, 7, 2, 1, 1, 1),
+            (3, 4, 1, 2, 2, 2),
+            (4, 2, 3, 1, 0, 1),
+        ] {
+            let (start, end) = valid_range(out, size, tap, stride, padding, dilation);
+            for o in 0..out {
+                let i = (o * stride + tap * dilation) as isize - padding as isize;
+                let inside = i >= 0 && i < size as isize;
+                assert_eq!(
+                    inside,
+                    (start..end).contains(&o),
+                    "o {o} in {out} {size} {tap}"
+                );
+            }
+        }
+    }
+}
