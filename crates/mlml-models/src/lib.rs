@@ -18,6 +18,7 @@
 //! The crate picks no backend: CPU (`Flex`) by default, `wgpu` and `cuda` behind features.
 
 mod conv;
+mod conv_flex;
 mod efficientnet;
 mod error;
 mod fused;

@@ -1,0 +1,919 @@
+//! [`ConvBackend`] on burn's Flex (CPU, f32): the forward as im2col and one GEMM per chunk of
+//! samples (1x1 stride-1 layers straight into the output), the weight gradient accumulated in
+//! place per chunk, the input gradient as `W^T dY` and a parallel col2im (a direct scatter
+//! through the taps of a depthwise layer), the inference epilogue in the output pass. Every
+//! GEMM writes into buffers of ours ([`matmul_into`]). Other dtypes fall back to burn's ops.
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::Flex;
+use burn::tensor::ops::conv::calculate_conv_output_size;
+use burn::tensor::ops::{ConvOptions, ModuleOps};
+use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
+use rayon::prelude::*;
+
+use crate::conv::{unfused_conv2d, Activation, ConvBackend};
+use crate::gemm::{self, matmul_into, MatRef};
+use crate::shape::{dims4, valid_range};
+
+#[cfg(feature = "wgpu")]
+impl ConvBackend for burn::backend::Wgpu {}
+
+#[cfg(feature = "cuda")]
+impl ConvBackend for burn::backend::Cuda {}
+
+/// The im2col matrix is built for a chunk of samples at a time, of about this many floats (4
+/// MiB, so that it stays in cache between its writing and the GEMM's reading: measured 2-3x
+/// faster than one matrix for the whole batch), but with at least [`MIN_GEMM_DEPTH`] columns so
+/// that each GEMM stays deep enough to be efficient on small feature maps.
+const CHUNK_COLUMNS: usize = 1 << 20;
+
+/// The least GEMM depth `n L` of a chunk (output positions times samples).
+const MIN_GEMM_DEPTH: usize = 4096;
+
+/// [`MIN_GEMM_DEPTH`] of the forward's GEMM, whose other side (the output channels) is already
+/// wide: a sample at a time of a 56 x 56 map was 1.5x faster than two (`time_conv_parts`).
+const MIN_FORWARD_GEMM_DEPTH: usize = 1024;
+
+impl ConvBackend for Flex {
+    fn conv2d_tracked(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if !im2col_forward_applies(&x, &weight, bias.as_ref(), None, &options) {
+            return Flex::conv2d(x, weight, bias, options);
+        }
+        forward_im2col(
+            &x,
+            &weight,
+            bias.as_ref(),
+            &options,
+            (None, Activation::Identity),
+            None,
+        )
+    }
+
+    fn conv2d_fused(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+        residual: Option<FlexTensor>,
+        activation: Activation,
+    ) -> FlexTensor {
+        if !im2col_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
+            return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
+        }
+        forward_im2col(
+            &x,
+            &weight,
+            bias.as_ref(),
+            &options,
+            (residual.as_ref(), activation),
+            None,
+        )
+    }
+
+    fn conv2d_input_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let [_, channels, _, _] = dims4(&x.shape());
+        let [out_channels, per_group, _, _] = dims4(&weight.shape());
+        let depthwise = options.groups == channels && out_channels == channels && per_group == 1;
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Flex::conv2d_x_backward(x, weight, output_grad, options);
+        }
+        if depthwise {
+            return depthwise_input_grad(&x.shape(), &weight, &output_grad, &options);
+        }
+        if options.groups != 1 {
+            return Flex::conv2d_x_backward(x, weight, output_grad, options);
+        }
+        let [_, _, kernel_h, kernel_w] = dims4(&weight.shape());
+        let pointwise =
+            [kernel_h, kernel_w] == [1, 1] && options.stride == [1, 1] && options.padding == [0, 0];
+        if pointwise {
+            return pointwise_input_grad(&x.shape(), weight, output_grad);
+        }
+        input_grad_col2im(&x.shape(), &weight, &output_grad, &options, None)
+    }
+
+    fn conv2d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Flex::conv2d_weight_backward(x, weight, output_grad, options);
+        }
+        weight_grad_im2col(&x, &weight.shape(), &output_grad, &options, None)
+    }
+}
+
+/// `len` zeros, written by the calling thread: a fresh allocation's pages are first touched
+/// here, not by several threads at once in the pass that fills it (faulting in pages from two
+/// threads took ten times the depthwise scatter itself, 85 ms against 27 ms, on a 2-core machine).
+fn zeroed(len: usize) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    buffer.resize(len, 0.0);
+    buffer
+}
+
+/// Whether the fast paths apply: they are written for f32 storage.
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// The sizes of one convolution, read once from its tensors.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    out_height: usize,
+    out_width: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+}
+
+impl Geometry {
+    fn new(x: &Shape, weight: &Shape, output_grad: &Shape, options: &ConvOptions<2>) -> Self {
+        let [_, channels, height, width] = dims4(x);
+        let [_, out_channels, out_height, out_width] = dims4(output_grad);
+        let [_, _, kernel_h, kernel_w] = dims4(weight);
+        Self {
+            channels,
+            height,
+            width,
+            out_channels,
+            out_height,
+            out_width,
+            kernel: [kernel_h, kernel_w],
+            stride: options.stride,
+            padding: options.padding,
+            dilation: options.dilation,
+            groups: options.groups,
+        }
+    }
+
+    /// Samples per im2col chunk of a batch: `chunk` if given, else sized by [`CHUNK_COLUMNS`]
+    /// and `min_depth` ([`MIN_GEMM_DEPTH`] unless the caller knows better).
+    fn samples_per_chunk(&self, batch: usize, chunk: Option<usize>, min_depth: usize) -> usize {
+        let rows = self.channels * self.kernel_len();
+        let out_len = self.out_len();
+        let chunk = chunk.unwrap_or_else(|| {
+            let by_size = CHUNK_COLUMNS / (rows * out_len).max(1);
+            let by_depth = min_depth.div_ceil(out_len.max(1));
+            by_size.max(by_depth)
+        });
+        chunk.clamp(1, batch.max(1))
+    }
+
+    fn out_len(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    fn kernel_len(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+}
+
+/// Whether [`forward_im2col`] computes this convolution: ungrouped (burn-flex's depthwise path is
+/// already direct), f32, and a residual, if any, of the output's shape.
+fn im2col_forward_applies(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    residual: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> bool {
+    let optional = [bias, residual];
+    if options.groups != 1
+        || !all_f32(&[x, weight])
+        || !all_f32(&optional.iter().flatten().copied().collect::<Vec<_>>())
+    {
+        return false;
+    }
+    residual.is_none_or(|residual| {
+        residual.shape() == output_shape(&x.shape(), &weight.shape(), options)
+    })
+}
+
+/// `[N, O, H', W']` of a convolution.
+fn output_shape(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Shape {
+    let [batch, _, height, width] = dims4(x);
+    let [out_channels, _, kernel_h, kernel_w] = dims4(weight);
+    let size = |axis: usize, kernel: usize, size: usize| {
+        calculate_conv_output_size(
+            kernel,
+            options.stride[axis],
+            options.padding[axis],
+            options.dilation[axis],
+            size,
+        )
+    };
+    Shape::new([
+        batch,
+        out_channels,
+        size(0, kernel_h, height),
+        size(1, kernel_w, width),
+    ])
+}
+
+/// `activation(conv2d(x, W, bias) + residual)` of an ungrouped f32 convolution on Flex, the bias,
+/// residual and activation in one pass over each output plane while it is in cache.
+///
+/// A 1x1 stride-1 layer is a GEMM per sample straight into the output, `W [O, C] x x_n [C, L]`,
+/// and the pass after it, in place. Any other layer, per chunk of `chunk` samples (by default
+/// sized as in [`weight_grad_im2col`]): the im2col matrix `cols [C K, n L]`, one GEMM
+/// `W [O, C K] x cols` spread over the threads ([`matmul_into`]) into the output when the chunk
+/// is one sample, else into a product buffer that the pass lays out as `[n, O, L]`; both
+/// buffers are kept from chunk to chunk. burn-flex's general convolution instead transposes
+/// the whole input to NHWC and the weight on one thread, writes each tile's GEMM result
+/// transposed and adds the bias in a pass of its own; its ReLU and residual add are two more
+/// passes, each into a new tensor. (Not one batched GEMM over the chunk's samples: burn-flex
+/// runs a batch of four or more as one single-threaded GEMM per sample, measured 3x slower than
+/// a threaded GEMM per sample on a 1x1 64 -> 256 layer at 56 x 56, batch 8.)
+fn forward_im2col(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+    (residual, activation): (Option<&FlexTensor>, Activation),
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let out_shape = output_shape(&x.shape(), &weight.shape(), options);
+    let g = Geometry::new(&x.shape(), &weight.shape(), &out_shape, options);
+    let (batch, channels, out_channels) = (out_shape[0], g.channels, g.out_channels);
+    let rows = channels * g.kernel_len();
+    let out_len = g.out_len();
+    let sample_len = out_channels * out_len;
+    let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0, 0];
+    if batch * sample_len == 0 || rows == 0 {
+        return Flex::conv2d(x, weight.clone(), bias.cloned(), options.clone());
+    }
+    let bias = bias.map(|bias| bias.to_contiguous());
+    let residual = residual.map(|residual| residual.to_contiguous());
+    let epilogue = Epilogue {
+        bias: bias.as_ref().map(|bias| bias.storage()),
+        residual: residual.as_ref().map(|residual| residual.storage()),
+        activation,
+        out_channels,
+        out_len,
+    };
+    let weight = weight.to_contiguous();
+    let weight = MatRef::row_major(weight.storage(), out_channels, rows);
+    let x_data: &[f32] = x.storage();
+    // Every element is written by the GEMM: zeroed by the allocator, not by a pass here.
+    let mut output = vec![0.0f32; batch * sample_len];
+    if pointwise {
+        // out_n [O, L] = W [O, C] x x_n [C, L], straight into the output.
+        for_each_sample(
+            &mut output,
+            sample_len,
+            out_channels * rows * out_len,
+            |n, out| {
+                let x_n = MatRef::row_major(&x_data[n * channels * out_len..], channels, out_len);
+                matmul_into(out, out_len, weight, x_n, false);
+            },
+        );
+        epilogue.apply(0, &mut output, None);
+        return FlexTensor::from_data(TensorData::new(output, out_shape));
+    }
+    let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
+    let stride = chunk * out_len;
+    let mut columns = zeroed(rows * stride);
+    // A chunk of one sample multiplies straight into the output; a longer one into `product`,
+    // which the epilogue lays out as `[n, O, L]`.
+    let mut product = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut start = 0;
+    while start < batch {
+        let samples = start..(start + chunk).min(batch);
+        start = samples.end;
+        let len = samples.len() * out_len;
+        columns
+            .par_chunks_mut(stride)
+            .enumerate()
+            .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
+        let columns = MatRef::strided(&columns, [rows, len], [stride, 1], 0);
+        let out = &mut output[samples.start * sample_len..samples.end * sample_len];
+        if chunk == 1 {
+            matmul_into(out, out_len, weight, columns, false);
+            epilogue.apply(samples.start, out, None);
+        } else {
+            matmul_into(&mut product, stride, weight, columns, false);
+            epilogue.apply(samples.start, out, Some((&product, stride)));
+        }
+    }
+    FlexTensor::from_data(TensorData::new(output, out_shape))
+}
+
+/// What [`forward_im2col`] applies to every output plane.
+struct Epilogue<'a> {
+    /// `[O]`.
+    bias: Option<&'a [f32]>,
+    /// The whole `[N, O, L]` residual.
+    residual: Option<&'a [f32]>,
+    activation: Activation,
+    out_channels: usize,
+    out_len: usize,
+}
+
+impl Epilogue<'_> {
+    fn is_identity(&self) -> bool {
+        self.bias.is_none() && self.residual.is_none() && self.activation == Activation::Identity
+    }
+
+    /// In place on `out`, the planes of the samples from `first` on, plane by plane in parallel;
+    /// each plane first copied from `product` (`[O, n L]` with rows `stride` apart, sample `i` at
+    /// columns `i L..`) if given. Without a product, an identity epilogue makes no pass.
+    fn apply(&self, first: usize, out: &mut [f32], product: Option<(&[f32], usize)>) {
+        if product.is_none() && self.is_identity() {
+            return;
+        }
+        let (out_len, out_channels) = (self.out_len, self.out_channels);
+        let first = first * out_channels * out_len;
+        out.par_chunks_mut(out_len)
+            .enumerate()
+            .for_each(|(plane, out)| {
+                let (i, o) = (plane / out_channels, plane % out_channels);
+                if let Some((product, stride)) = product {
+                    out.copy_from_slice(&product[o * stride + i * out_len..][..out_len]);
+                }
+                let shift = self.bias.map_or(0.0, |bias| bias[o]);
+                let activation = self.activation;
+                match self.residual {
+                    Some(residual) => {
+                        let residual = &residual[first + plane * out_len..][..out_len];
+                        for (value, &r) in out.iter_mut().zip(residual) {
+                            *value = activation.of(*value + shift + r);
+                        }
+                    }
+                    None => {
+                        for value in out.iter_mut() {
+                            *value = activation.of(*value + shift);
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// `dW` of a convolution on Flex: for each chunk of samples, the im2col matrix `cols [C K, n L]`
+/// of the input and the output gradient laid out as `[O, n L]` (a chunk of one sample reads
+/// it where it is), then `dW += dY x cols^T` in place (per group, the groups in parallel), over
+/// the chunks of `chunk` samples (by default sized by [`CHUNK_COLUMNS`] and [`MIN_GEMM_DEPTH`]).
+/// The two buffers are allocated once and refilled for every chunk.
+fn weight_grad_im2col(
+    x: &FlexTensor,
+    weight_shape: &Shape,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let g = Geometry::new(&x.shape(), weight_shape, &output_grad.shape(), options);
+    let (batch, out_channels) = (x.shape()[0], g.out_channels);
+    let x_data: &[f32] = x.storage();
+    let dy_data: &[f32] = output_grad.storage();
+    let rows = g.channels * g.kernel_len();
+    let out_len = g.out_len();
+    let groups = g.groups.max(1);
+    let (group_rows, group_outputs) = (rows / groups, out_channels / groups);
+    let chunk = g.samples_per_chunk(batch, chunk, MIN_GEMM_DEPTH);
+    let stride = chunk * out_len;
+
+    // gemm packs the operand that spans the output's columns on its calling thread, transposing
+    // it: the output gradient when the product is dW^T `[C K, O]` (per group), the im2col matrix
+    // when it is dW `[O, C K]`. The smaller is packed, and dW^T transposed at the end.
+    let transposed = group_outputs < group_rows;
+    let mut product = vec![0.0f32; out_channels * group_rows];
+    let mut columns = zeroed(rows * stride);
+    let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut start = 0;
+    while start < batch {
+        let samples = start..(start + chunk).min(batch);
+        let accumulate = start > 0;
+        start = samples.end;
+        let len = samples.len() * out_len;
+        // The last chunk may be shorter: its matrices are the leading `len` columns.
+        columns
+            .par_chunks_mut(stride)
+            .enumerate()
+            .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
+        let dy_t = chunk_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered).t();
+        let columns = MatRef::strided(&columns, [rows, len], [stride, 1], 0);
+        product
+            .par_chunks_mut(group_outputs * group_rows)
+            .enumerate()
+            .for_each(|(group, product)| {
+                let columns = columns.rows(group * group_rows, group_rows);
+                let dy_t = dy_t.cols(group * group_outputs, group_outputs);
+                if transposed {
+                    matmul_into(product, group_outputs, columns, dy_t, accumulate);
+                } else {
+                    matmul_into(product, group_rows, dy_t.t(), columns.t(), accumulate);
+                }
+            });
+    }
+    if !transposed {
+        return FlexTensor::from_data(TensorData::new(product, weight_shape.clone()));
+    }
+    let mut dw = vec![0.0f32; out_channels * group_rows];
+    dw.par_chunks_mut(group_outputs * group_rows)
+        .zip(product.par_chunks(group_outputs * group_rows))
+        .for_each(|(dw, dw_t)| {
+            for (o, dw) in dw.chunks_mut(group_rows).enumerate() {
+                for (r, value) in dw.iter_mut().enumerate() {
+                    *value = dw_t[r * group_outputs + o];
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(dw, weight_shape.clone()))
+}
+
+/// The output gradient of `samples` as an `[O, n L]` matrix: where it lies for a single sample,
+/// else gathered into the leading columns of `gathered` (`[O, stride]`, empty when chunks are
+/// single samples).
+fn chunk_output_grad<'a>(
+    g: &Geometry,
+    dy: &'a [f32],
+    samples: std::ops::Range<usize>,
+    stride: usize,
+    gathered: &'a mut [f32],
+) -> MatRef<'a> {
+    let out_len = g.out_len();
+    if samples.len() == 1 && gathered.is_empty() {
+        let sample = &dy[samples.start * g.out_channels * out_len..];
+        return MatRef::row_major(sample, g.out_channels, out_len);
+    }
+    let len = samples.len() * out_len;
+    gather_output_grad(g, dy, samples, stride, gathered);
+    MatRef::strided(gathered, [g.out_channels, len], [stride, 1], 0)
+}
+
+/// The output gradient of `samples` laid out as `[O, n L]` in the leading columns of
+/// `gathered` (`[O, stride]`).
+fn gather_output_grad(
+    g: &Geometry,
+    dy: &[f32],
+    samples: std::ops::Range<usize>,
+    stride: usize,
+    gathered: &mut [f32],
+) {
+    let out_len = g.out_len();
+    gathered
+        .par_chunks_mut(stride)
+        .enumerate()
+        .for_each(|(o, out)| {
+            for (i, n) in samples.clone().enumerate() {
+                let from = (n * g.out_channels + o) * out_len;
+                out[i * out_len..(i + 1) * out_len].copy_from_slice(&dy[from..from + out_len]);
+            }
+        });
+}
+
+/// `f(n, out)` for every sample's `out`, the `sample_len`-long pieces of `output`: the samples
+/// on rayon's threads when there are as many as threads or a sample's GEMM of `work`
+/// multiply-adds runs on one thread anyway ([`matmul_into`]'s threshold), else one sample after
+/// another, each GEMM spread over the threads. (Whole GEMMs per thread were 1.5x faster on a 1x1
+/// layer of 16 input channels at 112 x 112, batch 8, `time_conv_parts`.)
+fn for_each_sample(
+    output: &mut [f32],
+    sample_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    if sample_len == 0 {
+        return;
+    }
+    let samples = output.len() / sample_len;
+    if work < gemm::PARALLEL_WORK || samples >= rayon::current_num_threads() {
+        output
+            .par_chunks_mut(sample_len)
+            .enumerate()
+            .for_each(|(n, out)| f(n, out));
+    } else {
+        for (n, out) in output.chunks_mut(sample_len).enumerate() {
+            f(n, out);
+        }
+    }
+}
+
+/// Row `row = (c, kh, kw)` of the im2col matrix over `samples`, every element written: for every
+/// sample and output position, the input value the kernel tap `(kh, kw)` of channel `c` reads
+/// there, zero in the padding.
+fn im2col_row(
+    g: &Geometry,
+    x: &[f32],
+    samples: std::ops::Range<usize>,
+    row: usize,
+    out: &mut [f32],
+) {
+    let channel = row / g.kernel_len();
+    let tap = row % g.kernel_len();
+    let (kh, kw) = (tap / g.kernel[1], tap % g.kernel[1]);
+    let (ow_start, ow_end) = valid_range(
+        g.out_width,
+        g.width,
+        kw,
+        g.stride[1],
+        g.padding[1],
+        g.dilation[1],
+    );
+    let [stride_h, stride_w] = g.stride;
+    let plane = g.height * g.width;
+    for (i, n) in samples.enumerate() {
+        let image = &x[(n * g.channels + channel) * plane..][..plane];
+        for oh in 0..g.out_height {
+            let dst = &mut out[(i * g.out_height + oh) * g.out_width..][..g.out_width];
+            let ih = (oh * stride_h + kh * g.dilation[0]) as isize - g.padding[0] as isize;
+            if ih < 0 || ih >= g.height as isize || ow_start >= ow_end {
+                dst.fill(0.0);
+                continue;
+            }
+            dst[..ow_start].fill(0.0);
+            dst[ow_end..].fill(0.0);
+            let src = &image[ih as usize * g.width..][..g.width];
+            let first = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+            let inside = &mut dst[ow_start..ow_end];
+            if stride_w == 1 {
+                inside.copy_from_slice(&src[first..first + inside.len()]);
+            } else {
+                for (k, value) in inside.iter_mut().enumerate() {
+                    *value = src[first + k * stride_w];
+                }
+            }
+        }
+    }
+}
+
+/// `dX` of a 1x1, stride-1, unpadded convolution: `dX_n [C, H W] = W^T [C, O] x dY_n [O, H W]`
+/// for every sample, straight into `dX` (no im2col, no col2im).
+fn pointwise_input_grad(
+    x_shape: &Shape,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+) -> FlexTensor {
+    let [batch, channels, height, width] = dims4(x_shape);
+    let out_channels = weight.shape()[0];
+    let plane = height * width;
+    let weight = weight.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let weight_t = MatRef::row_major(weight.storage(), out_channels, channels).t();
+    let dy: &[f32] = output_grad.storage();
+    let mut dx = vec![0.0f32; batch * channels * plane];
+    for_each_sample(
+        &mut dx,
+        channels * plane,
+        channels * out_channels * plane,
+        |n, dx| {
+            let dy_n = MatRef::row_major(&dy[n * out_channels * plane..], out_channels, plane);
+            matmul_into(dx, plane, weight_t, dy_n, false);
+        },
+    );
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+/// `dX` of an ungrouped convolution on Flex: for each chunk of samples (sized as in
+/// [`weight_grad_im2col`]), the output gradient laid out as `[O, n L]` (a chunk of one sample
+/// reads it where it is), one GEMM `cols [C K, n L] = W^T [C K, O] x dY [O, n L]`, then col2im:
+/// every `(sample, channel)` plane of `dX` gathers its kernel taps' rows of `cols`, one plane
+/// per task. burn-flex's transposed convolution does the same per sample with a
+/// single-threaded, bounds-checked col2im.
+fn input_grad_col2im(
+    x_shape: &Shape,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let output_grad = output_grad.to_contiguous();
+    let g = Geometry::new(x_shape, &weight.shape(), &output_grad.shape(), options);
+    let (batch, channels, out_channels) = (x_shape[0], g.channels, g.out_channels);
+    let rows = channels * g.kernel_len();
+    let out_len = g.out_len();
+    let plane = g.height * g.width;
+    let mut dx = zeroed(batch * channels * plane);
+    if out_len == 0 || plane == 0 || rows == 0 {
+        return FlexTensor::from_data(TensorData::new(dx, x_shape.clone()));
+    }
+    let chunk = g.samples_per_chunk(batch, chunk, MIN_GEMM_DEPTH);
+    let stride = chunk * out_len;
+    let weight = weight.to_contiguous();
+    let weight_t = MatRef::row_major(weight.storage(), out_channels, rows).t();
+    let dy_data: &[f32] = output_grad.storage();
+    let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut columns = zeroed(rows * stride);
+    let mut start = 0;
+    while start < batch {
+        let samples = start..(start + chunk).min(batch);
+        start = samples.end;
+        let dy = chunk_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
+        matmul_into(&mut columns, stride, weight_t, dy, false);
+        let columns: &[f32] = &columns;
+        let first = samples.start * channels * plane;
+        dx[first..first + samples.len() * channels * plane]
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(index, dx)| {
+                let (i, channel) = (index / channels, index % channels);
+                col2im_plane(&g, columns, stride, i, channel, dx);
+            });
+    }
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+/// Adds into `dx`, the plane of `channel` of the chunk's sample `i`, every kernel tap's row of
+/// `columns` (`[C K, n L]`, rows `stride` apart, sample `i` at columns `i L..(i + 1) L`).
+fn col2im_plane(
+    g: &Geometry,
+    columns: &[f32],
+    stride: usize,
+    i: usize,
+    channel: usize,
+    dx: &mut [f32],
+) {
+    let out_len = g.out_len();
+    for kh in 0..g.kernel[0] {
+        for kw in 0..g.kernel[1] {
+            let row = (channel * g.kernel[0] + kh) * g.kernel[1] + kw;
+            let src = &columns[row * stride + i * out_len..][..out_len];
+            scatter_tap(g, [kh, kw], 1.0, src, dx);
+        }
+    }
+}
+
+/// `dx[input position] += factor * src[output position]` over the output positions where
+/// kernel tap `(kh, kw)` reads inside the image: `src` one output plane, `dx` one input plane.
+fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx: &mut [f32]) {
+    let [stride_h, stride_w] = g.stride;
+    let (oh_start, oh_end) = valid_range(
+        g.out_height,
+        g.height,
+        kh,
+        stride_h,
+        g.padding[0],
+        g.dilation[0],
+    );
+    let (ow_start, ow_end) = valid_range(
+        g.out_width,
+        g.width,
+        kw,
+        stride_w,
+        g.padding[1],
+        g.dilation[1],
+    );
+    if ow_start >= ow_end {
+        return;
+    }
+    let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+    for oh in oh_start..oh_end {
+        let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
+        let dst = &mut dx[ih * g.width..][..g.width];
+        let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
+        if stride_w == 1 {
+            for (d, s) in dst[first_iw..first_iw + src.len()].iter_mut().zip(src) {
+                *d += factor * s;
+            }
+        } else {
+            for (k, s) in src.iter().enumerate() {
+                dst[first_iw + k * stride_w] += factor * s;
+            }
+        }
+    }
+}
+
+/// `dX` of a depthwise convolution (one filter per channel) on Flex: each output gradient
+/// value scattered back through its channel's kernel taps, one channel plane at a time (in
+/// parallel), instead of burn-flex's general transposed convolution, which took four times the
+/// forward pass on EfficientNet's depthwise layers. The output is [`zeroed`] before the scatter.
+fn depthwise_input_grad(
+    x_shape: &Shape,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let weight = weight.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let g = Geometry::new(x_shape, &weight.shape(), &output_grad.shape(), options);
+    let (batch, channels) = (x_shape[0], g.channels);
+    let weights: &[f32] = weight.storage();
+    let dy: &[f32] = output_grad.storage();
+    let plane = g.height * g.width;
+    let out_plane = g.out_len();
+    let taps_per_channel = g.kernel_len();
+    let mut dx = zeroed(batch * channels * plane);
+    dx.par_chunks_mut(plane.max(1))
+        .enumerate()
+        .for_each(|(index, dx)| {
+            let channel = index % channels;
+            let dy = &dy[index * out_plane..][..out_plane];
+            let taps = &weights[channel * taps_per_channel..][..taps_per_channel];
+            for kh in 0..g.kernel[0] {
+                for kw in 0..g.kernel[1] {
+                    scatter_tap(&g, [kh, kw], taps[kh * g.kernel[1] + kw], dy, dx);
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Tensor;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The chunked path (chunks of one sample, read in place, and of several, gathered), with
+    /// and without groups, as dW^T (more kernel rows than outputs) and as dW, gives the
+    /// gradient of burn's op.
+    #[test]
+    fn chunks_of_samples_sum_to_the_whole_gradient() {
+        let device = Default::default();
+        let random = |shape: [usize; 4]| {
+            Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+        };
+        for (chunk, groups, out_channels, kernel) in [
+            (1, 1, 4, 3),
+            (2, 1, 4, 3),
+            (1, 2, 4, 3),
+            (3, 2, 4, 3),
+            (2, 1, 16, 1),
+            (1, 2, 16, 1),
+        ] {
+            let x = random([5, 6, 9, 7]);
+            let weight = random([out_channels, 6 / groups, kernel, kernel]);
+            let options = ConvOptions::new([2, 2], [kernel / 2; 2], [1, 1], groups);
+            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+            let dy = random(y.dims());
+            let chunked = weight_grad_im2col(
+                &x.clone().into_primitive().tensor(),
+                &weight.shape(),
+                &dy.clone().into_primitive().tensor(),
+                &options,
+                Some(chunk),
+            );
+            let reference = Flex::conv2d_weight_backward(
+                x.into_primitive().tensor(),
+                weight.into_primitive().tensor(),
+                dy.into_primitive().tensor(),
+                options,
+            );
+            chunked
+                .into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        }
+    }
+
+    /// The chunked col2im input gradient (several chunks, strides, dilation) is burn's.
+    #[test]
+    fn chunked_input_gradient_is_burns() {
+        let device = Default::default();
+        for (chunk, options) in [
+            (1, ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
+            (2, ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
+            (3, ConvOptions::new([1, 2], [2, 0], [2, 1], 1)),
+            (5, ConvOptions::new([1, 1], [0, 0], [1, 1], 1)),
+        ] {
+            let x =
+                Tensor::<Flex, 4>::random([5, 3, 9, 7], Distribution::Normal(0.0, 1.0), &device);
+            let weight =
+                Tensor::<Flex, 4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+            let dy = Tensor::<Flex, 4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let weight = weight.into_primitive().tensor();
+            let dy = dy.into_primitive().tensor();
+            let ours = input_grad_col2im(
+                &Shape::new([5, 3, 9, 7]),
+                &weight,
+                &dy,
+                &options,
+                Some(chunk),
+            );
+            let reference =
+                Flex::conv2d_x_backward(x.into_primitive().tensor(), weight, dy, options);
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        }
+    }
+
+    /// A 1x1 convolution's input gradient (a GEMM per sample into `dX`) is burn's.
+    #[test]
+    fn pointwise_input_gradient_is_burns() {
+        let device = Default::default();
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let x = Tensor::<Flex, 4>::random([3, 5, 6, 7], Distribution::Normal(0.0, 1.0), &device);
+        let weight =
+            Tensor::<Flex, 4>::random([4, 5, 1, 1], Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<Flex, 4>::random([3, 4, 6, 7], Distribution::Normal(0.0, 1.0), &device);
+        let (x, weight, dy) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+            dy.into_primitive().tensor(),
+        );
+        let ours = Flex::conv2d_input_grad(x.clone(), weight.clone(), dy.clone(), options.clone());
+        let reference = Flex::conv2d_x_backward(x, weight, dy, options);
+        ours.into_data()
+            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+    }
+
+    /// The fused forward (chunks of samples, strides, padding, dilation, 1x1; bias, residual,
+    /// activation) is burn's `conv2d`, add and activation.
+    #[test]
+    fn fused_forward_is_burns_conv_add_and_activation() {
+        let device = Default::default();
+        let random = |shape: [usize; 4]| {
+            Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+        };
+        for (chunk, kernel, options, with_bias, with_residual, activation) in [
+            (
+                Some(2),
+                3,
+                ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
+                true,
+                true,
+                Activation::Relu,
+            ),
+            (
+                Some(1),
+                3,
+                ConvOptions::new([1, 2], [2, 0], [2, 1], 1),
+                false,
+                true,
+                Activation::Relu6,
+            ),
+            (
+                None,
+                3,
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                true,
+                false,
+                Activation::Identity,
+            ),
+            (
+                Some(3),
+                1,
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+                true,
+                true,
+                Activation::Relu,
+            ),
+            (
+                None,
+                1,
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+                false,
+                false,
+                Activation::Relu6,
+            ),
+            (
+                None,
+                1,
+                ConvOptions::new([2, 2], [0, 0], [1, 1], 1),
+                true,
+                false,
+                Activation::Relu,
+            ),
+        ] {
+            let x = random([5, 3, 9, 7]);
+            let weight = random([4, 3, kernel, kernel]);
+            let bias =
+                with_bias.then(|| Tensor::<Flex, 1>::random([4], Distribution::Default, &device));
+            let reference = burn::tensor::module::conv2d(
+                x.clone(),
+                weight.clone(),
+                bias.clone(),
+                options.clone(),
+            );
+            let residual = with_residual.then(|| random(reference.dims()));
+            let reference = match &residual {
+                Some(residual) => reference + residual.clone(),
+                None => reference,
+            };
+            let reference = activation.apply(reference);
+            let residual = residual.map(|r| r.into_primitive().tensor());
+            let ours = forward_im2col(
+                &x.into_primitive().tensor(),
+                &weight.into_primitive().tensor(),
+                bias.map(|b| b.into_primitive().tensor()).as_ref(),
+                &options,
+                (residual.as_ref(), activation),
+                chunk,
+            );
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        }
+    }
+}
