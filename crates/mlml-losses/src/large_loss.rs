@@ -154,7 +154,7 @@ fn kth_largest(values: &[f32], k: usize) -> f32 {
 
 /// What the selection of one batch was: for tests and logs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Selection {
+pub struct LargeLossSelection {
     /// k.
     pub k: usize,
     /// The k-th largest unobserved loss.
@@ -228,7 +228,7 @@ impl LargeLoss {
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> crate::Result<(Tensor<B, 2>, Option<Selection>)> {
+    ) -> crate::Result<(Tensor<B, 2>, Option<LargeLossSelection>)> {
         let name = self.name;
         check_shapes(name, &logits, &targets)?;
         let [n, c] = logits.dims();
@@ -294,7 +294,7 @@ impl LargeLoss {
         };
         Ok((
             loss.mask_where(mask, replacement),
-            Some(Selection {
+            Some(LargeLossSelection {
                 k,
                 threshold,
                 selected,
@@ -305,7 +305,7 @@ impl LargeLoss {
 
     /// Records the LL-Cp corrections of a training batch's selection, to be stored at the next
     /// optimizer step.
-    fn record(&mut self, selection: &Selection, rows: &[usize], c: usize) {
+    fn record(&mut self, selection: &LargeLossSelection, rows: &[usize], c: usize) {
         let strict = self.cp_variant == LlCpVariant::StrictWriteBack;
         for (at, &sel) in selection.selected.iter().enumerate() {
             // LargeLossMatters stores only the entries strictly above the threshold.

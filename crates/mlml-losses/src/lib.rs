@@ -101,8 +101,8 @@ pub use error::{LossError, Result};
 pub use gr::{GrLoss, GrLossConfig, GrSchedule};
 pub use hill::{HillLoss, HillLossConfig};
 pub use large_loss::{
-    clean_rate, LargeLoss, LargeLossConfig, LargeLossRate, LargeLossScheme, LlCpRate, LlCpVariant,
-    Selection,
+    clean_rate, LargeLoss, LargeLossConfig, LargeLossRate, LargeLossScheme, LargeLossSelection,
+    LlCpRate, LlCpVariant,
 };
 pub use reduction::Reduction;
 pub use registry::{LossInfo, LossSetup, Preset, PresetValue};

@@ -44,18 +44,18 @@ pub mod run_data;
 pub mod run_rows;
 mod schedule;
 pub mod source;
+mod start;
 
 pub use checkpoint::load_best;
 pub use config::{LinearPhase, OptimizerKind, Schedule, TrainingConfig};
 pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
-pub use fit::{
-    cosine_lr, predict, seeded_init, step, train, train_from, ParameterGroups, Start, StepAt,
-};
+pub use fit::{cosine_lr, predict, seeded_init, step, train, train_from, ParameterGroups, StepAt};
 pub use mlml_losses::LossBackend;
 pub use mlml_models::ConvBackend;
 pub use records::{EpochRecord, Observer, Progress, Run};
+pub use start::Start;
 
 /// An autodiff backend that trains mlml's models with mlml's losses: the models' convolution
 /// ([`ConvBackend`]) and the losses' sigmoid ([`LossBackend`]) on it and on its inner backend

@@ -7,7 +7,7 @@ use super::options::Options;
 use super::report::{add_gap_recovered, markdown_table, mean_std, write_results};
 use super::runs::{
     all_ran, finish_progress, mlml_binary, registered_losses, seed_sets, target_dir, train_once,
-    Job,
+    SettingRuns,
 };
 use super::settings::{Setting, FULL_LABEL_ROW};
 
@@ -117,7 +117,7 @@ pub(super) fn run(setting: &Setting, options: &Options) -> Result<(), String> {
     }
     println!("{}: {}", setting.name, setting.summary);
     let seeds = options.seeds.unwrap_or(setting.seeds);
-    let job = Job {
+    let job = SettingRuns {
         mlml: &mlml,
         config: setting.config,
         extra: &[],

@@ -11,7 +11,7 @@ use super::published::published;
 use super::report::{add_gap_recovered, markdown_table, published_table, recipe_section};
 use super::runs::{
     all_ran, mlml_binary, registered_losses, run_import, seed_sets, sweep_row, target_dir,
-    train_args, train_labels, Job,
+    train_args, train_labels, SettingRuns,
 };
 use super::settings::{
     paper_setting_message, PaperRun, Recipes, EMBEDDED, FULL_LABEL_ROW, PAPER_RUNS, SMOKE,
@@ -108,7 +108,7 @@ pub(super) fn run_paper_setting(
             ""
         }
     );
-    let job = Job {
+    let job = SettingRuns {
         mlml: &mlml,
         config: run.config,
         extra: &extra,

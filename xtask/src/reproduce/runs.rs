@@ -15,7 +15,7 @@ use crate::recipes::{self, Recipe};
 use crate::{cargo, project_root};
 
 /// What the runs of one setting share.
-pub(super) struct Job<'a> {
+pub(super) struct SettingRuns<'a> {
     pub(super) mlml: &'a Path,
     pub(super) config: &'a str,
     /// `--set`s of every run, after the row's.
@@ -29,7 +29,7 @@ pub(super) struct Job<'a> {
     pub(super) runs: &'a Path,
 }
 
-impl Job<'_> {
+impl SettingRuns<'_> {
     /// Trains every loss with every seed (`<runs>/seed-<s>/<loss>`): one row of figures per loss
     /// that finished at least once, and a line per failed run.
     pub(super) fn every_loss(&self, losses: &[String], seeds: usize) -> (Vec<Row>, Vec<String>) {
@@ -289,7 +289,7 @@ pub(super) fn finish_progress() {
 
 /// One row trained at every point of Cole et al.'s batch x lr grid (seed 0): the run with the
 /// best validation mAP is the row, as their sweep reports it.
-pub(super) fn sweep_row(job: &Job<'_>, loss: &str, recipe: &Recipe) -> Result<Row, String> {
+pub(super) fn sweep_row(job: &SettingRuns<'_>, loss: &str, recipe: &Recipe) -> Result<Row, String> {
     let mut best: Option<(RunFigures, usize, &str)> = None;
     for (i, &(batch, lr)) in recipes::COLE_GRID.iter().enumerate() {
         let label = format!(
