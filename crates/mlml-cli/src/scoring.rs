@@ -4,12 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use mlml_data::LabelMatrix;
 use mlml_metrics::Selection;
-use mlml_train::run::{cole_at_k, figures, Figures, RunDir};
+use mlml_train::run::{self, cole_at_k, figures, Figures, RunDir};
 use mlml_train::run_config::RunConfig;
-use mlml_train::run_data::{Prober, Rows};
-use mlml_train::{load_best, predict, ConvBackend, FeatureSet, Source};
+use mlml_train::run_data::Prober;
+use mlml_train::{load_best, predict, ConvBackend, Source};
 
 use crate::stdout::print;
 
@@ -114,69 +113,6 @@ pub fn eval<B: ConvBackend>(
     ))
 }
 
-/// The rows `predict` scores: a feature matrix, a `u8` image array, or image files, as the
-/// run was trained on; standardised as its training rows were.
-fn prediction_rows<B: ConvBackend>(
-    run_dir: &Path,
-    config: &RunConfig,
-    inputs: &[PathBuf],
-    classes: Vec<String>,
-    device: &B::Device,
-) -> Result<(Rows, Vec<String>)> {
-    let d = &config.data;
-    let standardization = RunDir::new(run_dir).read_standardization()?;
-    let single = || -> Result<&PathBuf> {
-        match inputs {
-            [one] => Ok(one),
-            _ => bail!(
-                "this run was trained on {}: give one .npy file",
-                if d.train_features.is_some() {
-                    "feature vectors"
-                } else {
-                    "an image array"
-                }
-            ),
-        }
-    };
-    let t = &config.training;
-    let prober = Prober::<B>::new(d, &config.model, t.seed, t.batch_size, device);
-    let mut rows = if d.train_features.is_some() {
-        let path = single()?;
-        let x = mlml_data::formats::npy::read_f32(path)?;
-        let dim = standardization.as_ref().map_or(0, |s| s.mean.len());
-        if x.shape.len() != 2 || x.shape[1] != dim {
-            bail!(
-                "{}: features of shape {:?}, the run was trained on {dim} features per row",
-                path.display(),
-                x.shape
-            );
-        }
-        let n = x.shape[0];
-        let ids = (0..n).map(|i| format!("row{i}")).collect();
-        Rows::Features(FeatureSet {
-            features: x.values,
-            dim,
-            labels: LabelMatrix::unobserved(classes, ids)?,
-        })
-    } else if d.train_images.is_some() {
-        Rows::Array(mlml_train::ImageArray::from_npy(single()?, None, classes)?)
-    } else {
-        let ids = inputs.iter().map(|p| p.display().to_string()).collect();
-        Rows::Files(d.image_files(inputs.to_vec(), LabelMatrix::unobserved(classes, ids)?)?)
-    };
-    let names = match &rows {
-        Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
-        _ => (0..rows.len()).map(|i| i.to_string()).collect(),
-    };
-    if let Some(prober) = &prober {
-        rows = prober.features(rows, "new")?;
-    }
-    if let Some(s) = &standardization {
-        s.apply(&mut rows);
-    }
-    Ok((rows, names))
-}
-
 pub fn predict_cmd<B: ConvBackend>(
     run_dir: &Path,
     inputs: &[PathBuf],
@@ -187,7 +123,13 @@ pub fn predict_cmd<B: ConvBackend>(
 ) -> Result<()> {
     let (_, config) = open_run(run_dir)?;
     let classes = RunDir::new(run_dir).read_classes()?;
-    let (set, names) = prediction_rows::<B>(run_dir, &config, inputs, classes.clone(), device)?;
+    let (set, names) = run::prediction_rows::<B>(
+        &RunDir::new(run_dir),
+        &config,
+        inputs,
+        classes.clone(),
+        device,
+    )?;
     let (model, _) = load_best::<B>(
         run_dir,
         &config.model.trained(),

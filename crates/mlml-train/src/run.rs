@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{bail, Context, Result};
 use crate::run_config::RunConfig;
 use crate::run_data::{Prober, Rows, SelectionSplit, Splits, Standardization};
+use crate::FeatureSet;
 use crate::{
-    load_best, predict, Classifier, EpochRecord, Mode, Observer, Progress, Source, Start,
-    TrainBackend,
+    load_best, predict, Classifier, ConvBackend, EpochRecord, Mode, Observer, Progress, Source,
+    Start, TrainBackend,
 };
 
 /// The files of a run directory.
@@ -658,4 +659,70 @@ fn train_phase<B: TrainBackend>(
     };
     report.write(dir)?;
     Ok((report, p))
+}
+
+/// The rows `predict` scores: a feature matrix, a `u8` image array, or image files, as the
+/// run was trained on; standardised as its training rows were.
+///
+/// # Errors
+/// Inputs of another kind or shape than the run's, or files that cannot be read.
+pub fn prediction_rows<B: ConvBackend>(
+    dir: &RunDir,
+    config: &RunConfig,
+    inputs: &[PathBuf],
+    classes: Vec<String>,
+    device: &B::Device,
+) -> Result<(Rows, Vec<String>)> {
+    let d = &config.data;
+    let standardization = dir.read_standardization()?;
+    let single = || -> Result<&PathBuf> {
+        match inputs {
+            [one] => Ok(one),
+            _ => bail!(
+                "this run was trained on {}: give one .npy file",
+                if d.train_features.is_some() {
+                    "feature vectors"
+                } else {
+                    "an image array"
+                }
+            ),
+        }
+    };
+    let t = &config.training;
+    let prober = Prober::<B>::new(d, &config.model, t.seed, t.batch_size, device);
+    let mut rows = if d.train_features.is_some() {
+        let path = single()?;
+        let x = mlml_data::formats::npy::read_f32(path)?;
+        let dim = standardization.as_ref().map_or(0, |s| s.mean.len());
+        if x.shape.len() != 2 || x.shape[1] != dim {
+            bail!(
+                "{}: features of shape {:?}, the run was trained on {dim} features per row",
+                path.display(),
+                x.shape
+            );
+        }
+        let n = x.shape[0];
+        let ids = (0..n).map(|i| format!("row{i}")).collect();
+        Rows::Features(FeatureSet {
+            features: x.values,
+            dim,
+            labels: LabelMatrix::unobserved(classes, ids)?,
+        })
+    } else if d.train_images.is_some() {
+        Rows::Array(crate::ImageArray::from_npy(single()?, None, classes)?)
+    } else {
+        let ids = inputs.iter().map(|p| p.display().to_string()).collect();
+        Rows::Files(d.image_files(inputs.to_vec(), LabelMatrix::unobserved(classes, ids)?)?)
+    };
+    let names = match &rows {
+        Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
+        _ => (0..rows.len()).map(|i| i.to_string()).collect(),
+    };
+    if let Some(prober) = &prober {
+        rows = prober.features(rows, "new")?;
+    }
+    if let Some(s) = &standardization {
+        s.apply(&mut rows);
+    }
+    Ok((rows, names))
 }
