@@ -16,7 +16,7 @@ use mlml_data::generate::{
     drop_positives, keep_per_image, single_positive, spml_split, DropParams, KeepPerImageParams,
     ReleaseRule, SinglePositiveParams, SplitParams,
 };
-use mlml_data::pipeline::{BadImagePolicy, Normalize, Transform};
+use mlml_data::pipeline::{BadImagePolicy, Transform};
 use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
 use mlml_data::rng::GeneratorKind;
 use mlml_data::{LabelMatrix, POSITIVE};
@@ -293,14 +293,14 @@ impl DataConfig {
                 t.validate().context("data.transform")?;
                 t.clone()
             }
-            Some(TransformSpec::Named(name)) => match name.as_str() {
-                "spml" => Transform::spml(size),
-                "asl" => Transform::asl(size),
-                "eval" => Transform::eval(size, Some(Normalize::imagenet())),
-                other => bail!(
-                    "data.transform: unknown transform '{other}' for image files (spml, asl, eval, or a table)"
-                ),
-            },
+            Some(TransformSpec::Named(name)) => {
+                Transform::named(name, size).with_context(|| {
+                    format!(
+                    "data.transform: unknown transform '{name}' for image files ({}, or a table)",
+                    Transform::NAMES.join(", ")
+                )
+                })?
+            }
         })
     }
 

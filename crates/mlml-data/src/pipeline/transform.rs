@@ -283,6 +283,20 @@ impl Transform {
         }
     }
 
+    /// The named transforms of image files at `size`: `spml` and `asl` (the papers' training
+    /// transforms) and `eval` (with ImageNet normalisation); `None` for any other name.
+    pub fn named(name: &str, size: u32) -> Option<Self> {
+        match name {
+            "spml" => Some(Self::spml(size)),
+            "asl" => Some(Self::asl(size)),
+            "eval" => Some(Self::eval(size, Some(Normalize::imagenet()))),
+            _ => None,
+        }
+    }
+
+    /// The names [`Self::named`] knows.
+    pub const NAMES: [&'static str; 3] = ["spml", "asl", "eval"];
+
     /// ImageNet evaluation: `Resize(256)`, `CenterCrop(224)`, ImageNet normalisation.
     pub fn imagenet_eval() -> Self {
         Self {
@@ -517,6 +531,19 @@ fn random_resized_crop_box(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn named_transforms_are_the_recipes_and_others_are_none() {
+        for name in Transform::NAMES {
+            let t = Transform::named(name, 96).unwrap();
+            assert_eq!(t.name, name);
+            assert_eq!(t.output_size(), (96, 96));
+        }
+        assert_eq!(Transform::named("spml", 448), Some(Transform::spml(448)));
+        assert!(Transform::named("asl", 448).unwrap().rand_augment);
+        assert!(Transform::named("eval", 64).unwrap().normalize.is_some());
+        assert_eq!(Transform::named("flip", 64), None);
+    }
     use super::*;
 
     fn gradient(w: u32, h: u32) -> RgbImage {
