@@ -571,6 +571,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
         let pass = Pass::Train {
             epoch,
             seed: config.seed,
+            drop_last: config.drop_last,
         };
         let groups = ParameterGroups {
             head_only: epoch <= config.linear_init_epochs,
@@ -582,9 +583,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             .enumerate()
         {
             let (rows, input) = batch?;
-            // `drop_last`: the short batch is read but not trained on, so that the source
-            // finishes its pass (an image source lists its skipped files at the end).
-            if rows.is_empty() || b >= self.steps_per_epoch {
+            if rows.is_empty() {
                 continue;
             }
             if b == 2 {

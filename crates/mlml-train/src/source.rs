@@ -26,6 +26,8 @@ pub enum Pass {
         epoch: usize,
         /// The run's seed.
         seed: u64,
+        /// Leave out the epoch's last batch when it is short (PyTorch's `drop_last`).
+        drop_last: bool,
     },
     /// Scoring: every row in order, no augmentation.
     Eval,
@@ -78,11 +80,22 @@ pub trait Source {
     }
 }
 
-fn pass_order(pass: Pass, n: usize) -> Vec<usize> {
-    match pass {
-        Pass::Train { epoch, seed } => epoch_order(seed, epoch, n),
-        Pass::Eval => (0..n).collect(),
+/// The rows of each batch of a pass over `n` rows: shuffled by (seed, epoch) in training, the
+/// short last batch left out with `drop_last`.
+fn pass_batches(pass: Pass, n: usize, batch_size: usize) -> Vec<Vec<usize>> {
+    let (order, drop_last) = match pass {
+        Pass::Train {
+            epoch,
+            seed,
+            drop_last,
+        } => (epoch_order(seed, epoch, n), drop_last),
+        Pass::Eval => ((0..n).collect(), false),
+    };
+    let mut chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    if drop_last && chunks.last().is_some_and(|c| c.len() < batch_size) {
+        chunks.pop();
     }
+    chunks
 }
 
 impl Source for FeatureSet {
@@ -108,9 +121,8 @@ impl Source for FeatureSet {
         batch_size: usize,
         device: &'a B::Device,
     ) -> Result<BatchIter<'a, B>> {
-        let order = pass_order(pass, self.len());
         let dim = self.dim;
-        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let chunks = pass_batches(pass, self.len(), batch_size);
         Ok(Box::new(chunks.into_iter().map(move |rows| {
             let mut x = Vec::with_capacity(rows.len() * dim);
             for &r in &rows {
@@ -288,14 +300,13 @@ impl Source for ImageArray {
         batch_size: usize,
         device: &'a B::Device,
     ) -> Result<BatchIter<'a, B>> {
-        let order = pass_order(pass, self.len());
         let size = self.per_image();
-        let chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let chunks = pass_batches(pass, self.len(), batch_size);
         Ok(Box::new(chunks.into_iter().map(move |rows| {
             let mut x = vec![0.0f32; rows.len() * size];
             for (&row, out) in rows.iter().zip(x.chunks_exact_mut(size)) {
                 let flip = match pass {
-                    Pass::Train { epoch, seed } if self.hflip > 0.0 => {
+                    Pass::Train { epoch, seed, .. } if self.hflip > 0.0 => {
                         mlml_data::pipeline::sample_rng(seed, epoch as u64, row as u64)
                             .random_bool(self.hflip)
                     }
@@ -442,9 +453,13 @@ impl Source for ImageFiles {
         batch_size: usize,
         device: &'a B::Device,
     ) -> Result<BatchIter<'a, B>> {
-        let (transform, epoch, seed, shuffle) = match pass {
-            Pass::Train { epoch, seed } => (&self.train_transform, epoch, seed, true),
-            Pass::Eval => (&self.eval_transform, 1, 0, false),
+        let (transform, epoch, seed, shuffle, drop_last) = match pass {
+            Pass::Train {
+                epoch,
+                seed,
+                drop_last,
+            } => (&self.train_transform, epoch, seed, true, drop_last),
+            Pass::Eval => (&self.eval_transform, 1, 0, false, false),
         };
         // The cache holds resized images, so only a transform whose resize draws nothing can
         // use it.
@@ -455,7 +470,7 @@ impl Source for ImageFiles {
         let config = LoaderConfig {
             batch_size,
             shuffle,
-            drop_last: false,
+            drop_last,
             workers: self.workers,
             prefetch: self.prefetch,
             u8_batches: false,
