@@ -90,12 +90,8 @@ fn unpack(path: &Path, bytes: &[u8], count: usize) -> Result<Vec<Vec<u8>>> {
         .ok_or_else(|| bad("no magic (or one of another mlml version)"))?;
     let mut parts = Vec::with_capacity(count);
     for _ in 0..count {
-        let (len, tail) = rest.split_at_checked(8).ok_or_else(|| bad("truncated"))?;
-        let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
-        let len = usize::try_from(len).map_err(|_| bad("a part is too large"))?;
-        let (part, tail) = tail.split_at_checked(len).ok_or_else(|| bad("truncated"))?;
-        parts.push(part.to_vec());
-        rest = tail;
+        let len = next_len(&mut rest).map_err(|e| bad(&e))?;
+        parts.push(next_bytes(&mut rest, len).map_err(|e| bad(&e))?.to_vec());
     }
     if !rest.is_empty() {
         return Err(bad("trailing bytes"));
