@@ -238,6 +238,27 @@ fn mlml() -> PathBuf {
     mlml
 }
 
+/// `cargo xtask reproduce SETTING --smoke --data DATA --runs RUNS` with the test's `mlml` and
+/// `extra` arguments.
+fn reproduce_smoke(
+    setting: &str,
+    data: &Path,
+    runs: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["reproduce", setting, "--smoke"])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .arg("--mlml")
+        .arg(mlml())
+        .arg("--runs")
+        .arg(runs)
+        .output()
+        .unwrap()
+}
+
 /// Runs the smoke path of `setting` on the folder `write` makes, checks the table and that the
 /// output says `protocol`; returns the published figure beside AN and the runs' stdout.
 fn smoke(setting: &str, write: fn(&Path), protocol: &str) -> (Option<f64>, String) {
@@ -247,15 +268,7 @@ fn smoke(setting: &str, write: fn(&Path), protocol: &str) -> (Option<f64>, Strin
     let data = dir.path().join("data");
     write(&data);
     let runs = dir.path().join("runs");
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["reproduce", setting, "--smoke", "--data"])
-        .arg(&data)
-        .arg("--mlml")
-        .arg(mlml())
-        .arg("--runs")
-        .arg(&runs)
-        .output()
-        .unwrap();
+    let out = reproduce_smoke(setting, &data, &runs, &[]);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -389,23 +402,10 @@ fn voc_single_rows_train_with_their_own_recipes_and_cole_rows_sweep() {
     let data = dir.path().join("data");
     voc_fixture(&data);
     let runs = dir.path().join("runs");
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args([
-            "reproduce",
-            "voc-single",
-            "--smoke",
-            "--sweep",
-            "--loss",
-            "epr",
-        ])
-        .args(["--loss", "boostlu", "--loss", "ll-cp", "--data"])
-        .arg(&data)
-        .arg("--mlml")
-        .arg(mlml())
-        .arg("--runs")
-        .arg(&runs)
-        .output()
-        .unwrap();
+    let extra = [
+        "--sweep", "--loss", "epr", "--loss", "boostlu", "--loss", "ll-cp",
+    ];
+    let out = reproduce_smoke("voc-single", &data, &runs, &extra);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
