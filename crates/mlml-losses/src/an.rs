@@ -11,10 +11,10 @@
 //! Every entry that is not an observed positive (unobserved or observed negative) is assumed
 //! negative. The epsilon sits inside the log, exactly as the reference's `neg_log`.
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{log_likelihood, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
@@ -26,7 +26,7 @@ pub struct AssumeNegativeLoss;
 
 impl AssumeNegativeLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -35,12 +35,12 @@ impl AssumeNegativeLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: LossBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: SigmoidBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
         log_likelihood(sigmoid(logits), positive_mask(targets))
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for AssumeNegativeLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for AssumeNegativeLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }
@@ -91,7 +91,7 @@ pub struct AnLsLoss {
 
 impl AnLsLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -106,7 +106,7 @@ impl AnLsLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for AnLsLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for AnLsLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -21,10 +21,10 @@
 //! Registry names: `asl` (train.py's `Asl`: gamma_neg 4, gamma_pos 0, clip 0.05), `focal`
 //! (gammas 2, clip 0) and `asl-bce` (gammas 0, clip 0).
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
@@ -119,7 +119,7 @@ impl AsymmetricLoss {
     ///
     /// # Shapes
     /// logits and targets `[batch, n_classes]` -> `[batch, n_classes]`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -129,7 +129,11 @@ impl AsymmetricLoss {
 
     /// The reference's per-element `loss` before its final negation; the batch loss negates
     /// the sum instead (exact, and one pass fewer).
-    fn negated<B: LossBackend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: SigmoidBackend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let p = sigmoid(logits);
@@ -160,7 +164,7 @@ impl AsymmetricLoss {
 
 /// `base^gamma` with `x^0 = 1` and a zero gradient for gamma 0, as `torch.pow` with a tensor
 /// exponent behaves.
-fn power<B: LossBackend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
+fn power<B: SigmoidBackend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
     if gamma == 0.0 {
         base.ones_like()
     } else {
@@ -168,7 +172,7 @@ fn power<B: LossBackend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for AsymmetricLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for AsymmetricLoss {
     fn name(&self) -> &'static str {
         self.name
     }

@@ -10,9 +10,9 @@
 //! partial set our BCE leaves unobserved entries out (they add 0 but stay in the `N C`
 //! denominator). On a fully observed set it equals [`crate::AssumeNegativeLoss`].
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{
     log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext, StatelessLoss,
@@ -25,7 +25,7 @@ pub struct BceLoss;
 
 impl BceLoss {
     /// Per-element loss `[batch, n_classes]` (before the division by `N C`).
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -34,13 +34,13 @@ impl BceLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: LossBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: SigmoidBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
         log_likelihood(sigmoid(logits), positive_mask(targets))
             .mask_fill(unobserved_mask(targets), 0.0)
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for BceLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for BceLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -1,13 +1,13 @@
 //! What every loss shares: the batch context, the lifecycle trait, the target convention, and
 //! the elementwise building blocks of the reference code bases.
 
-use crate::backend::LossBackend;
+use mlml_ops::SigmoidBackend;
 use std::collections::BTreeMap;
 
-use crate::backend::log_sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Bool, Tensor, TensorData};
 use mlml_data::LabelMatrix;
+use mlml_ops::log_sigmoid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LossError, Result};
@@ -86,7 +86,7 @@ impl<'a> LossContext<'a> {
 ///
 /// The lookup is a closure so that the loss trait stays generic over any backend; a loop on an
 /// autodiff backend builds it with [`gradient_lookup`].
-pub struct OptimizerStep<'a, B: LossBackend> {
+pub struct OptimizerStep<'a, B: SigmoidBackend> {
     /// The model's learning rate for this step (a loss scales it by its own multiplier).
     pub lr: f64,
     /// The gradient of a tensor (a parameter value) in this step's backward pass, if it has one.
@@ -181,7 +181,7 @@ impl LossState {
 ///
 /// `targets` hold mlml's codes as floats: **1 observed positive, -1 observed negative, 0
 /// unobserved** (see [`targets_from_labels`]). Each loss documents how it reads 0 and -1.
-pub trait MultiLabelLoss<B: LossBackend>: std::fmt::Debug + Send {
+pub trait MultiLabelLoss<B: SigmoidBackend>: std::fmt::Debug + Send {
     /// The registry name (`hill`, `ll-ct`, ...).
     fn name(&self) -> &'static str;
 
@@ -257,7 +257,7 @@ pub trait MultiLabelLoss<B: LossBackend>: std::fmt::Debug + Send {
 
 /// A loss whose value depends only on the batch and its context: implement this and
 /// `stateless!(Type)` gives it [`MultiLabelLoss`] (shape checks, the default lifecycle).
-pub(crate) trait StatelessLoss<B: LossBackend>: std::fmt::Debug + Send {
+pub(crate) trait StatelessLoss<B: SigmoidBackend>: std::fmt::Debug + Send {
     /// The registry name.
     fn name(&self) -> &'static str;
 
@@ -273,7 +273,7 @@ pub(crate) trait StatelessLoss<B: LossBackend>: std::fmt::Debug + Send {
 /// [`MultiLabelLoss`] for types implementing [`StatelessLoss`] for every backend.
 macro_rules! stateless {
     ($($loss:ty),* $(,)?) => {$(
-        impl<B: $crate::LossBackend> $crate::MultiLabelLoss<B> for $loss {
+        impl<B: $crate::SigmoidBackend> $crate::MultiLabelLoss<B> for $loss {
             fn name(&self) -> &'static str {
                 $crate::common::StatelessLoss::<B>::name(self)
             }
@@ -294,7 +294,7 @@ macro_rules! stateless {
 pub(crate) use stateless;
 
 /// Logits and targets must have the same `[batch, n_classes]` shape.
-pub(crate) fn check_shapes<B: LossBackend>(
+pub(crate) fn check_shapes<B: SigmoidBackend>(
     loss: &'static str,
     logits: &Tensor<B, 2>,
     targets: &Tensor<B, 2>,
@@ -343,7 +343,7 @@ pub(crate) fn check_training_rows(
 ///
 /// # Panics
 /// When a row index is out of range.
-pub fn targets_from_labels<B: LossBackend>(
+pub fn targets_from_labels<B: SigmoidBackend>(
     labels: &LabelMatrix,
     rows: &[usize],
     device: &B::Device,
@@ -357,36 +357,36 @@ pub fn targets_from_labels<B: LossBackend>(
 }
 
 /// Observed positives (code 1).
-pub fn positive_mask<B: LossBackend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
+pub fn positive_mask<B: SigmoidBackend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
     targets.clone().equal_elem(1.0)
 }
 
 /// Unobserved entries (code 0).
-pub fn unobserved_mask<B: LossBackend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
+pub fn unobserved_mask<B: SigmoidBackend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
     targets.clone().equal_elem(0.0)
 }
 
 /// Observed negatives (code -1).
-pub fn negative_mask<B: LossBackend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
+pub fn negative_mask<B: SigmoidBackend>(targets: &Tensor<B, 2>) -> Tensor<B, 2, Bool> {
     targets.clone().equal_elem(-1.0)
 }
 
 /// `-ln(x + 1e-5)`: the single-positive line's `neg_log`, epsilon inside the log (not a clamp,
 /// not log-sigmoid: the values differ near saturation and the reference's are these).
-pub(crate) fn neg_log<B: LossBackend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+pub(crate) fn neg_log<B: SigmoidBackend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     log_eps(x).neg()
 }
 
 /// `ln(x + 1e-5)`, [`neg_log`] before its negation. The losses built on the single-positive
 /// line's logs reduce their negated elements and negate the scalar: negation is exact, so the
 /// value is the same with one pass fewer per log.
-pub(crate) fn log_eps<B: LossBackend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+pub(crate) fn log_eps<B: SigmoidBackend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     x.add_scalar(1e-5).log()
 }
 
 /// `ln(p + 1e-5)` where `positive`, `ln(1 - p + 1e-5)` elsewhere: the two logs of BCE as one
 /// log of the selected argument (the same values, one log pass instead of two).
-pub(crate) fn log_likelihood<B: LossBackend>(
+pub(crate) fn log_likelihood<B: SigmoidBackend>(
     p: Tensor<B, 2>,
     positive: Tensor<B, 2, Bool>,
 ) -> Tensor<B, 2> {
@@ -395,7 +395,7 @@ pub(crate) fn log_likelihood<B: LossBackend>(
 
 /// PyTorch's `binary_cross_entropy_with_logits` per element with a 0/1 target:
 /// `(1 - t) z - log_sigmoid(z)`, the stable form.
-pub(crate) fn bce_with_logits<B: LossBackend>(
+pub(crate) fn bce_with_logits<B: SigmoidBackend>(
     logits: Tensor<B, 2>,
     target: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
@@ -405,7 +405,7 @@ pub(crate) fn bce_with_logits<B: LossBackend>(
 /// Where `mask` is false, replaces `x` by `fill` *before* an operation that is only meant for
 /// the masked entries, so that neither its value nor its gradient can turn into NaN elsewhere
 /// (`0 * inf`). The gradient to `x` through the unmasked entries is zero.
-pub(crate) fn only_where<B: LossBackend>(
+pub(crate) fn only_where<B: SigmoidBackend>(
     x: Tensor<B, 2>,
     mask: Tensor<B, 2, Bool>,
     fill: f32,
@@ -414,7 +414,7 @@ pub(crate) fn only_where<B: LossBackend>(
 }
 
 /// Sum of all elements divided by `N * C`: the single-positive line's reduction.
-pub(crate) fn mean_all<B: LossBackend>(matrix: Tensor<B, 2>) -> Tensor<B, 1> {
+pub(crate) fn mean_all<B: SigmoidBackend>(matrix: Tensor<B, 2>) -> Tensor<B, 1> {
     matrix.mean()
 }
 

@@ -12,10 +12,10 @@
 //! coco 0.1, nuswide 0.1, cub 0.01. An observed negative (absent from the single-positive
 //! protocol) is a known negative here: `-ln(1 - p + 1e-5)`.
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{log_eps, mean_all, negative_mask, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
@@ -56,14 +56,14 @@ pub struct EmLoss {
 /// `p`, `1 - p` and their logs `ln(x + 1e-5)`, each computed once for every term of EM and
 /// EM+APL that reads them. The terms come negated (the losses negate their mean): negation is
 /// exact, so each term's value is the reference's.
-pub(crate) struct ShiftedLogs<B: LossBackend> {
+pub(crate) struct ShiftedLogs<B: SigmoidBackend> {
     pub p: Tensor<B, 2>,
     pub not_p: Tensor<B, 2>,
     pub log_p: Tensor<B, 2>,
     pub log_not_p: Tensor<B, 2>,
 }
 
-impl<B: LossBackend> ShiftedLogs<B> {
+impl<B: SigmoidBackend> ShiftedLogs<B> {
     pub fn new(logits: Tensor<B, 2>) -> Self {
         let p = sigmoid(logits);
         let not_p = p.clone().neg().add_scalar(1.0);
@@ -84,7 +84,7 @@ impl<B: LossBackend> ShiftedLogs<B> {
 
 impl EmLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -93,7 +93,11 @@ impl EmLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: LossBackend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: SigmoidBackend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let logs = ShiftedLogs::new(logits);
         logs.negated_entropy_term(self.alpha)
             .mask_where(negative_mask(&targets), logs.log_not_p)
@@ -101,7 +105,7 @@ impl EmLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for EmLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for EmLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

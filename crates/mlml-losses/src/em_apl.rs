@@ -30,7 +30,7 @@
 //!
 //! State (keyed by training row): the pseudo-negatives and `U_c`; see [`MultiLabelLoss::state`].
 
-use crate::backend::LossBackend;
+use mlml_ops::SigmoidBackend;
 use std::collections::BTreeMap;
 
 use burn::config::Config;
@@ -132,7 +132,7 @@ impl EmAplLoss {
     /// # Errors
     /// Logits and targets of different shapes, or rows that are not one training row per
     /// batch row.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -142,7 +142,7 @@ impl EmAplLoss {
     }
 
     /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: LossBackend>(
+    fn negated<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -267,7 +267,7 @@ fn pseudo_label_round(
     Ok(assigned)
 }
 
-impl<B: LossBackend> MultiLabelLoss<B> for EmAplLoss {
+impl<B: SigmoidBackend> MultiLabelLoss<B> for EmAplLoss {
     fn name(&self) -> &'static str {
         NAME
     }

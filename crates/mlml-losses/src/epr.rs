@@ -10,10 +10,10 @@
 //! `k_hat` (`expected_num_pos`) per dataset in the reference: pascal 1.5, coco 2.9, nuswide 1.9,
 //! cub 31.4. `C` is the dataset's class count, by default the batch's.
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
@@ -56,7 +56,7 @@ pub struct EprLoss {
 }
 
 /// `(mean_n sum_c p - k)^2 / C^2`: the expected-positive regulariser of EPR and ROLE.
-pub(crate) fn expected_positive_penalty<B: LossBackend>(
+pub(crate) fn expected_positive_penalty<B: SigmoidBackend>(
     p: Tensor<B, 2>,
     k_hat: f64,
     c: usize,
@@ -67,7 +67,7 @@ pub(crate) fn expected_positive_penalty<B: LossBackend>(
 
 impl EprLoss {
     /// The two parts: the per-element matrix `M` `[batch, n_classes]` and the regulariser `R` `[1]`.
-    pub fn forward_parts<B: LossBackend>(
+    pub fn forward_parts<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -83,7 +83,7 @@ impl EprLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for EprLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for EprLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -24,10 +24,10 @@
 //! underflows to 0 (logits below about -89 in f32) and its gradient becomes NaN; we floor `p` at
 //! 1e-30 inside `p^q2` only, which changes no value above that and keeps gradients finite.
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{positive_mask, unobserved_mask, LossContext, StatelessLoss};
 use crate::error::{check_range, LossError};
@@ -135,7 +135,7 @@ impl GrLoss {
     }
 
     /// Per-element loss `[batch, n_classes]` at a 1-based epoch.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -172,7 +172,7 @@ impl GrLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for GrLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for GrLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -15,10 +15,10 @@
 //! finite there; everywhere else values and gradients are the reference's.
 //! Targets: 1 positive; 0 and -1 negatives (the Hill term is what makes that robust).
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{only_where, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
@@ -73,7 +73,7 @@ pub struct HillLoss {
 
 impl HillLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -84,7 +84,11 @@ impl HillLoss {
     /// The per-element loss negated, `ln(q) (1 - q)^gamma` on positives and `(p - lambda) p^2`
     /// elsewhere: the reduction negates its scalar instead (exact: `a - b = -(b - a)` in
     /// floating point), two passes fewer.
-    fn negated<B: LossBackend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: SigmoidBackend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let q = sigmoid(only_where(logits.clone(), pos.clone(), 0.0).sub_scalar(c.margin));
@@ -102,7 +106,7 @@ impl HillLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for HillLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for HillLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

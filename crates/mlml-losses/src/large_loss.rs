@@ -35,7 +35,7 @@
 //! after `optimizer.step()`); an evaluation batch neither reads nor writes the corrections,
 //! whose keys are training rows.
 
-use crate::backend::LossBackend;
+use mlml_ops::SigmoidBackend;
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::config::Config;
@@ -223,7 +223,7 @@ impl LargeLoss {
     ///
     /// # Errors
     /// Logits and targets of different shapes; LL-Cp without one training row per batch row.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -316,7 +316,7 @@ impl LargeLoss {
     }
 }
 
-impl<B: LossBackend> MultiLabelLoss<B> for LargeLoss {
+impl<B: SigmoidBackend> MultiLabelLoss<B> for LargeLoss {
     fn name(&self) -> &'static str {
         self.name
     }

@@ -5,7 +5,6 @@
 
 mod an;
 mod asl;
-pub mod backend;
 mod bce;
 #[macro_use]
 mod common;
@@ -25,7 +24,6 @@ mod wan;
 
 pub use an::{AnLsLoss, AnLsLossConfig, AssumeNegativeLoss};
 pub use asl::{AsymmetricLoss, AsymmetricLossConfig};
-pub use backend::LossBackend;
 pub use bce::BceLoss;
 pub use common::{
     gradient_lookup, negative_mask, positive_mask, targets_from_labels, unobserved_mask, EpochEnd,
@@ -41,6 +39,7 @@ pub use large_loss::{
     clean_rate, LargeLoss, LargeLossConfig, LargeLossRate, LargeLossScheme, LargeLossSelection,
     LlCpRate, LlCpVariant,
 };
+pub use mlml_ops::SigmoidBackend;
 pub use reduction::Reduction;
 pub use registry::{LossInfo, LossSetup, Preset, PresetValue};
 pub use role::{linear_init_state, LabelEstimator, RoleLoss, RoleLossConfig};

@@ -1,7 +1,7 @@
 //! How an elementwise loss becomes a scalar.
 
-use crate::backend::LossBackend;
 use burn::tensor::Tensor;
+use mlml_ops::SigmoidBackend;
 use serde::{Deserialize, Serialize};
 
 /// Sum or mean over all `batch x n_classes` entries.
@@ -17,7 +17,7 @@ pub enum Reduction {
 
 impl Reduction {
     /// Reduces a `[batch, n_classes]` matrix.
-    pub fn apply<B: LossBackend>(self, matrix: Tensor<B, 2>) -> Tensor<B, 1> {
+    pub fn apply<B: SigmoidBackend>(self, matrix: Tensor<B, 2>) -> Tensor<B, 1> {
         match self {
             Reduction::Sum => matrix.sum(),
             Reduction::Mean => matrix.mean(),

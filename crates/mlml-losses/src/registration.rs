@@ -3,8 +3,8 @@
 //! ([`LossSetup`]). Each loss file implements `Registered` with the `register!` macro; the
 //! table of names in `registry` lists them. This module depends on no loss.
 
-use crate::backend::LossBackend;
 use mlml_data::LabelMatrix;
+use mlml_ops::SigmoidBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +113,7 @@ impl PresetValue {
 
 /// The run's facts a loss is built from.
 #[derive(Clone, Debug)]
-pub struct LossSetup<'a, B: LossBackend> {
+pub struct LossSetup<'a, B: SigmoidBackend> {
     /// Epochs of the run (T). A loss whose configured epoch count differs is an error.
     pub epochs: usize,
     /// The training set's observed labels, in training row order: the training-set size, the
@@ -125,7 +125,7 @@ pub struct LossSetup<'a, B: LossBackend> {
     pub device: B::Device,
 }
 
-impl<B: LossBackend> LossSetup<'_, B> {
+impl<B: SigmoidBackend> LossSetup<'_, B> {
     /// Training rows.
     pub fn n_train(&self) -> usize {
         self.train_labels.n_samples()
@@ -151,7 +151,7 @@ pub(crate) trait Registered {
         Vec::new()
     }
     /// Builds the loss from a validated config and the run's facts.
-    fn build<B: LossBackend>(
+    fn build<B: SigmoidBackend>(
         config: Self::Config,
         setup: &LossSetup<'_, B>,
     ) -> Result<Box<dyn MultiLabelLoss<B>>>;
@@ -212,7 +212,7 @@ macro_rules! register {
                 }
             )?
 
-            fn build<B: $crate::LossBackend>(
+            fn build<B: $crate::SigmoidBackend>(
                 $cfg: Self::Config,
                 $setup: &$crate::registration::LossSetup<'_, B>,
             ) -> $crate::Result<Box<dyn $crate::MultiLabelLoss<B>>> {

@@ -5,7 +5,7 @@
 //! implements `Registered`: its [`LossInfo`] (with the name, written once), its config type,
 //! its per-dataset preset values with their sources, and how it is built from the run's facts.
 
-use crate::backend::LossBackend;
+use mlml_ops::SigmoidBackend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ macro_rules! registry {
         /// Every loss, in the order of the crate's table.
         pub const LOSSES: &[LossInfo] = &[$(<$loss as Registered>::INFO),*];
 
-        fn dispatch<B: LossBackend>(
+        fn dispatch<B: SigmoidBackend>(
             name: &str,
             preset: Option<Preset>,
             overrides: &serde_json::Value,
@@ -176,7 +176,7 @@ fn config_error(loss: &'static str, e: serde_json::Error) -> LossError {
 /// # Errors
 /// An unknown name (the message lists the valid ones), an unknown hyperparameter, an
 /// out-of-range value, or a configured epoch count that disagrees with `setup.epochs`.
-pub fn build<B: LossBackend>(
+pub fn build<B: SigmoidBackend>(
     name: &str,
     preset: Option<Preset>,
     overrides: &serde_json::Value,

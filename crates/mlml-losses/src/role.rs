@@ -22,13 +22,13 @@
 //! classifier's part that needs none, `[y = 1] (-ln(p + 1e-5))` averaged over N C plus the
 //! classifier's half of `R`, i.e. EPR's form.
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::optim::{Adam, AdamConfig, AdamState, AdaptiveMomentumState, SimpleOptimizer};
 use burn::tensor::{Int, Tensor, TensorData};
 use mlml_data::{LabelMatrix, NEGATIVE, POSITIVE};
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,7 +42,7 @@ use crate::registration::{agree_with_run, Registered};
 
 /// The label estimate `G` of every training row, as logits.
 #[derive(Module, Debug)]
-pub struct LabelEstimator<B: LossBackend> {
+pub struct LabelEstimator<B: SigmoidBackend> {
     /// `[n_train, n_classes]` logits.
     pub logits: Param<Tensor<B, 2>>,
 }
@@ -55,7 +55,7 @@ fn inverse_sigmoid(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-impl<B: LossBackend> LabelEstimator<B> {
+impl<B: SigmoidBackend> LabelEstimator<B> {
     /// Initialises like the reference: observed positives at `logit(0.995)`, observed negatives at
     /// `logit(0.005)`, unobserved entries uniform in `(-logit(0.6), logit(0.6))` from a ChaCha8
     /// generator seeded with `seed`.
@@ -113,7 +113,10 @@ impl RoleLossConfig {
     ///
     /// # Errors
     /// Negative `expected_num_pos` or `lr_mult`.
-    pub fn init<B: LossBackend>(&self, estimator: LabelEstimator<B>) -> crate::Result<RoleLoss<B>> {
+    pub fn init<B: SigmoidBackend>(
+        &self,
+        estimator: LabelEstimator<B>,
+    ) -> crate::Result<RoleLoss<B>> {
         check_range(
             NAME,
             "expected_num_pos",
@@ -133,7 +136,7 @@ impl RoleLossConfig {
 }
 
 /// ROLE; see the module docs.
-pub struct RoleLoss<B: LossBackend> {
+pub struct RoleLoss<B: SigmoidBackend> {
     config: RoleLossConfig,
     /// The label estimate, which the loss optimises itself.
     pub estimator: LabelEstimator<B>,
@@ -141,7 +144,7 @@ pub struct RoleLoss<B: LossBackend> {
     moments: Option<AdamState<B, 2>>,
 }
 
-impl<B: LossBackend> std::fmt::Debug for RoleLoss<B> {
+impl<B: SigmoidBackend> std::fmt::Debug for RoleLoss<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RoleLoss")
             .field("config", &self.config)
@@ -154,7 +157,7 @@ impl<B: LossBackend> std::fmt::Debug for RoleLoss<B> {
     }
 }
 
-impl<B: LossBackend> RoleLoss<B> {
+impl<B: SigmoidBackend> RoleLoss<B> {
     /// The two parts: the per-element matrix of both sides `[batch, n_classes]` and `R`.
     pub fn forward_parts(
         &self,
@@ -185,7 +188,7 @@ impl<B: LossBackend> RoleLoss<B> {
     }
 }
 
-impl<B: LossBackend> RoleLoss<B> {
+impl<B: SigmoidBackend> RoleLoss<B> {
     /// Adam steps taken on the estimator so far.
     pub fn estimator_steps(&self) -> usize {
         self.moments.as_ref().map_or(0, |m| m.momentum.time)
@@ -196,7 +199,7 @@ impl<B: LossBackend> RoleLoss<B> {
     }
 }
 
-fn state_tensor<B: LossBackend>(tensor: &Tensor<B, 2>) -> StateTensor {
+fn state_tensor<B: SigmoidBackend>(tensor: &Tensor<B, 2>) -> StateTensor {
     StateTensor {
         shape: tensor.dims().to_vec(),
         values: tensor
@@ -207,7 +210,7 @@ fn state_tensor<B: LossBackend>(tensor: &Tensor<B, 2>) -> StateTensor {
     }
 }
 
-fn restore_tensor<B: LossBackend>(
+fn restore_tensor<B: SigmoidBackend>(
     state: &LossState,
     key: &str,
     shape: [usize; 2],
@@ -233,7 +236,7 @@ fn restore_tensor<B: LossBackend>(
     ))
 }
 
-impl<B: LossBackend> MultiLabelLoss<B> for RoleLoss<B> {
+impl<B: SigmoidBackend> MultiLabelLoss<B> for RoleLoss<B> {
     fn name(&self) -> &'static str {
         NAME
     }

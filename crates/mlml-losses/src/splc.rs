@@ -15,11 +15,11 @@
 //! `change_epoch` keeps the reference's meaning (1 = from the second epoch on).
 //! Targets: 1 positive; 0 and -1 negatives that may be corrected.
 
-use crate::backend::log_sigmoid;
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::log_sigmoid;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
@@ -78,7 +78,7 @@ pub struct SplcLoss {
 
 impl SplcLoss {
     /// Per-element loss `[batch, n_classes]` at a 1-based `epoch`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -108,7 +108,7 @@ impl SplcLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for SplcLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for SplcLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

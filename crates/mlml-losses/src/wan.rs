@@ -8,10 +8,10 @@
 //! An observed negative (which the single-positive protocol never has; the reference gives it
 //! 0) is a known negative here and gets the full weight `-ln(1 - p + 1e-5)`.
 
-use crate::backend::sigmoid;
-use crate::backend::LossBackend;
 use burn::config::Config;
 use burn::tensor::Tensor;
+use mlml_ops::sigmoid;
+use mlml_ops::SigmoidBackend;
 
 use crate::common::{
     class_count, log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext,
@@ -55,7 +55,7 @@ pub struct WanLoss {
 
 impl WanLoss {
     /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: LossBackend>(
+    pub fn forward_elementwise<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -65,7 +65,11 @@ impl WanLoss {
 
     /// The per-element loss negated, from one log of the selected argument; the batch loss
     /// negates its mean (exact: `-(a / b) = (-a) / b`).
-    fn negated<B: LossBackend>(&self, logits: Tensor<B, 2>, targets: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn negated<B: SigmoidBackend>(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let c = class_count(self.n_classes, logits.dims());
         let log = log_likelihood(sigmoid(logits), positive_mask(&targets));
         let observed = unobserved_mask(&targets).bool_not();
@@ -75,7 +79,7 @@ impl WanLoss {
     }
 }
 
-impl<B: LossBackend> StatelessLoss<B> for WanLoss {
+impl<B: SigmoidBackend> StatelessLoss<B> for WanLoss {
     fn name(&self) -> &'static str {
         <Self as Registered>::INFO.name
     }

@@ -16,11 +16,11 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::conv::Activation;
-use crate::conv::ConvBackend;
-use crate::fused::conv_bn_fused;
 use crate::head::global_average_pool;
 use crate::weights::{load_safetensors_bytes, load_state_dict, LoadOptions};
+use mlml_ops::conv_bn_fused;
+use mlml_ops::Activation;
+use mlml_ops::ConvBackend;
 
 /// The ImageNet weights shipped with the crate, embedded in the library at compile time: an
 /// installed binary (`cargo install`) carries them and needs no file beside it, no download and

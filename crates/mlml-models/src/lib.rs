@@ -17,36 +17,23 @@
 //!
 //! The crate picks no backend: CPU (`Flex`) by default, `wgpu` and `cuda` behind features.
 
-mod conv;
-mod conv_flex;
 mod efficientnet;
 mod error;
-mod fused;
-mod gemm;
 mod head;
-mod norm;
-mod pool;
 mod preprocess;
 mod resnet;
-mod shape;
 mod small;
 mod weights;
 
-pub use conv::{conv2d_forward, Activation, ConvBackend};
 pub use efficientnet::{
     EfficientNetLite0, MbConv, EFFICIENTNET_LITE0_FEATURES, EFFICIENTNET_LITE0_WEIGHTS,
 };
 pub use error::{ModelError, Result};
-pub use fused::{batch_norm_train, conv_bn, conv_bn_fused};
 pub use head::{
     boost_cam, boosted_logits, global_average_pool, MultiLabelHead, MultiLabelHeadConfig,
     BOOSTLU_ALPHA,
 };
-pub use norm::{
-    batch_norm_backward_with_tensor_ops, batch_norm_forward_with_tensor_ops, BatchNormBackend,
-    BatchNormGrads, BatchNormOutput,
-};
-pub use pool::{max_pool2d_forward, max_pool2d_module, MaxPoolOptions, PoolBackend};
+pub use mlml_ops::{Activation, ConvBackend};
 pub use preprocess::{
     imagenet_batch, imagenet_classes, imagenet_input, IMAGENET_MEAN, IMAGENET_STD,
 };

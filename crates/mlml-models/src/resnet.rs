@@ -17,11 +17,11 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::conv::Activation;
-use crate::conv::ConvBackend;
-use crate::fused::{conv_bn, conv_bn_fused};
-use crate::pool::max_pool2d_module;
 use crate::weights::{load_state_dict, LoadOptions};
+use mlml_ops::max_pool2d_module;
+use mlml_ops::Activation;
+use mlml_ops::ConvBackend;
+use mlml_ops::{conv_bn, conv_bn_fused};
 
 /// Block type.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]

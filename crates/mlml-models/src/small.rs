@@ -9,11 +9,11 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::conv::Activation;
-use crate::conv::ConvBackend;
-use crate::fused::conv_bn_fused;
 use crate::head::global_average_pool;
-use crate::pool::{max_pool2d_forward, MaxPoolOptions};
+use mlml_ops::conv_bn_fused;
+use mlml_ops::Activation;
+use mlml_ops::ConvBackend;
+use mlml_ops::{max_pool2d_forward, MaxPoolOptions};
 
 /// Configuration of [`SmallCnn`].
 #[derive(Config, Debug)]

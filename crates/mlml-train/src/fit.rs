@@ -21,7 +21,7 @@ use mlml_losses::{
     gradient_lookup, targets_from_labels, EpochEnd, LossContext, MultiLabelLoss, OptimizerStep,
 };
 use mlml_metrics::{mean_average_precision, ApDefinition, MapOptions};
-use mlml_models::ConvBackend;
+use mlml_ops::ConvBackend;
 
 use crate::checkpoint::{
     checkpoint_error, load_into, read_checkpoint, record_bytes, CheckpointRecorder, ModelBytes,

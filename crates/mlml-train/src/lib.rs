@@ -52,30 +52,12 @@ pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
 pub use fit::{cosine_lr, predict, seeded_init, step, train, train_from, ParameterGroups, StepAt};
-pub use mlml_losses::LossBackend;
-pub use mlml_models::ConvBackend;
-pub use records::{EpochRecord, Observer, Progress, Run};
-pub use start::Start;
-
-/// An autodiff backend that trains mlml's models with mlml's losses: the models' convolution
-/// ([`ConvBackend`]) and the losses' sigmoid ([`LossBackend`]) on it and on its inner backend
-/// (validation, inference).
-pub trait TrainBackend:
-    burn::tensor::backend::AutodiffBackend<InnerBackend: ConvBackend + LossBackend>
-    + ConvBackend
-    + LossBackend
-{
-}
-
-impl<B> TrainBackend for B where
-    B: burn::tensor::backend::AutodiffBackend<InnerBackend: ConvBackend + LossBackend>
-        + ConvBackend
-        + LossBackend
-{
-}
+pub use mlml_ops::{ConvBackend, SigmoidBackend, TrainBackend};
 pub use model::{
     Backbone, BackboneKind, Classifier, ImageClassifier, Input, Mode, ModelConfig, Weights,
 };
 pub use optim::{torch_sgd, Beta1, TorchAdam, TorchAdamConfig, TorchAdamState};
+pub use records::{EpochRecord, Observer, Progress, Run};
 pub use schedule::{OneCycle, OneCycleConfig};
 pub use source::{ImageArray, ImageFiles, Pass, Source};
+pub use start::Start;

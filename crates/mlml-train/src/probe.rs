@@ -10,7 +10,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, TensorData};
 use mlml_data::formats::{npy, write_atomic};
-use mlml_models::ConvBackend;
+use mlml_ops::ConvBackend;
 
 use crate::error::{Result, TrainError};
 use crate::model::{Backbone, Input};

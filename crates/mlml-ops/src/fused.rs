@@ -12,7 +12,7 @@
 //! so every such pass (four forward, more backward) walked the activations element by element
 //! (`StridedIter`): 42 % of a small-CNN training step in the profile (docs/benchmarks.md).
 //! [`batch_norm_train`] is one op, [`crate::BatchNormBackend::batch_norm_train_op`], with its
-//! own backward and a three-pass forward on Flex (`norm.rs`).
+//! own backward and a three-pass forward on Flex (`norm/`).
 
 use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;

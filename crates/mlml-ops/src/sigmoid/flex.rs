@@ -1,73 +1,27 @@
-//! The losses' sigmoid and log-sigmoid, with their own kernels on the CPU backend.
-//!
-//! Every loss starts from `sigmoid(logits)`. burn-flex 0.21 evaluates it one element at a time
-//! through libm's `expf` behind a sign branch that random logits mispredict, and burn's autodiff
-//! evaluates it a second time in the backward pass (its sigmoid node keeps the input, not the
-//! output): in a `perf` profile of the BCE benchmark at 128 x 80 these took about half of the
-//! time (`__expf_fma` 29 %, the scalar loop 21 %). [`LossBackend`] is a backend extension in the
-//! way burn's custom-kernel examples extend a backend: on Flex (f32) the sigmoid is a
-//! branch-free kernel that the compiler vectorises, and on `Autodiff<B>` its node keeps the
-//! output, whose backward is `grad s (1 - s)`. Other backends (wgpu, CUDA) and dtypes keep burn's
-//! own sigmoid. `ln sigmoid` (PyTorch's BCE with logits, in the large-loss schemes, BoostLU and
-//! SPLC) is the same story, libm's `expf` and `log1pf` per element in both passes; its kernel
-//! here is branch-free as well and its node's backward `grad sigmoid(-x)` uses the sigmoid
-//! kernel. Values are tested against f64 and burn's ops, gradients against burn's.
+//! [`SigmoidBackend`] on burn's Flex (f32): branch-free kernels the compiler vectorises.
 
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::Backend;
-use burn::tensor::ops::{ActivationOps, FloatTensor};
-use burn::tensor::{DType, Tensor, TensorMetadata, TensorPrimitive};
+use burn::backend::Flex;
+use burn::tensor::ops::ActivationOps;
+use burn::tensor::{DType, TensorMetadata};
 
-/// A backend the losses run on: burn's backend plus the losses' sigmoid.
-///
-/// The method defaults to burn's op, so a backend opts in with an empty `impl`.
-pub trait LossBackend: Backend {
-    /// The logistic sigmoid `1 / (1 + e^-x)`.
-    fn loss_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::sigmoid(x)
-    }
-
-    /// `ln sigmoid(x)`, the stable `min(x, 0) - ln(1 + e^-|x|)`.
-    fn loss_log_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::log_sigmoid(x)
-    }
-
-    /// The gradient of [`LossBackend::loss_log_sigmoid`] at `x`: `grad sigmoid(-x)`.
-    fn loss_log_sigmoid_backward(
-        x: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        Self::log_sigmoid_backward(x, grad)
-    }
-}
-
-#[cfg(feature = "wgpu")]
-impl LossBackend for burn::backend::Wgpu {}
-
-#[cfg(feature = "cuda")]
-impl LossBackend for burn::backend::Cuda {}
-
-impl LossBackend for Flex {
-    fn loss_sigmoid(x: FlexTensor) -> FlexTensor {
+use super::SigmoidBackend;
+impl SigmoidBackend for Flex {
+    fn sigmoid_tracked(x: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 {
             return Flex::sigmoid(x);
         }
         map_f32(x, sigmoid_f32)
     }
 
-    fn loss_log_sigmoid(x: FlexTensor) -> FlexTensor {
+    fn log_sigmoid_tracked(x: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 {
             return Flex::log_sigmoid(x);
         }
         map_f32(x, log_sigmoid_f32)
     }
 
-    fn loss_log_sigmoid_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+    fn log_sigmoid_tracked_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if x.dtype() != DType::F32 || grad.dtype() != DType::F32 || x.shape() != grad.shape() {
             return Flex::log_sigmoid_backward(x, grad);
         }
@@ -164,97 +118,14 @@ fn log_sigmoid_f32(x: f32) -> f32 {
     low - log1p_unit(exp_nonpositive(-x.abs()))
 }
 
-/// The autodiff node of the two ops. Its state is one tensor: the sigmoid's output (its
-/// backward is `grad s (1 - s)`) or the log-sigmoid's input (backward `grad sigmoid(-x)`).
-#[derive(Clone, Copy, Debug)]
-enum KeptTensorNode {
-    Sigmoid,
-    LogSigmoid,
-}
-
-impl KeptTensorNode {
-    fn forward<B: LossBackend>(self, x: FloatTensor<B>) -> FloatTensor<B> {
-        match self {
-            KeptTensorNode::Sigmoid => B::loss_sigmoid(x),
-            KeptTensorNode::LogSigmoid => B::loss_log_sigmoid(x),
-        }
-    }
-
-    fn tracked<B: LossBackend, C: CheckpointStrategy>(
-        self,
-        x: FloatTensor<Autodiff<B, C>>,
-    ) -> FloatTensor<Autodiff<B, C>> {
-        match self
-            .prepare::<C>([x.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (state, output) = match self {
-                    KeptTensorNode::Sigmoid => {
-                        let output = self.forward::<B>(x.primitive);
-                        (output.clone(), output)
-                    }
-                    KeptTensorNode::LogSigmoid => {
-                        (x.primitive.clone(), self.forward::<B>(x.primitive))
-                    }
-                };
-                prep.finish(state, output)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(self.forward::<B>(x.primitive)),
-        }
-    }
-}
-
-impl<B: LossBackend> Backward<B, 1> for KeptTensorNode {
-    type State = FloatTensor<B>;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let grad = match self {
-                KeptTensorNode::Sigmoid => B::sigmoid_backward(ops.state, grad),
-                KeptTensorNode::LogSigmoid => B::loss_log_sigmoid_backward(ops.state, grad),
-            };
-            grads.register::<B>(parent.id, grad);
-        }
-    }
-}
-
-impl<B: LossBackend, C: CheckpointStrategy> LossBackend for Autodiff<B, C> {
-    fn loss_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        KeptTensorNode::Sigmoid.tracked::<B, C>(x)
-    }
-
-    fn loss_log_sigmoid(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        KeptTensorNode::LogSigmoid.tracked::<B, C>(x)
-    }
-}
-
-/// `ln sigmoid(x)` through [`LossBackend::loss_log_sigmoid`].
-pub fn log_sigmoid<B: LossBackend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::loss_log_sigmoid(
-        x.into_primitive().tensor(),
-    )))
-}
-
-/// The logistic sigmoid through [`LossBackend::loss_sigmoid`].
-pub fn sigmoid<B: LossBackend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::loss_sigmoid(
-        x.into_primitive().tensor(),
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{log_sigmoid, sigmoid};
+    use burn::backend::Autodiff;
     use burn::tensor::activation;
+    use burn::tensor::backend::Backend;
+    use burn::tensor::Tensor;
     use burn::tensor::{Distribution, TensorData};
 
     /// Every f32 of a sweep over [-120, 120] (and the special values) within 2 ulp-sized

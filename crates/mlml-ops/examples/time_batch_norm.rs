@@ -1,7 +1,7 @@
 //! Times a training BatchNorm, forward + backward, at the small CNN's activation shapes: burn's
 //! tensor ops through autodiff (the path before `BatchNormBackend`, and wgpu's and CUDA's) beside
-//! `mlml_models::batch_norm_train` (Flex's fused op):
-//! `cargo run --release -p mlml-models --example time_batch_norm`.
+//! `mlml_ops::batch_norm_train` (Flex's fused op):
+//! `cargo run --release -p mlml-ops --example time_batch_norm`.
 use std::time::Instant;
 
 /// The allocator of the `mlml` binary.
@@ -11,7 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::BatchNormConfig;
 use burn::tensor::{Distribution, Tensor, TensorPrimitive};
-use mlml_models::{batch_norm_forward_with_tensor_ops, batch_norm_train};
+use mlml_ops::{batch_norm_forward_with_tensor_ops, batch_norm_train};
 
 type B = Autodiff<Flex>;
 

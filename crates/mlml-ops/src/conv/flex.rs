@@ -11,16 +11,9 @@ use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
-use crate::conv::{unfused_conv2d, Activation, ConvBackend};
+use super::{unfused_conv2d, Activation, ConvBackend};
 use crate::gemm::{self, matmul_into, MatRef};
 use crate::shape::{dims4, valid_range};
-
-#[cfg(feature = "wgpu")]
-impl ConvBackend for burn::backend::Wgpu {}
-
-#[cfg(feature = "cuda")]
-impl ConvBackend for burn::backend::Cuda {}
-
 /// The im2col matrix is built for a chunk of samples at a time, of about this many floats (4
 /// MiB, so that it stays in cache between its writing and the GEMM's reading: measured 2-3x
 /// faster than one matrix for the whole batch), but with at least [`MIN_GEMM_DEPTH`] columns so

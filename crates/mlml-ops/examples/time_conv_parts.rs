@@ -1,6 +1,6 @@
 //! Times the three parts of a training convolution on the CPU backend (forward, input gradient,
 //! weight gradient) for the layer shapes of the small CNN and ResNet-50, so that a fix goes where
-//! the time is, and burn's weight gradient beside [`ConvBackend`]'s: `cargo run --release -p mlml-models --example time_conv_parts`.
+//! the time is, and burn's weight gradient beside [`ConvBackend`]'s: `cargo run --release -p mlml-ops --example time_conv_parts`.
 
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use burn::backend::Flex;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{Distribution, Tensor};
-use mlml_models::ConvBackend;
+use mlml_ops::ConvBackend;
 
 fn mean_ms(f: impl Fn()) -> f64 {
     f();

@@ -11,7 +11,7 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Tensor, TensorData};
-use mlml_models::conv2d_forward;
+use mlml_ops::conv2d_forward;
 use proptest::prelude::*;
 
 type B = Autodiff<Flex>;

@@ -10,7 +10,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Distribution, Tensor};
-use mlml_models::batch_norm_train;
+use mlml_ops::batch_norm_train;
 
 type B = Autodiff<Flex>;
 
