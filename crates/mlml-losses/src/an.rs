@@ -16,7 +16,7 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::{log_likelihood, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
+use crate::common::{log_likelihood, neg_log, positive_mask, Elements, LossContext, StatelessLoss};
 use crate::error::check_range;
 use crate::registration::{NoHyperparameters, Registered};
 
@@ -24,34 +24,17 @@ use crate::registration::{NoHyperparameters, Registered};
 #[derive(Clone, Debug, Default)]
 pub struct AssumeNegativeLoss;
 
-impl AssumeNegativeLoss {
-    /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        Self::negated(logits, &targets).neg()
-    }
-
-    /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: SigmoidBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
-        log_likelihood(sigmoid(logits), positive_mask(targets))
-    }
-}
-
 impl<B: SigmoidBackend> StatelessLoss<B> for AssumeNegativeLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(Self::negated(logits, &targets)).neg())
+    ) -> crate::Result<Elements<B>> {
+        Ok(Elements::Negated(log_likelihood(
+            sigmoid(logits),
+            positive_mask(&targets),
+        )))
     }
 }
 
@@ -89,35 +72,22 @@ pub struct AnLsLoss {
     ls_coef: f64,
 }
 
-impl AnLsLoss {
-    /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
+impl<B: SigmoidBackend> StatelessLoss<B> for AnLsLoss {
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
+        _ctx: &LossContext<'_>,
+    ) -> crate::Result<Elements<B>> {
         let e = self.ls_coef;
         let p = sigmoid(logits);
         let log_p = neg_log(p.clone());
         let log_not_p = neg_log(p.neg().add_scalar(1.0));
         let positive = log_p.clone().mul_scalar(1.0 - e) + log_not_p.clone().mul_scalar(e);
         let negative = log_not_p.mul_scalar(1.0 - e) + log_p.mul_scalar(e);
-        negative.mask_where(positive_mask(&targets), positive)
-    }
-}
-
-impl<B: SigmoidBackend> StatelessLoss<B> for AnLsLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-        _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(self.forward_elementwise(logits, targets)))
+        Ok(Elements::Loss(
+            negative.mask_where(positive_mask(&targets), positive),
+        ))
     }
 }
 
@@ -135,4 +105,5 @@ crate::registration::register!(
     build: |config, _setup| config.init()?,
 );
 
-crate::common::stateless!(AssumeNegativeLoss, AnLsLoss);
+crate::common::stateless!(AssumeNegativeLoss);
+crate::common::stateless!(AnLsLoss);

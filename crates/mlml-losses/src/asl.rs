@@ -26,8 +26,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
+use crate::common::Elements;
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
+use crate::reduction::Reduction;
 use crate::registration::Registered;
 
 /// Hyperparameters of [`AsymmetricLoss`]. Defaults are the class constructor's.
@@ -114,26 +116,28 @@ pub struct AsymmetricLoss {
     name: &'static str,
 }
 
-impl AsymmetricLoss {
-    /// The per-element loss before the sum (already negated: positive values).
-    ///
-    /// # Shapes
-    /// logits and targets `[batch, n_classes]` -> `[batch, n_classes]`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        self.negated(logits, targets).neg()
+/// `base^gamma` with `x^0 = 1` and a zero gradient for gamma 0, as `torch.pow` with a tensor
+/// exponent behaves.
+fn power<B: SigmoidBackend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
+    if gamma == 0.0 {
+        base.ones_like()
+    } else {
+        base.powf_scalar(gamma)
+    }
+}
+
+impl<B: SigmoidBackend> StatelessLoss<B> for AsymmetricLoss {
+    fn reduction(&self) -> Reduction {
+        Reduction::Sum
     }
 
-    /// The reference's per-element `loss` before its final negation; the batch loss negates
-    /// the sum instead (exact, and one pass fewer).
-    fn negated<B: SigmoidBackend>(
+    /// The reference's per-element `loss` before its final negation.
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
+        _ctx: &LossContext<'_>,
+    ) -> crate::Result<Elements<B>> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let p = sigmoid(logits);
@@ -158,32 +162,7 @@ impl AsymmetricLoss {
             }
             loss = loss * w;
         }
-        loss
-    }
-}
-
-/// `base^gamma` with `x^0 = 1` and a zero gradient for gamma 0, as `torch.pow` with a tensor
-/// exponent behaves.
-fn power<B: SigmoidBackend>(base: Tensor<B, 2>, gamma: f64) -> Tensor<B, 2> {
-    if gamma == 0.0 {
-        base.ones_like()
-    } else {
-        base.powf_scalar(gamma)
-    }
-}
-
-impl<B: SigmoidBackend> StatelessLoss<B> for AsymmetricLoss {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn batch_loss(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-        _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(self.negated(logits, targets).sum().neg())
+        Ok(Elements::Negated(loss))
     }
 }
 
@@ -223,4 +202,4 @@ asl_entry!(
     AsymmetricLossConfig::asl()
 );
 
-crate::common::stateless!(AsymmetricLoss);
+crate::common::stateless!(AsymmetricLoss, name = |loss| loss.name);

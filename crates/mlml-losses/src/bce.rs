@@ -14,44 +14,25 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::{
-    log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext, StatelessLoss,
-};
-use crate::registration::{NoHyperparameters, Registered};
+use crate::common::Elements;
+use crate::common::{log_likelihood, positive_mask, unobserved_mask, LossContext, StatelessLoss};
+use crate::registration::NoHyperparameters;
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
 pub struct BceLoss;
 
-impl BceLoss {
-    /// Per-element loss `[batch, n_classes]` (before the division by `N C`).
-    pub fn forward_elementwise<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        Self::negated(logits, &targets).neg()
-    }
-
-    /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: SigmoidBackend>(logits: Tensor<B, 2>, targets: &Tensor<B, 2>) -> Tensor<B, 2> {
-        log_likelihood(sigmoid(logits), positive_mask(targets))
-            .mask_fill(unobserved_mask(targets), 0.0)
-    }
-}
-
 impl<B: SigmoidBackend> StatelessLoss<B> for BceLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(Self::negated(logits, &targets)).neg())
+    ) -> crate::Result<Elements<B>> {
+        Ok(Elements::Negated(
+            log_likelihood(sigmoid(logits), positive_mask(&targets))
+                .mask_fill(unobserved_mask(&targets), 0.0),
+        ))
     }
 }
 

@@ -17,7 +17,8 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::{log_eps, mean_all, negative_mask, positive_mask, LossContext, StatelessLoss};
+use crate::common::Elements;
+use crate::common::{log_eps, negative_mask, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
 use crate::registration::{Preset, PresetValue, Registered};
 
@@ -82,41 +83,19 @@ impl<B: SigmoidBackend> ShiftedLogs<B> {
     }
 }
 
-impl EmLoss {
-    /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        self.negated(logits, targets).neg()
-    }
-
-    /// The per-element loss negated; the batch loss negates its mean.
-    fn negated<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        let logs = ShiftedLogs::new(logits);
-        logs.negated_entropy_term(self.alpha)
-            .mask_where(negative_mask(&targets), logs.log_not_p)
-            .mask_where(positive_mask(&targets), logs.log_p)
-    }
-}
-
 impl<B: SigmoidBackend> StatelessLoss<B> for EmLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(self.negated(logits, targets)).neg())
+    ) -> crate::Result<Elements<B>> {
+        let logs = ShiftedLogs::new(logits);
+        Ok(Elements::Negated(
+            logs.negated_entropy_term(self.alpha)
+                .mask_where(negative_mask(&targets), logs.log_not_p)
+                .mask_where(positive_mask(&targets), logs.log_p),
+        ))
     }
 }
 

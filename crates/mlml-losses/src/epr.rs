@@ -15,6 +15,7 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
+use crate::common::Elements;
 use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
 use crate::registration::{agree_with_run, Preset, PresetValue, Registered};
@@ -84,10 +85,17 @@ impl EprLoss {
 }
 
 impl<B: SigmoidBackend> StatelessLoss<B> for EprLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
+    /// The matrix `M` alone: the regulariser is a term of the whole batch.
+    fn elements(
+        &self,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+        _ctx: &LossContext<'_>,
+    ) -> crate::Result<Elements<B>> {
+        Ok(Elements::Loss(self.forward_parts(logits, targets).0))
     }
 
+    /// `mean(M) + R`.
     fn batch_loss(
         &self,
         logits: Tensor<B, 2>,

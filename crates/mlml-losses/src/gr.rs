@@ -29,6 +29,7 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
+use crate::common::Elements;
 use crate::common::{positive_mask, unobserved_mask, LossContext, StatelessLoss};
 use crate::error::{check_range, LossError};
 use crate::registration::{agree_with_run, Registered};
@@ -134,8 +135,9 @@ impl GrLoss {
         }
     }
 
-    /// Per-element loss `[batch, n_classes]` at a 1-based epoch.
-    pub fn forward_elementwise<B: SigmoidBackend>(
+    /// Per-element loss `[batch, n_classes]` with the schedule of `epoch`: any epoch, including
+    /// the 0 and the epochs past the run that a [`LossContext`] refuses.
+    pub fn elements_at_epoch<B: SigmoidBackend>(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
@@ -173,16 +175,12 @@ impl GrLoss {
 }
 
 impl<B: SigmoidBackend> StatelessLoss<B> for GrLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
+    ) -> crate::Result<Elements<B>> {
         if ctx.epoch() > self.epochs {
             return Err(LossError::Epoch {
                 message: format!(
@@ -192,9 +190,11 @@ impl<B: SigmoidBackend> StatelessLoss<B> for GrLoss {
                 ),
             });
         }
-        Ok(self
-            .forward_elementwise(logits, targets, ctx.epoch())
-            .mean())
+        Ok(Elements::Loss(self.elements_at_epoch(
+            logits,
+            targets,
+            ctx.epoch(),
+        )))
     }
 }
 

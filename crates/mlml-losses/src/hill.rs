@@ -20,6 +20,7 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
+use crate::common::Elements;
 use crate::common::{only_where, positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
 use crate::registration::Registered;
@@ -71,24 +72,20 @@ pub struct HillLoss {
     config: HillLossConfig,
 }
 
-impl HillLoss {
-    /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        self.negated(logits, targets).neg()
+impl<B: SigmoidBackend> StatelessLoss<B> for HillLoss {
+    fn reduction(&self) -> Reduction {
+        self.config.reduction
     }
 
-    /// The per-element loss negated, `ln(q) (1 - q)^gamma` on positives and `(p - lambda) p^2`
-    /// elsewhere: the reduction negates its scalar instead (exact: `a - b = -(b - a)` in
-    /// floating point), two passes fewer.
-    fn negated<B: SigmoidBackend>(
+    /// Negated: `ln(q) (1 - q)^gamma` on positives and `(p - lambda) p^2` elsewhere, and the
+    /// reduction negates its scalar instead (exact: `a - b = -(b - a)` in floating point), two
+    /// passes fewer.
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
+        _ctx: &LossContext<'_>,
+    ) -> crate::Result<Elements<B>> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let q = sigmoid(only_where(logits.clone(), pos.clone(), 0.0).sub_scalar(c.margin));
@@ -102,26 +99,7 @@ impl HillLoss {
         let positive = q.log().mul(weight);
         let p = sigmoid(logits);
         let negative = p.clone().sub_scalar(c.lamb).mul(p.clone() * p);
-        negative.mask_where(pos, positive)
-    }
-}
-
-impl<B: SigmoidBackend> StatelessLoss<B> for HillLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-        _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(self
-            .config
-            .reduction
-            .apply(self.negated(logits, targets))
-            .neg())
+        Ok(Elements::Negated(negative.mask_where(pos, positive)))
     }
 }
 

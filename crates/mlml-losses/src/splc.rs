@@ -21,6 +21,7 @@ use mlml_ops::log_sigmoid;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
+use crate::common::Elements;
 use crate::common::{positive_mask, LossContext, StatelessLoss};
 use crate::error::check_range;
 use crate::registration::Registered;
@@ -76,14 +77,17 @@ pub struct SplcLoss {
     config: SplcLossConfig,
 }
 
-impl SplcLoss {
-    /// Per-element loss `[batch, n_classes]` at a 1-based `epoch`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
+impl<B: SigmoidBackend> StatelessLoss<B> for SplcLoss {
+    fn reduction(&self) -> Reduction {
+        self.config.reduction
+    }
+
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
-        epoch: usize,
-    ) -> Tensor<B, 2> {
+        ctx: &LossContext<'_>,
+    ) -> crate::Result<Elements<B>> {
         let c = &self.config;
         let pos = positive_mask(&targets);
         let z = logits
@@ -91,7 +95,7 @@ impl SplcLoss {
             .mask_where(pos.clone(), logits.sub_scalar(c.margin));
         let p = sigmoid(z.clone());
         let mut t = pos.float();
-        if epoch.saturating_sub(1) >= c.change_epoch {
+        if ctx.epoch().saturating_sub(1) >= c.change_epoch {
             let pseudo = p.clone().detach().greater_elem(c.tau);
             t = t.mask_fill(pseudo, 1.0);
         }
@@ -104,25 +108,7 @@ impl SplcLoss {
         };
         // t ln s(z) + (1 - t) ln s(-z) = ln s(z) - (1 - t) z, since ln s(-z) = ln s(z) - z.
         let log_likelihood = log_sigmoid(z.clone()) - t.neg().add_scalar(1.0).mul(z);
-        log_likelihood.mul(weight).neg()
-    }
-}
-
-impl<B: SigmoidBackend> StatelessLoss<B> for SplcLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-        ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(self
-            .config
-            .reduction
-            .apply(self.forward_elementwise(logits, targets, ctx.epoch())))
+        Ok(Elements::Loss(log_likelihood.mul(weight).neg()))
     }
 }
 

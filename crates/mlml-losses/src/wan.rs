@@ -13,9 +13,9 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
+use crate::common::Elements;
 use crate::common::{
-    class_count, log_likelihood, mean_all, positive_mask, unobserved_mask, LossContext,
-    StatelessLoss,
+    class_count, log_likelihood, positive_mask, unobserved_mask, LossContext, StatelessLoss,
 };
 use crate::error::LossError;
 use crate::registration::{agree_with_run, Registered};
@@ -53,44 +53,22 @@ pub struct WanLoss {
     n_classes: Option<usize>,
 }
 
-impl WanLoss {
-    /// Per-element loss `[batch, n_classes]`.
-    pub fn forward_elementwise<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        self.negated(logits, targets).neg()
-    }
-
-    /// The per-element loss negated, from one log of the selected argument; the batch loss
-    /// negates its mean (exact: `-(a / b) = (-a) / b`).
-    fn negated<B: SigmoidBackend>(
-        &self,
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 2>,
-    ) -> Tensor<B, 2> {
-        let c = class_count(self.n_classes, logits.dims());
-        let log = log_likelihood(sigmoid(logits), positive_mask(&targets));
-        let observed = unobserved_mask(&targets).bool_not();
-        log.clone()
-            .div_scalar((c - 1) as f64)
-            .mask_where(observed, log)
-    }
-}
-
 impl<B: SigmoidBackend> StatelessLoss<B> for WanLoss {
-    fn name(&self) -> &'static str {
-        <Self as Registered>::INFO.name
-    }
-
-    fn batch_loss(
+    /// Negated, from one log of the selected argument (exact: `-(a / b) = (-a) / b`).
+    fn elements(
         &self,
         logits: Tensor<B, 2>,
         targets: Tensor<B, 2>,
         _ctx: &LossContext<'_>,
-    ) -> crate::Result<Tensor<B, 1>> {
-        Ok(mean_all(self.negated(logits, targets)).neg())
+    ) -> crate::Result<Elements<B>> {
+        let c = class_count(self.n_classes, logits.dims());
+        let log = log_likelihood(sigmoid(logits), positive_mask(&targets));
+        let observed = unobserved_mask(&targets).bool_not();
+        Ok(Elements::Negated(
+            log.clone()
+                .div_scalar((c - 1) as f64)
+                .mask_where(observed, log),
+        ))
     }
 }
 

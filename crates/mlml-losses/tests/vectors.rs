@@ -600,7 +600,7 @@ fn gr_loss_schedules_and_values() {
                 if epoch == 0 {
                     // The vector's "epoch 0" evaluates the formula at a schedule no run reaches
                     // (mlml's contexts refuse epoch 0), so it goes to the elementwise form.
-                    loss.forward_elementwise(z, targets.clone(), 0).mean()
+                    loss.elements_at_epoch(z, targets.clone(), 0).mean()
                 } else {
                     loss.forward(
                         z,
