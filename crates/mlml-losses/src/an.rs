@@ -107,3 +107,30 @@ crate::registration::register!(
 
 crate::common::stateless!(AssumeNegativeLoss);
 crate::common::stateless!(AnLsLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::{AnLsLossConfig, AssumeNegativeLoss};
+    use crate::vectors::{number, single_positive_cases, Labels};
+
+    #[test]
+    fn an_matches_the_single_positive_reference() {
+        single_positive_cases("an.json", Labels::Observed, |h| {
+            assert_eq!(h["loss"].as_str(), Some("an"));
+            Box::new(AssumeNegativeLoss)
+        });
+    }
+
+    #[test]
+    fn an_ls_matches_the_single_positive_reference() {
+        single_positive_cases("an_ls.json", Labels::Observed, |h| {
+            assert_eq!(h["loss"].as_str(), Some("an_ls"));
+            Box::new(
+                AnLsLossConfig::new()
+                    .with_ls_coef(number(h, "ls_coef"))
+                    .init()
+                    .unwrap(),
+            )
+        });
+    }
+}

@@ -203,3 +203,33 @@ asl_entry!(
 );
 
 crate::common::stateless!(AsymmetricLoss, name = |loss| loss.name);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::AsymmetricLossConfig;
+    use crate::vectors::{asl_line_cases, number};
+
+    /// The ASL scripts' BCE, focal loss and ASL (both of its classes).
+    #[test]
+    fn bce_focal_and_asl_match_the_asl_scripts() {
+        for file in ["bce_asl.json", "focal_asl.json", "asl.json"] {
+            asl_line_cases(file, |p| {
+                let class = p["class"].as_str();
+                assert!(
+                    matches!(class, Some("AsymmetricLoss" | "AsymmetricLossOptimized")),
+                    "{file}: class {class:?}"
+                );
+                Box::new(
+                    AsymmetricLossConfig::new()
+                        .with_gamma_neg(number(p, "gamma_neg"))
+                        .with_gamma_pos(number(p, "gamma_pos"))
+                        .with_clip(number(p, "clip"))
+                        .with_eps(number(p, "eps"))
+                        .with_detach_focal(p["disable_torch_grad_focal_loss"].as_bool().unwrap())
+                        .init("asl")
+                        .unwrap(),
+                )
+            });
+        }
+    }
+}

@@ -44,3 +44,18 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(BceLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::BceLoss;
+    use crate::vectors::{single_positive_cases, Labels};
+
+    /// Cole et al.'s full-label BCE, on the true labels.
+    #[test]
+    fn matches_the_single_positive_reference() {
+        single_positive_cases("bce.json", Labels::Full, |h| {
+            assert_eq!(h["loss"].as_str(), Some("bce"));
+            Box::new(BceLoss)
+        });
+    }
+}

@@ -125,3 +125,22 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(EmLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::EmLossConfig;
+    use crate::vectors::{number, single_positive_cases, Labels};
+
+    #[test]
+    fn matches_zhou_et_al() {
+        single_positive_cases("em.json", Labels::Observed, |h| {
+            assert_eq!(h["loss"].as_str(), Some("EM"));
+            Box::new(
+                EmLossConfig::new()
+                    .with_alpha(number(h, "alpha"))
+                    .init()
+                    .unwrap(),
+            )
+        });
+    }
+}

@@ -382,3 +382,133 @@ fn em_apl_preset(preset: Preset) -> Vec<PresetValue> {
         PresetValue::new("warmup_epoch", warmup, EM_SOURCE),
     ]
 }
+
+#[cfg(test)]
+mod vector_tests {
+    use burn::tensor::{Tensor, TensorData};
+    use mlml_testing::assert_close;
+    use serde_json::Value;
+
+    use super::{AplState, EmAplLossConfig};
+    use crate::vectors::{
+        all_rows, check, label_matrix, load, matrix, number, tensor, value_tolerance, values, B,
+    };
+    use crate::{LossContext, LossState, MultiLabelLoss};
+
+    /// (row, class, s) of a pseudo-negative.
+    type Pseudo = (usize, usize, f32);
+
+    /// The reference's label matrix with pseudo-negatives stored as `-s`: the codes (1 / 0) and
+    /// the pseudo-negatives.
+    fn split_apl_matrix(v: &Value) -> (Vec<f32>, Vec<Pseudo>, usize, usize) {
+        let (data, n, c) = matrix(v);
+        let mut pseudo = Vec::new();
+        let codes = data
+            .iter()
+            .enumerate()
+            .map(|(k, &x)| {
+                if x < 0.0 {
+                    pseudo.push((k / c, k % c, -x));
+                    0.0
+                } else {
+                    x
+                }
+            })
+            .collect();
+        (codes, pseudo, n, c)
+    }
+
+    /// The loss on a batch that holds pseudo-negatives, then the pseudo-labelling rounds: which
+    /// entries, their `s`, the count per class and `unlabel_num`.
+    #[test]
+    fn loss_and_pseudo_labelling_rounds_match_zhou_et_al() {
+        let v = load("em_apl.json");
+        let logits = tensor(&v["inputs"]["logits"]);
+        let (codes, pseudo, n, c) = split_apl_matrix(&v["inputs"]["observed_labels"]);
+        let targets =
+            Tensor::<B, 2>::from_data(TensorData::new(codes, [n, c]), &Default::default());
+        let rows = all_rows(n);
+        let batch_observed = label_matrix(&values(targets.clone().inner()), n, c);
+        let mut state = AplState::default();
+        for (r, j, s) in &pseudo {
+            state.pseudo_negatives.entry(*r).or_default().push((*j, *s));
+        }
+        let state = LossState {
+            loss: "em-apl".into(),
+            values: serde_json::to_value(&state).unwrap(),
+            tensors: Default::default(),
+        };
+        assert!(
+            !pseudo.is_empty(),
+            "the vector's batch holds pseudo-negatives"
+        );
+        for case in v["cases"].as_array().unwrap() {
+            let h = &case["hyperparameters"];
+            let mut loss = EmAplLossConfig::new()
+                .with_alpha(number(h, "alpha"))
+                .with_beta(number(h, "beta"))
+                .init(10, &batch_observed)
+                .unwrap();
+            MultiLabelLoss::<B>::load_state(&mut loss, &state).unwrap();
+            check(
+                &format!("em_apl {h}"),
+                logits.clone(),
+                &case["float32"],
+                |z| {
+                    loss.forward(z, targets.clone(), &LossContext::train(1, &rows).unwrap())
+                        .unwrap()
+                },
+            );
+        }
+
+        let pl = &v["pseudo_labeling"];
+        let hp = &pl["hyperparameters"];
+        let rounds = pl["rounds"].as_array().unwrap();
+        let (first, _, n, c) = split_apl_matrix(&rounds[0]["observed_before"]);
+        let observed = label_matrix(&first, n, c);
+        let mut loss = EmAplLossConfig::new()
+            .with_warmup_epoch(hp["warmup_epoch"].as_u64().unwrap() as usize)
+            .with_neg_proportion(number(hp, "neg_proportion"))
+            .init(hp["num_epochs"].as_u64().unwrap() as usize, &observed)
+            .unwrap();
+        for round in rounds {
+            let (logits, _, _) = matrix(&round["model_logits_float32"]);
+            let probabilities: Vec<f32> = logits.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+            let epoch = round["epoch"].as_u64().unwrap() as usize;
+            let assigned = loss
+                .pseudo_label_round(epoch, &probabilities, &observed)
+                .unwrap();
+            let expected_counts = crate::vectors::indices(&round["neg_pl_num_per_class"]);
+            let (_, expected, _, _) = split_apl_matrix(&round["observed_after"]);
+            let mut got: Vec<Pseudo> = loss
+                .apl_state()
+                .pseudo_negatives
+                .iter()
+                .flat_map(|(r, e)| e.iter().map(move |(j, s)| (*r, *j, *s)))
+                .collect();
+            got.sort_by_key(|(r, j, _)| (*r, *j));
+            assert_eq!(
+                got.len(),
+                expected.len(),
+                "epoch {epoch}: number of pseudo-negatives"
+            );
+            for ((r, j, s), (er, ej, es)) in got.iter().zip(&expected) {
+                assert_eq!((r, j), (er, ej), "epoch {epoch}: which entries");
+                assert_close(
+                    format!("epoch {epoch}: s at ({r}, {j})"),
+                    *s as f64,
+                    *es as f64,
+                    value_tolerance(),
+                );
+            }
+            assert_eq!(
+                assigned, expected_counts,
+                "epoch {epoch}: pseudo-negatives assigned per class"
+            );
+        }
+        assert_eq!(
+            loss.apl_state().unlabel_num,
+            crate::vectors::indices(&pl["unlabel_num"])
+        );
+    }
+}

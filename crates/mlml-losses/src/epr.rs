@@ -138,3 +138,23 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(EprLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::EprLossConfig;
+    use crate::vectors::{number, single_positive_cases, Labels};
+
+    #[test]
+    fn matches_the_single_positive_reference() {
+        single_positive_cases("epr.json", Labels::Observed, |h| {
+            assert_eq!(h["loss"].as_str(), Some("epr"));
+            Box::new(
+                EprLossConfig::new()
+                    .with_expected_num_pos(number(h, "expected_num_pos"))
+                    .with_n_classes(Some(h["num_classes"].as_u64().unwrap() as usize))
+                    .init()
+                    .unwrap(),
+            )
+        });
+    }
+}

@@ -208,3 +208,68 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(GrLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::GrLossConfig;
+    use crate::vectors::{all_rows, check, load, number, tensor};
+    use crate::{LossContext, MultiLabelLoss};
+
+    /// The four schedules at each case's epoch, then the loss and its gradient.
+    #[test]
+    fn schedules_and_values_match_chen_et_al() {
+        let v = load("gr_loss.json");
+        let logits = tensor(&v["inputs"]["logits"]);
+        let targets = tensor(&v["inputs"]["observed_labels"]);
+        let rows = all_rows(logits.dims()[0]);
+        for case in v["cases"].as_array().unwrap() {
+            let h = &case["hyperparameters"];
+            let four = |key: &str| -> [f64; 4] {
+                let a: Vec<f64> = h[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                [a[0], a[1], a[2], a[3]]
+            };
+            let q = h["q2q3"].as_array().unwrap();
+            let mut loss = GrLossConfig::new()
+                .with_beta(four("beta"))
+                .with_alpha(four("alpha"))
+                .with_q2(q[0].as_f64().unwrap())
+                .with_q3(q[1].as_f64().unwrap())
+                .with_linear_init(h["linear_init"].as_u64().unwrap() as usize)
+                .init(h["num_epochs"].as_u64().unwrap() as usize)
+                .unwrap();
+            let epoch = h["epoch_1_based"].as_u64().unwrap() as usize;
+            let s = loss.schedule(epoch);
+            for (name, got) in [("w", s.w), ("b", s.b), ("mu", s.mu), ("sigma", s.sigma)] {
+                assert!(
+                    (got - number(h, name)).abs() < 1e-12,
+                    "{}: {name} {got}",
+                    case["id"]
+                );
+            }
+            check(
+                &format!("gr {}", case["id"]),
+                logits.clone(),
+                &case["float32"],
+                |z| {
+                    if epoch == 0 {
+                        // The vector's "epoch 0" evaluates the formula at a schedule no run reaches
+                        // (mlml's contexts refuse epoch 0), so it goes to the elementwise form.
+                        loss.elements_at_epoch(z, targets.clone(), 0).mean()
+                    } else {
+                        loss.forward(
+                            z,
+                            targets.clone(),
+                            &LossContext::train(epoch, &rows).unwrap(),
+                        )
+                        .unwrap()
+                    }
+                },
+            );
+        }
+    }
+}

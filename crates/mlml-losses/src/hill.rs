@@ -113,3 +113,24 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(HillLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::HillLossConfig;
+    use crate::vectors::{asl_line_cases, number};
+
+    #[test]
+    fn matches_the_hill_reference() {
+        asl_line_cases("hill.json", |p| {
+            assert_eq!(p["class"].as_str(), Some("Hill"));
+            Box::new(
+                HillLossConfig::new()
+                    .with_lamb(number(p, "lamb"))
+                    .with_margin(number(p, "margin"))
+                    .with_gamma(number(p, "gamma"))
+                    .init()
+                    .unwrap(),
+            )
+        });
+    }
+}

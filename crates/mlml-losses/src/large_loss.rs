@@ -489,3 +489,132 @@ crate::registration::register!(
         .init()?
         .with_training_rows(setup.n_train()),
 );
+
+#[cfg(test)]
+mod vector_tests {
+    use serde_json::Value;
+
+    use super::{clean_rate, LargeLoss, LargeLossConfig, LargeLossScheme, LlCpVariant};
+    use crate::vectors::{all_rows, check, indices, load, matrix, number, tensor, B};
+    use crate::{LossContext, MultiLabelLoss, OptimizerStep};
+
+    fn large_loss(h: &Value, variant: &str) -> LargeLoss {
+        let scheme = match h["scheme"].as_str().unwrap() {
+            "LL-R" => LargeLossScheme::LlR,
+            "LL-Ct" => LargeLossScheme::LlCt,
+            "LL-Cp" => LargeLossScheme::LlCp,
+            other => panic!("scheme {other}"),
+        };
+        let cp_variant = match variant {
+            "released_cli" => LlCpVariant::Released,
+            "intended_is_true" => LlCpVariant::StrictWriteBack,
+            _ => LlCpVariant::Published,
+        };
+        LargeLossConfig::new(scheme)
+            .with_delta_rel_percent(Some(number(h, "delta_rel") * 100.0))
+            .with_cp_variant(cp_variant)
+            .init()
+            .unwrap()
+    }
+
+    /// The three schemes: the clean rate, k, the loss and its gradient, and LL-Cp's entries
+    /// written back at the optimizer step (in each of its variants).
+    #[test]
+    fn schemes_and_ll_cp_write_back_match_the_reference() {
+        for file in ["ll_r.json", "ll_ct.json", "ll_cp.json"] {
+            let v = load(file);
+            let logits = tensor(&v["inputs"]["logits"]);
+            let targets = tensor(&v["inputs"]["observed_labels"]);
+            let c = logits.dims()[1];
+            for case in v["cases"].as_array().unwrap() {
+                let h = &case["hyperparameters"];
+                let name = format!("{file} {}", case["id"]);
+                let epoch = h["epoch_1_based"].as_u64().unwrap() as usize;
+                assert_eq!(
+                    clean_rate(epoch, number(h, "delta_rel")),
+                    number(h, "clean_rate_at_epoch"),
+                    "{name}"
+                );
+                let block = &case["float32"];
+                let mut loss = large_loss(h, case["variant"].as_str().unwrap());
+                let rows = match block.get("batch_sample_indices") {
+                    Some(idx) => indices(idx),
+                    None => all_rows(logits.dims()[0]),
+                };
+                let k = loss.k(epoch, rows.len(), c);
+                assert_eq!(
+                    k.unwrap_or(0) as u64,
+                    block["k"].as_u64().unwrap_or(0),
+                    "{name}: k"
+                );
+                check(&name, logits.clone(), block, |z| {
+                    loss.forward(
+                        z,
+                        targets.clone(),
+                        &LossContext::train(epoch, &rows).unwrap(),
+                    )
+                    .unwrap()
+                });
+                // LL-Cp stores its selection at the optimizer step, as the reference does after
+                // `optimizer.step()`.
+                MultiLabelLoss::<B>::on_optimizer_step(
+                    &mut loss,
+                    &OptimizerStep {
+                        lr: 0.0,
+                        gradient: &|_| None,
+                    },
+                )
+                .unwrap();
+                if let Some(after) = block.get("dataset_label_matrix_after") {
+                    let (before, _, _) = matrix(&block["dataset_label_matrix_before"]);
+                    let (after, _, _) = matrix(after);
+                    let mut expected: Vec<(usize, usize)> = (0..after.len())
+                        .filter(|&k| after[k] == 1.0 && before[k] != 1.0)
+                        .map(|k| (k / c, k % c))
+                        .collect();
+                    expected.sort_unstable();
+                    let got: Vec<(usize, usize)> = loss
+                        .corrected()
+                        .iter()
+                        .flat_map(|(r, js)| js.iter().map(move |j| (*r, *j)))
+                        .collect();
+                    assert_eq!(got, expected, "{name}: corrected entries");
+                }
+            }
+        }
+    }
+
+    /// BoostLU's loss is LL-R on the boosted head's logits: from the vector's logits, the loss
+    /// and its gradient with respect to the logits. (The head itself is tested in
+    /// `mlml-models`.)
+    #[test]
+    fn boostlu_loss_on_the_boosted_logits() {
+        let v = load("boostlu_head.json");
+        let targets = tensor(&v["inputs"]["observed_labels"]);
+        let cases = v["cases"].as_array().unwrap();
+        assert!(!cases.is_empty());
+        for case in cases {
+            let id = case["id"].as_str().unwrap();
+            let block = &case["float32"];
+            let logits = tensor(&block["logits"]);
+            let (epoch, percent) = if case["loss"].as_str().unwrap().contains("epoch4") {
+                (4, 5.0)
+            } else {
+                (1, 0.5)
+            };
+            let mut loss = LargeLossConfig::new(LargeLossScheme::LlR)
+                .with_delta_rel_percent(Some(percent))
+                .init()
+                .unwrap();
+            let rows = all_rows(logits.dims()[0]);
+            check(&format!("boostlu {id}"), logits, block, |z| {
+                loss.forward(
+                    z,
+                    targets.clone(),
+                    &LossContext::train(epoch, &rows).unwrap(),
+                )
+                .unwrap()
+            });
+        }
+    }
+}

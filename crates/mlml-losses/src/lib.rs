@@ -20,6 +20,8 @@ mod registration;
 pub mod registry;
 mod role;
 mod splc;
+#[cfg(test)]
+mod vectors;
 mod wan;
 
 pub use an::{AnLsLoss, AnLsLossConfig, AssumeNegativeLoss};

@@ -436,3 +436,66 @@ mod linear_init_tests {
         assert!(linear_init_state(&other).is_none());
     }
 }
+
+#[cfg(test)]
+mod vector_tests {
+    use super::{LabelEstimator, RoleLossConfig};
+    use crate::vectors::{assert_gradient, indices, number, tensor, value_tolerance, values};
+    use mlml_testing::assert_close;
+
+    /// The loss, its regulariser, and both gradients: the logits' and the estimator's (dense
+    /// over all rows of the estimator, as the reference's).
+    #[test]
+    fn matches_both_gradients() {
+        let v = load_role();
+        let logits = tensor(&v["inputs"]["logits"]);
+        let targets = tensor(&v["inputs"]["observed_labels"]);
+        let rows = indices(&v["inputs"]["batch_indices"]);
+        for case in v["cases"].as_array().unwrap() {
+            let h = &case["hyperparameters"];
+            let estimator = LabelEstimator::from_logits(
+                tensor(&v["inputs"]["estimator_logits"]).require_grad(),
+            );
+            let role = RoleLossConfig::new()
+                .with_expected_num_pos(number(h, "expected_num_pos"))
+                .with_n_classes(Some(h["num_classes"].as_u64().unwrap() as usize))
+                .init(estimator)
+                .unwrap();
+            let block = &case["float32"];
+            let z = logits.clone().require_grad();
+            let (matrix_part, penalty) = role.forward_parts(z.clone(), targets.clone(), &rows);
+            assert_close(
+                "role: reg_loss",
+                penalty.clone().into_scalar() as f64,
+                number(block, "reg_loss"),
+                value_tolerance(),
+            );
+            let loss = matrix_part.mean() + penalty;
+            let grads = loss.backward();
+            assert_close(
+                "role: loss",
+                loss.into_scalar() as f64,
+                number(block, "loss"),
+                value_tolerance(),
+            );
+            let got = values(z.grad(&grads).unwrap());
+            assert_gradient(
+                &format!("role {h}: grad_logits"),
+                &got,
+                block,
+                "grad_logits",
+            );
+            let got = values(role.estimator.logits.val().grad(&grads).unwrap());
+            assert_gradient(
+                &format!("role {h}: grad_estimator_logits"),
+                &got,
+                block,
+                "grad_estimator_logits",
+            );
+        }
+    }
+
+    fn load_role() -> serde_json::Value {
+        crate::vectors::load("role.json")
+    }
+}

@@ -122,3 +122,26 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(SplcLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::SplcLossConfig;
+    use crate::vectors::{asl_line_cases, number};
+
+    /// Before and after the epoch that turns correction on.
+    #[test]
+    fn matches_the_splc_reference() {
+        asl_line_cases("splc.json", |p| {
+            assert_eq!(p["class"].as_str(), Some("SPLC"));
+            Box::new(
+                SplcLossConfig::new()
+                    .with_tau(number(p, "tau"))
+                    .with_change_epoch(p["change_epoch"].as_u64().unwrap() as usize)
+                    .with_margin(number(p, "margin"))
+                    .with_gamma(number(p, "gamma"))
+                    .init()
+                    .unwrap(),
+            )
+        });
+    }
+}

@@ -83,3 +83,22 @@ crate::registration::register!(
 );
 
 crate::common::stateless!(WanLoss);
+
+#[cfg(test)]
+mod vector_tests {
+    use super::WanLossConfig;
+    use crate::vectors::{single_positive_cases, Labels};
+
+    #[test]
+    fn matches_the_single_positive_reference() {
+        single_positive_cases("wan.json", Labels::Observed, |h| {
+            assert_eq!(h["loss"].as_str(), Some("wan"));
+            Box::new(
+                WanLossConfig::new()
+                    .with_n_classes(Some(h["num_classes"].as_u64().unwrap() as usize))
+                    .init()
+                    .unwrap(),
+            )
+        });
+    }
+}

@@ -5,9 +5,10 @@
 
 use mlml_data::LabelMatrix;
 use mlml_metrics::{at_k, mean_average_precision, ranked_ap_sorted, ApDefinition, MapOptions};
+use mlml_testing::{assert_close, Tolerance};
 use serde_json::Value;
 
-const TOL: f64 = 1e-6;
+const TOL: Tolerance = Tolerance::absolute(1e-6);
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -52,13 +53,6 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-fn assert_close(got: f64, expected: f64, what: &str) {
-    assert!(
-        (got - expected).abs() <= TOL,
-        "{what}: got {got}, expected {expected}"
-    );
-}
-
 #[test]
 fn ranked_ap_matches_asl_reference() {
     let v = load("map_asl.json");
@@ -77,16 +71,22 @@ fn ranked_ap_matches_asl_reference() {
         // Our tie convention (descending index) is the vector's "stable" column; where ties do
         // not matter it is the reference value itself.
         assert_close(
+            format!("class {j} (our tie convention)"),
             report.per_class[j].ap,
             stable[j],
-            &format!("class {j} (our tie convention)"),
+            TOL,
         );
         if !tie_sensitive[j] {
-            assert_close(report.per_class[j].ap, reference[j], &format!("class {j}"));
+            assert_close(
+                format!("class {j}"),
+                report.per_class[j].ap,
+                reference[j],
+                TOL,
+            );
         }
     }
     let mean_stable = 100.0 * stable.iter().sum::<f64>() / c as f64;
-    assert_close(report.map, mean_stable, "mAP");
+    assert_close("mAP", report.map, mean_stable, TOL);
     assert_eq!(
         report.empty_classes, 1,
         "class 4 has no positive and counts as 0"
@@ -115,9 +115,10 @@ fn ranked_formula_on_numpys_order_gives_the_reference_exactly() {
         sum += ap;
     }
     assert_close(
+        "mAP",
         100.0 * sum / orders.len() as f64,
         v["outputs"]["mAP_times_100"].as_f64().unwrap(),
-        "mAP",
+        TOL,
     );
 }
 
@@ -142,7 +143,7 @@ fn sklearn_ap_matches_on_the_asl_vector_too() {
         // sklearn itself gives NaN-with-a-warning (null here) for a class with no positive; the
         // single-positive line's rule, which we follow, is 0.
         match expected[j] {
-            Some(ap) => assert_close(report.per_class[j].ap, ap, &format!("class {j}")),
+            Some(ap) => assert_close(format!("class {j}"), report.per_class[j].ap, ap, TOL),
             None => assert_eq!(report.per_class[j].ap, 0.0),
         }
     }
@@ -192,32 +193,37 @@ fn sklearn_ap_and_top_k_match_cole_reference() {
         let expected = floats(ap);
         for j in 0..c {
             assert_close(
+                format!("{name}: class {j}"),
                 report.per_class[j].ap,
                 expected[j],
-                &format!("{name}: class {j}"),
+                TOL,
             );
         }
         assert_close(
+            format!("{name}: map"),
             report.map,
             metrics["map"].as_f64().unwrap(),
-            &format!("{name}: map"),
+            TOL,
         );
         for k in [1, 3, 5] {
             let got = at_k(&scores, &labels, k).unwrap();
             assert_close(
+                format!("{name}: prec@{k}"),
                 got.precision,
                 metrics[format!("prec_at_{k}")].as_f64().unwrap(),
-                &format!("{name}: prec@{k}"),
+                TOL,
             );
             assert_close(
+                format!("{name}: rec@{k}"),
                 got.recall,
                 metrics[format!("rec_at_{k}")].as_f64().unwrap(),
-                &format!("{name}: rec@{k}"),
+                TOL,
             );
             assert_close(
+                format!("{name}: top_{k}"),
                 got.top_k,
                 metrics[format!("top_{k}")].as_f64().unwrap(),
-                &format!("{name}: top_{k}"),
+                TOL,
             );
         }
     }
@@ -245,8 +251,13 @@ fn per_sample_top_k_matches_including_ties_and_empty_rows() {
                 k,
             )
             .unwrap();
-            assert_close(got.precision, precision[i], &format!("sample {i} prec@{k}"));
-            assert_close(got.recall, recall[i], &format!("sample {i} rec@{k}"));
+            assert_close(
+                format!("sample {i} prec@{k}"),
+                got.precision,
+                precision[i],
+                TOL,
+            );
+            assert_close(format!("sample {i} rec@{k}"), got.recall, recall[i], TOL);
         }
     }
     for case in v["top_k_extra"].as_array().unwrap() {
@@ -265,14 +276,16 @@ fn per_sample_top_k_matches_including_ties_and_empty_rows() {
         for (k, expected) in case["precision"].as_object().unwrap() {
             let got = at_k(&preds, &row, k.parse().unwrap()).unwrap();
             assert_close(
+                format!("{}: prec@{k}", case["what"]),
                 got.precision,
                 expected.as_f64().unwrap(),
-                &format!("{}: prec@{k}", case["what"]),
+                TOL,
             );
             assert_close(
+                format!("{}: rec@{k}", case["what"]),
                 got.recall,
                 case["recall"][k].as_f64().unwrap(),
-                &format!("{}: rec@{k}", case["what"]),
+                TOL,
             );
         }
     }

@@ -12,6 +12,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
 use mlml_models::{MultiLabelHeadConfig, BOOSTLU_ALPHA};
+use mlml_testing::{assert_all_close, Tolerance};
 use serde_json::Value;
 
 type B = Autodiff<Flex>;
@@ -46,19 +47,6 @@ fn flatten(v: &Value) -> (Vec<f64>, Vec<usize>) {
 
 fn to_f32(values: &[f64]) -> Vec<f32> {
     values.iter().map(|x| *x as f32).collect()
-}
-
-fn assert_all_close(what: &str, got: &[f32], expected: &[f64]) {
-    assert_eq!(got.len(), expected.len(), "{what}: number of entries");
-    let scale = expected.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let floor = 1e-6 * scale;
-    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        let g = *g as f64;
-        assert!(
-            (g - e).abs() <= 1e-5 * e.abs() + floor,
-            "{what}[{i}]: got {g:e}, expected {e:e} (floor {floor:e})"
-        );
-    }
 }
 
 fn data_of<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
@@ -98,16 +86,18 @@ fn boosted_cam_head_matches_the_reference_forward_and_backward() {
 
         let cam = head.class_activation_maps(features.clone());
         assert_all_close(
-            &format!("{id}: cam"),
+            format!("{id}: cam"),
             &data_of(cam.inner()),
             &flatten(&block["cam_before_boost"]).0,
+            Tolerance::relative(1e-5).scaled_to(&flatten(&block["cam_before_boost"]).0, 1e-6),
         );
         let logits = head.forward(features.clone());
         for key in ["logits", "logits_eval_mode"] {
             assert_all_close(
-                &format!("{id}: {key}"),
+                format!("{id}: {key}"),
                 &data_of(logits.clone().inner()),
                 &flatten(&block[key]).0,
+                Tolerance::relative(1e-5).scaled_to(&flatten(&block[key]).0, 1e-6),
             );
         }
 
@@ -116,15 +106,17 @@ fn boosted_cam_head_matches_the_reference_forward_and_backward() {
             Tensor::<B, 2>::from_data(TensorData::new(to_f32(&upstream), [b, c]), &device);
         let grads = (logits * upstream).sum().backward();
         assert_all_close(
-            &format!("{id}: grad_feature_map"),
+            format!("{id}: grad_feature_map"),
             &data_of(features.grad(&grads).unwrap()),
             &flatten(&block["grad_feature_map"]).0,
+            Tolerance::relative(1e-5).scaled_to(&flatten(&block["grad_feature_map"]).0, 1e-6),
         );
         let grad_weight = head.linear.weight.val().grad(&grads).unwrap().transpose();
         assert_all_close(
-            &format!("{id}: grad_conv_weight"),
+            format!("{id}: grad_conv_weight"),
             &data_of(grad_weight),
             &flatten(&block["grad_conv_weight"]).0,
+            Tolerance::relative(1e-5).scaled_to(&flatten(&block["grad_conv_weight"]).0, 1e-6),
         );
         let grad_bias = head
             .linear
@@ -135,9 +127,10 @@ fn boosted_cam_head_matches_the_reference_forward_and_backward() {
             .grad(&grads)
             .unwrap();
         assert_all_close(
-            &format!("{id}: grad_conv_bias"),
+            format!("{id}: grad_conv_bias"),
             &data_of(grad_bias),
             &flatten(&block["grad_conv_bias"]).0,
+            Tolerance::relative(1e-5).scaled_to(&flatten(&block["grad_conv_bias"]).0, 1e-6),
         );
     }
 }

@@ -8,6 +8,7 @@ use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use mlml_data::formats::npy;
 use mlml_models::*;
+use mlml_testing::{assert_all_close, Tolerance};
 
 type B = Flex;
 
@@ -28,16 +29,6 @@ fn input4(name: &str) -> Tensor<B, 4> {
 
 fn values(t: Tensor<B, 2>) -> Vec<f32> {
     t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
-}
-
-fn assert_all_close(what: &str, got: &[f32], expected: &[f32], tol: f32) {
-    assert_eq!(got.len(), expected.len(), "{what}: sizes");
-    let worst = got
-        .iter()
-        .zip(expected)
-        .map(|(g, e)| (g - e).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= tol, "{what}: largest difference {worst} > {tol}");
 }
 
 fn narrow(block: BlockKind, widths: [usize; 4], classes: Option<usize>) -> ResNetConfig {
@@ -72,7 +63,7 @@ fn narrow_resnets_match_pytorch() {
         let expected = npy::read_f32(&fixture(&format!("resnet_{name}_logits.npy")))
             .unwrap()
             .values;
-        assert_all_close(name, &logits, &expected, 1e-4);
+        assert_all_close(name, &logits, &expected, Tolerance::absolute(1e-4));
     }
 }
 
@@ -93,7 +84,12 @@ fn a_backbone_ignores_the_checkpoint_head_and_gives_features() {
     let expected = npy::read_f32(&fixture("resnet_basic_logits.npy"))
         .unwrap()
         .values;
-    assert_all_close("features -> fc", &logits, &expected, 1e-4);
+    assert_all_close(
+        "features -> fc",
+        &logits,
+        &expected,
+        Tolerance::absolute(1e-4),
+    );
 }
 
 #[test]
@@ -172,7 +168,7 @@ fn efficientnet_lite0_matches_pytorch_on_the_photos() {
         let expected = npy::read_f32(&fixture(&format!("effnet_{photo}_logits.npy")))
             .unwrap()
             .values;
-        assert_all_close(photo, &logits, &expected, 1e-4);
+        assert_all_close(photo, &logits, &expected, Tolerance::absolute(1e-4));
         let best = (0..logits.len())
             .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
             .unwrap();
@@ -218,7 +214,7 @@ fn heads_and_small_models_have_the_promised_shapes() {
         "alpha 1",
         &values(boosted.forward(cnn.feature_map(images.clone()))),
         &values(logits),
-        1e-5,
+        Tolerance::absolute(1e-5),
     );
     let mlp = MlpConfig::new(294, 6).init::<B>(&device);
     assert_eq!(mlp.forward(Tensor::zeros([3, 294], &device)).dims(), [3, 6]);

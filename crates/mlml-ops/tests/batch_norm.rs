@@ -11,6 +11,7 @@ use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Distribution, Tensor};
 use mlml_ops::batch_norm_train;
+use mlml_testing::{assert_all_close, Tolerance};
 
 type B = Autodiff<Flex>;
 
@@ -22,15 +23,9 @@ fn inner<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
 }
 
-fn assert_close(got: &[f32], expected: &[f32], what: &str) {
-    assert_eq!(got.len(), expected.len(), "{what}: sizes");
-    let floor = 1e-6 * expected.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        assert!(
-            (g - e).abs() <= 1e-5 * e.abs() + floor,
-            "{what}[{i}]: {g} vs {e}"
-        );
-    }
+/// 1e-5 relative, with a floor of 1e-6 of the largest expected magnitude.
+fn tolerance(expected: &[f32]) -> Tolerance {
+    Tolerance::relative(1e-5).scaled_to(expected, 1e-6)
 }
 
 /// A BatchNorm with the given gamma and beta (each built fresh: a cloned module would share
@@ -70,37 +65,41 @@ fn training_batch_norm_equals_burns_in_value_and_gradient() {
         );
         let ours = batch_norm_train(&ours_bn, x_ours.clone());
         let burns = burns_bn.forward(x_burns.clone());
-        assert_close(
+        assert_all_close(
+            format!("{what} output"),
             &values(ours.clone()),
             &values(burns.clone()),
-            &format!("{what} output"),
+            tolerance(&values(burns.clone())),
         );
 
         let grads_ours = (ours * upstream.clone()).sum().backward();
         let grads_burns = (burns * upstream).sum().backward();
         let grad = |t: &Tensor<B, 4>, g| inner(t.grad(g).unwrap());
-        assert_close(
+        assert_all_close(
+            format!("{what} input gradient"),
             &grad(&x_ours, &grads_ours),
             &grad(&x_burns, &grads_burns),
-            &format!("{what} input gradient"),
+            tolerance(&grad(&x_burns, &grads_burns)),
         );
         for (name, ours_p, burns_p) in [
             ("gamma", &ours_bn.gamma, &burns_bn.gamma),
             ("beta", &ours_bn.beta, &burns_bn.beta),
         ] {
-            assert_close(
+            assert_all_close(
+                format!("{what} {name} gradient"),
                 &inner(ours_p.val().grad(&grads_ours).unwrap()),
                 &inner(burns_p.val().grad(&grads_burns).unwrap()),
-                &format!("{what} {name} gradient"),
+                tolerance(&inner(burns_p.val().grad(&grads_burns).unwrap())),
             );
         }
 
         // Running mean as burn's; running variance from the unbiased batch variance, as
         // PyTorch: burn's update is 0.9 + 0.1 v, ours 0.9 + 0.1 v m / (m - 1).
-        assert_close(
+        assert_all_close(
+            format!("{what} running mean"),
             &values(ours_bn.running_mean.value_sync()),
             &values(burns_bn.running_mean.value_sync()),
-            &format!("{what} running mean"),
+            tolerance(&values(burns_bn.running_mean.value_sync())),
         );
         let m = (n * h * w) as f32;
         let unbiased = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
@@ -108,10 +107,11 @@ fn training_batch_norm_equals_burns_in_value_and_gradient() {
             .iter()
             .map(|r| 0.9 + (r - 0.9) * unbiased)
             .collect();
-        assert_close(
+        assert_all_close(
+            format!("{what} running variance"),
             &values(ours_bn.running_var.value_sync()),
             &expected,
-            &format!("{what} running variance"),
+            tolerance(&expected),
         );
     }
 }

@@ -12,6 +12,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Tensor, TensorData};
 use mlml_ops::conv2d_forward;
+use mlml_testing::Tolerance;
 use proptest::prelude::*;
 
 type B = Autodiff<Flex>;
@@ -20,20 +21,12 @@ fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
 }
 
-fn assert_close(got: &[f32], expected: &[f32], what: &str) -> Result<(), TestCaseError> {
-    prop_assert_eq!(got.len(), expected.len(), "{}: sizes", what);
-    let floor = 1e-5 * expected.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
-        prop_assert!(
-            (g - e).abs() <= 1e-5 * e.abs() + floor,
-            "{}[{}]: {} vs {}",
-            what,
-            i,
-            g,
-            e
-        );
-    }
-    Ok(())
+/// 1e-5 relative, with a floor of 1e-5 of the largest expected magnitude.
+fn prop_close(got: &[f32], expected: &[f32], what: &str) -> Result<(), TestCaseError> {
+    Tolerance::relative(1e-5)
+        .scaled_to(expected, 1e-5)
+        .check_all(what, got, expected)
+        .map_err(TestCaseError::fail)
 }
 
 #[derive(Debug, Clone)]
@@ -170,12 +163,12 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     };
     let (out, dx, dw, db) = run(true);
     let (out_ref, dx_ref, dw_ref, db_ref) = run(false);
-    assert_close(&out, &out_ref, "output")?;
-    assert_close(&dx, &dx_ref, "input gradient")?;
-    assert_close(&dw, &dw_ref, "weight gradient")?;
+    prop_close(&out, &out_ref, "output")?;
+    prop_close(&dx, &dx_ref, "input gradient")?;
+    prop_close(&dw, &dw_ref, "weight gradient")?;
     prop_assert_eq!(db.is_some(), db_ref.is_some());
     if let (Some(db), Some(db_ref)) = (db, db_ref) {
-        assert_close(&db, &db_ref, "bias gradient")?;
+        prop_close(&db, &db_ref, "bias gradient")?;
     }
     Ok(())
 }

@@ -127,6 +127,7 @@ mod tests {
     use burn::tensor::backend::Backend;
     use burn::tensor::Tensor;
     use burn::tensor::{Distribution, TensorData};
+    use mlml_testing::{assert_all_close, Tolerance};
 
     /// Every f32 of a sweep over [-120, 120] (and the special values) within 2 ulp-sized
     /// relative steps of the f64 sigmoid rounded to f32, subnormal results included.
@@ -201,13 +202,6 @@ mod tests {
         )
     }
 
-    fn assert_close(got: &[f32], expected: &[f32], what: &str, absolute: f32) {
-        for (i, (x, y)) in got.iter().zip(expected).enumerate() {
-            let tolerance = 1e-6 * y.abs() + absolute;
-            assert!((x - y).abs() <= tolerance, "{what} {i}: {x} vs {y}");
-        }
-    }
-
     /// On `Autodiff<Flex>`: the values and input gradients of `sum(w * f(x))` for the sigmoid
     /// and the log-sigmoid against burn's ops, on a non-contiguous (transposed) input.
     #[test]
@@ -218,22 +212,42 @@ mod tests {
         let w = Tensor::<A, 2>::random([53, 37], Distribution::Uniform(-1.0, 1.0), &device);
         let (value, grad) = value_and_gradient(&x, &w, sigmoid);
         let (burn_value, burn_grad) = value_and_gradient(&x, &w, activation::sigmoid);
-        assert_close(&value, &burn_value, "sigmoid", 1e-37);
+        assert_all_close(
+            "sigmoid",
+            &value,
+            &burn_value,
+            Tolerance::relative(1e-6).with_absolute(1e-37),
+        );
         // Both backwards are `w s (1 - s)` from their own `s`; near s = 1 the difference of
         // two sigmoids a few ulps apart is a few ulps of 1 in `1 - s`, times |w| <= 1.
-        assert_close(&grad, &burn_grad, "sigmoid gradient", 4.0 * f32::EPSILON);
+        assert_all_close(
+            "sigmoid gradient",
+            &grad,
+            &burn_grad,
+            Tolerance::relative(1e-6).with_absolute(4.0 * f32::EPSILON as f64),
+        );
         // A plain (untracked) backend call gives the same values.
         let plain = sigmoid(x.clone().inner().transpose()).into_data();
-        assert_close(
+        assert_all_close(
+            "inner sigmoid",
             &plain.to_vec::<f32>().unwrap(),
             &burn_value,
-            "inner sigmoid",
-            1e-37,
+            Tolerance::relative(1e-6).with_absolute(1e-37),
         );
         // The log-sigmoid's gradient `w sigmoid(-x)` has no such cancellation.
         let (value, grad) = value_and_gradient(&x, &w, log_sigmoid);
         let (burn_value, burn_grad) = value_and_gradient(&x, &w, activation::log_sigmoid);
-        assert_close(&value, &burn_value, "log-sigmoid", 1e-37);
-        assert_close(&grad, &burn_grad, "log-sigmoid gradient", 1e-37);
+        assert_all_close(
+            "log-sigmoid",
+            &value,
+            &burn_value,
+            Tolerance::relative(1e-6).with_absolute(1e-37),
+        );
+        assert_all_close(
+            "log-sigmoid gradient",
+            &grad,
+            &burn_grad,
+            Tolerance::relative(1e-6).with_absolute(1e-37),
+        );
     }
 }
