@@ -1,11 +1,12 @@
 //! A dataset: image paths beside a [`LabelMatrix`], with its split and its history.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::labels::LabelMatrix;
+use crate::labels::{LabelMatrix, POSITIVE};
 
 /// One step that made a label set: an import, a generator run. Written to the JSON sidecar so a
 /// shared set says how it was made.
@@ -103,5 +104,172 @@ impl Dataset {
             i += 1;
             k
         });
+    }
+}
+
+impl Dataset {
+    /// The labels of a training set (`full`, whose row `r` is the image `images[r]`) as this
+    /// set observes them, row by row: Cole et al.'s protocol of training on a released
+    /// observed-label file, such as a Hill / SPLC list imported with `mlml-data import`.
+    /// This set's image paths are read under `root`, `source` names it in errors.
+    ///
+    /// The two must list the same images, each once, and the same classes (in any order), and
+    /// an observed positive must be a positive of the full labels: anything else means they
+    /// describe different data.
+    ///
+    /// # Errors
+    /// A class of one missing from the other, an image listed twice here, a training image
+    /// without a line here or the other way round, or a positive here that the full labels do
+    /// not have; each names the image, class or row.
+    pub fn observed_labels_of(
+        &self,
+        source: &Path,
+        full: &LabelMatrix,
+        images: &[PathBuf],
+        root: &Path,
+    ) -> Result<LabelMatrix> {
+        let invalid = |message: String| DataError::Invalid {
+            path: source.to_path_buf(),
+            message,
+        };
+        let columns = full
+            .classes()
+            .iter()
+            .map(|name| {
+                self.labels
+                    .class_index(name)
+                    .ok_or_else(|| invalid(format!("no class '{name}' (the training set has it)")))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        if self.labels.n_classes() != full.n_classes() {
+            let extra: Vec<&str> = self
+                .labels
+                .classes()
+                .iter()
+                .filter(|c| full.class_index(c).is_none())
+                .map(String::as_str)
+                .collect();
+            return Err(invalid(format!(
+                "classes {} are not in the training set",
+                extra.join(", ")
+            )));
+        }
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(self.len());
+        for (i, image) in self.image_paths.iter().enumerate() {
+            if by_path.insert(root.join(image), i).is_some() {
+                return Err(invalid(format!(
+                    "image {} is listed twice",
+                    image.display()
+                )));
+            }
+        }
+        let mut values = Vec::with_capacity(full.values().len());
+        for (row, file) in images.iter().enumerate() {
+            let Some(&i) = by_path.get(file) else {
+                return Err(invalid(format!(
+                    "no line for {} (row {} of the training set)",
+                    file.strip_prefix(root).unwrap_or(file).display(),
+                    row + 1
+                )));
+            };
+            let observed = self.labels.row(i);
+            for (class, &column) in columns.iter().enumerate() {
+                let value = observed[column];
+                if value == POSITIVE && full.row(row)[class] != POSITIVE {
+                    return Err(invalid(format!(
+                        "{} is positive for '{}', which the training set does not label \
+                         positive: the two files describe different labels",
+                        self.image_paths[i].display(),
+                        full.classes()[class]
+                    )));
+                }
+                values.push(value);
+            }
+        }
+        if self.len() != images.len() {
+            return Err(invalid(format!(
+                "{} images, the training set {}; an observed set must list the training \
+                 images, each once",
+                self.len(),
+                images.len()
+            )));
+        }
+        LabelMatrix::new(full.classes().to_vec(), full.sample_ids().to_vec(), values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(paths: &[&str], classes: &[&str], values: Vec<i8>) -> Dataset {
+        Dataset::from_paths(
+            paths.iter().map(PathBuf::from).collect(),
+            classes.iter().map(|c| c.to_string()).collect(),
+            values,
+            None,
+        )
+        .unwrap()
+    }
+
+    /// The training set: a.jpg (cat, dog), b.jpg (dog), under `/data`.
+    fn training() -> (LabelMatrix, Vec<PathBuf>) {
+        let full = set(&["a.jpg", "b.jpg"], &["cat", "dog"], vec![1, 1, -1, 1]);
+        let paths = full
+            .image_paths
+            .iter()
+            .map(|p| Path::new("/data").join(p))
+            .collect();
+        (full.labels, paths)
+    }
+
+    fn observe(observed: &Dataset) -> Result<LabelMatrix> {
+        let (full, paths) = training();
+        observed.observed_labels_of(Path::new("obs.tsv"), &full, &paths, Path::new("/data"))
+    }
+
+    #[test]
+    fn rows_and_classes_are_matched_by_name_in_any_order() {
+        // Lines in another order, classes in another order.
+        let observed = set(&["b.jpg", "a.jpg"], &["dog", "cat"], vec![1, 0, 0, 1]);
+        let labels = observe(&observed).unwrap();
+        assert_eq!(labels.classes(), ["cat", "dog"]);
+        assert_eq!(labels.row(0), [1, 0]);
+        assert_eq!(labels.row(1), [0, 1]);
+    }
+
+    #[test]
+    fn sets_that_describe_other_data_are_refused_with_the_reason() {
+        let cases = [
+            (
+                set(&["a.jpg", "b.jpg"], &["cat", "owl"], vec![1, 0, 0, 0]),
+                "no class 'dog'",
+            ),
+            (
+                set(&["a.jpg", "c.jpg"], &["cat", "dog"], vec![1, 0, 0, 1]),
+                "no line for b.jpg (row 2",
+            ),
+            (
+                set(&["a.jpg", "a.jpg"], &["cat", "dog"], vec![1, 0, 0, 1]),
+                "a.jpg is listed twice",
+            ),
+            (
+                set(&["a.jpg", "b.jpg"], &["cat", "dog"], vec![1, 0, 1, 0]),
+                "b.jpg is positive for 'cat'",
+            ),
+            (
+                set(
+                    &["a.jpg", "b.jpg", "c.jpg"],
+                    &["cat", "dog"],
+                    vec![1, 0, 0, 1, 0, 0],
+                ),
+                "3 images, the training set 2",
+            ),
+        ];
+        for (observed, reason) in cases {
+            let message = observe(&observed).unwrap_err().to_string();
+            assert!(message.starts_with("obs.tsv: "), "{message}");
+            assert!(message.contains(reason), "{message} (expected {reason})");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! The `[data]` section of a run's config and the splits it gives: feature vectors, images held
 //! in a `.npy` array, or image files listed in an mlml-data label set.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{bail, Context, Result};
@@ -19,7 +18,7 @@ use mlml_data::generate::{
 use mlml_data::pipeline::{BadImagePolicy, Transform};
 use mlml_data::pipeline::{IMAGENET_MEAN, IMAGENET_STD};
 use mlml_data::rng::GeneratorKind;
-use mlml_data::{LabelMatrix, POSITIVE};
+use mlml_data::LabelMatrix;
 use serde::{Deserialize, Serialize};
 
 /// Which labels the training rows keep.
@@ -397,86 +396,18 @@ impl DataConfig {
             );
         };
         let set = mlml_data::formats::load(path)?;
-        let full = &files.labels;
-        let columns = full
-            .classes()
-            .iter()
-            .map(|name| {
-                set.labels.class_index(name).with_context(|| {
-                    format!(
-                        "{}: no class '{name}' (data.train_set has it)",
-                        path.display()
-                    )
-                })
-            })
-            .collect::<Result<Vec<usize>>>()?;
-        if set.labels.n_classes() != full.n_classes() {
-            let extra: Vec<&str> = set
-                .labels
-                .classes()
-                .iter()
-                .filter(|c| full.class_index(c).is_none())
-                .map(String::as_str)
-                .collect();
-            bail!(
-                "{}: classes {} are not in data.train_set",
-                path.display(),
-                extra.join(", ")
-            );
-        }
-        let root = self.image_root(train_set);
-        let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(set.len());
-        for (i, image) in set.image_paths.iter().enumerate() {
-            if by_path.insert(root.join(image), i).is_some() {
-                bail!(
-                    "{}: image {} is listed twice",
-                    path.display(),
-                    image.display()
-                );
-            }
-        }
-        let mut values = Vec::with_capacity(full.values().len());
-        for (row, file) in files.paths.iter().enumerate() {
-            let Some(&i) = by_path.get(file) else {
-                bail!(
-                    "{}: no line for {} (row {} of data.train_set {})",
-                    path.display(),
-                    file.strip_prefix(&root).unwrap_or(file).display(),
-                    row + 1,
-                    train_set.display()
-                );
-            };
-            let observed = set.labels.row(i);
-            for (class, &column) in columns.iter().enumerate() {
-                let value = observed[column];
-                if value == POSITIVE && full.row(row)[class] != POSITIVE {
-                    bail!(
-                        "{}: {} is positive for '{}', which data.train_set {} does not label \
-                         positive: the two files describe different labels",
-                        path.display(),
-                        set.image_paths[i].display(),
-                        full.classes()[class],
-                        train_set.display()
-                    );
-                }
-                values.push(value);
-            }
-        }
-        if set.len() != files.paths.len() {
-            bail!(
-                "{}: {} images, data.train_set {}: {}; the observed set must list the training \
-                 images, each once",
-                path.display(),
-                set.len(),
-                train_set.display(),
-                files.paths.len()
-            );
-        }
-        Ok(LabelMatrix::new(
-            full.classes().to_vec(),
-            full.sample_ids().to_vec(),
-            values,
-        )?)
+        set.observed_labels_of(
+            path,
+            &files.labels,
+            &files.paths,
+            &self.image_root(train_set),
+        )
+        .with_context(|| {
+            format!(
+                "data.observed_set against data.train_set {}",
+                train_set.display()
+            )
+        })
     }
 
     /// The training rows' observed labels under the config's protocol.
