@@ -12,7 +12,7 @@ use mlml_train::{Observer, TrainBackend};
 
 mod backend;
 mod chart;
-mod progress;
+mod display;
 mod scoring;
 mod stdout;
 
@@ -377,7 +377,7 @@ fn train<B: TrainBackend>(
         } else {
             "rows"
         };
-        Box::new(progress::Display::new(phase.training.epochs, unit))
+        Box::new(display::EpochDisplay::new(phase.training.epochs, unit))
     };
     let (report, p) = run::train_run::<B>(
         config,

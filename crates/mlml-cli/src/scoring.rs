@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use mlml_metrics::Selection;
-use mlml_train::run::{self, cole_at_k, figures, Figures, RunDir};
+use mlml_metrics::PredictionRule;
+use mlml_train::run::{self, cole_at_k, evaluation_tables, EvaluationTables, RunDir};
 use mlml_train::run_config::RunConfig;
 use mlml_train::run_data::Prober;
 use mlml_train::{load_best, predict, ConvBackend, Source};
@@ -60,13 +60,13 @@ pub fn eval<B: ConvBackend>(
         device,
     )?;
     let scores = predict(&model, &set, config.training.batch_size, device)?;
-    let Figures {
+    let EvaluationTables {
         evaluation: sklearn,
         map_ranked,
-    } = figures(
+    } = evaluation_tables(
         &scores,
         set.labels(),
-        Selection::Threshold {
+        PredictionRule::Threshold {
             value: threshold,
             strict: true,
         },

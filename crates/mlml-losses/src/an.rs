@@ -16,9 +16,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::{log_likelihood, neg_log, positive_mask, Elements, LossContext, StatelessLoss};
+use crate::common::{log_likelihood, neg_log, positive_mask, LossContext};
 use crate::error::check_range;
 use crate::registration::{NoHyperparameters, Registered};
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Assume-negative loss; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -105,8 +106,8 @@ crate::registration::register!(
     build: |config, _setup| config.init()?,
 );
 
-crate::common::stateless!(AssumeNegativeLoss);
-crate::common::stateless!(AnLsLoss);
+crate::stateless::stateless!(AssumeNegativeLoss);
+crate::stateless::stateless!(AnLsLoss);
 
 #[cfg(test)]
 mod vector_tests {

@@ -26,11 +26,11 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{positive_mask, LossContext, StatelessLoss};
+use crate::common::{positive_mask, LossContext};
 use crate::error::check_range;
 use crate::reduction::Reduction;
 use crate::registration::Registered;
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Hyperparameters of [`AsymmetricLoss`]. Defaults are the class constructor's.
 #[derive(Config, Debug, PartialEq)]
@@ -202,7 +202,7 @@ asl_entry!(
     AsymmetricLossConfig::asl()
 );
 
-crate::common::stateless!(AsymmetricLoss, name = |loss| loss.name);
+crate::stateless::stateless!(AsymmetricLoss, name = |loss| loss.name);
 
 #[cfg(test)]
 mod vector_tests {

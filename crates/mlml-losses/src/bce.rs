@@ -14,9 +14,9 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{log_likelihood, positive_mask, unobserved_mask, LossContext, StatelessLoss};
+use crate::common::{log_likelihood, positive_mask, unobserved_mask, LossContext};
 use crate::registration::NoHyperparameters;
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Full-label BCE; see the module docs. No hyperparameter.
 #[derive(Clone, Debug, Default)]
@@ -43,7 +43,7 @@ crate::registration::register!(
     build: |_config, _setup| BceLoss,
 );
 
-crate::common::stateless!(BceLoss);
+crate::stateless::stateless!(BceLoss);
 
 #[cfg(test)]
 mod vector_tests {

@@ -17,10 +17,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{log_eps, negative_mask, positive_mask, LossContext, StatelessLoss};
+use crate::common::{log_eps, negative_mask, positive_mask, LossContext};
 use crate::error::check_range;
 use crate::registration::{Preset, PresetValue, Registered};
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Hyperparameters of [`EmLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -124,7 +124,7 @@ crate::registration::register!(
     build: |config, _setup| config.init()?,
 );
 
-crate::common::stateless!(EmLoss);
+crate::stateless::stateless!(EmLoss);
 
 #[cfg(test)]
 mod vector_tests {

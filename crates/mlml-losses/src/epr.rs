@@ -15,10 +15,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext, StatelessLoss};
+use crate::common::{class_count, mean_all, neg_log, positive_mask, LossContext};
 use crate::error::check_range;
 use crate::registration::{agree_with_run, Preset, PresetValue, Registered};
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Hyperparameters of [`EprLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -137,7 +137,7 @@ crate::registration::register!(
     },
 );
 
-crate::common::stateless!(EprLoss);
+crate::stateless::stateless!(EprLoss);
 
 #[cfg(test)]
 mod vector_tests {

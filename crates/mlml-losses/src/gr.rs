@@ -29,10 +29,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{positive_mask, unobserved_mask, LossContext, StatelessLoss};
+use crate::common::{positive_mask, unobserved_mask, LossContext};
 use crate::error::{check_range, LossError};
 use crate::registration::{agree_with_run, Registered};
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Hyperparameters of [`GrLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -207,7 +207,7 @@ crate::registration::register!(
     build: |config, setup| config.init(setup.epochs)?,
 );
 
-crate::common::stateless!(GrLoss);
+crate::stateless::stateless!(GrLoss);
 
 #[cfg(test)]
 mod vector_tests {

@@ -20,10 +20,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{only_where, positive_mask, LossContext, StatelessLoss};
+use crate::common::{only_where, positive_mask, LossContext};
 use crate::error::check_range;
 use crate::registration::Registered;
+use crate::stateless::{Elements, StatelessLoss};
 use crate::Reduction;
 
 /// Hyperparameters of [`HillLoss`].
@@ -112,7 +112,7 @@ crate::registration::register!(
     build: |config, _setup| config.init()?,
 );
 
-crate::common::stateless!(HillLoss);
+crate::stateless::stateless!(HillLoss);
 
 #[cfg(test)]
 mod vector_tests {

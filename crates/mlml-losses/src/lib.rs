@@ -20,6 +20,7 @@ mod registration;
 pub mod registry;
 mod role;
 mod splc;
+mod stateless;
 #[cfg(test)]
 mod vectors;
 mod wan;

@@ -1,5 +1,5 @@
 //! How a loss registers itself: its [`LossInfo`], its config with defaults, its per-dataset
-//! [`Preset`] values with their sources, and how it is built from the run's facts
+//! [`Preset`] values with their sources, and how it is built from the loss's setup
 //! ([`LossSetup`]). Each loss file implements `Registered` with the `register!` macro; the
 //! table of names in `registry` lists them. This module depends on no loss.
 
@@ -26,7 +26,7 @@ pub struct LossInfo {
 
 /// The datasets whose settings differ between losses' references. A preset sets each loss's
 /// dataset-dependent hyperparameters to the value its reference (or the paper's maintainer)
-/// gives for that dataset; [`presets`] lists every value with its source.
+/// gives for that dataset; [`presets`](crate::registry::presets) lists every value with its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
@@ -111,7 +111,7 @@ impl PresetValue {
     }
 }
 
-/// The run's facts a loss is built from.
+/// A loss's setup: what a run tells a loss it is built for.
 #[derive(Clone, Debug)]
 pub struct LossSetup<'a, B: SigmoidBackend> {
     /// Epochs of the run (T). A loss whose configured epoch count differs is an error.
@@ -150,7 +150,7 @@ pub(crate) trait Registered {
         let _ = preset;
         Vec::new()
     }
-    /// Builds the loss from a validated config and the run's facts.
+    /// Builds the loss from a validated config and the loss's setup.
     fn build<B: SigmoidBackend>(
         config: Self::Config,
         setup: &LossSetup<'_, B>,
@@ -184,7 +184,7 @@ pub(crate) struct NoHyperparameters {}
 
 /// A loss's `Registered` impl from its parts: the type, its config and defaults, its
 /// [`LossInfo`], optionally its preset function, and how it is built from the config and the
-/// run's facts (an expression that may use `?`).
+/// loss's setup (an expression that may use `?`).
 macro_rules! register {
     (
         $loss:ty,

@@ -3,7 +3,7 @@
 //!
 //! A loss is registered by one line of the `registry!` table below naming a type that
 //! implements `Registered`: its [`LossInfo`] (with the name, written once), its config type,
-//! its per-dataset preset values with their sources, and how it is built from the run's facts.
+//! its per-dataset preset values with their sources, and how it is built from the loss's setup.
 
 use mlml_ops::SigmoidBackend;
 use serde::de::DeserializeOwned;

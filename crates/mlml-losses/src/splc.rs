@@ -21,10 +21,10 @@ use mlml_ops::log_sigmoid;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{positive_mask, LossContext, StatelessLoss};
+use crate::common::{positive_mask, LossContext};
 use crate::error::check_range;
 use crate::registration::Registered;
+use crate::stateless::{Elements, StatelessLoss};
 use crate::Reduction;
 
 /// Hyperparameters of [`SplcLoss`].
@@ -121,7 +121,7 @@ crate::registration::register!(
     build: |config, _setup| config.init()?,
 );
 
-crate::common::stateless!(SplcLoss);
+crate::stateless::stateless!(SplcLoss);
 
 #[cfg(test)]
 mod vector_tests {

@@ -13,12 +13,10 @@ use burn::tensor::Tensor;
 use mlml_ops::sigmoid;
 use mlml_ops::SigmoidBackend;
 
-use crate::common::Elements;
-use crate::common::{
-    class_count, log_likelihood, positive_mask, unobserved_mask, LossContext, StatelessLoss,
-};
+use crate::common::{class_count, log_likelihood, positive_mask, unobserved_mask, LossContext};
 use crate::error::LossError;
 use crate::registration::{agree_with_run, Registered};
+use crate::stateless::{Elements, StatelessLoss};
 
 /// Hyperparameters of [`WanLoss`].
 #[derive(Config, Debug, PartialEq)]
@@ -82,7 +80,7 @@ crate::registration::register!(
     },
 );
 
-crate::common::stateless!(WanLoss);
+crate::stateless::stateless!(WanLoss);
 
 #[cfg(test)]
 mod vector_tests {

@@ -45,7 +45,7 @@ fn features(device: &burn::backend::flex::FlexDevice) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(values, [N, D]), device)
 }
 
-/// The run's facts for a loss: epochs, training labels, seed, the CPU device.
+/// The loss's setup: epochs, training labels, seed, the CPU device.
 fn run_facts(labels: &LabelMatrix, epochs: usize, seed: u64) -> LossSetup<'_, B> {
     LossSetup {
         epochs,

@@ -43,5 +43,5 @@ pub use ap::{
 };
 pub use error::{MetricsError, Result};
 pub use mlml_data::LabelMatrix;
-pub use prf::{at_k, precision_recall_f1, AtK, ClassPrf, PrfReport, Selection};
+pub use prf::{at_k, precision_recall_f1, AtK, ClassPrf, PredictionRule, PrfReport};
 pub use report::{evaluate, ClassRow, Evaluation};

@@ -10,7 +10,7 @@ use crate::scores::{checked, sort_key, ScoreMatrix};
 /// How scores become predictions.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Selection {
+pub enum PredictionRule {
     /// Predict a class when its score is above the threshold; `strict` uses `>` (the Hill/SPLC
     /// `validate.py` rule), otherwise `>=`.
     Threshold {
@@ -24,10 +24,10 @@ pub enum Selection {
     TopK(usize),
 }
 
-impl Default for Selection {
+impl Default for PredictionRule {
     /// `score > 0.5`, the Hill/SPLC validation rule.
     fn default() -> Self {
-        Selection::Threshold {
+        PredictionRule::Threshold {
             value: 0.5,
             strict: true,
         }
@@ -74,7 +74,7 @@ pub struct PrfReport {
     /// Unobserved ground-truth entries left out of the counts.
     pub unobserved_left_out: usize,
     /// How the predictions were made.
-    pub selection: Selection,
+    pub selection: PredictionRule,
 }
 
 fn check_k(k: usize, n_classes: usize) -> Result<()> {
@@ -112,11 +112,11 @@ fn rate(num: usize, den: usize) -> f64 {
 pub fn precision_recall_f1(
     scores: &[f32],
     labels: &LabelMatrix,
-    selection: Selection,
+    selection: PredictionRule,
 ) -> Result<PrfReport> {
     let matrix = checked(scores, labels)?;
     let c = labels.n_classes();
-    if let Selection::TopK(k) = selection {
+    if let PredictionRule::TopK(k) = selection {
         check_k(k, c)?;
     }
     let mut counts = vec![ClassPrf::default(); c];
@@ -167,18 +167,18 @@ pub fn precision_recall_f1(
 fn predict_row(
     scores: &ScoreMatrix<'_>,
     sample: usize,
-    selection: Selection,
+    selection: PredictionRule,
     predicted: &mut [bool],
     keys: &mut Vec<u64>,
 ) {
     let row = scores.row(sample);
     match selection {
-        Selection::Threshold { value, strict } => {
+        PredictionRule::Threshold { value, strict } => {
             for (p, s) in predicted.iter_mut().zip(row) {
                 *p = if strict { *s > value } else { *s >= value };
             }
         }
-        Selection::TopK(k) => {
+        PredictionRule::TopK(k) => {
             predicted.fill(false);
             keys.clear();
             keys.extend(row.iter().enumerate().map(|(j, s)| sort_key(*s, j)));
@@ -220,7 +220,7 @@ pub fn at_k(scores: &[f32], labels: &LabelMatrix, k: usize) -> Result<AtK> {
         predict_row(
             &matrix,
             sample,
-            Selection::TopK(k),
+            PredictionRule::TopK(k),
             &mut predicted,
             &mut keys,
         );

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ap::{mean_average_precision, MapOptions, MapReport};
 use crate::error::Result;
-use crate::prf::{precision_recall_f1, PrfReport, Selection};
+use crate::prf::{precision_recall_f1, PredictionRule, PrfReport};
 
 /// One row of the per-class table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,11 +43,15 @@ pub fn evaluate(
     scores: &[f32],
     labels: &LabelMatrix,
     options: MapOptions,
-    selection: Selection,
+    selection: PredictionRule,
 ) -> Result<Evaluation> {
     let map = mean_average_precision(scores, labels, options)?;
     let threshold = precision_recall_f1(scores, labels, selection)?;
-    let top_k = precision_recall_f1(scores, labels, Selection::TopK(3.min(labels.n_classes())))?;
+    let top_k = precision_recall_f1(
+        scores,
+        labels,
+        PredictionRule::TopK(3.min(labels.n_classes())),
+    )?;
     let classes = labels
         .classes()
         .iter()

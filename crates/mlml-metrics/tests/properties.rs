@@ -3,7 +3,7 @@
 use mlml_data::LabelMatrix;
 use mlml_metrics::{
     evaluate, mean_average_precision, precision_recall_f1, ApDefinition, MapOptions, MetricsError,
-    Selection,
+    PredictionRule,
 };
 use proptest::prelude::*;
 
@@ -95,7 +95,7 @@ proptest! {
 
     #[test]
     fn f1s_are_harmonic_means((scores, labels) in matrices(), k in 1usize..4) {
-        for selection in [Selection::default(), Selection::TopK(k.min(labels.n_classes()))] {
+        for selection in [PredictionRule::default(), PredictionRule::TopK(k.min(labels.n_classes()))] {
             let r = precision_recall_f1(&scores, &labels, selection).unwrap();
             let h = |a: f64, b: f64| if a + b > 0.0 { 2.0 * a * b / (a + b) } else { 0.0 };
             prop_assert!((r.cf1 - h(r.cp, r.cr)).abs() < 1e-9);
@@ -111,7 +111,7 @@ proptest! {
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| evaluate(&scores, &labels, MapOptions::default(), Selection::default()).unwrap())
+                .install(|| evaluate(&scores, &labels, MapOptions::default(), PredictionRule::default()).unwrap())
         };
         prop_assert_eq!(run(1), run(2));
     }
@@ -124,7 +124,7 @@ fn unobserved_truth_is_left_out_and_counted() {
     let report = mean_average_precision(&[0.8, 0.9, 0.1], &labels, MapOptions::default()).unwrap();
     assert!((report.per_class[0].ap - 1.0).abs() < 1e-6);
     assert_eq!(report.unobserved_left_out, 1);
-    let prf = precision_recall_f1(&[0.8, 0.9, 0.1], &labels, Selection::default()).unwrap();
+    let prf = precision_recall_f1(&[0.8, 0.9, 0.1], &labels, PredictionRule::default()).unwrap();
     assert_eq!(
         (
             prf.per_class[0].tp,
@@ -182,7 +182,7 @@ fn thresholded_metrics_by_hand() {
         vec![1, 1, -1, -1],
     )
     .unwrap();
-    let r = precision_recall_f1(&[0.9, 0.5, 0.7, 0.2], &labels, Selection::default()).unwrap();
+    let r = precision_recall_f1(&[0.9, 0.5, 0.7, 0.2], &labels, PredictionRule::default()).unwrap();
     assert_eq!((r.cp, r.cr), (25.0, 50.0));
     assert!((r.cf1 - 100.0 / 3.0).abs() < 1e-9);
     assert!((r.mean_class_f1 - 100.0 / 3.0).abs() < 1e-9); // F1 of class 0 is 66.7, class 1 is 0
@@ -191,7 +191,7 @@ fn thresholded_metrics_by_hand() {
     let r = precision_recall_f1(
         &[0.9, 0.5, 0.7, 0.2],
         &labels,
-        Selection::Threshold {
+        PredictionRule::Threshold {
             value: 0.5,
             strict: false,
         },
@@ -218,7 +218,7 @@ fn bad_input_is_an_error_not_a_panic() {
         mean_average_precision(&[], &empty, MapOptions::default()).unwrap_err(),
         MetricsError::Empty
     );
-    assert!(precision_recall_f1(&[0.1, 0.2], &labels, Selection::TopK(2)).is_err());
+    assert!(precision_recall_f1(&[0.1, 0.2], &labels, PredictionRule::TopK(2)).is_err());
 }
 
 /// Both APs of one class the plain way: indices sorted with a float comparator (descending

@@ -171,7 +171,7 @@ impl LinearPhase {
 }
 
 impl TrainingConfig {
-    /// Checks the settings against each other; [`train`] calls it first.
+    /// Checks the settings against each other; [`train`](crate::train) calls it first.
     ///
     /// # Errors
     /// The first setting out of range or at odds with another, named by its config key.

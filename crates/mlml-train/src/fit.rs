@@ -81,7 +81,7 @@ pub fn predict<B: ConvBackend, S: Source>(
 ) -> Result<Vec<f32>> {
     let c = source.labels().n_classes();
     let mut out = vec![0.0f32; source.len() * c];
-    for batch in source.batches::<B>(Pass::Eval, batch_size, device)? {
+    for batch in source.batches::<B>(Pass::Scoring, batch_size, device)? {
         let (rows, input) = batch?;
         if rows.is_empty() {
             continue;
@@ -568,7 +568,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
         let (config, device) = (self.config, self.device);
         let (mut total, mut batches, mut last_lr) = (0.0f64, 0usize, config.lr);
         let (mut steady_from, mut steady_samples) = (None::<Instant>, 0usize);
-        let pass = Pass::Train {
+        let pass = Pass::Training {
             epoch,
             seed: config.seed,
             drop_last: config.drop_last,

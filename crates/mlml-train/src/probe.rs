@@ -76,7 +76,7 @@ pub fn extract_features<B: ConvBackend, S: Source>(
 ) -> Result<Vec<f32>> {
     let mut out: Vec<f32> = Vec::new();
     let mut dim = 0;
-    for batch in source.batches::<B>(Pass::Eval, batch_size, device)? {
+    for batch in source.batches::<B>(Pass::Scoring, batch_size, device)? {
         let (rows, batch) = batch?;
         if rows.is_empty() {
             continue;

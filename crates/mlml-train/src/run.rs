@@ -9,13 +9,14 @@ use std::time::Instant;
 use mlml_data::formats::write_atomic;
 use mlml_data::LabelMatrix;
 use mlml_metrics::{
-    at_k, evaluate, mean_average_precision, ApDefinition, AtK, Evaluation, MapOptions, Selection,
+    at_k, evaluate, mean_average_precision, ApDefinition, AtK, Evaluation, MapOptions,
+    PredictionRule,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::{bail, Context, Result};
 use crate::run_config::RunConfig;
-use crate::run_data::{Prober, Rows, SelectionSplit, Splits, Standardization};
+use crate::run_data::{AnySource, Prober, SelectionSplit, Splits, Standardization};
 use crate::FeatureSet;
 use crate::{
     load_best, predict, Classifier, ConvBackend, EpochRecord, Mode, Observer, Progress, Source,
@@ -234,7 +235,7 @@ pub struct ClassAp {
 
 /// What every evaluation of a model reports: mAP in both AP definitions and P/R/F1 at the
 /// selection (and top-3), per class.
-pub struct Figures {
+pub struct EvaluationTables {
     /// sklearn's AP (the single-positive line's definition), with the P/R/F1 tables.
     pub evaluation: Evaluation,
     /// mAP (%), the ASL code's ranked AP.
@@ -245,12 +246,16 @@ pub struct Figures {
 ///
 /// # Errors
 /// Scores that do not fit the labels.
-pub fn figures(scores: &[f32], labels: &LabelMatrix, selection: Selection) -> Result<Figures> {
+pub fn evaluation_tables(
+    scores: &[f32],
+    labels: &LabelMatrix,
+    selection: PredictionRule,
+) -> Result<EvaluationTables> {
     let options = |definition| MapOptions {
         definition,
         skip_empty: false,
     };
-    Ok(Figures {
+    Ok(EvaluationTables {
         evaluation: evaluate(scores, labels, options(ApDefinition::Sklearn), selection)?,
         map_ranked: mean_average_precision(scores, labels, options(ApDefinition::Ranked))?.map,
     })
@@ -261,7 +266,7 @@ pub fn figures(scores: &[f32], labels: &LabelMatrix, selection: Selection) -> Re
 /// # Errors
 /// Scores that do not fit the labels.
 pub fn split_figures(scores: &[f32], labels: &LabelMatrix) -> Result<SplitFigures> {
-    let f = figures(scores, labels, Selection::default())?;
+    let f = evaluation_tables(scores, labels, PredictionRule::default())?;
     Ok(SplitFigures {
         map: f.evaluation.map.map,
         map_ranked: f.map_ranked,
@@ -575,7 +580,7 @@ fn train_phase<B: TrainBackend>(
     );
     let start = Instant::now();
     let mut display = observer(config);
-    let run = crate::train_from::<B, Rows>(
+    let run = crate::train_from::<B, AnySource>(
         t,
         &config.model.trained(),
         &train_set,
@@ -672,7 +677,7 @@ pub fn prediction_rows<B: ConvBackend>(
     inputs: &[PathBuf],
     classes: Vec<String>,
     device: &B::Device,
-) -> Result<(Rows, Vec<String>)> {
+) -> Result<(AnySource, Vec<String>)> {
     let d = &config.data;
     let standardization = dir.read_standardization()?;
     let single = || -> Result<&PathBuf> {
@@ -703,19 +708,19 @@ pub fn prediction_rows<B: ConvBackend>(
         }
         let n = x.shape[0];
         let ids = (0..n).map(|i| format!("row{i}")).collect();
-        Rows::Features(FeatureSet {
+        AnySource::Features(FeatureSet {
             features: x.values,
             dim,
             labels: LabelMatrix::unobserved(classes, ids)?,
         })
     } else if d.train_images.is_some() {
-        Rows::Array(crate::ImageArray::from_npy(single()?, None, classes)?)
+        AnySource::Array(crate::ImageArray::from_npy(single()?, None, classes)?)
     } else {
         let ids = inputs.iter().map(|p| p.display().to_string()).collect();
-        Rows::Files(d.image_files(inputs.to_vec(), LabelMatrix::unobserved(classes, ids)?)?)
+        AnySource::Files(d.image_files(inputs.to_vec(), LabelMatrix::unobserved(classes, ids)?)?)
     };
     let names = match &rows {
-        Rows::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
+        AnySource::Files(_) => inputs.iter().map(|p| p.display().to_string()).collect(),
         _ => (0..rows.len()).map(|i| i.to_string()).collect(),
     };
     if let Some(prober) = &prober {

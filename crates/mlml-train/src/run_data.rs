@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{bail, Context, Result};
 use crate::probe::{extract_features, CacheOutcome, FeatureCache, ProbeInput};
-pub use crate::run_rows::{Rows, Standardization};
+pub use crate::run_rows::{AnySource, Standardization};
 use crate::{
     Backbone, ConvBackend, FeatureSet, ImageArray, ImageFiles, ModelConfig, Source, Weights,
 };
@@ -243,11 +243,11 @@ fn default_workers() -> usize {
 /// with full labels, all standardised with the training rows' statistics.
 pub struct Splits {
     /// The training rows, with their observed labels.
-    pub train: Rows,
+    pub train: AnySource,
     /// The validation rows, with their full labels.
-    pub val: Rows,
+    pub val: AnySource,
     /// The test rows, when the config has them.
-    pub test: Option<Rows>,
+    pub test: Option<AnySource>,
     /// The training rows' statistics the inputs were standardised with.
     pub standardization: Option<Standardization>,
 }
@@ -319,7 +319,7 @@ impl DataConfig {
         })
     }
 
-    fn read_rows(&self, train: bool) -> Result<Option<Rows>> {
+    fn read_rows(&self, train: bool) -> Result<Option<AnySource>> {
         let inputs = self.inputs(train);
         let (key, path) = match inputs.as_slice() {
             [] if train => bail!(
@@ -351,7 +351,7 @@ impl DataConfig {
         };
         Ok(Some(
             match key.split_once('_').map_or("", |(_, kind)| kind) {
-                "features" => Rows::Features(FeatureSet::from_npy(
+                "features" => AnySource::Features(FeatureSet::from_npy(
                     path,
                     need_labels()?,
                     classes()?,
@@ -360,7 +360,7 @@ impl DataConfig {
                 "images" => {
                     let mut array = ImageArray::from_npy(path, Some(need_labels()?), classes()?)?;
                     array.hflip = self.array_flip()?;
-                    Rows::Array(array)
+                    AnySource::Array(array)
                 }
                 _ => {
                     let set = mlml_data::formats::load(path)?;
@@ -369,7 +369,7 @@ impl DataConfig {
                     let mut files = self.image_files(paths, set.labels)?;
                     files.bad_images = self.bad_images;
                     files.cache_dir = self.cache_dir.clone();
-                    Rows::Files(files)
+                    AnySource::Files(files)
                 }
             },
         ))
@@ -385,8 +385,8 @@ impl DataConfig {
     /// The labels of the whole training file as `data.observed_set` observes them, row by
     /// row. The two files must list the same images and classes, and an observed positive must
     /// be a positive of the full labels: anything else means they describe different data.
-    fn observed_set_labels(&self, all: &Rows) -> Result<LabelMatrix> {
-        let (Some(path), Some(train_set), Rows::Files(files)) =
+    fn observed_set_labels(&self, all: &AnySource) -> Result<LabelMatrix> {
+        let (Some(path), Some(train_set), AnySource::Files(files)) =
             (&self.observed_set, &self.train_set, all)
         else {
             bail!(
@@ -538,11 +538,11 @@ impl DataConfig {
             all.select(&split.train)
         };
         let standardization = match &mut train {
-            Rows::Features(t) => {
+            AnySource::Features(t) => {
                 let (mean, std) = t.standardization();
                 Some(Standardization { mean, std })
             }
-            Rows::Array(t) if self.normalize == ArrayNormalize::TrainStatistics => {
+            AnySource::Array(t) if self.normalize == ArrayNormalize::TrainStatistics => {
                 let (mean, std) = t.channel_statistics();
                 Some(Standardization { mean, std })
             }
@@ -575,7 +575,7 @@ impl DataConfig {
         &self,
         probe: Option<&Prober<'_, B>>,
         standardization: Option<&Standardization>,
-    ) -> Result<Option<Rows>> {
+    ) -> Result<Option<AnySource>> {
         let mut test = self.read_rows(false)?;
         if let Some(probe) = probe {
             test = test.map(|t| probe.features(t, "test")).transpose()?;
@@ -628,8 +628,8 @@ impl<'a, B: ConvBackend> Prober<'a, B> {
     /// How images reach the backbone: grey arrays become three channels, and arrays (in
     /// [0, 1]) get ImageNet's normalisation, which the pipeline's transforms of image files
     /// already apply.
-    fn input(&self, rows: &Rows) -> ProbeInput {
-        let array = matches!(rows, Rows::Array(_));
+    fn input(&self, rows: &AnySource) -> ProbeInput {
+        let array = matches!(rows, AnySource::Array(_));
         ProbeInput {
             size: self.model.probe_size,
             grey_to_rgb: array,
@@ -638,8 +638,8 @@ impl<'a, B: ConvBackend> Prober<'a, B> {
     }
 
     /// The rows' features, with their labels.
-    pub fn features(&self, rows: Rows, which: &str) -> Result<Rows> {
-        if matches!(rows, Rows::Features(_)) {
+    pub fn features(&self, rows: AnySource, which: &str) -> Result<AnySource> {
+        if matches!(rows, AnySource::Features(_)) {
             bail!("model.mode = \"linear-probe\" needs images; the data gives feature vectors");
         }
         let input = self.input(&rows);
@@ -682,7 +682,7 @@ impl<'a, B: ConvBackend> Prober<'a, B> {
             CacheOutcome::Hit => self.hits.set(self.hits.get() + 1),
             CacheOutcome::Miss => self.misses.set(self.misses.get() + 1),
         }
-        Ok(Rows::Features(FeatureSet {
+        Ok(AnySource::Features(FeatureSet {
             features,
             dim,
             labels: rows.labels().clone(),
@@ -694,6 +694,7 @@ impl<'a, B: ConvBackend> Prober<'a, B> {
 mod tests {
     use super::*;
     use mlml_data::generate::single_positive;
+    use mlml_data::POSITIVE;
     use tempfile::TempDir;
 
     fn yeast(extra: &str) -> DataConfig {

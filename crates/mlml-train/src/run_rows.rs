@@ -10,9 +10,10 @@ use crate::error::{bail, Result};
 use crate::source::BatchIter;
 use crate::{FeatureSet, ImageArray, ImageFiles, Pass, Source};
 
-/// Rows of one kind (held once per split, so the size of the largest variant does not matter).
+/// Any of the three sources, the one a split's rows come in (held once per split, so the size of
+/// the largest variant does not matter).
 #[allow(clippy::large_enum_variant)]
-pub enum Rows {
+pub enum AnySource {
     /// Feature vectors.
     Features(FeatureSet),
     /// Images held in memory.
@@ -21,20 +22,20 @@ pub enum Rows {
     Files(ImageFiles),
 }
 
-impl Source for Rows {
+impl Source for AnySource {
     fn labels(&self) -> &LabelMatrix {
         match self {
-            Rows::Features(s) => s.labels(),
-            Rows::Array(s) => s.labels(),
-            Rows::Files(s) => s.labels(),
+            AnySource::Features(s) => s.labels(),
+            AnySource::Array(s) => s.labels(),
+            AnySource::Files(s) => s.labels(),
         }
     }
 
     fn input_size(&self) -> usize {
         match self {
-            Rows::Features(s) => s.input_size(),
-            Rows::Array(s) => s.input_size(),
-            Rows::Files(s) => s.input_size(),
+            AnySource::Features(s) => s.input_size(),
+            AnySource::Array(s) => s.input_size(),
+            AnySource::Files(s) => s.input_size(),
         }
     }
 
@@ -45,41 +46,41 @@ impl Source for Rows {
         device: &'a B::Device,
     ) -> crate::Result<BatchIter<'a, B>> {
         match self {
-            Rows::Features(s) => s.batches::<B>(pass, batch_size, device),
-            Rows::Array(s) => s.batches::<B>(pass, batch_size, device),
-            Rows::Files(s) => s.batches::<B>(pass, batch_size, device),
+            AnySource::Features(s) => s.batches::<B>(pass, batch_size, device),
+            AnySource::Array(s) => s.batches::<B>(pass, batch_size, device),
+            AnySource::Files(s) => s.batches::<B>(pass, batch_size, device),
         }
     }
 
     fn fingerprint(&self) -> String {
         match self {
-            Rows::Features(s) => s.fingerprint(),
-            Rows::Array(s) => s.fingerprint(),
-            Rows::Files(s) => s.fingerprint(),
+            AnySource::Features(s) => s.fingerprint(),
+            AnySource::Array(s) => s.fingerprint(),
+            AnySource::Files(s) => s.fingerprint(),
         }
     }
 
     fn skipped(&self) -> Vec<String> {
         match self {
-            Rows::Files(s) => s.skipped(),
+            AnySource::Files(s) => s.skipped(),
             _ => Vec::new(),
         }
     }
 }
 
-impl Rows {
+impl AnySource {
     pub(crate) fn select(&self, rows: &[usize]) -> Self {
         match self {
-            Rows::Features(s) => Rows::Features(s.select(rows)),
-            Rows::Array(s) => Rows::Array(s.select(rows)),
-            Rows::Files(s) => Rows::Files(s.select(rows)),
+            AnySource::Features(s) => AnySource::Features(s.select(rows)),
+            AnySource::Array(s) => AnySource::Array(s.select(rows)),
+            AnySource::Files(s) => AnySource::Files(s.select(rows)),
         }
     }
 
     pub(crate) fn with_labels(self, labels: LabelMatrix) -> Result<Self> {
         Ok(match self {
-            Rows::Features(s) => Rows::Features(s.with_labels(labels)?),
-            Rows::Array(mut s) => {
+            AnySource::Features(s) => AnySource::Features(s.with_labels(labels)?),
+            AnySource::Array(mut s) => {
                 if labels.n_samples() != s.labels.n_samples() {
                     bail!(
                         "{} labels for {} rows",
@@ -88,18 +89,18 @@ impl Rows {
                     );
                 }
                 s.labels = labels;
-                Rows::Array(s)
+                AnySource::Array(s)
             }
-            Rows::Files(s) => Rows::Files(s.with_labels(labels)?),
+            AnySource::Files(s) => AnySource::Files(s.with_labels(labels)?),
         })
     }
 
     /// What the rows are, in words (`feature vectors`, `an image array`, `image files`).
     pub fn kind(&self) -> &'static str {
         match self {
-            Rows::Features(_) => "features",
-            Rows::Array(_) => "images (array)",
-            Rows::Files(_) => "image files",
+            AnySource::Features(_) => "features",
+            AnySource::Array(_) => "images (array)",
+            AnySource::Files(_) => "image files",
         }
     }
 }
@@ -116,11 +117,13 @@ pub struct Standardization {
 
 impl Standardization {
     /// Standardises `rows` with these statistics (image arrays: at batch time).
-    pub fn apply(&self, rows: &mut Rows) {
+    pub fn apply(&self, rows: &mut AnySource) {
         match rows {
-            Rows::Features(set) => set.standardize(&self.mean, &self.std),
-            Rows::Array(array) => array.normalize = Some((self.mean.clone(), self.std.clone())),
-            Rows::Files(_) => {}
+            AnySource::Features(set) => set.standardize(&self.mean, &self.std),
+            AnySource::Array(array) => {
+                array.normalize = Some((self.mean.clone(), self.std.clone()))
+            }
+            AnySource::Files(_) => {}
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::model::Input;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pass {
     /// Training: shuffled by (seed, epoch), augmented by (seed, epoch, row).
-    Train {
+    Training {
         /// 1-based epoch.
         epoch: usize,
         /// The run's seed.
@@ -29,8 +29,8 @@ pub enum Pass {
         /// Leave out the epoch's last batch when it is short (PyTorch's `drop_last`).
         drop_last: bool,
     },
-    /// Scoring: every row in order, no augmentation.
-    Eval,
+    /// Scoring (validation, test, prediction): every row in order, no augmentation.
+    Scoring,
 }
 
 /// A batch: its dataset rows and its input.
@@ -84,12 +84,12 @@ pub trait Source {
 /// short last batch left out with `drop_last`.
 fn pass_batches(pass: Pass, n: usize, batch_size: usize) -> Vec<Vec<usize>> {
     let (order, drop_last) = match pass {
-        Pass::Train {
+        Pass::Training {
             epoch,
             seed,
             drop_last,
         } => (epoch_order(seed, epoch, n), drop_last),
-        Pass::Eval => ((0..n).collect(), false),
+        Pass::Scoring => ((0..n).collect(), false),
     };
     let mut chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
     if drop_last && chunks.last().is_some_and(|c| c.len() < batch_size) {
@@ -306,7 +306,7 @@ impl Source for ImageArray {
             let mut x = vec![0.0f32; rows.len() * size];
             for (&row, out) in rows.iter().zip(x.chunks_exact_mut(size)) {
                 let flip = match pass {
-                    Pass::Train { epoch, seed, .. } if self.hflip > 0.0 => {
+                    Pass::Training { epoch, seed, .. } if self.hflip > 0.0 => {
                         mlml_data::pipeline::sample_rng(seed, epoch as u64, row as u64)
                             .random_bool(self.hflip)
                     }
@@ -454,12 +454,12 @@ impl Source for ImageFiles {
         device: &'a B::Device,
     ) -> Result<BatchIter<'a, B>> {
         let (transform, epoch, seed, shuffle, drop_last) = match pass {
-            Pass::Train {
+            Pass::Training {
                 epoch,
                 seed,
                 drop_last,
             } => (&self.train_transform, epoch, seed, true, drop_last),
-            Pass::Eval => (&self.eval_transform, 1, 0, false, false),
+            Pass::Scoring => (&self.eval_transform, 1, 0, false, false),
         };
         // The cache holds resized images, so only a transform whose resize draws nothing can
         // use it.

@@ -12,7 +12,7 @@ use crate::recipes::Recipe;
 
 /// One run's figures, from its `report.json`.
 #[derive(Clone, Debug)]
-pub(super) struct RunFigures {
+pub(super) struct RunSummary {
     pub(super) map: f64,
     pub(super) cf1: f64,
     pub(super) of1: f64,
@@ -64,8 +64,8 @@ pub(super) struct Row {
     pub(super) sweep_choice: Option<String>,
 }
 
-pub(super) fn summarise(loss: &str, figures: &[RunFigures]) -> Row {
-    let pick = |f: fn(&RunFigures) -> f64| mean_std(&figures.iter().map(f).collect::<Vec<_>>());
+pub(super) fn summarise(loss: &str, figures: &[RunSummary]) -> Row {
+    let pick = |f: fn(&RunSummary) -> f64| mean_std(&figures.iter().map(f).collect::<Vec<_>>());
     let (map, map_std) = pick(|f| f.map);
     let (cf1, cf1_std) = pick(|f| f.cf1);
     let (of1, of1_std) = pick(|f| f.of1);

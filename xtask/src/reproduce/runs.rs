@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::options::Options;
-use super::report::{summarise, Row, RunFigures};
+use super::report::{summarise, Row, RunSummary};
 use super::settings::{PaperRun, TrainLabels, FULL_LABEL_ROW};
 use crate::recipes::{self, Recipe};
 use crate::{cargo, project_root};
@@ -199,7 +199,7 @@ pub(super) fn train_once(
     device: &str,
     dir: &Path,
     label: &str,
-) -> Result<RunFigures, String> {
+) -> Result<RunSummary, String> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -238,7 +238,7 @@ pub(super) fn train_once(
     let test = report
         .test
         .ok_or_else(|| format!("{}: no test figures", path.display()))?;
-    let figures = RunFigures {
+    let figures = RunSummary {
         map: test.map,
         cf1: test.cf1,
         of1: test.of1,
@@ -290,7 +290,7 @@ pub(super) fn finish_progress() {
 /// One row trained at every point of Cole et al.'s batch x lr grid (seed 0): the run with the
 /// best validation mAP is the row, as their sweep reports it.
 pub(super) fn sweep_row(job: &SettingRuns<'_>, loss: &str, recipe: &Recipe) -> Result<Row, String> {
-    let mut best: Option<(RunFigures, usize, &str)> = None;
+    let mut best: Option<(RunSummary, usize, &str)> = None;
     for (i, &(batch, lr)) in recipes::COLE_GRID.iter().enumerate() {
         let label = format!(
             "[{}/{}] {loss}: batch {batch}, lr {lr}",

@@ -7,14 +7,14 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlml_train::{EpochRecord, Observer};
 
-pub struct Display {
+pub struct EpochDisplay {
     epochs: usize,
     unit: &'static str,
     bar: Option<ProgressBar>,
     terminal: bool,
 }
 
-impl Display {
+impl EpochDisplay {
     /// `unit` names what a batch holds (`images`, `rows`).
     pub fn new(epochs: usize, unit: &'static str) -> Self {
         Self {
@@ -26,7 +26,7 @@ impl Display {
     }
 }
 
-impl Observer for Display {
+impl Observer for EpochDisplay {
     fn batch_done(&mut self, epoch: usize, batch: usize, batches: usize, samples: usize) {
         tracing::debug!(
             "mlml: epoch {epoch}, batch {batch}/{batches} ({samples} {})",
@@ -77,7 +77,7 @@ impl Observer for Display {
     }
 }
 
-impl Drop for Display {
+impl Drop for EpochDisplay {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
