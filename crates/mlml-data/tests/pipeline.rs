@@ -140,7 +140,22 @@ fn bad_images_stop_with_their_path_or_are_skipped_and_listed() {
     let garbage = dir.path().join("garbage.jpg");
     std::fs::write(&garbage, b"GIF? no").unwrap();
     let missing = dir.path().join("missing.jpg");
-    paths.extend([truncated.clone(), garbage.clone(), missing.clone()]);
+    // A JPEG cut at 90 %: its decoder would fill the rest with grey and report nothing.
+    let whole_jpeg = dir.path().join("whole.jpg");
+    image::RgbImage::from_fn(40, 32, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 7) as u8, 90])
+    })
+    .save(&whole_jpeg)
+    .unwrap();
+    let cut_jpeg = dir.path().join("cut.jpg");
+    let bytes = std::fs::read(&whole_jpeg).unwrap();
+    std::fs::write(&cut_jpeg, &bytes[..bytes.len() * 9 / 10]).unwrap();
+    paths.extend([
+        truncated.clone(),
+        garbage.clone(),
+        missing.clone(),
+        cut_jpeg.clone(),
+    ]);
     let plain = LoaderConfig {
         shuffle: false,
         ..config(2)
@@ -185,8 +200,13 @@ fn bad_images_stop_with_their_path_or_are_skipped_and_listed() {
     assert_eq!(rows, [0, 1, 2, 3, 4, 5]);
     let skipped = batches.skipped();
     let names: Vec<PathBuf> = skipped.iter().map(|s| s.path.clone()).collect();
-    assert_eq!(names, [truncated, garbage, missing.clone()]);
+    assert_eq!(names, [truncated, garbage, missing.clone(), cut_jpeg]);
     assert_eq!(skipped[2].message, "missing");
+    assert!(
+        skipped[3].message.contains("truncated"),
+        "{}",
+        skipped[3].message
+    );
 }
 
 #[test]
