@@ -10,14 +10,14 @@ use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     plotters::style::register_font(FAMILY, FontStyle::Normal, FONT)
         .map_err(|_| anyhow!("the embedded chart font does not load"))
 }
 
-fn save_png(path: &Path, rgb: Vec<u8>, (width, height): (u32, u32)) -> Result<()> {
+pub(crate) fn save_png(path: &Path, rgb: Vec<u8>, (width, height): (u32, u32)) -> Result<()> {
     let image = image::RgbImage::from_raw(width, height, rgb).context("chart buffer size")?;
     let mut bytes = Vec::new();
     image
@@ -30,7 +30,7 @@ fn save_png(path: &Path, rgb: Vec<u8>, (width, height): (u32, u32)) -> Result<()
     Ok(())
 }
 
-fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing the chart: {e}")
 }
 

@@ -13,8 +13,10 @@ use mlml_train::{Observer, TrainBackend};
 mod backend;
 mod chart;
 mod display;
+mod grid;
 mod scoring;
 mod stdout;
+mod suggest;
 
 use scoring::{open_run, EvalSplit};
 use stdout::print;
@@ -114,13 +116,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
         device: DeviceKind,
     },
+    /// Rank the entries a run's training labels left unobserved by its selected model: the
+    /// likeliest missing positives first (or, with --negatives, the surest negatives), as a TSV
+    /// `row image class score rank` for review and `mlml-data review apply`.
+    Suggest {
+        #[command(flatten)]
+        args: suggest::SuggestArgs,
+        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
+        /// feature.
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
+    },
     /// Scores of new inputs by a run's selected model: the labels over the threshold and the
     /// top k, per row.
     Predict {
         /// The run directory.
         run_dir: PathBuf,
-        /// Image files (a run trained on image files), or one `.npy` file: an `[n, d]` feature
-        /// matrix or a `u8` image array, as the run was trained on.
+        /// Image files and folders of them (a run trained on image files; a folder's .jpg,
+        /// .jpeg and .png files, recursively, in path order), or one `.npy` file: an `[n, d]`
+        /// feature matrix or a `u8` image array, as the run was trained on.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Labels with a probability above this are predicted.
@@ -132,6 +146,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also draw the inputs (up to 48) with their top labels and scores (a PNG).
+        #[arg(long)]
+        grid: Option<PathBuf>,
         /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
         /// feature.
         #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -271,6 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             threshold,
             top_k,
             json,
+            grid,
             device,
         } => dispatch(
             device,
@@ -280,8 +298,10 @@ fn run(cli: Cli) -> Result<()> {
                 threshold,
                 top_k,
                 json,
+                grid: grid.as_deref(),
             },
         ),
+        Command::Suggest { args, device } => dispatch(device, Work::Suggest(&args)),
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
@@ -330,7 +350,9 @@ enum Work<'a> {
         threshold: f32,
         top_k: usize,
         json: bool,
+        grid: Option<&'a Path>,
     },
+    Suggest(&'a suggest::SuggestArgs),
 }
 
 impl Job for Work<'_> {
@@ -355,9 +377,19 @@ impl Job for Work<'_> {
                 threshold,
                 top_k,
                 json,
+                grid,
             } => scoring::predict_cmd::<B::InnerBackend>(
-                run_dir, inputs, threshold, top_k, json, &device,
+                run_dir,
+                inputs,
+                scoring::PredictOutput {
+                    threshold,
+                    top_k,
+                    json,
+                    grid,
+                },
+                &device,
             ),
+            Work::Suggest(args) => suggest::suggest_cmd::<B::InnerBackend>(args, &device),
         }
     }
 }

@@ -10,7 +10,9 @@ use mlml_train::run_config::RunConfig;
 use mlml_train::run_data::Prober;
 use mlml_train::{load_best, predict, ConvBackend, Source};
 
+use crate::grid::{write_grid, Tile};
 use crate::stdout::print;
+use crate::suggest::row_image;
 
 /// Which rows `mlml eval` scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -113,20 +115,74 @@ pub fn eval<B: ConvBackend>(
     ))
 }
 
+/// How `mlml predict` reports.
+pub struct PredictOutput<'a> {
+    pub threshold: f32,
+    pub top_k: usize,
+    pub json: bool,
+    pub grid: Option<&'a Path>,
+}
+
+/// The image files of `inputs`: files as given, folders expanded to their .jpg, .jpeg and .png
+/// files, recursively, in path order.
+fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list the folder", dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("{}: cannot list the folder", dir.display()))?;
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, found)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str()))
+            {
+                found.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let before = files.len();
+            walk(input, &mut files)?;
+            if files.len() == before {
+                bail!(
+                    "{}: no .jpg, .jpeg or .png file in the folder",
+                    input.display()
+                );
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
 pub fn predict_cmd<B: ConvBackend>(
     run_dir: &Path,
     inputs: &[PathBuf],
-    threshold: f32,
-    top_k: usize,
-    json: bool,
+    output: PredictOutput<'_>,
     device: &B::Device,
 ) -> Result<()> {
+    let PredictOutput {
+        threshold,
+        top_k,
+        json,
+        grid,
+    } = output;
     let (_, config) = open_run(run_dir)?;
     let classes = RunDir::new(run_dir).read_classes()?;
+    let inputs = expand_inputs(inputs)?;
     let (set, names) = run::prediction_rows::<B>(
         &RunDir::new(run_dir),
         &config,
-        inputs,
+        &inputs,
         classes.clone(),
         device,
     )?;
@@ -150,6 +206,26 @@ pub fn predict_cmd<B: ConvBackend>(
         })
         .collect();
     let score = |i: usize, j: usize| scores[i * c + j];
+    if let Some(grid) = grid {
+        let tiles = picks
+            .iter()
+            .enumerate()
+            .take(48)
+            .map(|(i, (_, top))| {
+                let mut caption: Vec<String> = top
+                    .iter()
+                    .take(3)
+                    .map(|&j| format!("{} {:.2}", classes[j], score(i, j)))
+                    .collect();
+                caption.insert(0, name_tail(&names[i]));
+                Ok(Tile {
+                    image: row_image(&set, i)?,
+                    caption,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        write_grid(grid, &tiles, 128)?;
+    }
     if json {
         let rows: Vec<serde_json::Value> = picks
             .iter()
@@ -183,4 +259,11 @@ pub fn predict_cmd<B: ConvBackend>(
         ));
     }
     print(&text)
+}
+
+/// The last part of an input's name, for a caption.
+fn name_tail(name: &str) -> String {
+    Path::new(name)
+        .file_name()
+        .map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned())
 }

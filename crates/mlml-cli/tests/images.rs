@@ -117,6 +117,132 @@ fn the_small_cnn_trains_on_image_files_and_predicts_them() {
         eval["map"], report["test"]["map"],
         "eval repeats the report's test mAP"
     );
+
+    // A folder of images (its .png files, in path order), drawn as a grid.
+    let folder = dir.path().join("new");
+    std::fs::create_dir_all(folder.join("more")).unwrap();
+    for (i, to) in [(3, "b.png"), (5, "a.png"), (6, "more/c.png")] {
+        std::fs::copy(dir.path().join(format!("img{i}.png")), folder.join(to)).unwrap();
+    }
+    std::fs::write(folder.join("notes.txt"), "not an image").unwrap();
+    let grid = dir.path().join("predicted.png");
+    let out = mlml(&[
+        "predict",
+        run.to_str().unwrap(),
+        folder.to_str().unwrap(),
+        "--json",
+        "--grid",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inputs: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["input"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = ["a.png", "b.png", "more/c.png"]
+        .iter()
+        .map(|f| folder.join(f).display().to_string())
+        .collect();
+    assert_eq!(inputs, expected);
+    let drawn = image::open(&grid).unwrap();
+    assert!(
+        drawn.width() > 3 * 128 && drawn.height() > 128,
+        "{:?}",
+        (drawn.width(), drawn.height())
+    );
+}
+
+/// `mlml suggest` ranks the unobserved entries of the run's training rows; the suggestions
+/// index the run's `observed-labels.npy`, `review apply` adds the accepted ones, and a second
+/// run trains on the result as an observed set.
+#[test]
+fn suggestions_rank_unobserved_training_entries_and_feed_a_second_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "backbone = \"small-cnn\"", "");
+    let run = dir.path().join("run");
+    let out = train(&config, &run);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let observed_path = run.join("observed-labels.npy");
+    let observed = mlml_data::formats::load(&observed_path).unwrap();
+    assert_eq!(observed.len(), 30, "every row of the training file");
+
+    let tsv = dir.path().join("suggestions.tsv");
+    let grid = dir.path().join("suggestions.png");
+    let out = mlml(&[
+        "suggest",
+        run.to_str().unwrap(),
+        "--top",
+        "12",
+        "-o",
+        tsv.to_str().unwrap(),
+        "--grid",
+        grid.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&tsv).unwrap();
+    assert!(
+        text.starts_with("row\timage\tclass\tscore\trank\n"),
+        "{text}"
+    );
+    let (suggestions, info) = mlml_data::review::read_suggestions(&tsv).unwrap();
+    assert_eq!(suggestions.len(), 12);
+    assert_eq!(info.unwrap().run, run.display().to_string());
+    let c = CLASSES.len();
+    for (k, s) in suggestions.iter().enumerate() {
+        assert_eq!(s.rank, k + 1);
+        if k > 0 {
+            assert!(s.score <= suggestions[k - 1].score, "best first: {text}");
+        }
+        assert_eq!(s.image, format!("img{}.png", s.row), "the row's image");
+        let class = CLASSES.iter().position(|n| *n == s.class).unwrap();
+        assert_eq!(
+            observed.labels.values()[s.row * c + class],
+            0,
+            "only unobserved entries of training rows: {s:?}"
+        );
+        // Held-out rows are all unobserved in the set; a suggestion is never one of them.
+        assert!(
+            observed.labels.row(s.row).contains(&1),
+            "{s:?} is a training row"
+        );
+    }
+    assert!(image::open(&grid).is_ok());
+    // Printed when no file is named, with the same lines.
+    let out = mlml(&["suggest", run.to_str().unwrap(), "--top", "12"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        text.trim_end()
+    );
+
+    let (accepted, applied) =
+        mlml_data::review::apply(&observed, &tsv, &mlml_data::review::Accept::Top(5)).unwrap();
+    assert_eq!(applied.accepted, 5);
+    assert_eq!(
+        accepted.labels.counts().positives,
+        observed.labels.counts().positives + 5
+    );
+    let round2 = dir.path().join("round2.npy");
+    mlml_data::formats::save(&accepted, &round2).unwrap();
+    let out = train_with(
+        &config,
+        &dir.path().join("round2"),
+        &[
+            "data.labels=\"observed-set\"",
+            &format!("data.observed_set={:?}", round2.display().to_string()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = mlml_data::formats::load(&dir.path().join("round2/observed-labels.npy")).unwrap();
+    let training_positives: usize = second.labels.counts().positives;
+    assert_eq!(
+        training_positives,
+        accepted.labels.counts().positives,
+        "the second run trains on the accepted set"
+    );
 }
 
 /// The modification time of every file in the cache folder.

@@ -128,6 +128,33 @@ impl Dataset {
         images: &[PathBuf],
         root: &Path,
     ) -> Result<LabelMatrix> {
+        let own: Vec<PathBuf> = self.image_paths.iter().map(|p| root.join(p)).collect();
+        self.observed_by_key(source, full, &own, images, Some(root))
+    }
+
+    /// [`Dataset::observed_labels_of`] for rows without image files (feature vectors, image
+    /// arrays): the rows are matched by their sample ids, which the training file and a set a
+    /// run wrote (`observed-labels.npy`) share.
+    ///
+    /// # Errors
+    /// As [`Dataset::observed_labels_of`].
+    pub fn observed_labels_by_id(&self, source: &Path, full: &LabelMatrix) -> Result<LabelMatrix> {
+        let own: Vec<PathBuf> = self.labels.sample_ids().iter().map(PathBuf::from).collect();
+        let wanted: Vec<PathBuf> = full.sample_ids().iter().map(PathBuf::from).collect();
+        self.observed_by_key(source, full, &own, &wanted, None)
+    }
+
+    /// The matching of the two: `own[i]` keys this set's row `i`, `wanted[r]` the training row
+    /// `r`; keys are shown without `root`.
+    fn observed_by_key(
+        &self,
+        source: &Path,
+        full: &LabelMatrix,
+        own: &[PathBuf],
+        images: &[PathBuf],
+        root: Option<&Path>,
+    ) -> Result<LabelMatrix> {
+        let root = root.unwrap_or(Path::new(""));
         let invalid = |message: String| DataError::Invalid {
             path: source.to_path_buf(),
             message,
@@ -154,18 +181,18 @@ impl Dataset {
                 extra.join(", ")
             )));
         }
-        let mut by_path: HashMap<PathBuf, usize> = HashMap::with_capacity(self.len());
-        for (i, image) in self.image_paths.iter().enumerate() {
-            if by_path.insert(root.join(image), i).is_some() {
+        let mut by_path: HashMap<&Path, usize> = HashMap::with_capacity(self.len());
+        for (i, key) in own.iter().enumerate() {
+            if by_path.insert(key.as_path(), i).is_some() {
                 return Err(invalid(format!(
                     "image {} is listed twice",
-                    image.display()
+                    key.strip_prefix(root).unwrap_or(key).display()
                 )));
             }
         }
         let mut values = Vec::with_capacity(full.values().len());
         for (row, file) in images.iter().enumerate() {
-            let Some(&i) = by_path.get(file) else {
+            let Some(&i) = by_path.get(file.as_path()) else {
                 return Err(invalid(format!(
                     "no line for {} (row {} of the training set)",
                     file.strip_prefix(root).unwrap_or(file).display(),

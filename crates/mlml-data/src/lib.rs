@@ -37,6 +37,7 @@ pub mod generate;
 mod labels;
 #[cfg(feature = "images")]
 pub mod pipeline;
+pub mod review;
 pub mod rng;
 pub mod stats;
 #[cfg(feature = "images")]

@@ -67,6 +67,30 @@ enum Command {
     /// Draw the first n samples of epoch 1 as the image pipeline delivers them (a PNG grid),
     /// and print their labels.
     Preview(PreviewArgs),
+    /// Act on the suggestions `mlml suggest` wrote.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+#[derive(Subcommand)]
+enum ReviewCommand {
+    /// Write a new label set with the accepted suggestions observed (positives, or negatives for
+    /// `mlml suggest --negatives`); its sidecar records the suggestions, their run, the rule and
+    /// the count.
+    Apply {
+        /// The label set the suggestions' rows index (the run's `observed-labels.npy`, or the
+        /// training label file).
+        labels: PathBuf,
+        /// The suggestions TSV `mlml suggest` wrote.
+        suggestions: PathBuf,
+        /// `top:N` (ranks 1..N), `min-score:S` (score >= S; <= S for negatives) or a reviewed
+        /// copy of the TSV holding only the accepted lines.
+        #[arg(long)]
+        accept: mlml_data::review::Accept,
+        /// The new label set (.tsv or .npy).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -315,6 +339,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => verify_cmd(&input, &images, json),
         Command::Preview(args) => preview_cmd(&args),
+        Command::Review(ReviewCommand::Apply {
+            labels,
+            suggestions,
+            accept,
+            output,
+        }) => {
+            let dataset = formats::load(&labels)?;
+            let (new, applied) = mlml_data::review::apply(&dataset, &suggestions, &accept)?;
+            formats::save(&new, &output)?;
+            eprintln!(
+                "mlml-data: {} accepted ({}), {} left; wrote {}",
+                applied.accepted,
+                accept,
+                applied.left,
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

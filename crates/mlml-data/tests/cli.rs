@@ -481,3 +481,90 @@ fn preview_draws_the_same_grid_for_the_same_seed_and_names_a_bad_image() {
     );
     assert!(!d.join("c.png").exists());
 }
+
+/// `review apply` adds the accepted suggestions as observed positives: `stats` counts exactly
+/// that many more, and a suggestion that does not fit the set is an error naming its line.
+#[test]
+fn review_apply_adds_the_accepted_suggestions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("observed.tsv"),
+        "#classes\tcat,dog,car\n#unlisted\tunobserved\na.jpg\tcat\nb.jpg\tdog\nc.jpg\tcar\nd.jpg\tcat\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("s.tsv"),
+        "row\timage\tclass\tscore\trank\n0\ta.jpg\tdog\t0.97\t1\n2\tc.jpg\tcat\t0.91\t2\n\
+         3\td.jpg\tcar\t0.66\t3\n1\tb.jpg\tcar\t0.40\t4\n",
+    )
+    .unwrap();
+    let positives = |set: &str| -> u64 {
+        let out = mlml_data(&["stats", set, "--json"], d);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        stats["counts"]["positives"].as_u64().unwrap()
+    };
+    let before = positives("observed.tsv");
+    for (accept, added) in [("top:3", 3), ("min-score:0.9", 2)] {
+        let out = mlml_data(
+            &[
+                "review",
+                "apply",
+                "observed.tsv",
+                "s.tsv",
+                "--accept",
+                accept,
+                "-o",
+                "new.tsv",
+            ],
+            d,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(positives("new.tsv"), before + added, "{accept}");
+        let sidecar = std::fs::read_to_string(d.join("new.meta.json")).unwrap();
+        assert!(
+            sidecar.contains("review-apply") && sidecar.contains(accept),
+            "{sidecar}"
+        );
+    }
+    std::fs::write(
+        d.join("s.tsv"),
+        "row\timage\tclass\tscore\trank\n0\ta.jpg\tcat\t0.97\t1\n",
+    )
+    .unwrap();
+    let out = mlml_data(
+        &[
+            "review",
+            "apply",
+            "observed.tsv",
+            "s.tsv",
+            "--accept",
+            "top:1",
+            "-o",
+            "x.tsv",
+        ],
+        d,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("s.tsv: line 2: row 0 class 'cat' is already observed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = mlml_data(
+        &[
+            "review",
+            "apply",
+            "observed.tsv",
+            "s.tsv",
+            "--accept",
+            "top:x",
+            "-o",
+            "x.tsv",
+        ],
+        d,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!d.join("x.tsv").exists());
+}

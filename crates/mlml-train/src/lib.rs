@@ -45,6 +45,7 @@ pub mod run_rows;
 mod schedule;
 pub mod source;
 mod start;
+pub mod suggest;
 
 pub use checkpoint::load_best;
 pub use config::{LinearPhase, OptimizerKind, Schedule, TrainingConfig};

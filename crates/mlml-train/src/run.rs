@@ -50,6 +50,12 @@ impl RunDir {
         self.root.join("classes.json")
     }
 
+    /// The training file's labels as the run observes them (`observed-labels.npy` and its
+    /// sidecar): the rows `mlml suggest` numbers, the set `mlml-data review apply` adds to.
+    pub fn observed_labels(&self) -> PathBuf {
+        self.root.join("observed-labels.npy")
+    }
+
     /// The training rows' statistics the inputs are standardised with (`standardization.json`).
     pub fn standardization(&self) -> PathBuf {
         self.root.join("standardization.json")
@@ -537,15 +543,32 @@ fn train_phase<B: TrainBackend>(
     let d = &config.data;
     let t = &config.training;
     let prober = Prober::<B::InnerBackend>::new(d, &config.model, t.seed, t.batch_size, device);
+    let splits = d.prepare(prober.as_ref())?;
+    let observed = splits.observed_file_labels()?;
     let Splits {
         train: train_set,
         val: val_set,
         test,
         standardization,
-    } = d.prepare(prober.as_ref())?;
+        ..
+    } = splits;
     // The run directory is written once the data has been read: a start that fails before
     // leaves nothing that would block a re-run.
     dir.write_config(config)?;
+    let observed_set = mlml_data::Dataset {
+        image_paths: observed.sample_ids().iter().map(PathBuf::from).collect(),
+        labels: observed,
+        split: Some("train".into()),
+        provenance: vec![mlml_data::ProvenanceStep {
+            step: "observed-by-run".into(),
+            params: serde_json::json!({
+                "labels": d.labels.describe(),
+                "held_out_rows": "unobserved",
+            }),
+            report: serde_json::Value::Null,
+        }],
+    };
+    mlml_data::formats::save(&observed_set, &dir.observed_labels())?;
     write_atomic(
         &dir.classes(),
         serde_json::to_string_pretty(train_set.labels().classes())

@@ -250,6 +250,34 @@ pub struct Splits {
     pub test: Option<AnySource>,
     /// The training rows' statistics the inputs were standardised with.
     pub standardization: Option<Standardization>,
+    /// Row `i` of `train` is row `train_rows[i]` of the training file.
+    pub train_rows: Vec<usize>,
+    /// The sample id (the image path as listed, for image files) of each row of the training
+    /// file.
+    pub file_ids: Vec<String>,
+}
+
+impl Splits {
+    /// The training file's labels as the run observes them: the training rows' observed labels
+    /// in their rows, the held-out rows unobserved (they are scored with their own labels). A
+    /// label set [`mlml_data::review::apply`] can add suggestions to, and `data.observed_set`
+    /// can train on.
+    ///
+    /// # Errors
+    /// None in practice (the shapes come from the splits).
+    pub fn observed_file_labels(&self) -> Result<LabelMatrix> {
+        let train = self.train.labels();
+        let c = train.n_classes();
+        let mut values = vec![mlml_data::UNOBSERVED; self.file_ids.len() * c];
+        for (i, &row) in self.train_rows.iter().enumerate() {
+            values[row * c..(row + 1) * c].copy_from_slice(train.row(i));
+        }
+        Ok(LabelMatrix::new(
+            train.classes().to_vec(),
+            self.file_ids.clone(),
+            values,
+        )?)
+    }
 }
 
 impl DataConfig {
@@ -383,31 +411,37 @@ impl DataConfig {
     }
 
     /// The labels of the whole training file as `data.observed_set` observes them, row by
-    /// row. The two files must list the same images and classes, and an observed positive must
-    /// be a positive of the full labels: anything else means they describe different data.
+    /// row: image files matched by path, feature or array rows by sample id (a run's
+    /// `observed-labels.npy` has them). The two must list the same rows and classes, and an
+    /// observed positive must be a positive of the full labels: anything else means they
+    /// describe different data.
     fn observed_set_labels(&self, all: &AnySource) -> Result<LabelMatrix> {
-        let (Some(path), Some(train_set), AnySource::Files(files)) =
-            (&self.observed_set, &self.train_set, all)
-        else {
+        let Some(path) = &self.observed_set else {
             bail!(
-                "data.labels = \"observed-set\" needs data.train_set (image files) and \
-                 data.observed_set (a label set of the same images, e.g. a Hill / SPLC release \
-                 list imported with `mlml-data import --format hill`)"
+                "data.labels = \"observed-set\" needs data.observed_set (a label set of the \
+                 training rows: a Hill / SPLC release list imported with `mlml-data import`, or \
+                 a run's observed-labels.npy after `mlml-data review apply`)"
             );
         };
         let set = mlml_data::formats::load(path)?;
-        set.observed_labels_of(
-            path,
-            &files.labels,
-            &files.paths,
-            &self.image_root(train_set),
-        )
-        .with_context(|| {
-            format!(
-                "data.observed_set against data.train_set {}",
-                train_set.display()
-            )
-        })
+        match (all, &self.train_set) {
+            (AnySource::Files(files), Some(train_set)) => set
+                .observed_labels_of(
+                    path,
+                    &files.labels,
+                    &files.paths,
+                    &self.image_root(train_set),
+                )
+                .with_context(|| {
+                    format!(
+                        "data.observed_set against data.train_set {}",
+                        train_set.display()
+                    )
+                }),
+            _ => set
+                .observed_labels_by_id(path, all.labels())
+                .context("data.observed_set against the training rows"),
+        }
     }
 
     /// The training rows' observed labels under the config's protocol.
@@ -494,6 +528,7 @@ impl DataConfig {
             }
         }
         let on_test = self.selection == SelectionSplit::Test;
+        let file_ids = all.labels().sample_ids().to_vec();
         let split = if on_test {
             mlml_data::generate::Split {
                 train: (0..all.len()).collect(),
@@ -567,6 +602,8 @@ impl DataConfig {
             val,
             test,
             standardization,
+            train_rows: split.train,
+            file_ids,
         })
     }
 
