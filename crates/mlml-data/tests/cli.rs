@@ -533,38 +533,33 @@ fn review_apply_adds_the_accepted_suggestions() {
         "row\timage\tclass\tscore\trank\n0\ta.jpg\tcat\t0.97\t1\n",
     )
     .unwrap();
-    let out = mlml_data(
-        &[
-            "review",
-            "apply",
-            "observed.tsv",
-            "s.tsv",
-            "--accept",
-            "top:1",
-            "-o",
-            "x.tsv",
-        ],
-        d,
-    );
-    assert_eq!(out.status.code(), Some(2));
+    let apply = |accept: &str| {
+        refused(
+            &[
+                "review",
+                "apply",
+                "observed.tsv",
+                "s.tsv",
+                "--accept",
+                accept,
+                "-o",
+                "x.tsv",
+            ],
+            d,
+        )
+    };
+    let message = apply("top:1");
     assert!(
-        stderr(&out).contains("s.tsv: line 2: row 0 class 'cat' is already observed"),
-        "{}",
-        stderr(&out)
+        message.contains("s.tsv: line 2: row 0 class 'cat' is already observed"),
+        "{message}"
     );
-    let out = mlml_data(
-        &[
-            "review",
-            "apply",
-            "observed.tsv",
-            "s.tsv",
-            "--accept",
-            "top:x",
-            "-o",
-            "x.tsv",
-        ],
-        d,
-    );
-    assert_eq!(out.status.code(), Some(2));
+    apply("top:x");
     assert!(!d.join("x.tsv").exists());
+}
+
+/// Runs `mlml-data`, asserts it refused (exit 2), and returns its message.
+fn refused(args: &[&str], dir: &Path) -> String {
+    let out = mlml_data(args, dir);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    stderr(&out)
 }
