@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result};
 use crate::labels::{LabelMatrix, POSITIVE};
 
+/// The provenance step `review::apply` records.
+pub(crate) const REVIEW_STEP: &str = "review-apply";
+
 /// One step that made a label set: an import, a generator run. Written to the JSON sidecar so a
 /// shared set says how it was made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,7 +118,8 @@ impl Dataset {
     ///
     /// The two must list the same images, each once, and the same classes (in any order), and
     /// an observed positive must be a positive of the full labels: anything else means they
-    /// describe different data.
+    /// describe different data. A set that `review apply` added accepted suggestions to (its
+    /// provenance says so) may observe positives the training file lacks.
     ///
     /// # Errors
     /// A class of one missing from the other, an image listed twice here, a training image
@@ -155,6 +159,9 @@ impl Dataset {
         root: Option<&Path>,
     ) -> Result<LabelMatrix> {
         let root = root.unwrap_or(Path::new(""));
+        // Accepted suggestions are a reviewer's decisions, which the training file's labels
+        // need not hold: only a set no review added to must observe a subset of them.
+        let reviewed = self.provenance.iter().any(|p| p.step == REVIEW_STEP);
         let invalid = |message: String| DataError::Invalid {
             path: source.to_path_buf(),
             message,
@@ -202,7 +209,7 @@ impl Dataset {
             let observed = self.labels.row(i);
             for (class, &column) in columns.iter().enumerate() {
                 let value = observed[column];
-                if value == POSITIVE && full.row(row)[class] != POSITIVE {
+                if value == POSITIVE && full.row(row)[class] != POSITIVE && !reviewed {
                     return Err(invalid(format!(
                         "{} is positive for '{}', which the training set does not label \
                          positive: the two files describe different labels",
@@ -298,5 +305,24 @@ mod tests {
             assert!(message.starts_with("obs.tsv: "), "{message}");
             assert!(message.contains(reason), "{message} (expected {reason})");
         }
+    }
+
+    /// A reviewed set may observe a positive the training file lacks (an accepted suggestion
+    /// the reviewer judged right); the same set without the review step is refused.
+    #[test]
+    fn a_reviewed_set_may_add_positives_the_file_lacks() {
+        let mut observed = set(&["a.jpg", "b.jpg"], &["cat", "dog"], vec![1, 0, 1, 1]);
+        assert!(observe(&observed).is_err());
+        observed.provenance.push(ProvenanceStep {
+            step: REVIEW_STEP.into(),
+            params: serde_json::Value::Null,
+            report: serde_json::Value::Null,
+        });
+        assert_eq!(observe(&observed).unwrap().row(1), [1, 1]);
+        // Matched by sample id (feature and array rows), the same.
+        let by_id = observed
+            .observed_labels_by_id(Path::new("obs.tsv"), &training().0)
+            .unwrap();
+        assert_eq!(by_id.row(1), [1, 1]);
     }
 }

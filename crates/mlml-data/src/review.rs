@@ -327,7 +327,7 @@ pub fn apply(
     let new_labels =
         crate::labels::LabelMatrix::new(labels.labels.classes().to_vec(), ids.to_vec(), values)?;
     let step = ProvenanceStep {
-        step: "review-apply".into(),
+        step: crate::dataset::REVIEW_STEP.into(),
         params: serde_json::json!({
             "suggestions": suggestions_path.display().to_string(),
             "run": info.as_ref().map(|i| i.run.clone()),
