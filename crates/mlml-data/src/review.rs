@@ -9,6 +9,7 @@
 //! `suggestions.tsv`) records the run that made it and whether it suggests positives or
 //! negatives.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -264,12 +265,14 @@ pub fn apply(
             .collect(),
         Accept::Reviewed(reviewed) => {
             let (kept, _) = read_suggestions(reviewed)?;
+            // Each reviewed line found by its entry, not by a scan of every suggestion.
+            let mut index: HashMap<(usize, &str), usize> = HashMap::with_capacity(all.len());
+            for (i, a) in all.iter().enumerate() {
+                index.entry((a.row, a.class.as_str())).or_insert(i);
+            }
             let mut chosen = Vec::with_capacity(kept.len());
             for (k, s) in kept.iter().enumerate() {
-                let Some(i) = all
-                    .iter()
-                    .position(|a| a.row == s.row && a.class == s.class)
-                else {
+                let Some(&i) = index.get(&(s.row, s.class.as_str())) else {
                     return Err(DataError::Invalid {
                         path: reviewed.clone(),
                         message: format!(
