@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use image::RgbImage;
+use mlml_train::run_data::AnySource;
 use plotters::prelude::*;
 
 use crate::chart::{plot_error, register_font, save_png, FAMILY};
@@ -68,4 +69,24 @@ pub fn write_grid(path: &Path, tiles: &[Tile], cell: u32) -> Result<()> {
         root.present().map_err(plot_error)?;
     }
     save_png(path, rgb, (width, height))
+}
+
+/// The row's image, for a grid: an image file decoded, or an array row as RGB.
+pub fn row_image(source: &AnySource, row: usize) -> Result<RgbImage> {
+    match source {
+        AnySource::Files(files) => Ok(mlml_data::pipeline::decode_rgb(&files.paths[row])?),
+        AnySource::Array(array) => {
+            let (c, h, w) = (array.channels, array.height, array.width);
+            let plane = h * w;
+            let pixels = &array.pixels[row * c * plane..(row + 1) * c * plane];
+            Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let at = y as usize * w + x as usize;
+                let channel = |k: usize| pixels[k.min(c - 1) * plane + at];
+                image::Rgb([channel(0), channel(1), channel(2)])
+            }))
+        }
+        AnySource::Features(_) => {
+            bail!("--grid needs a run trained on images; this one was trained on feature vectors")
+        }
+    }
 }

@@ -10,9 +10,8 @@ use mlml_train::run_config::RunConfig;
 use mlml_train::run_data::Prober;
 use mlml_train::{load_best, predict, ConvBackend, Source};
 
-use crate::grid::{write_grid, Tile};
+use crate::grid::{row_image, write_grid, Tile};
 use crate::stdout::print;
-use crate::suggest::row_image;
 
 /// Which rows `mlml eval` scores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

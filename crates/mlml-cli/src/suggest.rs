@@ -3,14 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
-use image::RgbImage;
+use anyhow::Result;
 use mlml_data::review::{to_tsv, write_suggestions, Proposal};
-use mlml_train::run_data::AnySource;
 use mlml_train::suggest::{suggest, Keep};
 use mlml_train::ConvBackend;
 
-use crate::grid::{write_grid, Tile};
+use crate::grid::{row_image, write_grid, Tile};
 use crate::stdout::print;
 
 /// `mlml suggest`'s arguments.
@@ -36,26 +34,6 @@ pub struct SuggestArgs {
     /// How many suggestions the grid shows.
     #[arg(long, default_value_t = 24)]
     pub grid_count: usize,
-}
-
-/// The row's image, for a grid: an image file decoded, or an array row as RGB.
-pub fn row_image(source: &AnySource, row: usize) -> Result<RgbImage> {
-    match source {
-        AnySource::Files(files) => Ok(mlml_data::pipeline::decode_rgb(&files.paths[row])?),
-        AnySource::Array(array) => {
-            let (c, h, w) = (array.channels, array.height, array.width);
-            let plane = h * w;
-            let pixels = &array.pixels[row * c * plane..(row + 1) * c * plane];
-            Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
-                let at = y as usize * w + x as usize;
-                let channel = |k: usize| pixels[k.min(c - 1) * plane + at];
-                image::Rgb([channel(0), channel(1), channel(2)])
-            }))
-        }
-        AnySource::Features(_) => {
-            bail!("--grid needs a run trained on images; this one was trained on feature vectors")
-        }
-    }
 }
 
 pub fn suggest_cmd<B: ConvBackend>(args: &SuggestArgs, device: &B::Device) -> Result<()> {
