@@ -11,7 +11,7 @@ accept=${3:-1000}
 cd "$(dirname "$0")/.."
 bin=${MLML_BIN:-target/release}
 mkdir -p "$out"
-"$bin/mlml" train --config configs/experiments/fashion-cnn.toml --set "training.seed=$seed" \
+"$bin/mlml" train --config configs/fashion-single.toml --set "training.seed=$seed" \
     --out "$out/round1"
 "$bin/mlml" suggest "$out/round1" --top 2000 -o "$out/suggestions.tsv" --grid "$out/suggestions.png"
 /usr/bin/python3 scripts/suggestion_precision.py "$out/suggestions.tsv" \
@@ -19,7 +19,7 @@ mkdir -p "$out"
     | tee "$out/precision.txt"
 "$bin/mlml-data" review apply "$out/round1/observed-labels.npy" "$out/suggestions.tsv" \
     --accept "top:$accept" -o "$out/round2-labels.npy"
-"$bin/mlml" train --config configs/experiments/fashion-cnn.toml --set "training.seed=$seed" \
+"$bin/mlml" train --config configs/fashion-single.toml --set "training.seed=$seed" \
     --set 'data.labels="observed-set"' --set "data.observed_set=\"$out/round2-labels.npy\"" \
     --out "$out/round2"
 for r in round1 round2; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch twin of `configs/experiments/fashion-cnn.toml`: the same four-stage small CNN
+"""PyTorch twin of `configs/fashion-single.toml`: the same four-stage small CNN
 (3x3 conv + BatchNorm + ReLU, 2x2 max pooling after the first three stages, widths 32/64/128/128,
 global average pooling, a linear head), trained end to end on the composite Fashion canvases with
 the same recipe (Adam 1e-3 with PyTorch's defaults, batch 64, 10 epochs, no augmentation, inputs

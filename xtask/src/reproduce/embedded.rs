@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use super::options::Options;
-use super::report::{add_gap_recovered, markdown_table, mean_std, write_results};
+use super::report::{add_gap_recovered, markdown_table, mean_std, write_results, RunNotes};
 use super::runs::{
-    all_ran, finish_progress, mlml_binary, registered_losses, seed_sets, target_dir, train_once,
-    SettingRuns,
+    all_ran, finish_progress, mlml_binary, progress, registered_losses, seed_sets, target_dir,
+    Parallel, SettingRuns, TrainRun,
 };
-use super::settings::{Setting, FULL_LABEL_ROW};
+use super::settings::{Setting, SettingModel, FULL_LABEL_ROW, QUICK};
+use super::twin::{twin_rows, TwinRows};
 
 /// The learning recipes the sweep tries: (hidden sizes, lr, weight decay, epochs).
 pub(super) const SWEEP: &[(&str, f64, f64, usize)] = &[
@@ -62,7 +63,16 @@ pub(super) fn sweep(
             );
             let mut sets = seed_sets(0, true);
             sets.extend_from_slice(&extra);
-            let figures = train_once(mlml, setting.config, loss, &sets, "cpu", &dir, &label)?;
+            let run = TrainRun {
+                mlml,
+                config: setting.config,
+                loss,
+                sets: &sets,
+                device: "cpu",
+                dir: &dir,
+                threads: None,
+            };
+            let figures = run.train(&|epoch| progress(&format!("{label}: epoch {epoch}")))?;
             vals.push(figures.val_map);
             best_epochs.push(figures.best_epoch);
         }
@@ -100,11 +110,13 @@ pub(super) fn run(setting: &Setting, options: &Options) -> Result<(), String> {
         .runs
         .clone()
         .unwrap_or_else(|| target_dir().join("reproduce").join(setting.name));
-    let mut losses = if options.losses.is_empty() {
-        // The embedded settings' models have no class activation map to boost.
+    let mut losses = if options.quick {
+        QUICK.iter().map(|(_, loss)| loss.to_string()).collect()
+    } else if options.losses.is_empty() {
         registered_losses(&mlml)?
             .into_iter()
-            .filter(|l| l != "boostlu")
+            // A feature MLP has no class activation map to boost.
+            .filter(|l| setting.model == SettingModel::EndToEnd || l != "boostlu")
             .collect()
     } else {
         options.losses.clone()
@@ -117,19 +129,44 @@ pub(super) fn run(setting: &Setting, options: &Options) -> Result<(), String> {
     }
     println!("{}: {}", setting.name, setting.summary);
     let seeds = options.seeds.unwrap_or(setting.seeds);
+    let parallel = if options.backend == "cpu" {
+        Parallel::new(options.jobs)
+    } else {
+        // One accelerator: its runs take turns unless told otherwise.
+        Parallel::new(Some(options.jobs.unwrap_or(1)))
+    };
     let job = SettingRuns {
         mlml: &mlml,
         config: setting.config,
         extra: &[],
         row_sets: &|_| Vec::new(),
-        seed_draws_labels: true,
+        seed_draws_labels: setting.seed_draws_labels,
         device: &options.backend,
         runs: &runs,
+        parallel,
     };
     let (mut rows, failures) = job.every_loss(&losses, seeds);
     add_gap_recovered(&mut rows);
-    let table = markdown_table(&rows, seeds);
+    let twins = match &setting.twin {
+        Some(twin) => twin_rows(twin, &rows, &runs, seeds, options.pytorch)?,
+        None => TwinRows::default(),
+    };
+    let table = markdown_table(&rows, &twins.rows, seeds);
     println!("\n{table}");
-    write_results(&mlml, setting, &rows, &table, seeds, &options.results)?;
+    let run_notes = RunNotes {
+        seeds,
+        quick: options.quick,
+        parallel,
+        twin: (!twins.rows.is_empty()).then(|| twins.source.clone()),
+    };
+    write_results(
+        &mlml,
+        setting,
+        &rows,
+        &twins.rows,
+        &table,
+        &run_notes,
+        &options.results,
+    )?;
     all_ran(&failures)
 }

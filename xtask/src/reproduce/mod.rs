@@ -11,6 +11,7 @@ mod published;
 mod report;
 mod runs;
 mod settings;
+mod twin;
 
 use options::{parse, usage};
 use settings::{paper_setting_message, EMBEDDED, PAPER_RUNS};

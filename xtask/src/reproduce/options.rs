@@ -23,13 +23,19 @@ pub(super) struct Options {
     pub(super) json: bool,
     /// Pick the epoch on the test split (the ASL reference's protocol).
     pub(super) select_on_test: bool,
+    /// Only AN, the full-label row and one loss of each family (`settings::QUICK`).
+    pub(super) quick: bool,
+    /// Train the setting's PyTorch twin too, instead of reading its committed measurements.
+    pub(super) pytorch: bool,
+    /// Runs side by side; `None`: one per four cores.
+    pub(super) jobs: Option<usize>,
 }
 
 pub(super) fn usage() -> String {
     let names: Vec<&str> = EMBEDDED.iter().map(|s| s.name).collect();
     format!(
-        "usage: cargo xtask reproduce <setting> [--seeds N] [--loss NAME]... [--sweep] \
-         [--backend cpu|wgpu|cuda] [--data DIR] [--smoke] [--plan [--json]] [--select-on-test] \
+        "usage: cargo xtask reproduce <setting> [--seeds N] [--loss NAME]... [--quick] [--sweep] \
+         [--jobs N] [--pytorch] [--backend cpu|wgpu|cuda] [--data DIR] [--smoke] [--plan [--json]] [--select-on-test] \
          [--mlml PATH] [--runs DIR] [--results DIR]\n  embedded settings: {}\n  \
          paper settings (with --data DIR; --plan needs none): {}",
         names.join(", "),
@@ -56,6 +62,9 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
         plan: false,
         json: false,
         select_on_test: false,
+        quick: false,
+        pytorch: false,
+        jobs: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -74,6 +83,15 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
                         .ok_or_else(|| format!("--seeds {v}: expected a positive integer"))?,
                 );
             }
+            "--jobs" => {
+                let v = value("--jobs")?;
+                options.jobs = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("--jobs {v}: expected a positive integer"))?,
+                );
+            }
             "--loss" => options.losses.push(value("--loss")?),
             "--mlml" => options.mlml = Some(value("--mlml")?.into()),
             "--runs" => options.runs = Some(value("--runs")?.into()),
@@ -81,6 +99,8 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
             "--data" => options.data = Some(value("--data")?.into()),
             "--sweep" => options.sweep = true,
             "--smoke" => options.smoke = true,
+            "--quick" => options.quick = true,
+            "--pytorch" => options.pytorch = true,
             "--plan" => options.plan = true,
             "--json" => options.json = true,
             "--select-on-test" => options.select_on_test = true,
@@ -101,6 +121,12 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
     }
     if options.setting.is_empty() {
         return Err(usage());
+    }
+    if options.quick && !options.losses.is_empty() {
+        return Err(format!(
+            "--quick chooses the rows itself: give it or --loss, not both\n{}",
+            usage()
+        ));
     }
     if options.json && !options.plan {
         return Err(format!("--json goes with --plan\n{}", usage()));
@@ -125,5 +151,20 @@ mod tests {
             .unwrap_err()
             .contains("unknown option --frobnicate"));
         assert!(parse(&args(&[])).unwrap_err().starts_with("usage:"));
+        assert!(parse(&args(&["fashion-single", "--quick", "--loss", "an"]))
+            .unwrap_err()
+            .contains("--quick chooses the rows itself"));
+        assert!(parse(&args(&["fashion-single", "--jobs", "two"]))
+            .unwrap_err()
+            .contains("--jobs two: expected a positive integer"));
+        let o = parse(&args(&[
+            "fashion-single",
+            "--quick",
+            "--jobs",
+            "2",
+            "--pytorch",
+        ]))
+        .unwrap();
+        assert_eq!((o.quick, o.jobs, o.pytorch), (true, Some(2), true));
     }
 }

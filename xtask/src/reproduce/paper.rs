@@ -11,7 +11,7 @@ use super::published::published;
 use super::report::{add_gap_recovered, markdown_table, published_table, recipe_section};
 use super::runs::{
     all_ran, mlml_binary, registered_losses, run_import, seed_sets, sweep_row, target_dir,
-    train_args, train_labels, SettingRuns,
+    train_args, train_labels, Parallel, SettingRuns,
 };
 use super::settings::{
     paper_setting_message, PaperRun, Recipes, EMBEDDED, FULL_LABEL_ROW, PAPER_RUNS, SMOKE,
@@ -116,6 +116,8 @@ pub(super) fn run_paper_setting(
         seed_draws_labels: false,
         device: &options.backend,
         runs: &runs,
+        // ResNet-50 at 448 px: one run holds a machine; side by side only when asked.
+        parallel: Parallel::new(Some(options.jobs.unwrap_or(1))),
     };
     // With --sweep, Cole et al.'s rows search their batch x lr grid, as their numbers did.
     let swept: Vec<String> = if options.sweep {
@@ -155,7 +157,7 @@ pub(super) fn run_paper_setting(
         row.recipe = Some(recipe.name);
         row.recipe_follows = Some(recipe.follows);
     }
-    let table = markdown_table(&rows, seeds);
+    let table = markdown_table(&rows, &[], seeds);
     let beside = published_table(run.name, &rows);
     let recipe_notes = recipe_section(run.recipes, &losses);
     let selection_note = if options.select_on_test {

@@ -7,7 +7,8 @@ use std::process::Command;
 use serde::Serialize;
 
 use super::published::published;
-use super::settings::{Recipes, Setting, FULL_LABEL_ROW};
+use super::runs::Parallel;
+use super::settings::{Recipes, Setting, SettingModel, FULL_LABEL_ROW, QUICK};
 use crate::recipes::Recipe;
 
 /// One run's figures, from its `report.json`.
@@ -19,6 +20,8 @@ pub(super) struct RunSummary {
     pub(super) seconds: f64,
     pub(super) val_map: f64,
     pub(super) best_epoch: f64,
+    /// Read from a run an earlier reproduce finished with the same arguments.
+    pub(super) reused: bool,
 }
 
 pub(super) fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -103,9 +106,12 @@ pub(super) fn add_gap_recovered(rows: &mut [Row]) {
     }
 }
 
-pub(super) fn markdown_table(rows: &[Row], seeds: usize) -> String {
+/// The table of `rows`, each followed by the twin rows (`(row of ours, twin's row)`) beside it.
+pub(super) fn markdown_table(rows: &[Row], twins: &[(String, Row)], seeds: usize) -> String {
     let pm = |value: f64, std: f64| {
-        if seeds > 1 {
+        if value.is_nan() {
+            "-".to_string()
+        } else if seeds > 1 {
             format!("{value:.2} ± {std:.2}")
         } else {
             format!("{value:.2}")
@@ -115,7 +121,10 @@ pub(super) fn markdown_table(rows: &[Row], seeds: usize) -> String {
         "| loss | test mAP | CF1 | OF1 | AN→full gap recovered | seconds |\n\
          |---|---|---|---|---|---|\n",
     );
-    for row in rows {
+    for row in rows.iter().flat_map(|row| {
+        let beside = twins.iter().filter(|(b, _)| *b == row.loss);
+        std::iter::once(row).chain(beside.map(|(_, twin)| twin))
+    }) {
         let gap = row
             .gap_recovered
             .map(|g| format!("{g:.0} %"))
@@ -151,12 +160,22 @@ pub(super) fn published_table(setting: &str, rows: &[Row]) -> String {
     out
 }
 
+/// How a setting's runs were made, for the table's note.
+pub(super) struct RunNotes {
+    pub(super) seeds: usize,
+    pub(super) quick: bool,
+    pub(super) parallel: Parallel,
+    /// Where the twin's rows come from, when the table has them.
+    pub(super) twin: Option<String>,
+}
+
 pub(super) fn write_results(
     mlml: &Path,
     setting: &Setting,
     rows: &[Row],
+    twins: &[(String, Row)],
     table: &str,
-    seeds: usize,
+    notes: &RunNotes,
     results: &Path,
 ) -> Result<(), String> {
     std::fs::create_dir_all(results).map_err(|e| format!("{}: {e}", results.display()))?;
@@ -165,38 +184,74 @@ pub(super) fn write_results(
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
     };
     let json_name = format!("{}.json", setting.name);
+    let all: Vec<&Row> = rows.iter().chain(twins.iter().map(|(_, r)| r)).collect();
     write(
         json_name.clone(),
-        serde_json::to_string_pretty(rows)
+        serde_json::to_string_pretty(&all)
             .expect("rows serialise")
             .as_bytes(),
     )?;
+    let seeds = notes.seeds;
+    let mut flags = String::new();
+    if notes.quick {
+        flags.push_str(" --quick");
+    }
+    if seeds != setting.seeds {
+        flags.push_str(&format!(" --seeds {seeds}"));
+    }
+    let seed_note = if setting.seed_draws_labels {
+        "seed s draws the labels and initialises the model"
+    } else {
+        "the labels are the config's one draw; seed s initialises the model and orders the batches"
+    };
+    let model_note = match setting.model {
+        SettingModel::EndToEnd => {
+            "the network trains end to end, so `boostlu` boosts its class activation maps."
+        }
+        SettingModel::FeatureMlp => {
+            "a feature MLP has no class activation map to boost, so `boostlu` has no row \
+             (`ll-r` is its loss unboosted)."
+        }
+    };
+    let quick_note = if notes.quick {
+        format!(
+            "\n\n`--quick`: AN, the full labels and one loss of each family: {}.",
+            QUICK
+                .iter()
+                .skip(1)
+                .map(|(family, loss)| format!("`{loss}` for {family}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    } else {
+        String::new()
+    };
+    let twin_note = notes
+        .twin
+        .as_ref()
+        .map(|source| {
+            format!(
+                "\n\nThe PyTorch rows train the same network with the same recipe: {source}. \
+                 Their seconds are the script's training loop (from the first epoch to the \
+                 last evaluation), ours the whole process."
+            )
+        })
+        .unwrap_or_default();
     let md = format!(
-        "# {name}\n\n{summary}. Written by `cargo xtask reproduce {name}{seeds_flag}` from \
-         `{config}` ({seeds} seed(s): seed s draws the labels and initialises the model; mean ± \
+        "# {name}\n\n{summary}. Written by `cargo xtask reproduce {name}{flags}` from \
+         `{config}` ({seeds} seed(s): {seed_note}; mean ± \
          sample standard deviation over seeds). Test split figures of the epoch with the best \
          validation mAP (sklearn AP, 20 % of the training file held out); CF1 / OF1 at \
          threshold 0.5; mAP, CF1 and OF1 in percent. The last column but one is (mAP - mAP of \
          AN) / (mAP of the full-label row - mAP of AN), left out when that gap is under one \
-         mAP point. Seconds: wall time of one run, \
-         including the process start. `bce` uses the observed entries only, `an` takes every \
+         mAP point. Seconds: wall time of one run, including the process start ({parallel}). \
+         `bce` uses the observed entries only, `an` takes every \
          unobserved label as negative, `bce (full labels)` trains on the full labels (the \
-         upper bound); {model_note}\n\n{table}\n![mAP per loss]({name}.png)\n",
+         upper bound); {model_note}{quick_note}{twin_note}\n\n{table}\n![mAP per loss]({name}.png)\n",
         name = setting.name,
         summary = setting.summary,
-        model_note = if setting.name.starts_with("fashion") {
-            "the head trains on frozen EfficientNet-Lite0 features, which have no class \
-             activation map to boost, so `boostlu` has no row (`ll-r` is its loss unboosted)."
-        } else {
-            "a feature MLP has no class activation map to boost, so `boostlu` has no row \
-             (`ll-r` is its loss unboosted)."
-        },
         config = setting.config,
-        seeds_flag = if seeds == setting.seeds {
-            String::new()
-        } else {
-            format!(" --seeds {seeds}")
-        },
+        parallel = notes.parallel.describe(),
     );
     write(format!("{}.md", setting.name), md.as_bytes())?;
     let png = results.join(format!("{}.png", setting.name));

@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -21,54 +23,226 @@ pub(super) struct SettingRuns<'a> {
     /// `--set`s of every run, after the row's.
     pub(super) extra: &'a [String],
     /// `--set`s of one row's runs (its recipe), after the seed's.
-    pub(super) row_sets: &'a dyn Fn(&str) -> Vec<String>,
+    pub(super) row_sets: &'a (dyn Fn(&str) -> Vec<String> + Sync),
     /// Whether the seed also draws the labels (the embedded settings); a paper setting keeps
     /// its protocol's one draw from the config.
     pub(super) seed_draws_labels: bool,
     pub(super) device: &'a str,
     pub(super) runs: &'a Path,
+    pub(super) parallel: Parallel,
+}
+
+/// How many runs go side by side, and the threads each may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Parallel {
+    pub(super) jobs: usize,
+    /// `None`: the run's own default (every core).
+    pub(super) threads: Option<usize>,
+}
+
+impl Parallel {
+    /// `jobs` runs side by side (`None`: one per four cores, since a small network's step stops
+    /// gaining from threads well before 16), the cores shared evenly between them.
+    pub(super) fn new(jobs: Option<usize>) -> Parallel {
+        Self::for_cores(
+            jobs,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )
+    }
+
+    fn for_cores(jobs: Option<usize>, cores: usize) -> Parallel {
+        let jobs = jobs.unwrap_or(cores / 4).max(1);
+        Parallel {
+            jobs,
+            threads: (jobs > 1).then(|| (cores / jobs).max(1)),
+        }
+    }
+
+    /// The table's words for it.
+    pub(super) fn describe(&self) -> String {
+        match self.threads {
+            None => "one run at a time".into(),
+            Some(t) => format!("{} runs side by side, {t} threads each", self.jobs),
+        }
+    }
 }
 
 impl SettingRuns<'_> {
-    /// Trains every loss with every seed (`<runs>/seed-<s>/<loss>`): one row of figures per loss
-    /// that finished at least once, and a line per failed run.
+    /// Trains every loss with every seed (`<runs>/seed-<s>/<loss>`), `parallel.jobs` runs at a
+    /// time: one row of figures per loss that finished at least once, and a line per failed run.
     pub(super) fn every_loss(&self, losses: &[String], seeds: usize) -> (Vec<Row>, Vec<String>) {
+        let work: Vec<(usize, usize)> = (0..losses.len())
+            .flat_map(|l| (0..seeds).map(move |s| (l, s)))
+            .collect();
+        let next = AtomicUsize::new(0);
+        let results: Mutex<Vec<Option<Result<RunSummary, String>>>> =
+            Mutex::new(vec![None; work.len()]);
+        let clock = Mutex::new(Clock::new(work.len(), self.parallel.jobs));
+        std::thread::scope(|scope| {
+            for _ in 0..self.parallel.jobs.min(work.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(l, seed)) = work.get(i) else {
+                        break;
+                    };
+                    let loss = &losses[l];
+                    let label = format!("{loss}, seed {seed}");
+                    let dir = self
+                        .runs
+                        .join(format!("seed-{seed}"))
+                        .join(loss.replace(' ', "_"));
+                    // The recipe, then the setting's data and (with --smoke) the smoke
+                    // overrides, which win.
+                    let mut sets = seed_sets(seed, self.seed_draws_labels);
+                    sets.extend((self.row_sets)(loss));
+                    sets.extend_from_slice(self.extra);
+                    let run = TrainRun {
+                        mlml: self.mlml,
+                        config: self.config,
+                        loss,
+                        sets: &sets,
+                        device: self.device,
+                        dir: &dir,
+                        threads: self.parallel.threads,
+                    };
+                    lock(&clock).start(i);
+                    let result = run.train(&|epoch| lock(&clock).show(&label, epoch));
+                    lock(&clock).finish(i, &label, &result);
+                    lock(&results)[i] = Some(result);
+                });
+            }
+        });
+        finish_progress();
+        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         let (mut rows, mut failures) = (Vec::new(), Vec::new());
-        let total = losses.len() * seeds;
-        let mut done = 0;
-        for loss in losses {
+        for (l, loss) in losses.iter().enumerate() {
             let mut figures = Vec::new();
-            for seed in 0..seeds {
-                done += 1;
-                let label = format!("[{done}/{total}] {loss}, seed {seed}");
-                let dir = self
-                    .runs
-                    .join(format!("seed-{seed}"))
-                    .join(loss.replace(' ', "_"));
-                // The recipe, then the setting's data and (with --smoke) the smoke overrides,
-                // which win.
-                let mut sets = seed_sets(seed, self.seed_draws_labels);
-                sets.extend((self.row_sets)(loss));
-                sets.extend_from_slice(self.extra);
-                match train_once(
-                    self.mlml,
-                    self.config,
-                    loss,
-                    &sets,
-                    self.device,
-                    &dir,
-                    &label,
-                ) {
-                    Ok(report) => figures.push(report),
-                    Err(message) => failures.push(format!("{loss}, seed {seed}: {message}")),
+            for (&(_, seed), result) in work.iter().zip(&results).filter(|((wl, _), _)| *wl == l) {
+                match result {
+                    Some(Ok(summary)) => figures.push(summary.clone()),
+                    Some(Err(message)) => failures.push(format!("{loss}, seed {seed}: {message}")),
+                    None => failures.push(format!("{loss}, seed {seed}: did not run")),
                 }
             }
             if !figures.is_empty() {
                 rows.push(summarise(loss, &figures));
             }
         }
-        finish_progress();
         (rows, failures)
+    }
+}
+
+/// A mutex whose holder panicked still holds good figures: the runs are separate processes.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The runs' progress and the time left, from the mean time of the runs finished so far.
+struct Clock {
+    total: usize,
+    jobs: usize,
+    finished: usize,
+    seconds: Vec<f64>,
+    running: Vec<(usize, Instant)>,
+}
+
+impl Clock {
+    fn new(total: usize, jobs: usize) -> Clock {
+        Clock {
+            total,
+            jobs,
+            finished: 0,
+            seconds: Vec::new(),
+            running: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, run: usize) {
+        self.running.push((run, Instant::now()));
+    }
+
+    /// Seconds left: the runs not started at the mean run's time, the running ones at what the
+    /// mean leaves them, shared among the jobs. `None` before a run has finished.
+    fn seconds_left(&self) -> Option<f64> {
+        if self.seconds.is_empty() {
+            return None;
+        }
+        let mean = self.seconds.iter().sum::<f64>() / self.seconds.len() as f64;
+        let waiting = self.total - self.finished - self.running.len();
+        let running: f64 = self
+            .running
+            .iter()
+            .map(|(_, t)| (mean - t.elapsed().as_secs_f64()).max(0.0))
+            .sum();
+        Some((waiting as f64 * mean + running) / self.jobs as f64)
+    }
+
+    fn bar(&self) -> String {
+        const WIDTH: usize = 24;
+        let filled = WIDTH * self.finished / self.total.max(1);
+        format!(
+            "[{}{}] {}/{}",
+            "#".repeat(filled),
+            "-".repeat(WIDTH - filled),
+            self.finished,
+            self.total
+        )
+    }
+
+    fn left(&self) -> String {
+        self.seconds_left()
+            .map(|s| format!(" · about {} left", duration(s)))
+            .unwrap_or_default()
+    }
+
+    /// The line rewritten in place on a terminal.
+    fn show(&self, label: &str, epoch: &str) {
+        progress(&format!(
+            "{} · {label}: epoch {epoch}{}",
+            self.bar(),
+            self.left()
+        ));
+    }
+
+    /// A finished run: its figures on a line of their own, terminal or log.
+    fn finish(&mut self, run: usize, label: &str, result: &Result<RunSummary, String>) {
+        self.running.retain(|(r, _)| *r != run);
+        self.finished += 1;
+        let what = match result {
+            Ok(summary) => {
+                self.seconds.push(summary.seconds);
+                format!(
+                    "test mAP {:.2}, {:.0} s{}",
+                    summary.map,
+                    summary.seconds,
+                    if summary.reused {
+                        " (finished before: reused)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Err(_) => "failed".into(),
+        };
+        finish_progress();
+        eprintln!(
+            "[{}/{}] {label}: {what}{}",
+            self.finished,
+            self.total,
+            self.left()
+        );
+    }
+}
+
+/// `s` seconds as a person reads them.
+fn duration(s: f64) -> String {
+    if s < 60.0 {
+        return format!("{s:.0} s");
+    }
+    let minutes = (s / 60.0).round() as u64;
+    match minutes {
+        0..=90 => format!("{minutes} min"),
+        _ => format!("{} h {:02} min", minutes / 60, minutes % 60),
     }
 }
 
@@ -190,47 +364,107 @@ pub(super) fn train_args(
     args
 }
 
-/// One `mlml train` run of `loss` with the config's `--set`s `sets` (later ones win).
-pub(super) fn train_once(
-    mlml: &Path,
-    config: &str,
-    loss: &str,
-    sets: &[String],
-    device: &str,
-    dir: &Path,
-    label: &str,
-) -> Result<RunSummary, String> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let args = train_args(config, loss, sets, device, Some(dir));
-    let start = Instant::now();
-    let mut child = Command::new(mlml)
-        .args(&args)
-        .current_dir(project_root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", mlml.display()))?;
-    let mut last_lines = Vec::new();
-    if let Some(stderr) = child.stderr.take() {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(epoch) = line
-                .strip_prefix("mlml: epoch ")
-                .and_then(|r| r.split(':').next())
-            {
-                progress(&format!("{label}: epoch {epoch}"));
-            }
-            last_lines.push(line);
-            if last_lines.len() > 5 {
-                last_lines.remove(0);
+/// One `mlml train` run of `loss` with the config's `--set`s `sets` (later ones win), into `dir`.
+pub(super) struct TrainRun<'a> {
+    pub(super) mlml: &'a Path,
+    pub(super) config: &'a str,
+    pub(super) loss: &'a str,
+    pub(super) sets: &'a [String],
+    pub(super) device: &'a str,
+    pub(super) dir: &'a Path,
+    /// `RAYON_NUM_THREADS` of the run; `None`: every core.
+    pub(super) threads: Option<usize>,
+}
+
+/// Beside a finished run's `report.json`: what made it, so that a later reproduce with the same
+/// arguments and the same `mlml` binary takes its figures instead of training again.
+const FINISHED: &str = "reproduce.json";
+
+impl TrainRun<'_> {
+    /// Trains (or reuses the same run finished before) and reads its figures; `on_epoch` hears
+    /// each finished epoch as `N/M`.
+    pub(super) fn train(&self, on_epoch: &dyn Fn(&str)) -> Result<RunSummary, String> {
+        let args = train_args(
+            self.config,
+            self.loss,
+            self.sets,
+            self.device,
+            Some(self.dir),
+        );
+        let made_by = serde_json::json!({ "args": args, "mlml": binary_stamp(self.mlml) });
+        if let Some(seconds) = finished_before(self.dir, &made_by) {
+            return read_summary(self.dir, seconds, true);
+        }
+        if self.dir.exists() {
+            std::fs::remove_dir_all(self.dir)
+                .map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        }
+        let start = Instant::now();
+        let mut command = Command::new(self.mlml);
+        command
+            .args(&args)
+            .current_dir(project_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(threads) = self.threads {
+            command.env("RAYON_NUM_THREADS", threads.to_string());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.mlml.display()))?;
+        let mut last_lines = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(epoch) = line
+                    .strip_prefix("mlml: epoch ")
+                    .and_then(|r| r.split(':').next())
+                {
+                    on_epoch(epoch);
+                }
+                last_lines.push(line);
+                if last_lines.len() > 5 {
+                    last_lines.remove(0);
+                }
             }
         }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(last_lines.join(" | "));
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let summary = read_summary(self.dir, seconds, false)?;
+        let mut record = made_by;
+        record["seconds"] = seconds.into();
+        let path = self.dir.join(FINISHED);
+        std::fs::write(&path, record.to_string())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(summary)
     }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(last_lines.join(" | "));
-    }
+}
+
+/// The binary's size and modification time: a rebuilt `mlml` does not reuse older runs.
+fn binary_stamp(mlml: &Path) -> String {
+    let meta = std::fs::metadata(mlml).ok();
+    let modified = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{} bytes, modified {modified}", meta.map_or(0, |m| m.len()))
+}
+
+/// The wall time of the run in `dir` if it finished from the same arguments and binary.
+fn finished_before(dir: &Path, made_by: &Value) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(FINISHED)).ok()?;
+    let record: Value = serde_json::from_str(&text).ok()?;
+    let same = record["args"] == made_by["args"] && record["mlml"] == made_by["mlml"];
+    (same && dir.join("report.json").is_file())
+        .then(|| record["seconds"].as_f64())
+        .flatten()
+}
+
+/// The figures of the run in `dir`, from its `report.json`.
+fn read_summary(dir: &Path, seconds: f64, reused: bool) -> Result<RunSummary, String> {
     let path = dir.join("report.json");
     let report: RunReport = std::fs::read_to_string(&path)
         .map_err(|e| format!("{}: {e}", path.display()))
@@ -242,9 +476,10 @@ pub(super) fn train_once(
         map: test.map,
         cf1: test.cf1,
         of1: test.of1,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
         val_map: report.best_val_map,
         best_epoch: report.best_epoch as f64,
+        reused,
     };
     if [figures.map, figures.cf1, figures.of1, figures.val_map]
         .iter()
@@ -306,7 +541,16 @@ pub(super) fn sweep_row(job: &SettingRuns<'_>, loss: &str, recipe: &Recipe) -> R
             .runs
             .join("sweep")
             .join(format!("{loss}-b{batch}-lr{lr}"));
-        let figures = train_once(job.mlml, job.config, loss, &sets, job.device, &dir, &label)?;
+        let run = TrainRun {
+            mlml: job.mlml,
+            config: job.config,
+            loss,
+            sets: &sets,
+            device: job.device,
+            dir: &dir,
+            threads: None,
+        };
+        let figures = run.train(&|epoch| progress(&format!("{label}: epoch {epoch}")))?;
         if best
             .as_ref()
             .is_none_or(|(b, _, _)| figures.val_map > b.val_map)
@@ -425,4 +669,74 @@ pub(super) fn train_labels(
             ),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_share_the_cores_and_default_to_one_per_four() {
+        let p = |jobs, cores| {
+            let p = Parallel::for_cores(jobs, cores);
+            (p.jobs, p.threads)
+        };
+        assert_eq!(p(None, 2), (1, None));
+        assert_eq!(p(None, 16), (4, Some(4)));
+        assert_eq!(p(Some(3), 16), (3, Some(5)));
+        assert_eq!(p(Some(4), 2), (4, Some(1)));
+        assert_eq!(
+            Parallel::for_cores(Some(1), 16).describe(),
+            "one run at a time"
+        );
+    }
+
+    #[test]
+    fn time_left_counts_waiting_runs_at_the_mean_shared_among_the_jobs() {
+        let mut clock = Clock::new(10, 2);
+        assert_eq!(clock.seconds_left(), None);
+        clock.finished = 2;
+        clock.seconds = vec![100.0, 300.0];
+        // Eight runs wait at 200 s each, two at a time.
+        assert_eq!(clock.seconds_left(), Some(800.0));
+        clock.start(2);
+        let left = clock.seconds_left().unwrap();
+        assert!((799.0..=800.0).contains(&left), "{left}");
+        assert_eq!(
+            clock.bar(),
+            format!("[{}{}] 2/10", "#".repeat(4), "-".repeat(20))
+        );
+        assert_eq!(duration(40.0), "40 s");
+        assert_eq!(duration(800.0), "13 min");
+        assert_eq!(duration(3.0 * 3600.0 + 60.0), "3 h 01 min");
+    }
+
+    #[test]
+    fn a_finished_run_is_reused_only_with_the_same_arguments_and_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("an");
+        std::fs::create_dir_all(&run).unwrap();
+        let made_by = serde_json::json!({ "args": ["train", "--set", "a=1"], "mlml": "1 bytes" });
+        let mut record = made_by.clone();
+        record["seconds"] = 12.5.into();
+        std::fs::write(run.join(FINISHED), record.to_string()).unwrap();
+        // No report: the run did not finish.
+        assert_eq!(finished_before(&run, &made_by), None);
+        std::fs::write(
+            run.join("report.json"),
+            r#"{"best_val_map": 70.0, "best_epoch": 3, "test": {"map": 69.5, "cf1": 40.0, "of1": 41.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(finished_before(&run, &made_by), Some(12.5));
+        let summary = read_summary(&run, 12.5, true).unwrap();
+        assert_eq!(
+            (summary.map, summary.best_epoch, summary.reused),
+            (69.5, 3.0, true)
+        );
+        let other_args =
+            serde_json::json!({ "args": ["train", "--set", "a=2"], "mlml": "1 bytes" });
+        assert_eq!(finished_before(&run, &other_args), None);
+        let rebuilt = serde_json::json!({ "args": ["train", "--set", "a=1"], "mlml": "2 bytes" });
+        assert_eq!(finished_before(&run, &rebuilt), None);
+    }
 }

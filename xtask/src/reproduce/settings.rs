@@ -10,9 +10,60 @@ pub(super) struct Setting {
     pub(super) name: &'static str,
     pub(super) config: &'static str,
     pub(super) summary: &'static str,
-    /// Seeds when `--seeds` is not given (the default run stays under ten minutes on 2 cores).
+    /// Seeds when `--seeds` is not given.
     pub(super) seeds: usize,
+    /// Whether seed s also draws the labels (`data.label_seed = s`); otherwise every seed trains
+    /// on the config's one draw and the seeds differ only in the network's initialisation and
+    /// batch order.
+    pub(super) seed_draws_labels: bool,
+    /// What the rows train (the table's note): a network trained end to end has class
+    /// activation maps, so `boostlu` has a row; a head on feature vectors has none.
+    pub(super) model: SettingModel,
+    /// The same network and recipe in another framework, whose rows stand beside ours.
+    pub(super) twin: Option<Twin>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SettingModel {
+    /// An MLP on feature vectors (yeast, scene).
+    FeatureMlp,
+    /// An image network trained end to end.
+    EndToEnd,
+}
+
+/// A script that trains the setting's network and recipe in PyTorch on the rows and observed
+/// labels of one of our runs (read from its `observed-labels.npy`).
+pub(super) struct Twin {
+    pub(super) framework: &'static str,
+    pub(super) script: &'static str,
+    /// The rows it trains, each with the stem of its committed measurements
+    /// (`<committed>/<stem><seed>.json`).
+    pub(super) rows: &'static [(&'static str, &'static str)],
+    /// Where the measurements of the committed table lie, read when `--pytorch` is not given.
+    pub(super) committed: &'static str,
+    /// Where they were measured, for the table's note.
+    pub(super) committed_on: &'static str,
+}
+
+/// `--quick`'s rows: AN, the full-label bound and one loss of each family (the family, then the
+/// loss that stands for it).
+pub(super) const QUICK: &[(&str, &str)] = &[
+    ("the baseline", "an"),
+    (
+        "Cole et al.'s assume-negative variants and regularisers (an-ls, wan, epr, role)",
+        "role",
+    ),
+    (
+        "the robust losses of the ASL and Hill scripts (asl-bce, focal, asl, hill, splc)",
+        "hill",
+    ),
+    (
+        "large-loss rejection and correction (ll-r, ll-ct, ll-cp, boostlu)",
+        "ll-r",
+    ),
+    ("entropy maximisation (em, em-apl)", "em-apl"),
+    ("the generalised robust loss (gr)", "gr"),
+];
 
 pub(super) const EMBEDDED: &[Setting] = &[
     Setting {
@@ -20,45 +71,73 @@ pub(super) const EMBEDDED: &[Setting] = &[
         config: "configs/yeast-single.toml",
         summary: "yeast (14 labels, 4.2 positives per row), one observed positive per training row",
         seeds: 5,
+        seed_draws_labels: true,
+        model: SettingModel::FeatureMlp,
+        twin: None,
     },
     Setting {
         name: "yeast-40",
         config: "configs/yeast-40.toml",
         summary: "yeast, 40 % of the training positives kept (at least one per row)",
         seeds: 5,
+        seed_draws_labels: true,
+        model: SettingModel::FeatureMlp,
+        twin: None,
     },
     Setting {
         name: "yeast-75",
         config: "configs/yeast-75.toml",
         summary: "yeast, 75 % of the training positives kept (at least one per row)",
         seeds: 5,
+        seed_draws_labels: true,
+        model: SettingModel::FeatureMlp,
+        twin: None,
     },
     Setting {
         name: "scene-single",
         config: "configs/scene-single.toml",
         summary: "scene (6 labels, 1.07 positives per row), one observed positive per training row",
         seeds: 5,
+        seed_draws_labels: true,
+        model: SettingModel::FeatureMlp,
+        twin: None,
     },
     Setting {
         name: "scene-40",
         config: "configs/scene-40.toml",
         summary: "scene, 40 % of the training positives kept (at least one per row)",
         seeds: 5,
+        seed_draws_labels: true,
+        model: SettingModel::FeatureMlp,
+        twin: None,
     },
     Setting {
         name: "scene-75",
         config: "configs/scene-75.toml",
         summary: "scene, 75 % of the training positives kept (at least one per row)",
         seeds: 5,
+        seed_draws_labels: true,
+        model: SettingModel::FeatureMlp,
+        twin: None,
     },
     Setting {
         name: "fashion-single",
         config: "configs/fashion-single.toml",
         summary:
             "the Fashion-MNIST composite (64x64 canvases, 10 labels, 2.26 positives per row), \
-                  one observed positive per training row; a linear probe on the shipped \
-                  EfficientNet-Lite0",
+                  one observed positive per training row (one draw, label_seed 0); the small CNN \
+                  trained end to end",
         seeds: 3,
+        seed_draws_labels: false,
+        model: SettingModel::EndToEnd,
+        twin: Some(Twin {
+            framework: "PyTorch",
+            script: "scripts/fashion_torch.py",
+            rows: &[("an", "torch-an"), (FULL_LABEL_ROW, "torch-full")],
+            committed: "docs/results/fashion-cnn-runs",
+            committed_on: "2026-12-06 on a 2-core AMD EPYC, Debian's python3-torch 1.13, one run \
+                           at a time (docs/results/fashion-cnn.md)",
+        }),
     },
 ];
 
