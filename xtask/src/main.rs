@@ -46,7 +46,7 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci               fmt --check, clippy -D warnings, tests (what CI runs)\n  \
+         ci               fmt --check, clippy -D warnings, tests, the wgpu job (what CI runs)\n  \
          ci --gpu         check that mlml-cli builds with --features wgpu and with --features cuda\n  \
          bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
          reproduce SETTING [--seeds N] [--loss NAME]... [--sweep] [--data DIR [--smoke]] [--backend B]\n                   \
@@ -104,7 +104,59 @@ fn ci(gpu: bool) -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace"])
+    cargo(&["test", "--workspace"])?;
+    wgpu_job()
+}
+
+/// The wgpu backend run, not only built: every loss's vectors and `mlml train` / `eval` /
+/// `predict` on `--device wgpu`, against the CPU. Without a GPU it runs on lavapipe, which
+/// `.ci/run` installs; where no Vulkan driver is found it is skipped with a line saying how to
+/// get one, unless `MLML_CI_REQUIRE_WGPU` is set (CI sets it).
+fn wgpu_job() -> Result<(), String> {
+    if let Some(missing) = missing_vulkan_driver() {
+        if std::env::var_os("MLML_CI_REQUIRE_WGPU").is_some() {
+            return Err(format!("the wgpu job needs a Vulkan driver: {missing}"));
+        }
+        eprintln!("xtask: skipping the wgpu job: {missing}");
+        return Ok(());
+    }
+    cargo(&[
+        "test",
+        "-p",
+        "mlml-losses",
+        "--features",
+        "wgpu",
+        "--lib",
+        "vector_tests",
+    ])?;
+    cargo(&[
+        "test",
+        "-p",
+        "mlml-cli",
+        "--features",
+        "wgpu",
+        "--test",
+        "wgpu",
+    ])
+}
+
+/// On Linux, why wgpu would find no Vulkan device (no installable client driver); elsewhere
+/// wgpu has Metal or DX12.
+fn missing_vulkan_driver() -> Option<String> {
+    if !cfg!(target_os = "linux") || std::env::var_os("VK_ICD_FILENAMES").is_some() {
+        return None;
+    }
+    let has_driver = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().extension().is_some_and(|e| e == "json"));
+    (!has_driver).then(|| {
+        "no Vulkan driver in /usr/share/vulkan/icd.d or /etc/vulkan/icd.d (on Debian: \
+         apt-get install mesa-vulkan-drivers libvulkan1, which adds lavapipe, a Vulkan on the CPU)"
+            .to_string()
+    })
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {

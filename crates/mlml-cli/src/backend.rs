@@ -6,24 +6,78 @@ use anyhow::{bail, Result};
 use mlml_train::TrainBackend;
 use serde::{Deserialize, Serialize};
 
-/// Where a command runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+/// A backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeviceKind {
     /// burn's Flex backend on the CPU.
     #[default]
     Cpu,
-    /// burn's wgpu backend (Vulkan, Metal, DX12) on the default adapter.
+    /// burn's wgpu backend (Vulkan, Metal, DX12).
     Wgpu,
-    /// burn's CUDA backend on GPU 0.
+    /// burn's CUDA backend.
     Cuda,
 }
 
+/// Where a command runs, as `--device` names it: `cpu`, `wgpu` (wgpu's default adapter, which
+/// is lavapipe where no GPU is), `wgpu:N` (the N-th discrete GPU wgpu lists), `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Device {
+    pub kind: DeviceKind,
+    /// The GPU's index; `None`: the default one.
+    pub index: Option<usize>,
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (name, index) = match text.split_once(':') {
+            Some((name, index)) => (name, Some(index)),
+            None => (text, None),
+        };
+        let kind = match name {
+            "cpu" => DeviceKind::Cpu,
+            "wgpu" => DeviceKind::Wgpu,
+            "cuda" => DeviceKind::Cuda,
+            _ => {
+                return Err(format!(
+                    "unknown device '{text}': expected cpu, wgpu, wgpu:N, cuda or cuda:N"
+                ))
+            }
+        };
+        let index = match index {
+            None => None,
+            Some(_) if kind == DeviceKind::Cpu => {
+                return Err(format!("'{text}': the CPU takes no index (use cpu)"))
+            }
+            Some(i) => Some(i.parse::<usize>().map_err(|_| {
+                format!("'{text}': the index after ':' must be a number, as in {name}:0")
+            })?),
+        };
+        Ok(Device { kind, index })
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.kind {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        };
+        match self.index {
+            Some(i) => write!(f, "{name}:{i}"),
+            None => f.write_str(name),
+        }
+    }
+}
+
 /// The backend and device a command ran on, for reports.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Placement {
     pub backend: &'static str,
-    pub device: &'static str,
+    pub device: String,
 }
 
 /// Work that runs on any backend: `run` is called once with the backend `DeviceKind` maps to.
@@ -37,8 +91,8 @@ pub trait Job {
 ///
 /// # Errors
 /// A backend that this binary was built without, saying how to build it.
-pub fn built_in(kind: DeviceKind) -> Result<()> {
-    let (name, built) = match kind {
+pub fn built_in(device: Device) -> Result<()> {
+    let (name, built) = match device.kind {
         DeviceKind::Cpu => ("cpu", true),
         DeviceKind::Wgpu => ("wgpu", cfg!(feature = "wgpu")),
         DeviceKind::Cuda => ("cuda", cfg!(feature = "cuda")),
@@ -57,42 +111,47 @@ pub fn built_in(kind: DeviceKind) -> Result<()> {
 /// # Errors
 /// A backend that this binary was built without, a GPU that cannot be opened, or the job's
 /// own error.
-pub fn dispatch<J: Job>(kind: DeviceKind, job: J) -> Result<J::Output> {
-    match kind {
+pub fn dispatch<J: Job>(device: Device, job: J) -> Result<J::Output> {
+    match device.kind {
         DeviceKind::Cpu => job.run::<burn::backend::Autodiff<burn::backend::Flex>>(
             Default::default(),
             Placement {
                 backend: "flex",
-                device: "cpu",
+                device: "cpu".into(),
             },
         ),
         #[cfg(feature = "wgpu")]
         DeviceKind::Wgpu => {
-            let device = burn::backend::wgpu::WgpuDevice::default();
-            check_gpu::<burn::backend::Wgpu>("wgpu", &device)?;
+            use burn::backend::wgpu::WgpuDevice;
+            let (wgpu_device, name) = match device.index {
+                None => (WgpuDevice::DefaultDevice, "default adapter".to_string()),
+                Some(i) => (WgpuDevice::DiscreteGpu(i), format!("discrete gpu {i}")),
+            };
+            check_gpu::<burn::backend::Wgpu>(device, &wgpu_device)?;
             job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(
-                device,
+                wgpu_device,
                 Placement {
                     backend: "wgpu",
-                    device: "default adapter",
+                    device: name,
                 },
             )
         }
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => {
-            let device = burn::backend::cuda::CudaDevice::new(0);
-            check_gpu::<burn::backend::Cuda>("cuda", &device)?;
+            let index = device.index.unwrap_or(0);
+            let cuda_device = burn::backend::cuda::CudaDevice::new(index);
+            check_gpu::<burn::backend::Cuda>(device, &cuda_device)?;
             job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
-                device,
+                cuda_device,
                 Placement {
                     backend: "cuda",
-                    device: "gpu 0",
+                    device: format!("gpu {index}"),
                 },
             )
         }
         #[allow(unreachable_patterns)]
-        other => {
-            built_in(other)?;
+        _ => {
+            built_in(device)?;
             unreachable!("a backend that is built in has its arm above")
         }
     }
@@ -101,7 +160,7 @@ pub fn dispatch<J: Job>(kind: DeviceKind, job: J) -> Result<J::Output> {
 /// Checks that a small tensor can live on a GPU device: a machine without the driver or
 /// adapter fails here with a message instead of a panic deep inside a run.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-fn check_gpu<B: burn::tensor::backend::Backend>(name: &str, device: &B::Device) -> Result<()> {
+fn check_gpu<B: burn::tensor::backend::Backend>(name: Device, device: &B::Device) -> Result<()> {
     let device = device.clone();
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));

@@ -21,7 +21,7 @@ mod suggest;
 use scoring::{open_run, EvalSplit};
 use stdout::print;
 
-use backend::{dispatch, DeviceKind, Job, Placement};
+use backend::{dispatch, Device, Job, Placement};
 
 use mlml_train::run::{self, RunDir};
 use mlml_train::run_config::{dry_run_json, read_config, RunConfig};
@@ -66,10 +66,10 @@ enum Command {
         /// Stop after this many epochs in all (the run can be resumed).
         #[arg(long)]
         stop_after_epochs: Option<usize>,
-        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
-        /// feature.
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
+        /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
+        /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// Continue a run from its last checkpoint, with the config it was started with.
     Resume {
@@ -78,10 +78,10 @@ enum Command {
         /// Stop after this many epochs in all.
         #[arg(long)]
         stop_after_epochs: Option<usize>,
-        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
-        /// feature.
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
+        /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
+        /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// A PNG bar chart of the mAP per loss of a results file (`docs/results/<setting>.json`,
     /// as `cargo xtask reproduce` writes it), with error bars over seeds.
@@ -111,10 +111,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
-        /// feature.
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
+        /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
+        /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// Rank the entries a run's training labels left unobserved by its selected model: the
     /// likeliest missing positives first (or, with --negatives, the surest negatives), as a TSV
@@ -122,10 +122,10 @@ enum Command {
     Suggest {
         #[command(flatten)]
         args: suggest::SuggestArgs,
-        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
-        /// feature.
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
+        /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
+        /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// Scores of new inputs by a run's selected model: the labels over the threshold and the
     /// top k, per row.
@@ -149,10 +149,10 @@ enum Command {
         /// Also draw the inputs (up to 48) with their top labels and scores (a PNG).
         #[arg(long)]
         grid: Option<PathBuf>,
-        /// Where to run: cpu (burn's Flex backend), or wgpu / cuda in a binary built with that
-        /// feature.
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
+        /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
+        /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
     },
     /// A table of runs' figures (best epoch, validation and test mAP, CF1, OF1, seconds), and a
     /// PNG bar chart of their mAP with `--plot`.
@@ -418,7 +418,7 @@ fn train<B: TrainBackend>(
         device,
         run::Placement {
             backend: placement.backend,
-            device: placement.device,
+            device: &placement.device,
         },
         &display,
     )?;

@@ -5,58 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use image::{Rgb, RgbImage};
-
 mod common;
+#[path = "common/image_files.rs"]
+mod image_files;
 
 use common::{json, mlml, stderr};
-
-const CLASSES: [&str; 3] = ["red", "green", "blue"];
-
-/// Image `i` shows a bar of each present class's colour on grey; the classes present follow
-/// the bits of `i % 7 + 1`, so every image has at least one.
-fn write_images(dir: &Path, rows: std::ops::Range<usize>, list: &str) -> PathBuf {
-    let mut text = format!("#classes\t{}\n", CLASSES.join(","));
-    for i in rows {
-        let bits = i % 7 + 1;
-        let mut img = RgbImage::from_pixel(40, 40, Rgb([100, 100, 100]));
-        let mut present = Vec::new();
-        for (k, name) in CLASSES.iter().enumerate() {
-            if bits & (1 << k) == 0 {
-                continue;
-            }
-            present.push(*name);
-            let mut colour = [20u8; 3];
-            colour[k] = 235;
-            for y in 0..40 {
-                for x in 13 * k as u32..13 * k as u32 + 10 {
-                    img.put_pixel(x, y, Rgb(colour));
-                }
-            }
-        }
-        let name = format!("img{i}.png");
-        img.save(dir.join(&name)).unwrap();
-        text.push_str(&format!("{name}\t{}\n", present.join(",")));
-    }
-    let path = dir.join(list);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn write_config(dir: &Path, model: &str, extra_data: &str) -> PathBuf {
-    let train = write_images(dir, 0..30, "train.tsv");
-    let test = write_images(dir, 30..44, "test.tsv");
-    let text = format!(
-        "[data]\ntrain_set = {train:?}\ntest_set = {test:?}\nlabels = \"single-positive\"\n\
-         image_size = 32\ntransform = \"eval\"\nfeature_cache = {cache:?}\nval_fraction = 0.3\n\
-         {extra_data}\n\n[model]\n{model}\n\n[training]\nloss = \"an\"\nepochs = 2\nbatch_size = 8\n\
-         lr = 0.003\n",
-        cache = dir.join("feature-cache"),
-    );
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use image_files::{write_config, CLASSES};
 
 fn train(config: &Path, out: &Path) -> Output {
     train_with(config, out, &[])
@@ -390,6 +344,39 @@ fn a_backend_that_was_not_built_in_is_a_clear_error() {
         !dir.path().join("x").exists(),
         "no run directory for a run that cannot start"
     );
+    let x = dir.path().join("x");
+    let train_on = |device: &str| {
+        mlml(&[
+            "train",
+            "--config",
+            "configs/yeast-single.toml",
+            "--device",
+            device,
+            "--out",
+            x.to_str().unwrap(),
+        ])
+    };
+    let out = train_on("cuda:1");
+    assert!(
+        stderr(&out).contains("built without the `cuda` backend"),
+        "{}",
+        stderr(&out)
+    );
+    for (device, says) in [
+        (
+            "tpu",
+            "unknown device 'tpu': expected cpu, wgpu, wgpu:N, cuda or cuda:N",
+        ),
+        ("cpu:0", "the CPU takes no index"),
+        (
+            "wgpu:first",
+            "the index after ':' must be a number, as in wgpu:0",
+        ),
+    ] {
+        let out = train_on(device);
+        assert_eq!(out.status.code(), Some(2), "{device}");
+        assert!(stderr(&out).contains(says), "{device}: {}", stderr(&out));
+    }
 }
 
 /// The recipe templates are valid configs: they fail on the data they point at (which is not

@@ -1,27 +1,36 @@
 //! What every loss's vector test shares: reading `tests/vectors/*.json` (made by running the
 //! original implementations: `source` names the code, `torch_version` the PyTorch that ran it;
 //! `tests/vectors/src/` the scripts), and comparing a loss value and the logits' gradient with
-//! a file's float32 block, on `Autodiff<Flex>`. Each loss file's `vector_tests` runs every case
-//! of its files through these helpers.
+//! a file's float32 block, on `Autodiff<Flex>` (with the `wgpu` feature, on `Autodiff<Wgpu>`
+//! instead: `cargo test -p mlml-losses --features wgpu`, which CI runs on lavapipe). Each loss
+//! file's `vector_tests` runs every case of its files through these helpers.
 //!
-//! Tolerance: 1e-5 relative, plus an absolute floor. For a loss value the floor is 1e-9. For a
+//! Tolerance (Flex, and wgpu on lavapipe): 1e-5 relative, plus an absolute floor. For a loss value the floor is 1e-9. For a
 //! gradient it is 1e-6 of the largest magnitude of the gradient compared, so that it scales
 //! with the tensor: entries that saturate in f32 (logits of +-20, where PyTorch's and Rust's
 //! `exp` round differently and the reference gradient is 0) and entries near zero that come out
 //! of f32 sums (whose rounding depends on the summation order) are judged against the size of
 //! the gradient, not their own.
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Autodiff;
 use burn::tensor::{Tensor, TensorData};
 use mlml_testing::{assert_all_close, assert_close, Tolerance};
 use serde_json::Value;
 
 use crate::{LossContext, MultiLabelLoss};
 
-/// The backend the vectors are checked on.
-pub(crate) type B = Autodiff<Flex>;
+/// The backend the vectors are checked on, without autodiff.
+#[cfg(not(feature = "wgpu"))]
+pub(crate) type Inner = burn::backend::Flex;
+#[cfg(feature = "wgpu")]
+pub(crate) type Inner = burn::backend::Wgpu;
 
-/// The relative part of every comparison.
+/// The backend the vectors are checked on.
+pub(crate) type B = Autodiff<Inner>;
+
+/// The relative part of every comparison. wgpu on lavapipe holds it too, once the losses'
+/// sigmoid is the CPU kernel's formula (`mlml_ops::SigmoidBackend`); with burn's own sigmoid
+/// the ASL scripts' BCE vector was 1.2e-3 off.
 const RELATIVE: f64 = 1e-5;
 
 /// The absolute floor of a loss value's comparison.
@@ -67,7 +76,7 @@ pub(crate) fn tensor(v: &Value) -> Tensor<B, 2> {
 }
 
 /// A tensor's values.
-pub(crate) fn values(t: Tensor<Flex, 2>) -> Vec<f32> {
+pub(crate) fn values(t: Tensor<Inner, 2>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .into_vec::<f32>()

@@ -9,10 +9,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::TrainBackend;
+use burn::backend::Flex;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{GradientsParams, Optimizer};
-use burn::record::Recorder;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Tensor};
@@ -30,7 +31,7 @@ use crate::checkpoint::{
 use crate::config::{OptimizerKind, Schedule, TrainingConfig};
 use crate::ema::{detached_copy, ModelEma};
 use crate::error::{Result, TrainError};
-use crate::model::{Classifier, ModelConfig};
+use crate::model::{Classifier, ModelConfig, Weights};
 use crate::optim::{torch_sgd, TorchAdam, TorchAdamConfig};
 use crate::records::{EpochRecord, Observer, Progress, Run};
 use crate::schedule::{OneCycle, OneCycleConfig};
@@ -66,6 +67,52 @@ pub fn seeded_init<B: Backend, M: Module<B>>(
     let module = init()?;
     module.visit(&mut Touch);
     Ok(module)
+}
+
+/// The model's starting weights, drawn from `seed` on the CPU whatever the backend, then moved
+/// to `device`. Each backend has its own generator, so drawing on the device would start a wgpu
+/// or CUDA run from other weights than the CPU run of the same seed; this way the same seed
+/// starts the same network everywhere.
+///
+/// # Errors
+/// `ModelConfig::init`'s, or a record that does not fit (a bug: both sides are built from the
+/// same config).
+pub fn starting_model<B: Backend>(
+    config: &ModelConfig,
+    input: usize,
+    classes: usize,
+    device: &B::Device,
+    seed: u64,
+) -> Result<Classifier<B>> {
+    let cpu = Default::default();
+    let drawn = seeded_init::<Flex, _>(&cpu, seed, || config.init::<Flex>(input, classes, &cpu))?;
+    // Its parameters are lazy and are replaced before their first use, so this draws nothing;
+    // random weights spare it a second read of a weights file.
+    let skeleton = ModelConfig {
+        weights: Weights::Random,
+        ..config.clone()
+    }
+    .init::<B>(input, classes, device)?;
+    moved(drawn, skeleton, device)
+}
+
+/// `into` (a module of the same shape on backend `B`) with `from`'s parameters and buffers,
+/// through burn's byte recorder in full precision: exact for f32.
+///
+/// # Errors
+/// A record that does not fit `into`.
+pub fn moved<A: Backend, B: Backend, MA: Module<A>, MB: Module<B>>(
+    from: MA,
+    into: MB,
+    device: &B::Device,
+) -> Result<MB> {
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bad = |e: burn::record::RecorderError| {
+        TrainError::Config(format!("moving the starting weights to the device: {e}"))
+    };
+    let bytes = Recorder::<A>::record(&recorder, from.into_record(), ()).map_err(bad)?;
+    let record = Recorder::<B>::load::<MB::Record>(&recorder, bytes, device).map_err(bad)?;
+    Ok(into.load_record(record))
 }
 
 /// Sigmoid probabilities `[n, C]`, row-major in the source's row order, of a model in eval
@@ -286,9 +333,8 @@ pub fn train_from<B: TrainBackend, S: Source>(
         device: device.clone(),
     };
     let mut loss = registry::build(&config.loss, config.preset, &config.loss_overrides, &setup)?;
-    let mut model: Classifier<B> = seeded_init::<B, _>(device, config.seed, || {
-        model_config.init(train.input_size(), c, device)
-    })?;
+    let mut model: Classifier<B> =
+        starting_model(model_config, train.input_size(), c, device, config.seed)?;
     if let Some((weight, bias)) = &start.head {
         model = with_head(model, weight, bias, device)?;
     }

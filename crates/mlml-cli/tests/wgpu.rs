@@ -1,0 +1,107 @@
+//! `mlml` on `--device wgpu`, in a binary built with `--features wgpu` (CI runs it on lavapipe,
+//! Mesa's Vulkan on the CPU): the yeast MLP and the small CNN on image files train to the
+//! validation mAP the same run reaches on the CPU, within `MAP_POINTS`, and `eval` and
+//! `predict` read the GPU run.
+#![cfg(feature = "wgpu")]
+
+use std::path::Path;
+
+mod common;
+#[path = "common/image_files.rs"]
+mod image_files;
+
+use common::{json, mlml, stderr};
+use image_files::write_config;
+
+/// How far (in mAP points) a wgpu run may land from the same run on the CPU. The two start
+/// from the same weights (drawn on the CPU and moved) and see the same batches; only the
+/// shader's rounding differs (its `exp`, `log` and sums), which moved yeast's test mAP by 1e-5
+/// points after 4 epochs. A tenth of a point leaves room for a rounding that flips a rank.
+const MAP_POINTS: f64 = 0.1;
+
+fn train(config: &str, device: &str, out: &Path, sets: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "train",
+        "--config",
+        config,
+        "--device",
+        device,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let run = mlml(&args);
+    assert!(run.status.success(), "{device}: {}", stderr(&run));
+    json(&out.join("report.json"))
+}
+
+fn assert_same_figures(cpu: &serde_json::Value, gpu: &serde_json::Value) {
+    assert_eq!(gpu["backend"], "wgpu", "{gpu}");
+    for key in ["best_val_map"] {
+        let (c, g) = (cpu[key].as_f64().unwrap(), gpu[key].as_f64().unwrap());
+        assert!((c - g).abs() <= MAP_POINTS, "{key}: cpu {c}, wgpu {g}");
+    }
+    let (c, g) = (
+        cpu["test"]["map"].as_f64().unwrap(),
+        gpu["test"]["map"].as_f64().unwrap(),
+    );
+    assert!((c - g).abs() <= MAP_POINTS, "test mAP: cpu {c}, wgpu {g}");
+}
+
+#[test]
+fn yeast_trains_on_wgpu_to_the_cpu_run_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let sets = ["training.epochs=4"];
+    let config = "configs/yeast-single.toml";
+    let cpu = train(config, "cpu", &dir.path().join("cpu"), &sets);
+    let run = dir.path().join("wgpu");
+    let gpu = train(config, "wgpu", &run, &sets);
+    assert_same_figures(&cpu, &gpu);
+
+    let out = mlml(&["eval", run.to_str().unwrap(), "--json", "--device", "wgpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (e, r) = (
+        eval["map"].as_f64().unwrap(),
+        gpu["test"]["map"].as_f64().unwrap(),
+    );
+    assert!((e - r).abs() < 1e-3, "eval {e} against the report's {r}");
+    let out = mlml(&[
+        "predict",
+        run.to_str().unwrap(),
+        "datasets/yeast/test_x.npy",
+        "--top-k",
+        "3",
+        "--json",
+        "--device",
+        "wgpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["top"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn the_small_cnn_trains_on_image_files_on_wgpu_to_the_cpu_run_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "backbone = \"small-cnn\"", "");
+    let config = config.to_str().unwrap();
+    let cpu = train(config, "cpu", &dir.path().join("cpu"), &[]);
+    let run = dir.path().join("wgpu");
+    let gpu = train(config, "wgpu", &run, &[]);
+    assert_same_figures(&cpu, &gpu);
+    let image = dir.path().join("img3.png");
+    let out = mlml(&[
+        "predict",
+        run.to_str().unwrap(),
+        image.to_str().unwrap(),
+        "--json",
+        "--device",
+        "wgpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["input"], image.to_str().unwrap());
+}
