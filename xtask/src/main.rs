@@ -49,8 +49,10 @@ fn print_help() {
          ci               fmt --check, clippy -D warnings, tests, the wgpu job (what CI runs)\n  \
          ci --gpu         check that mlml-cli builds with --features wgpu and with --features cuda\n  \
          bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
-         reproduce SETTING [--seeds N] [--loss NAME]... [--sweep] [--data DIR [--smoke]] [--backend B]\n                   \
-         train every loss on a setting with the mlml binary; table, JSON and chart in docs/results"
+         reproduce SETTING [--seeds N] [--loss NAME]... [--quick] [--jobs N] [--pytorch] [--sweep]\n                   \
+         [--data DIR [--smoke]] [--backend B]\n                   \
+         train every loss on a setting with the mlml binary; table, JSON and chart in docs/results\n                   \
+         (runs finished before with the same arguments and binary are reused)"
     );
 }
 

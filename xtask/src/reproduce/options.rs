@@ -74,24 +74,8 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("{flag} needs a value\n{}", usage()))
         };
         match arg.as_str() {
-            "--seeds" => {
-                let v = value("--seeds")?;
-                options.seeds = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or_else(|| format!("--seeds {v}: expected a positive integer"))?,
-                );
-            }
-            "--jobs" => {
-                let v = value("--jobs")?;
-                options.jobs = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or_else(|| format!("--jobs {v}: expected a positive integer"))?,
-                );
-            }
+            "--seeds" => options.seeds = Some(positive("--seeds", &value("--seeds")?)?),
+            "--jobs" => options.jobs = Some(positive("--jobs", &value("--jobs")?)?),
             "--loss" => options.losses.push(value("--loss")?),
             "--mlml" => options.mlml = Some(value("--mlml")?.into()),
             "--runs" => options.runs = Some(value("--runs")?.into()),
@@ -132,6 +116,15 @@ pub(super) fn parse(args: &[String]) -> Result<Options, String> {
         return Err(format!("--json goes with --plan\n{}", usage()));
     }
     Ok(options)
+}
+
+/// A count of at least one, as `flag` takes it.
+fn positive(flag: &str, value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{flag} {value}: expected a positive integer"))
 }
 
 #[cfg(test)]
