@@ -255,7 +255,9 @@ pub(crate) fn load_into<B: Backend, M: Module<B>>(
     let record = CheckpointRecorder::default()
         .load(bytes, device)
         .map_err(|e| checkpoint_error(path, e))?;
-    Ok(model.load_record(record))
+    Ok(crate::fit::holding_backend_rng(|| {
+        model.load_record(record)
+    }))
 }
 
 /// The model of the best validation epoch and the progress stored in a run directory's

@@ -112,7 +112,19 @@ pub fn moved<A: Backend, B: Backend, MA: Module<A>, MB: Module<B>>(
     };
     let bytes = Recorder::<A>::record(&recorder, from.into_record(), ()).map_err(bad)?;
     let record = Recorder::<B>::load::<MB::Record>(&recorder, bytes, device).map_err(bad)?;
-    Ok(into.load_record(record))
+    Ok(holding_backend_rng(|| into.load_record(record)))
+}
+
+/// `load`, run with no seeded initialisation able to happen meanwhile. Loading a record into a
+/// freshly built module can draw: burn's `Linear::load_record` counts the layer's parameters,
+/// which initialises its lazy weight with a throwaway draw from the backend's one generator.
+/// Outside the lock that draw could fall between another run's seeding and its draws, and that
+/// run would start from other weights than its seed's.
+pub(crate) fn holding_backend_rng<T>(load: impl FnOnce() -> T) -> T {
+    let _guard = BACKEND_RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    load()
 }
 
 /// Sigmoid probabilities `[n, C]`, row-major in the source's row order, of a model in eval
@@ -779,4 +791,47 @@ fn save<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
             ema,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{moved, seeded_init};
+    use burn::backend::Flex;
+    use burn::module::Module;
+    use burn::nn::{Linear, LinearConfig};
+
+    fn weights(layer: &Linear<Flex>) -> Vec<f32> {
+        layer.weight.val().into_data().to_vec().unwrap()
+    }
+
+    /// Loading into a freshly built module realises its lazy parameters (burn's
+    /// `Linear::load_record` counts them); those throwaway draws must not land inside another
+    /// thread's seeded initialisation.
+    #[test]
+    fn loading_into_a_fresh_module_on_another_thread_leaves_seeded_draws_alone() {
+        let device = Default::default();
+        let draw = || {
+            seeded_init::<Flex, _>(&device, 3, || Ok(LinearConfig::new(8, 8).init(&device)))
+                .unwrap()
+        };
+        let alone = weights(&draw());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_loads = stop.clone();
+        let loads = std::thread::spawn(move || {
+            let device = Default::default();
+            let source = seeded_init::<Flex, _>(&device, 5, || {
+                Ok(LinearConfig::new(16, 16).init::<Flex>(&device))
+            })
+            .unwrap();
+            while !stop_loads.load(std::sync::atomic::Ordering::Relaxed) {
+                let fresh = LinearConfig::new(16, 16).init::<Flex>(&device);
+                let loaded = moved(source.clone(), fresh, &device).unwrap();
+                assert_eq!(loaded.num_params(), 16 * 16 + 16);
+            }
+        });
+        let disturbed = (0..2000).filter(|_| weights(&draw()) != alone).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        loads.join().unwrap();
+        assert_eq!(disturbed, 0, "of 2000 seeded draws");
+    }
 }
