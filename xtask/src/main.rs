@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's one entry point for checks and benchmarks.
 //!
 //! - `ci`: `cargo fmt --all --check`, `cargo clippy --workspace --all-targets -- -D warnings`,
-//!   `cargo test --workspace`: exactly what `.ci/run` runs.
+//!   `cargo test --workspace` (with the wgpu backend where a Vulkan driver is): what `.ci/run`
+//!   runs.
 //! - `bench [FILTER...]`: the criterion benchmarks of every crate (`cargo bench --workspace`).
 //! - `reproduce SETTING`: every loss on a setting, through the `mlml` binary ([`reproduce`]).
 //!
@@ -46,7 +47,7 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         ci               fmt --check, clippy -D warnings, tests, the wgpu job (what CI runs)\n  \
+         ci               fmt --check, clippy -D warnings, tests, also on wgpu (what CI runs)\n  \
          ci --gpu         check that mlml-cli builds with --features wgpu and with --features cuda\n  \
          bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
          reproduce SETTING [--seeds N] [--loss NAME]... [--quick] [--jobs N] [--pytorch] [--sweep]\n                   \
@@ -106,39 +107,33 @@ fn ci(gpu: bool) -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace"])?;
-    wgpu_job()
+    match missing_vulkan_driver() {
+        None => wgpu_tests(),
+        Some(missing) if std::env::var_os("MLML_CI_REQUIRE_WGPU").is_some() => {
+            Err(format!("the wgpu job needs a Vulkan driver: {missing}"))
+        }
+        Some(missing) => {
+            eprintln!("xtask: testing without the wgpu backend: {missing}");
+            cargo(&["test", "--workspace"])
+        }
+    }
 }
 
-/// The wgpu backend run, not only built: every loss's vectors and `mlml train` / `eval` /
-/// `predict` on `--device wgpu`, against the CPU. Without a GPU it runs on lavapipe, which
-/// `.ci/run` installs; where no Vulkan driver is found it is skipped with a line saying how to
-/// get one, unless `MLML_CI_REQUIRE_WGPU` is set (CI sets it).
-fn wgpu_job() -> Result<(), String> {
-    if let Some(missing) = missing_vulkan_driver() {
-        if std::env::var_os("MLML_CI_REQUIRE_WGPU").is_some() {
-            return Err(format!("the wgpu job needs a Vulkan driver: {missing}"));
-        }
-        eprintln!("xtask: skipping the wgpu job: {missing}");
-        return Ok(());
-    }
+/// The workspace's tests with the wgpu backend built in, so that they also run on it: every
+/// loss's reference vectors on `Autodiff<Wgpu>` and `mlml train` / `eval` / `predict` on
+/// `--device wgpu` against the CPU (`mlml-cli/tests/wgpu.rs`). Without a GPU they run on
+/// lavapipe, which `.ci/run` installs. One feature set for the whole workspace, and the same in
+/// both invocations, so that burn and our crates are compiled once: the second rebuilds only
+/// the crates above `mlml-losses` whose vectors switch backend.
+fn wgpu_tests() -> Result<(), String> {
+    cargo(&["test", "--workspace", "--features", "mlml-cli/wgpu"])?;
     cargo(&[
         "test",
-        "-p",
-        "mlml-losses",
+        "--workspace",
         "--features",
-        "wgpu",
+        "mlml-cli/wgpu,mlml-losses/wgpu-vectors",
         "--lib",
         "vector_tests",
-    ])?;
-    cargo(&[
-        "test",
-        "-p",
-        "mlml-cli",
-        "--features",
-        "wgpu",
-        "--test",
-        "wgpu",
     ])
 }
 

@@ -1,9 +1,9 @@
 //! What every loss's vector test shares: reading `tests/vectors/*.json` (made by running the
 //! original implementations: `source` names the code, `torch_version` the PyTorch that ran it;
 //! `tests/vectors/src/` the scripts), and comparing a loss value and the logits' gradient with
-//! a file's float32 block, on `Autodiff<Flex>` (with the `wgpu` feature, on `Autodiff<Wgpu>`
-//! instead: `cargo test -p mlml-losses --features wgpu`, which CI runs on lavapipe). Each loss
-//! file's `vector_tests` runs every case of its files through these helpers.
+//! a file's float32 block, on `Autodiff<Flex>` (with the `wgpu-vectors` feature, on
+//! `Autodiff<Wgpu>` instead: `cargo test -p mlml-losses --features wgpu-vectors`, which CI runs on
+//! lavapipe). Each loss file's `vector_tests` runs every case of its files through these helpers.
 //!
 //! Tolerance (Flex, and wgpu on lavapipe): 1e-5 relative, plus an absolute floor. For a loss value the floor is 1e-9. For a
 //! gradient it is 1e-6 of the largest magnitude of the gradient compared, so that it scales
@@ -20,9 +20,9 @@ use serde_json::Value;
 use crate::{LossContext, MultiLabelLoss};
 
 /// The backend the vectors are checked on, without autodiff.
-#[cfg(not(feature = "wgpu"))]
+#[cfg(not(feature = "wgpu-vectors"))]
 pub(crate) type Inner = burn::backend::Flex;
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "wgpu-vectors")]
 pub(crate) type Inner = burn::backend::Wgpu;
 
 /// The backend the vectors are checked on.
