@@ -80,10 +80,15 @@ pub struct Placement {
     pub device: String,
 }
 
-/// Work that runs on any backend: `run` is called once with the backend `DeviceKind` maps to.
+/// Work that runs on any backend: `run` is called once with the backend `DeviceKind` maps to,
+/// and its devices (one, or the data-parallel devices of a training run).
 pub trait Job {
     type Output;
-    fn run<B: TrainBackend>(self, device: B::Device, placement: Placement) -> Result<Self::Output>;
+    fn run<B: TrainBackend>(
+        self,
+        devices: Vec<B::Device>,
+        placement: Placement,
+    ) -> Result<Self::Output>;
 }
 
 /// Whether this binary was built with the backend of `kind` (checked before a run directory is
@@ -106,52 +111,79 @@ pub fn built_in(device: Device) -> Result<()> {
     Ok(())
 }
 
-/// Runs `job` on the backend of `kind`.
+/// The first of `devices`, which must all be of one backend.
 ///
 /// # Errors
-/// A backend that this binary was built without, a GPU that cannot be opened, or the job's
-/// own error.
-pub fn dispatch<J: Job>(device: Device, job: J) -> Result<J::Output> {
-    match device.kind {
+/// No device, or devices of two backends.
+pub fn one_backend(devices: &[Device]) -> Result<Device> {
+    let Some(&first) = devices.first() else {
+        bail!("no device given");
+    };
+    if let Some(other) = devices.iter().find(|d| d.kind != first.kind) {
+        bail!(
+            "devices {first} and {other}: one run trains on one backend (give cuda:0,cuda:1, or cpu,cpu)"
+        );
+    }
+    Ok(first)
+}
+
+/// Runs `job` on the backend of `devices` (one backend: data parallelism is across devices of
+/// one kind).
+///
+/// # Errors
+/// No device, devices of several backends, a backend that this binary was built without, a
+/// GPU that cannot be opened, or the job's own error.
+pub fn dispatch<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
+    let first = one_backend(devices)?;
+    let names =
+        |name: &dyn Fn(&Device) -> String| devices.iter().map(name).collect::<Vec<_>>().join(", ");
+    match first.kind {
         DeviceKind::Cpu => job.run::<burn::backend::Autodiff<burn::backend::Flex>>(
-            Default::default(),
+            vec![Default::default(); devices.len()],
             Placement {
                 backend: "flex",
-                device: "cpu".into(),
+                device: names(&|_| "cpu".into()),
             },
         ),
         #[cfg(feature = "wgpu")]
         DeviceKind::Wgpu => {
             use burn::backend::wgpu::WgpuDevice;
-            let (wgpu_device, name) = match device.index {
-                None => (WgpuDevice::DefaultDevice, "default adapter".to_string()),
-                Some(i) => (WgpuDevice::DiscreteGpu(i), format!("discrete gpu {i}")),
+            let wgpu_device = |device: &Device| match device.index {
+                None => WgpuDevice::DefaultDevice,
+                Some(i) => WgpuDevice::DiscreteGpu(i),
             };
-            check_gpu::<burn::backend::Wgpu>(device, &wgpu_device)?;
+            for device in devices {
+                check_gpu::<burn::backend::Wgpu>(*device, &wgpu_device(device))?;
+            }
             job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(
-                wgpu_device,
+                devices.iter().map(wgpu_device).collect(),
                 Placement {
                     backend: "wgpu",
-                    device: name,
+                    device: names(&|device| match device.index {
+                        None => "default adapter".into(),
+                        Some(i) => format!("discrete gpu {i}"),
+                    }),
                 },
             )
         }
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda => {
-            let index = device.index.unwrap_or(0);
-            let cuda_device = burn::backend::cuda::CudaDevice::new(index);
-            check_gpu::<burn::backend::Cuda>(device, &cuda_device)?;
+            let cuda_device =
+                |device: &Device| burn::backend::cuda::CudaDevice::new(device.index.unwrap_or(0));
+            for device in devices {
+                check_gpu::<burn::backend::Cuda>(*device, &cuda_device(device))?;
+            }
             job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
-                cuda_device,
+                devices.iter().map(cuda_device).collect(),
                 Placement {
                     backend: "cuda",
-                    device: format!("gpu {index}"),
+                    device: names(&|device| format!("gpu {}", device.index.unwrap_or(0))),
                 },
             )
         }
         #[allow(unreachable_patterns)]
         _ => {
-            built_in(device)?;
+            built_in(first)?;
             unreachable!("a backend that is built in has its arm above")
         }
     }

@@ -68,8 +68,14 @@ enum Command {
         stop_after_epochs: Option<usize>,
         /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
         /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
-        #[arg(long, default_value = "cpu")]
-        device: Device,
+        /// Default: the config's training.devices, else cpu.
+        #[arg(long)]
+        device: Option<Device>,
+        /// Train data-parallel on these devices of one backend, e.g. cuda:0,cuda:1 (or
+        /// cpu,cpu): each takes its shard of every batch (training.batch_size stays the whole
+        /// batch) and the gradients are summed across them. Overrides training.devices.
+        #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+        devices: Option<Vec<Device>>,
     },
     /// Continue a run from its last checkpoint, with the config it was started with.
     Resume {
@@ -80,8 +86,11 @@ enum Command {
         stop_after_epochs: Option<usize>,
         /// Where to run: cpu (burn's Flex backend), or wgpu, wgpu:N, cuda, cuda:N in a binary
         /// built with that feature (N: which GPU; wgpu alone takes its default adapter).
-        #[arg(long, default_value = "cpu")]
-        device: Device,
+        #[arg(long)]
+        device: Option<Device>,
+        /// Continue data-parallel on these devices (see `mlml train --devices`).
+        #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+        devices: Option<Vec<Device>>,
     },
     /// A PNG bar chart of the mAP per loss of a results file (`docs/results/<setting>.json`,
     /// as `cargo xtask reproduce` writes it), with error bars over seeds.
@@ -216,6 +225,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             stop_after_epochs,
             device,
+            devices,
         } => {
             let resolved = read_config(&config, &set)?;
             if dry_run {
@@ -237,9 +247,12 @@ fn run(cli: Cli) -> Result<()> {
                     missing.join("\n  ")
                 );
             }
-            backend::built_in(device)?;
+            let devices = training_devices(device, devices, &resolved)?;
+            for &device in &devices {
+                backend::built_in(device)?;
+            }
             dispatch(
-                device,
+                &devices,
                 Work::Train {
                     config: &resolved,
                     out: &out,
@@ -251,10 +264,12 @@ fn run(cli: Cli) -> Result<()> {
             run_dir,
             stop_after_epochs,
             device,
+            devices,
         } => {
             let (_, resolved) = open_run(&run_dir)?;
+            let devices = training_devices(device, devices, &resolved)?;
             dispatch(
-                device,
+                &devices,
                 Work::Train {
                     config: &resolved,
                     out: &run_dir,
@@ -274,7 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             device,
         } => dispatch(
-            device,
+            &[device],
             Work::Eval {
                 run_dir: &run_dir,
                 split,
@@ -291,7 +306,7 @@ fn run(cli: Cli) -> Result<()> {
             grid,
             device,
         } => dispatch(
-            device,
+            &[device],
             Work::Predict {
                 run_dir: &run_dir,
                 inputs: &inputs,
@@ -301,11 +316,36 @@ fn run(cli: Cli) -> Result<()> {
                 grid: grid.as_deref(),
             },
         ),
-        Command::Suggest { args, device } => dispatch(device, Work::Suggest(&args)),
+        Command::Suggest { args, device } => dispatch(&[device], Work::Suggest(&args)),
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
     }
+}
+
+/// The devices a run trains on: `--devices`, else `--device`, else the config's
+/// `training.devices`, else the CPU.
+fn training_devices(
+    device: Option<Device>,
+    devices: Option<Vec<Device>>,
+    config: &RunConfig,
+) -> Result<Vec<Device>> {
+    let devices = match (devices, device) {
+        (Some(devices), _) => devices,
+        (None, Some(device)) => vec![device],
+        (None, None) if config.training.devices.is_empty() => vec![Device::default()],
+        (None, None) => config
+            .training
+            .devices
+            .iter()
+            .map(|name| {
+                name.parse::<Device>()
+                    .map_err(|e| anyhow::anyhow!("training.devices: {e}"))
+            })
+            .collect::<Result<_>>()?,
+    };
+    backend::one_backend(&devices)?;
+    Ok(devices)
 }
 
 fn print_dry_run(config: &RunConfig, json: bool) -> Result<()> {
@@ -358,13 +398,15 @@ enum Work<'a> {
 impl Job for Work<'_> {
     type Output = ();
 
-    fn run<B: TrainBackend>(self, device: B::Device, placement: Placement) -> Result<()> {
+    fn run<B: TrainBackend>(self, devices: Vec<B::Device>, placement: Placement) -> Result<()> {
+        // Only training uses several devices; the other commands get one.
+        let device = devices[0].clone();
         match self {
             Work::Train {
                 config,
                 out,
                 stop_after,
-            } => train::<B>(config, out, stop_after, &device, placement),
+            } => train::<B>(config, out, stop_after, &devices, placement),
             Work::Eval {
                 run_dir,
                 split,
@@ -399,7 +441,7 @@ fn train<B: TrainBackend>(
     config: &RunConfig,
     out: &Path,
     stop_after: Option<usize>,
-    device: &B::Device,
+    devices: &[B::Device],
     placement: Placement,
 ) -> Result<()> {
     let dir = RunDir::new(out);
@@ -415,7 +457,7 @@ fn train<B: TrainBackend>(
         config,
         &dir,
         stop_after,
-        device,
+        devices,
         run::Placement {
             backend: placement.backend,
             device: &placement.device,

@@ -679,3 +679,71 @@ fn eval_takes_a_threshold_and_reports_precision_at_k() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("--threshold 1.5"), "{}", stderr(&bad));
 }
+
+/// `--devices cpu,cpu`: two peers, each with half of every batch, the gradients summed across
+/// them. The MLP has no BatchNorm, so the run is the one-device run up to the order of f32
+/// sums; its report says 2 devices; stopped and resumed on the same devices it ends with the
+/// uninterrupted run's figures; devices of two backends are refused.
+#[test]
+fn yeast_trains_on_two_cpu_devices_to_the_one_device_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out_dir = dir.path().join(name);
+        let out = mlml(
+            &[
+                &[
+                    "train",
+                    "--config",
+                    CONFIG,
+                    "--out",
+                    out_dir.to_str().unwrap(),
+                ][..],
+                &ROLE,
+                extra,
+            ]
+            .concat(),
+        );
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        out_dir
+    };
+    let one = json(&run("one", &[]).join("report.json"));
+    let two_dir = run("two", &["--devices", "cpu,cpu"]);
+    let two = json(&two_dir.join("report.json"));
+    assert_eq!(two["devices"], 2, "{two}");
+    assert_eq!(two["device"], "cpu, cpu", "{two}");
+    assert_eq!(one["devices"], 1, "{one}");
+    let test_map = |r: &serde_json::Value| r["test"]["map"].as_f64().unwrap();
+    assert!(
+        (test_map(&one) - test_map(&two)).abs() < 0.05,
+        "test mAP {} on one device, {} on two",
+        test_map(&one),
+        test_map(&two)
+    );
+
+    let split = run(
+        "split",
+        &["--devices", "cpu,cpu", "--stop-after-epochs", "2"],
+    );
+    let out = mlml(&["resume", split.to_str().unwrap(), "--devices", "cpu,cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        json(&split.join("progress.json")),
+        json(&two_dir.join("progress.json"))
+    );
+
+    let out = mlml(&[
+        "train",
+        "--config",
+        CONFIG,
+        "--out",
+        dir.path().join("mixed").to_str().unwrap(),
+        "--devices",
+        "cpu,cuda",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("devices cpu and cuda: one run trains on one backend"),
+        "{}",
+        stderr(&out)
+    );
+}

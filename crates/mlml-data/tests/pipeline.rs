@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use mlml_data::pipeline::{
-    BadImagePolicy, Batch, BatchPixels, ImageLoader, LoaderConfig, Transform,
+    BadImagePolicy, Batch, BatchPixels, ImageLoader, LoaderConfig, Shard, Transform,
 };
 
 fn photo_like(dir: &Path, n: usize) -> Vec<PathBuf> {
@@ -315,4 +315,49 @@ fn the_cache_key_follows_the_list_the_size_and_the_files() {
             .contains("needs a resize that draws nothing"),
         "{err}"
     );
+}
+
+/// Data-parallel training splits every batch among devices: each shard, built by a loader of
+/// its own, is its part of the single-device batch, pixel for pixel, and a batch shorter than
+/// the shard count leaves some shards empty rather than shifting the others.
+#[test]
+fn the_shards_of_a_batch_are_its_rows_built_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = photo_like(dir.path(), 7);
+    let whole = collect(
+        &ImageLoader::new(paths.clone(), Transform::spml(24), config(2)).unwrap(),
+        2,
+    );
+    for count in [2, 3, 5] {
+        let shards: Vec<Vec<Batch>> = (0..count)
+            .map(|index| {
+                let sharded = LoaderConfig {
+                    shard: Some(Shard { index, count }),
+                    ..config(2)
+                };
+                collect(
+                    &ImageLoader::new(paths.clone(), Transform::spml(24), sharded).unwrap(),
+                    2,
+                )
+            })
+            .collect();
+        for (b, batch) in whole.iter().enumerate() {
+            let parts: Vec<&Batch> = shards.iter().map(|s| &s[b]).collect();
+            let rows: Vec<usize> = parts.iter().flat_map(|p| p.rows.clone()).collect();
+            assert_eq!(rows, batch.rows, "{count} shards, batch {b}");
+            let pixels: Vec<f32> = parts
+                .iter()
+                .flat_map(|p| match &p.pixels {
+                    BatchPixels::F32(v) => v.clone(),
+                    BatchPixels::U8(_) => panic!("f32 batches were asked for"),
+                })
+                .collect();
+            assert_eq!(BatchPixels::F32(pixels), batch.pixels, "{count} shards");
+            let sizes: Vec<usize> = parts.iter().map(|p| p.rows.len()).collect();
+            assert!(
+                sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                "{sizes:?}"
+            );
+        }
+    }
 }

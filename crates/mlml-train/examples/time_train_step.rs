@@ -77,6 +77,7 @@ fn main() {
             &context,
             at,
             ParameterGroups::default(),
+            None,
         )
         .expect("a step")
         .0

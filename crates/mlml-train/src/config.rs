@@ -104,6 +104,12 @@ pub struct TrainingConfig {
     /// Seed of the initialisation, the shuffling, the augmentation and the loss's own
     /// randomness.
     pub seed: u64,
+    /// Devices to train on, data-parallel, as `mlml train --devices` names them (`["cuda:0",
+    /// "cuda:1"]`, `["cpu", "cpu"]`); empty: the one `--device`. `batch_size` stays the whole
+    /// batch. The `mlml` binary reads it; the library takes devices as values
+    /// ([`crate::train_parallel`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 impl Default for TrainingConfig {
@@ -129,6 +135,7 @@ impl Default for TrainingConfig {
             keep_best_loss_state: false,
             linear_init_epochs: 0,
             seed: 0,
+            devices: Vec::new(),
         }
     }
 }

@@ -38,6 +38,11 @@ pub enum TrainError {
     /// Inputs or settings that do not fit together.
     #[error("{0}")]
     Config(String),
+
+    /// A data-parallel operation across devices failed, most often because another device's
+    /// peer stopped with an error of its own (the one reported).
+    #[error("across devices, {0}")]
+    Collective(String),
 }
 
 /// `Result` with [`TrainError`].

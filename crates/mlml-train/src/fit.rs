@@ -2,8 +2,8 @@
 //! drives the loss lifecycle, validates every epoch, selects the best epoch by validation mAP,
 //! writes an atomic checkpoint after every epoch and resumes from one.
 //!
-//! Gradients are produced and applied in one place ([`step`]), where a data-parallel
-//! all-reduce would go.
+//! Gradients are produced and applied in one place ([`step`]), which also sums them over the
+//! devices of a data-parallel run ([`train_parallel`], [`crate::parallel`]).
 
 use std::path::Path;
 use std::time::Instant;
@@ -33,10 +33,13 @@ use crate::ema::{detached_copy, ModelEma};
 use crate::error::{Result, TrainError};
 use crate::model::{Classifier, ModelConfig, Weights};
 use crate::optim::{torch_sgd, TorchAdam, TorchAdamConfig};
+use crate::parallel::{self, Peer};
 use crate::records::{EpochRecord, Observer, Progress, Run};
 use crate::schedule::{OneCycle, OneCycleConfig};
+use crate::source::pass_batches;
 use crate::source::{Pass, Source};
 use crate::start::{with_head, Start};
+use mlml_data::pipeline::Shard;
 
 /// Serialises seeding the backend and drawing from it: burn's backends keep one generator per
 /// process, so two runs initialising at once (tests, or a library user's threads) would
@@ -220,6 +223,7 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
     context: &LossContext<'_>,
     at: StepAt,
     groups: ParameterGroups,
+    peer: Option<Peer>,
 ) -> Result<(Classifier<B>, f32)> {
     let StepAt { epoch, batch, lr } = at;
     let value = loss.forward(logits, targets, context)?;
@@ -239,11 +243,25 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
             gradient: &lookup,
         })?;
     }
+    // In a data-parallel run each peer's gradient is its rows' part of the batch's; the sum
+    // over peers is the batch's.
     let split = match &model {
         Classifier::Image(m) if groups.head_only || groups.head_lr_mult != 1.0 => {
-            let head = GradientsParams::from_module(&mut grads, &m.head);
-            let backbone =
-                (!groups.head_only).then(|| GradientsParams::from_module(&mut grads, &m.backbone));
+            let backbone = match groups.head_only {
+                true => None,
+                false => {
+                    let own = GradientsParams::from_module(&mut grads, &m.backbone);
+                    Some(match peer {
+                        Some(p) => parallel::summed_gradients::<B, _>(p, own, &m.backbone)?,
+                        None => own,
+                    })
+                }
+            };
+            let own = GradientsParams::from_module(&mut grads, &m.head);
+            let head = match peer {
+                Some(p) => parallel::summed_gradients::<B, _>(p, own, &m.head)?,
+                None => own,
+            };
             Some((backbone, head))
         }
         _ => None,
@@ -259,7 +277,11 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
             optimizer.step(lr * groups.head_lr_mult, model, head)
         }
         None => {
-            let grads = GradientsParams::from_grads(grads, &model);
+            let own = GradientsParams::from_grads(grads, &model);
+            let grads = match peer {
+                Some(p) => parallel::summed_gradients::<B, _>(p, own, &model)?,
+                None => own,
+            };
             optimizer.step(lr, model, grads)
         }
     };
@@ -318,6 +340,174 @@ pub fn train_from<B: TrainBackend, S: Source>(
     observer: &mut dyn Observer,
     start: &Start,
 ) -> Result<Run<B::InnerBackend>> {
+    train_on::<B, S>(
+        config,
+        model_config,
+        train,
+        val,
+        run_dir,
+        stop_after,
+        device,
+        None,
+        observer,
+        start,
+    )
+}
+
+/// Serialises data-parallel runs: burn-collective keeps one local collective per backend type
+/// and process.
+static ONE_COLLECTIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`train_from`] on several devices of this machine, data-parallel: `config.batch_size` stays
+/// the whole batch, each device takes its shard of it, and the gradients are summed over the
+/// devices (burn-collective's all-reduce) before the same optimizer step everywhere. The loss
+/// sees the whole batch's logits on every device, so every loss, its state and its epoch-end
+/// work are those of the single-device run ([`crate::parallel`]). Rank 0 (the first device)
+/// writes the run directory and reports to `observer`. One data-parallel run per process at a
+/// time: a second waits for the first. One device is [`train_from`].
+///
+/// # Errors
+/// As [`train_from`], from whichever device failed first; a collective operation that fails.
+#[allow(clippy::too_many_arguments)]
+pub fn train_parallel<B: TrainBackend, S: Source + Sync>(
+    config: &TrainingConfig,
+    model_config: &ModelConfig,
+    train: &S,
+    val: &S,
+    run_dir: Option<&Path>,
+    stop_after: Option<usize>,
+    devices: &[B::Device],
+    observer: &mut dyn Observer,
+    start: &Start,
+) -> Result<Run<B::InnerBackend>> {
+    let mut runs = train_parallel_peers::<B, S>(
+        config,
+        model_config,
+        train,
+        val,
+        run_dir,
+        stop_after,
+        devices,
+        observer,
+        start,
+    )?;
+    Ok(runs.swap_remove(0))
+}
+
+/// [`train_parallel`], returning every device's run (rank 0 first): the peers' models, losses'
+/// states and figures, which must agree.
+///
+/// # Errors
+/// As [`train_parallel`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_parallel_peers<B: TrainBackend, S: Source + Sync>(
+    config: &TrainingConfig,
+    model_config: &ModelConfig,
+    train: &S,
+    val: &S,
+    run_dir: Option<&Path>,
+    stop_after: Option<usize>,
+    devices: &[B::Device],
+    observer: &mut dyn Observer,
+    start: &Start,
+) -> Result<Vec<Run<B::InnerBackend>>> {
+    let count = devices.len();
+    if count == 0 {
+        return Err(TrainError::Config("training.devices is empty".into()));
+    }
+    if count == 1 {
+        let run = train_from::<B, S>(
+            config,
+            model_config,
+            train,
+            val,
+            run_dir,
+            stop_after,
+            &devices[0],
+            observer,
+            start,
+        )?;
+        return Ok(vec![run]);
+    }
+    if config.batch_size < count {
+        return Err(TrainError::Config(format!(
+            "training.batch_size ({}) is the whole batch of all {count} devices: give each at least one row",
+            config.batch_size
+        )));
+    }
+    let _one = ONE_COLLECTIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let peer_run = |index: usize, observer: &mut dyn Observer| {
+        let peer = Peer {
+            shard: Shard { index, count },
+        };
+        let device = &devices[index];
+        parallel::join::<B::InnerBackend>(peer, device)?;
+        let run = train_on::<B, S>(
+            config,
+            model_config,
+            train,
+            val,
+            run_dir,
+            stop_after,
+            device,
+            Some(peer),
+            observer,
+            start,
+        );
+        match &run {
+            Ok(_) => parallel::leave::<B::InnerBackend>(peer)?,
+            Err(_) => parallel::abandon::<B::InnerBackend>(),
+        }
+        run
+    };
+    let mut runs: Vec<Result<Run<B::InnerBackend>>> = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..count)
+            .map(|index| {
+                let peer_run = &peer_run;
+                std::thread::Builder::new()
+                    .name(format!("mlml-device-{index}"))
+                    .spawn_scoped(scope, move || peer_run(index, &mut ()))
+            })
+            .collect();
+        let mut runs = vec![peer_run(0, observer)];
+        for other in others {
+            runs.push(match other {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(TrainError::Collective("a device's thread panicked".into()))
+                }),
+                Err(e) => Err(TrainError::Collective(format!(
+                    "cannot start a device's thread: {e}"
+                ))),
+            });
+        }
+        runs
+    });
+    // A peer that fails stops the others with collective errors: report its own error.
+    if let Some(i) = runs
+        .iter()
+        .position(|r| matches!(r, Err(e) if !matches!(e, TrainError::Collective(_))))
+        .or_else(|| runs.iter().position(Result::is_err))
+    {
+        return Err(runs.swap_remove(i).expect_err("an error at i"));
+    }
+    Ok(runs.into_iter().map(|r| r.expect("no error")).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_on<B: TrainBackend, S: Source>(
+    config: &TrainingConfig,
+    model_config: &ModelConfig,
+    train: &S,
+    val: &S,
+    run_dir: Option<&Path>,
+    stop_after: Option<usize>,
+    device: &B::Device,
+    peer: Option<Peer>,
+    observer: &mut dyn Observer,
+    start: &Start,
+) -> Result<Run<B::InnerBackend>> {
     config.validate()?;
     if train.input_size() != val.input_size()
         || train.labels().n_classes() != val.labels().n_classes()
@@ -352,6 +542,9 @@ pub fn train_from<B: TrainBackend, S: Source>(
     }
     if let Some(state) = &start.loss_state {
         loss.load_state(state)?;
+    }
+    if peer.is_some() {
+        model = parallel::numbered(model);
     }
     if config.head_lr_mult != 1.0 && !matches!(model, Classifier::Image(_)) {
         return Err(TrainError::Config(format!(
@@ -400,6 +593,7 @@ pub fn train_from<B: TrainBackend, S: Source>(
         run_dir,
         stop_after,
         device,
+        peer,
     };
     match config.optimizer {
         OptimizerKind::Adam | OptimizerKind::AdamW => {
@@ -493,6 +687,8 @@ struct Loop<'a, B: TrainBackend, S: Source> {
     run_dir: Option<&'a Path>,
     stop_after: Option<usize>,
     device: &'a B::Device,
+    /// This device's part in a data-parallel run.
+    peer: Option<Peer>,
 }
 
 /// What changes as a run goes beside the model: its optimizer, the loss, the weight average,
@@ -525,6 +721,11 @@ struct Validation<B: Backend> {
 }
 
 impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
+    /// Whether this run writes the run directory: rank 0 of a data-parallel run, or the run.
+    fn writes(&self) -> bool {
+        self.peer.is_none_or(|p| p.is_first())
+    }
+
     fn fit<O: Optimizer<Classifier<B>, B>>(
         self,
         model: Classifier<B>,
@@ -563,6 +764,13 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             (model, trained) = self.train_epoch(model, &mut t, epoch, &rates, observer)?;
             steady_seconds += trained.steady_seconds;
             steady_samples += trained.steady_samples;
+            if let Some(peer) = self.peer {
+                model = parallel::model_from_first::<B, _>(peer, model)?;
+                if let Some(ema) = t.ema.as_mut() {
+                    let average = parallel::inner_from_first(peer, ema.module().clone())?;
+                    *ema = ModelEma::from_average(average, ema.decay());
+                }
+            }
             let loss_note = self.after_epoch(&model, &mut t, epoch)?;
             let v = self.validate(&model, &t)?;
             let record = EpochRecord {
@@ -575,7 +783,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                 loss_note,
             };
             self.record(&mut t, record, v);
-            if let Some(files) = &files {
+            if let Some(files) = files.as_ref().filter(|_| self.writes()) {
                 save(&model, &t, files)?;
             }
             observer.epoch_done(t.progress.epochs.last().expect("recorded above"));
@@ -630,26 +838,64 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             epoch,
             seed: config.seed,
             drop_last: config.drop_last,
+            shard: None,
         };
+        // A peer's source yields its shard of each batch; the loss takes the whole batch.
+        let (whole_batches, source_pass) = match (self.peer, pass) {
+            (Some(peer), Pass::Training { .. }) => (
+                pass_batches(pass, self.train.len(), config.batch_size),
+                Pass::Training {
+                    epoch,
+                    seed: config.seed,
+                    drop_last: config.drop_last,
+                    shard: Some(peer.shard),
+                },
+            ),
+            _ => (Vec::new(), pass),
+        };
+        let classes = self.train.labels().n_classes();
         let groups = ParameterGroups {
             head_only: epoch <= config.linear_init_epochs,
             head_lr_mult: config.head_lr_mult,
         };
         for (b, batch) in self
             .train
-            .batches::<B>(pass, config.batch_size, device)?
+            .batches::<B>(source_pass, config.batch_size, device)?
             .enumerate()
         {
             let (rows, input) = batch?;
-            if rows.is_empty() {
-                continue;
-            }
+            let (rows, logits) = match self.peer {
+                None if rows.is_empty() => continue,
+                None => {
+                    let logits = model.logits(input)?;
+                    (rows, logits)
+                }
+                Some(peer) => {
+                    let whole = &whole_batches[b];
+                    let range = peer.shard.range(whole.len());
+                    if rows != whole[range.clone()] {
+                        return Err(TrainError::Config(format!(
+                            "device {} was given {} of its {} rows of batch {}: a data-parallel run stops at a bad image instead of skipping it (data.bad_images = \"skip\" needs one device)",
+                            peer.shard.index,
+                            rows.len(),
+                            range.len(),
+                            b + 1
+                        )));
+                    }
+                    let own = match rows.is_empty() {
+                        true => None,
+                        false => Some(model.logits(input)?),
+                    };
+                    let logits =
+                        parallel::whole_batch(peer, own, range, whole.len(), classes, device)?;
+                    (whole.clone(), logits)
+                }
+            };
             if b == 2 {
                 steady_from = Some(Instant::now());
             }
             last_lr = rates.at((epoch - 1) * self.steps_per_epoch + b);
             let targets = targets_from_labels::<B>(self.train.labels(), &rows, device);
-            let logits = model.logits(input)?;
             let context = LossContext::train(epoch, &rows)?;
             let (next, value) = step(
                 model,
@@ -664,6 +910,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                     lr: last_lr,
                 },
                 groups,
+                self.peer,
             )?;
             model = next;
             if let Some(ema) = t.ema.as_mut() {

@@ -36,6 +36,7 @@ mod finite;
 mod fit;
 mod model;
 mod optim;
+pub mod parallel;
 pub mod probe;
 mod records;
 pub mod run;
@@ -52,7 +53,10 @@ pub use config::{LinearPhase, OptimizerKind, Schedule, TrainingConfig};
 pub use ema::ModelEma;
 pub use error::{Result, TrainError};
 pub use features::FeatureSet;
-pub use fit::{cosine_lr, predict, seeded_init, step, train, train_from, ParameterGroups, StepAt};
+pub use fit::{
+    cosine_lr, predict, seeded_init, step, train, train_from, train_parallel, train_parallel_peers,
+    ParameterGroups, StepAt,
+};
 pub use mlml_ops::{ConvBackend, SigmoidBackend, TrainBackend};
 pub use model::{
     Backbone, BackboneKind, Classifier, ImageClassifier, Input, Mode, ModelConfig, Weights,

@@ -363,8 +363,12 @@ pub struct Report {
     pub skipped_images: Vec<String>,
     /// The backend it ran on.
     pub backend: String,
-    /// The device it ran on.
+    /// The device it ran on (the devices, comma-separated, of a data-parallel run).
     pub device: String,
+    /// How many devices trained it, data-parallel (1 in reports written before there could be
+    /// more).
+    #[serde(default = "one_device")]
+    pub devices: usize,
     /// What the rows are.
     pub data: String,
     /// The network.
@@ -388,12 +392,16 @@ impl Report {
     }
 }
 
+fn one_device() -> usize {
+    1
+}
+
 /// Where a run runs, for its report.
 #[derive(Clone, Copy, Debug)]
 pub struct Placement<'a> {
     /// The backend's name.
     pub backend: &'a str,
-    /// The device's name.
+    /// The device's name (the devices', comma-separated).
     pub device: &'a str,
 }
 
@@ -433,16 +441,19 @@ pub fn train_run<B: TrainBackend>(
     config: &RunConfig,
     dir: &RunDir,
     stop_after: Option<usize>,
-    device: &B::Device,
+    devices: &[B::Device],
     placement: Placement<'_>,
     observer: &ObserverFor<'_>,
 ) -> Result<(Report, Progress)> {
+    if devices.is_empty() {
+        bail!("no device to train on");
+    }
     let from = if config.model.mode == Mode::LinearInit {
-        linear_phase::<B>(config, dir, device, placement, observer)?
+        linear_phase::<B>(config, dir, devices, placement, observer)?
     } else {
         Start::default()
     };
-    train_phase::<B>(config, dir, stop_after, device, placement, observer, &from)
+    train_phase::<B>(config, dir, stop_after, devices, placement, observer, &from)
 }
 
 /// Cole et al.'s linear phase of a `linear-init` run (a run of its own: resumed, or read back
@@ -452,7 +463,7 @@ pub fn train_run<B: TrainBackend>(
 fn linear_phase<B: TrainBackend>(
     config: &RunConfig,
     dir: &RunDir,
-    device: &B::Device,
+    devices: &[B::Device],
     placement: Placement<'_>,
     observer: &ObserverFor<'_>,
 ) -> Result<Start> {
@@ -481,7 +492,7 @@ fn linear_phase<B: TrainBackend>(
         &linear,
         &phase_dir,
         None,
-        device,
+        devices,
         placement,
         observer,
         &Start::default(),
@@ -495,7 +506,7 @@ fn linear_phase<B: TrainBackend>(
         &linear.model.trained(),
         standardization.mean.len(),
         classes.len(),
-        device,
+        &devices[0],
     )?;
     let Classifier::Mlp(mlp) = head else {
         bail!("the linear phase trained no linear head");
@@ -535,13 +546,15 @@ fn train_phase<B: TrainBackend>(
     config: &RunConfig,
     dir: &RunDir,
     stop_after: Option<usize>,
-    device: &B::Device,
+    devices: &[B::Device],
     placement: Placement<'_>,
     observer: &ObserverFor<'_>,
     from: &Start,
 ) -> Result<(Report, Progress)> {
     let d = &config.data;
     let t = &config.training;
+    // Probing, the feature cache and scoring run on the first device.
+    let device = &devices[0];
     let prober = Prober::<B::InnerBackend>::new(d, &config.model, t.seed, t.batch_size, device);
     let splits = d.prepare(prober.as_ref())?;
     let observed = splits.observed_file_labels()?;
@@ -603,14 +616,14 @@ fn train_phase<B: TrainBackend>(
     );
     let start = Instant::now();
     let mut display = observer(config);
-    let run = crate::train_from::<B, AnySource>(
+    let run = crate::train_parallel::<B, AnySource>(
         t,
         &config.model.trained(),
         &train_set,
         &val_set,
         Some(dir.root()),
         stop_after,
-        device,
+        devices,
         &mut MetricsFiles {
             dir,
             inner: display.as_mut(),
@@ -677,6 +690,7 @@ fn train_phase<B: TrainBackend>(
         skipped_images: skipped,
         backend: placement.backend.into(),
         device: placement.device.into(),
+        devices: devices.len(),
         data: train_set.kind().into(),
         backbone: config.model.backbone.name().into(),
         mode: config.model.mode,

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use mlml_data::fingerprint::{file_stamp_text, fnv1a, fnv1a_extend, FNV_START};
-use mlml_data::pipeline::{BadImagePolicy, BatchPixels, ImageLoader, LoaderConfig, Transform};
+use mlml_data::pipeline::{
+    BadImagePolicy, BatchPixels, ImageLoader, LoaderConfig, Shard, Transform,
+};
 use mlml_data::rng::epoch_order;
 use mlml_data::LabelMatrix;
 use rand::Rng;
@@ -28,6 +30,8 @@ pub enum Pass {
         seed: u64,
         /// Leave out the epoch's last batch when it is short (PyTorch's `drop_last`).
         drop_last: bool,
+        /// Only this device's shard of every batch (data-parallel training).
+        shard: Option<Shard>,
     },
     /// Scoring (validation, test, prediction): every row in order, no augmentation.
     Scoring,
@@ -82,18 +86,27 @@ pub trait Source {
 
 /// The rows of each batch of a pass over `n` rows: shuffled by (seed, epoch) in training, the
 /// short last batch left out with `drop_last`.
-fn pass_batches(pass: Pass, n: usize, batch_size: usize) -> Vec<Vec<usize>> {
+pub(crate) fn pass_batches(pass: Pass, n: usize, batch_size: usize) -> Vec<Vec<usize>> {
     let (order, drop_last) = match pass {
         Pass::Training {
             epoch,
             seed,
             drop_last,
+            ..
         } => (epoch_order(seed, epoch, n), drop_last),
         Pass::Scoring => ((0..n).collect(), false),
     };
     let mut chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
     if drop_last && chunks.last().is_some_and(|c| c.len() < batch_size) {
         chunks.pop();
+    }
+    if let Pass::Training {
+        shard: Some(shard), ..
+    } = pass
+    {
+        for chunk in &mut chunks {
+            *chunk = shard.of(chunk).to_vec();
+        }
     }
     chunks
 }
@@ -453,13 +466,14 @@ impl Source for ImageFiles {
         batch_size: usize,
         device: &'a B::Device,
     ) -> Result<BatchIter<'a, B>> {
-        let (transform, epoch, seed, shuffle, drop_last) = match pass {
+        let (transform, epoch, seed, shuffle, drop_last, shard) = match pass {
             Pass::Training {
                 epoch,
                 seed,
                 drop_last,
-            } => (&self.train_transform, epoch, seed, true, drop_last),
-            Pass::Scoring => (&self.eval_transform, 1, 0, false, false),
+                shard,
+            } => (&self.train_transform, epoch, seed, true, drop_last, shard),
+            Pass::Scoring => (&self.eval_transform, 1, 0, false, false, None),
         };
         // The cache holds resized images, so only a transform whose resize draws nothing can
         // use it.
@@ -477,6 +491,7 @@ impl Source for ImageFiles {
             bad_images: self.bad_images,
             seed,
             cache_dir,
+            shard,
         };
         let loader = {
             let mut loaders = self

@@ -267,6 +267,40 @@ fn a_truncated_png_stops_the_run_naming_it_and_skip_leaves_it_out() {
     assert!(skipped[0].contains("img5.png"), "{skipped:?}");
 }
 
+/// Data parallelism: a truncated image in one device's shard stops that device with the
+/// image's name, and the others stop too instead of waiting for it at the next all-reduce.
+#[test]
+fn a_bad_image_on_one_device_stops_every_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = files(dir.path(), 0..20, true);
+    let val = files(dir.path(), 20..28, false);
+    let bad = train.paths[5].clone();
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let run = mlml_train::train_parallel::<B, ImageFiles>(
+            &config(1),
+            &small_cnn(),
+            &train,
+            &val,
+            None,
+            None,
+            &[Default::default(), Default::default()],
+            &mut (),
+            &Default::default(),
+        );
+        sender
+            .send(run.map(|_| ()).map_err(|e| e.to_string()))
+            .unwrap();
+    });
+    let run = receiver
+        .recv_timeout(std::time::Duration::from_secs(300))
+        .expect("the devices stop within 5 minutes");
+    let err = run.unwrap_err();
+    assert!(err.contains("img5.png"), "{err}");
+}
+
 #[test]
 fn an_mlp_given_images_is_a_clear_error() {
     let (train, val) = (array(0..8, true), array(8..12, false));

@@ -50,6 +50,35 @@ pub struct LoaderConfig {
     /// resize draws nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+    /// Build only this shard of every batch (data-parallel training: each device decodes its
+    /// own part of the batch the whole run would have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// One device's part of every batch in data-parallel training: of a batch of `n` rows, shard
+/// `index` of `count` takes rows `n * index / count .. n * (index + 1) / count`, in the batch's
+/// order. The batches themselves are the single-device run's, so the shards of a batch are
+/// contiguous, disjoint, cover it, and differ in size by at most one row (a batch shorter than
+/// `count` leaves some shards empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// 0-based.
+    pub index: usize,
+    /// Shards of every batch (at least 1).
+    pub count: usize,
+}
+
+impl Shard {
+    /// This shard's positions in a batch of `len` rows.
+    pub fn range(&self, len: usize) -> std::ops::Range<usize> {
+        len * self.index / self.count..len * (self.index + 1) / self.count
+    }
+
+    /// This shard's rows of `batch`.
+    pub fn of<'a, T>(&self, batch: &'a [T]) -> &'a [T] {
+        &batch[self.range(batch.len())]
+    }
 }
 
 impl Default for LoaderConfig {
@@ -64,6 +93,7 @@ impl Default for LoaderConfig {
             bad_images: BadImagePolicy::Fail,
             seed: 0,
             cache_dir: None,
+            shard: None,
         }
     }
 }
@@ -187,6 +217,11 @@ impl ImageLoader {
                 .is_some_and(|c| c.len() < self.config.batch_size)
         {
             chunks.pop();
+        }
+        if let Some(shard) = self.config.shard {
+            for chunk in &mut chunks {
+                *chunk = shard.of(chunk).to_vec();
+            }
         }
         let (sender, receiver) = bounded(self.config.prefetch);
         let skipped = Arc::new(Mutex::new(Vec::new()));

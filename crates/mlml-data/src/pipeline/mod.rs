@@ -16,7 +16,9 @@ mod transform;
 
 pub use cache::DecodedCache;
 pub use decode::{decode_rgb, jpeg_truncation, ImageError};
-pub use loader::{BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Skipped};
+pub use loader::{
+    BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Shard, Skipped,
+};
 pub use resize::{center_crop, resize_exact, resize_shorter_side, torchvision_shorter_side};
 pub use transform::{
     adjust_hue, sample_rng, ColorJitter, Normalize, ResizeSpec, Transform, IMAGENET_MEAN,

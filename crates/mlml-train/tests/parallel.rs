@@ -1,0 +1,237 @@
+//! Data-parallel training on several CPU "devices" (peers sharing burn's Flex device, joined
+//! by burn-collective's local all-reduce), on a slice of the embedded yeast set: the same
+//! weights as one device with the whole batch, and one loss state on every device.
+
+use std::path::PathBuf;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
+use mlml_data::formats::ZeroMeans;
+use mlml_data::generate::{single_positive, SinglePositiveParams};
+use mlml_testing::{assert_all_close, Tolerance};
+use mlml_train::{Classifier, FeatureSet, ModelConfig, Run, TrainingConfig};
+
+type B = Autodiff<Flex>;
+
+fn yeast(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../datasets/yeast")
+        .join(file)
+}
+
+/// Train: `rows` of yeast-train with single-positive labels; validation: rows 600..800 with
+/// their full labels.
+fn slices(rows: usize) -> (FeatureSet, FeatureSet) {
+    let classes: Vec<String> = std::fs::read_to_string(yeast("classes.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let all = FeatureSet::from_npy(
+        &yeast("train_x.npy"),
+        &yeast("train_y.npy"),
+        classes,
+        ZeroMeans::Negative,
+    )
+    .unwrap();
+    let take = |from: usize, to: usize| all.select(&(from..to).collect::<Vec<_>>());
+    let (mut train, mut val) = (take(0, rows), take(600, 800));
+    let (mean, std) = train.standardization();
+    train.standardize(&mean, &std);
+    val.standardize(&mean, &std);
+    let (observed, _) = single_positive(&train.labels, &SinglePositiveParams::default()).unwrap();
+    (train.with_labels(observed).unwrap(), val)
+}
+
+fn config(loss: &str) -> TrainingConfig {
+    TrainingConfig {
+        loss: loss.into(),
+        epochs: 3,
+        batch_size: 32,
+        lr: 3e-3,
+        preset: Some(mlml_losses::Preset::Yeast),
+        ..Default::default()
+    }
+}
+
+fn mlp() -> ModelConfig {
+    ModelConfig {
+        hidden: vec![64],
+        ..Default::default()
+    }
+}
+
+fn on_devices(
+    config: &TrainingConfig,
+    train: &FeatureSet,
+    val: &FeatureSet,
+    devices: usize,
+) -> Vec<Run<Flex>> {
+    mlml_train::train_parallel_peers::<B, FeatureSet>(
+        config,
+        &mlp(),
+        train,
+        val,
+        None,
+        None,
+        &vec![Default::default(); devices],
+        &mut (),
+        &Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{} on {devices} devices: {e}", config.loss))
+}
+
+/// `got` has `expected`'s structure, its integers, and its other numbers within 1e-4
+/// relative (the one-device run sums in another order).
+fn json_close(expected: &serde_json::Value, got: &serde_json::Value, loss: &str, at: &str) {
+    use serde_json::Value;
+    match (expected, got) {
+        (Value::Number(e), Value::Number(g)) if e.is_f64() || g.is_f64() => {
+            let (e, g) = (e.as_f64().unwrap(), g.as_f64().unwrap());
+            assert!(
+                (e - g).abs() <= 1e-4 * e.abs().max(1e-3),
+                "{loss}: {at} is {g} on the devices, {e} on one"
+            );
+        }
+        (Value::Array(e), Value::Array(g)) => {
+            assert_eq!(e.len(), g.len(), "{loss}: {at}'s length");
+            for (i, (e, g)) in e.iter().zip(g).enumerate() {
+                json_close(e, g, loss, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(e), Value::Object(g)) => {
+            assert_eq!(
+                e.keys().collect::<Vec<_>>(),
+                g.keys().collect::<Vec<_>>(),
+                "{loss}: {at}'s keys"
+            );
+            for (k, e) in e {
+                json_close(e, &g[k], loss, &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(expected, got, "{loss}: {at}"),
+    }
+}
+
+/// Every float of the model, in module order.
+fn weights(model: &Classifier<Flex>) -> Vec<f32> {
+    struct Floats(Vec<f32>);
+    impl burn::module::ModuleVisitor<Flex> for Floats {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<Flex, D>>,
+        ) {
+            self.0
+                .extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut floats = Floats(Vec::new());
+    model.visit(&mut floats);
+    floats.0
+}
+
+/// The MLP has no BatchNorm, so two devices with half batches compute the gradient of the whole
+/// batch: after 3 epochs of 7 steps (the last batch has one row, so one device's shard of it is
+/// empty) the weights are those of one device, up to the order of f32 sums.
+#[test]
+fn two_devices_with_half_batches_train_the_weights_of_one_device() {
+    let (train, val) = slices(193);
+    let config = config("an");
+    let one = on_devices(&config, &train, &val, 1).remove(0);
+    let two = on_devices(&config, &train, &val, 2);
+    assert_eq!(two.len(), 2);
+    let (w1, w2) = (weights(&one.last), weights(&two[0].last));
+    assert_all_close(
+        "weights, 2 devices vs 1",
+        &w2,
+        &w1,
+        Tolerance::relative(1e-4).with_absolute(1e-6),
+    );
+    for (e1, e2) in one.progress.epochs.iter().zip(&two[0].progress.epochs) {
+        assert!(
+            (e1.train_loss - e2.train_loss).abs() < 1e-5 * e1.train_loss.abs(),
+            "epoch {}: train loss {} vs {}",
+            e1.epoch,
+            e1.train_loss,
+            e2.train_loss
+        );
+    }
+    assert_eq!(
+        weights(&two[0].last),
+        weights(&two[1].last),
+        "the devices agree"
+    );
+}
+
+/// Each device computes the loss of the whole batch on the logits all devices share, so the
+/// stateful losses (ROLE's label estimate, LL's corrections and rejections, EM+APL's
+/// pseudo-labelling rounds at the epoch's end) hold one state on every device, and it is the
+/// single-device run's.
+#[test]
+fn every_stateful_loss_keeps_one_state_on_every_device() {
+    let (train, val) = slices(160);
+    // LL-R keeps no state, but ranks the batch's losses to reject the largest.
+    for (loss, stateful) in [
+        ("role", true),
+        ("ll-cp", true),
+        ("ll-r", false),
+        ("em-apl", true),
+    ] {
+        let mut config = config(loss);
+        if loss == "em-apl" {
+            // Pseudo-labelling rounds after epochs 1 and 2 of 3.
+            config.loss_overrides = serde_json::json!({ "warmup_epoch": 1 });
+        }
+        let peers = on_devices(&config, &train, &val, 3);
+        for (rank, peer) in peers.iter().enumerate().skip(1) {
+            assert_eq!(
+                peer.progress, peers[0].progress,
+                "{loss}: device {rank}'s loss state and figures"
+            );
+        }
+        let state = &peers[0].progress.loss_state;
+        assert_eq!(
+            state.loss,
+            if stateful { loss } else { "" },
+            "{loss}: its state"
+        );
+        let one = on_devices(&config, &train, &val, 1).remove(0);
+        assert_eq!(one.progress.loss_state.loss, state.loss);
+        json_close(
+            &one.progress.loss_state.values,
+            &state.values,
+            loss,
+            "state",
+        );
+        for (e1, e3) in one.progress.epochs.iter().zip(&peers[0].progress.epochs) {
+            assert!(
+                (e1.train_loss - e3.train_loss).abs() < 1e-4 * e1.train_loss.abs(),
+                "{loss}, epoch {}: train loss {} on one device, {} on 3",
+                e1.epoch,
+                e1.train_loss,
+                e3.train_loss
+            );
+        }
+        for (name, tensor) in &one.progress.loss_state.tensors {
+            let parallel = state
+                .tensors
+                .get(name)
+                .unwrap_or_else(|| panic!("{loss}: no {name} on the devices"));
+            assert_all_close(
+                format!("{loss}: {name}, 3 devices vs 1"),
+                &parallel.values,
+                &tensor.values,
+                Tolerance::relative(1e-4).with_absolute(1e-5),
+            );
+        }
+        if loss == "em-apl" {
+            let notes = peers[0]
+                .progress
+                .epochs
+                .iter()
+                .filter(|e| e.loss_note.is_some())
+                .count();
+            assert_eq!(notes, 2, "{loss}: two pseudo-labelling rounds");
+        }
+    }
+}
