@@ -161,6 +161,41 @@ fn the_small_cnn_learns_from_png_files_with_single_positive_labels() {
     assert!(train.skipped().is_empty());
 }
 
+/// Data parallelism with BatchNorm and a weight average: each device normalises its shard by
+/// its own statistics; at each epoch's end rank 0's model and average (statistics included)
+/// reach every device, so the devices end identical, and the network learns as on one device.
+#[test]
+fn the_small_cnn_learns_on_two_devices_with_batchnorm_and_a_weight_average() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = files(dir.path(), 0..64, true);
+    let val = files(dir.path(), 64..96, false);
+    let random = random_ranking_map(val.labels());
+    let mut config = config(8);
+    config.ema_decay = Some(0.9);
+    let peers = mlml_train::train_parallel_peers::<B, ImageFiles>(
+        &config,
+        &small_cnn(),
+        &train,
+        &val,
+        None,
+        None,
+        &[Default::default(), Default::default()],
+        &mut (),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(peers[0].progress, peers[1].progress);
+    assert_same(&weights(&peers[0].last), &weights(&peers[1].last), "last");
+    assert_same(&weights(&peers[0].best), &weights(&peers[1].best), "best");
+    let p = &peers[0].progress;
+    assert!(
+        p.best_val_map > random + 25.0,
+        "best validation mAP {:.1} vs random ranking {random:.1}: {:?}",
+        p.best_val_map,
+        p.epochs.iter().map(|e| e.val_map).collect::<Vec<_>>()
+    );
+}
+
 /// Every float of the model, in module order.
 fn weights(model: &Classifier<Flex>) -> Vec<f32> {
     struct Floats(Vec<f32>);
