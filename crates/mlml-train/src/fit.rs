@@ -63,13 +63,12 @@ pub fn seeded_init<B: Backend, M: Module<B>>(
             let _ = param.val();
         }
     }
-    let _guard = BACKEND_RNG
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    B::seed(device, seed);
-    let module = init()?;
-    module.visit(&mut Touch);
-    Ok(module)
+    holding_backend_rng(|| {
+        B::seed(device, seed);
+        let module = init()?;
+        module.visit(&mut Touch);
+        Ok(module)
+    })
 }
 
 /// The model's starting weights, drawn from `seed` on the CPU whatever the backend, then moved
@@ -118,8 +117,8 @@ pub fn moved<A: Backend, B: Backend, MA: Module<A>, MB: Module<B>>(
     Ok(holding_backend_rng(|| into.load_record(record)))
 }
 
-/// `load`, run with no seeded initialisation able to happen meanwhile. Loading a record into a
-/// freshly built module can draw: burn's `Linear::load_record` counts the layer's parameters,
+/// `load`, run with no seeded initialisation able to happen meanwhile (the one holder of
+/// [`BACKEND_RNG`]). Loading a record into a freshly built module can draw: burn's `Linear::load_record` counts the layer's parameters,
 /// which initialises its lazy weight with a throwaway draw from the backend's one generator.
 /// Outside the lock that draw could fall between another run's seeding and its draws, and that
 /// run would start from other weights than its seed's.
@@ -251,17 +250,11 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
                 true => None,
                 false => {
                     let own = GradientsParams::from_module(&mut grads, &m.backbone);
-                    Some(match peer {
-                        Some(p) => parallel::summed_gradients::<B, _>(p, own, &m.backbone)?,
-                        None => own,
-                    })
+                    Some(parallel::summed_gradients::<B, _>(peer, own, &m.backbone)?)
                 }
             };
             let own = GradientsParams::from_module(&mut grads, &m.head);
-            let head = match peer {
-                Some(p) => parallel::summed_gradients::<B, _>(p, own, &m.head)?,
-                None => own,
-            };
+            let head = parallel::summed_gradients::<B, _>(peer, own, &m.head)?;
             Some((backbone, head))
         }
         _ => None,
@@ -278,10 +271,7 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
         }
         None => {
             let own = GradientsParams::from_grads(grads, &model);
-            let grads = match peer {
-                Some(p) => parallel::summed_gradients::<B, _>(p, own, &model)?,
-                None => own,
-            };
+            let grads = parallel::summed_gradients::<B, _>(peer, own, &model)?;
             optimizer.step(lr, model, grads)
         }
     };
@@ -834,24 +824,17 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
         let (config, device) = (self.config, self.device);
         let (mut total, mut batches, mut last_lr) = (0.0f64, 0usize, config.lr);
         let (mut steady_from, mut steady_samples) = (None::<Instant>, 0usize);
-        let pass = Pass::Training {
+        // A peer's source yields its shard of each batch; the loss takes the whole batch.
+        let whole = |shard| Pass::Training {
             epoch,
             seed: config.seed,
             drop_last: config.drop_last,
-            shard: None,
+            shard,
         };
-        // A peer's source yields its shard of each batch; the loss takes the whole batch.
-        let (whole_batches, source_pass) = match (self.peer, pass) {
-            (Some(peer), Pass::Training { .. }) => (
-                pass_batches(pass, self.train.len(), config.batch_size),
-                Pass::Training {
-                    epoch,
-                    seed: config.seed,
-                    drop_last: config.drop_last,
-                    shard: Some(peer.shard),
-                },
-            ),
-            _ => (Vec::new(), pass),
+        let source_pass = whole(self.peer.map(|p| p.shard));
+        let whole_batches = match self.peer {
+            Some(_) => pass_batches(whole(None), self.train.len(), config.batch_size),
+            None => Vec::new(),
         };
         let classes = self.train.labels().n_classes();
         let groups = ParameterGroups {

@@ -137,12 +137,15 @@ fn completed<B: AutodiffBackend, M: AutodiffModule<B>>(
 }
 
 /// The sum over peers of each peer's gradients of `module`'s parameters: the gradient of the
-/// whole batch.
+/// whole batch. Outside a data-parallel run (`peer` is `None`), `grads` as they are.
 pub(crate) fn summed_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
-    peer: Peer,
+    peer: Option<Peer>,
     grads: GradientsParams,
     module: &M,
 ) -> Result<GradientsParams> {
+    let Some(peer) = peer else {
+        return Ok(grads);
+    };
     completed::<B, M>(grads, module)
         .all_reduce::<B::InnerBackend>(peer.id(), ReduceOperation::Sum)
         .map_err(|e| collective_error("summing the gradients over the devices", e))
@@ -164,60 +167,76 @@ pub(crate) fn numbered<B: Backend, M: Module<B>>(model: M) -> M {
     model.map(&mut Numbering(0))
 }
 
+/// Rank 0's value of every float tensor of a module, as a [`ModuleMapper`] pass keeps them:
+/// once a broadcast fails the rest pass through unchanged and the first error is kept.
+struct FromFirst {
+    peer: Peer,
+    failed: Option<TrainError>,
+}
+
+impl FromFirst {
+    fn new(peer: Peer) -> Self {
+        Self { peer, failed: None }
+    }
+
+    /// Rank 0's `inner`, or `None` after a failure (this one or an earlier one).
+    fn received<I: Backend, const D: usize>(
+        &mut self,
+        inner: Tensor<I, D>,
+    ) -> Option<Tensor<I, D>> {
+        if self.failed.is_some() {
+            return None;
+        }
+        from_first(self.peer, inner)
+            .map_err(|e| self.failed = Some(e))
+            .ok()
+    }
+
+    fn finish<M>(self, module: M) -> Result<M> {
+        self.failed.map_or(Ok(module), Err)
+    }
+}
+
+/// [`FromFirst`] over an autodiff module: the broadcast is of the inner tensor, and each
+/// parameter keeps whether it is trained.
+struct TrainingFromFirst(FromFirst);
+
+impl<B: AutodiffBackend> ModuleMapper<B> for TrainingFromFirst {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let trainable = tensor.is_require_grad();
+        let value = match self.0.received(tensor.clone().inner()) {
+            Some(inner) => Tensor::from_inner(inner).set_require_grad(trainable),
+            None => tensor,
+        };
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+/// [`FromFirst`] over an inner (non-autodiff) module.
+struct InnerFromFirst(FromFirst);
+
+impl<I: Backend> ModuleMapper<I> for InnerFromFirst {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<I, D>>) -> Param<Tensor<I, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let value = self.0.received(tensor.clone()).unwrap_or(tensor);
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
 /// `model` with rank 0's values of every float tensor (parameters and BatchNorm statistics).
 pub(crate) fn model_from_first<B: AutodiffBackend, M: AutodiffModule<B>>(
     peer: Peer,
     model: M,
 ) -> Result<M> {
-    struct FromFirst {
-        peer: Peer,
-        failed: Option<TrainError>,
-    }
-    impl<B: AutodiffBackend> ModuleMapper<B> for FromFirst {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-            let (id, tensor, mapper) = param.consume();
-            if self.failed.is_some() {
-                return Param::from_mapped_value(id, tensor, mapper);
-            }
-            let trainable = tensor.is_require_grad();
-            let value = match from_first(self.peer, tensor.clone().inner()) {
-                Ok(inner) => Tensor::from_inner(inner).set_require_grad(trainable),
-                Err(e) => {
-                    self.failed = Some(e);
-                    tensor
-                }
-            };
-            Param::from_mapped_value(id, value, mapper)
-        }
-    }
-    let mut mapper = FromFirst { peer, failed: None };
+    let mut mapper = TrainingFromFirst(FromFirst::new(peer));
     let model = model.map(&mut mapper);
-    mapper.failed.map_or(Ok(model), Err)
+    mapper.0.finish(model)
 }
 
 /// An inner (non-autodiff) `module` with rank 0's values of every float tensor.
 pub(crate) fn inner_from_first<I: Backend, M: Module<I>>(peer: Peer, module: M) -> Result<M> {
-    struct FromFirst {
-        peer: Peer,
-        failed: Option<TrainError>,
-    }
-    impl<I: Backend> ModuleMapper<I> for FromFirst {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<I, D>>) -> Param<Tensor<I, D>> {
-            let (id, tensor, mapper) = param.consume();
-            if self.failed.is_some() {
-                return Param::from_mapped_value(id, tensor, mapper);
-            }
-            let value = match from_first(self.peer, tensor.clone()) {
-                Ok(value) => value,
-                Err(e) => {
-                    self.failed = Some(e);
-                    tensor
-                }
-            };
-            Param::from_mapped_value(id, value, mapper)
-        }
-    }
-    let mut mapper = FromFirst { peer, failed: None };
+    let mut mapper = InnerFromFirst(FromFirst::new(peer));
     let module = module.map(&mut mapper);
-    mapper.failed.map_or(Ok(module), Err)
+    mapper.0.finish(module)
 }
