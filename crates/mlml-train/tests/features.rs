@@ -1,47 +1,20 @@
 //! The feature loop on a real slice of the embedded yeast set (`datasets/yeast`): single-positive
 //! labels, AN and every stateful loss, resume, and a run that blows up.
 
-use std::path::PathBuf;
-
 use burn::backend::{Autodiff, Flex};
-use burn::module::Module;
-use mlml_data::formats::ZeroMeans;
-use mlml_data::generate::{single_positive, SinglePositiveParams};
 use mlml_train::{
-    Classifier, FeatureSet, ModelConfig, OptimizerKind, Run, Schedule, TrainError, TrainingConfig,
+    FeatureSet, ModelConfig, OptimizerKind, Run, Schedule, TrainError, TrainingConfig,
 };
 
 type B = Autodiff<Flex>;
 
-fn yeast(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../datasets/yeast")
-        .join(file)
-}
+#[path = "common/weights.rs"]
+mod weights;
+#[path = "common/yeast.rs"]
+mod yeast;
 
-/// Train: rows 0..600 of yeast-train with single-positive labels (ChaCha8, seed 0); validation:
-/// rows 600..900 of yeast-train with their full labels (the test split is never used here).
-fn slices() -> (FeatureSet, FeatureSet) {
-    let classes: Vec<String> = std::fs::read_to_string(yeast("classes.txt"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let all = FeatureSet::from_npy(
-        &yeast("train_x.npy"),
-        &yeast("train_y.npy"),
-        classes,
-        ZeroMeans::Negative,
-    )
-    .unwrap();
-    let take = |from: usize, to: usize| all.select(&(from..to).collect::<Vec<_>>());
-    let (mut train, mut val) = (take(0, 600), take(600, 900));
-    let (mean, std) = train.standardization();
-    train.standardize(&mean, &std);
-    val.standardize(&mean, &std);
-    let (observed, _) = single_positive(&train.labels, &SinglePositiveParams::default()).unwrap();
-    (train.with_labels(observed).unwrap(), val)
-}
+use weights::weights;
+use yeast::slices;
 
 /// The mAP (%) a random ranking scores on average: each class's AP is about its positive rate.
 fn random_ranking_map(set: &FeatureSet) -> f64 {
@@ -92,7 +65,7 @@ fn train_features(
 
 #[test]
 fn an_and_every_stateful_loss_learn_well_above_random_ranking() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let random = random_ranking_map(&val);
     assert!(
         (25.0..40.0).contains(&random),
@@ -131,33 +104,9 @@ fn an_and_every_stateful_loss_learn_well_above_random_ranking() {
     }
 }
 
-/// Every float of the model, in module order (record bytes would also hold the random
-/// parameter ids, which differ between runs).
-fn weights(model: &Classifier<Flex>) -> Vec<f32> {
-    struct Floats(Vec<f32>);
-    impl burn::module::ModuleVisitor<Flex> for Floats {
-        fn visit_float<const D: usize>(
-            &mut self,
-            param: &burn::module::Param<burn::tensor::Tensor<Flex, D>>,
-        ) {
-            self.0.extend(
-                param
-                    .val()
-                    .into_data()
-                    .convert::<f32>()
-                    .into_vec::<f32>()
-                    .unwrap(),
-            );
-        }
-    }
-    let mut floats = Floats(Vec::new());
-    model.visit(&mut floats);
-    floats.0
-}
-
 #[test]
 fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     // ROLE: the estimator and its Adam moments must survive the checkpoint too.
     let mut config = config("role");
     config.epochs = 4;
@@ -184,7 +133,7 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
 
 #[test]
 fn a_run_that_blows_up_stops_with_the_epoch_and_batch() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("asl-bce");
     config.lr = 1e37;
     let dir = tempfile::tempdir().unwrap();
@@ -213,7 +162,7 @@ fn a_run_that_blows_up_stops_with_the_epoch_and_batch() {
 
 #[test]
 fn bad_settings_are_errors() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("hil");
     let err = train_features(&config, &train, &val, None, None).unwrap_err();
     assert!(err.to_string().contains("unknown loss 'hil'"), "{err}");
@@ -225,7 +174,7 @@ fn bad_settings_are_errors() {
 
 #[test]
 fn a_damaged_checkpoint_is_an_error_naming_the_file() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("an");
     config.epochs = 2;
     let dir = tempfile::tempdir().unwrap();
@@ -244,7 +193,7 @@ fn a_damaged_checkpoint_is_an_error_naming_the_file() {
 
 #[test]
 fn patience_stops_a_run_whose_validation_map_stopped_rising() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("an");
     config.epochs = 40;
     config.patience = Some(2);
@@ -275,7 +224,7 @@ fn patience_stops_a_run_whose_validation_map_stopped_rising() {
 
 #[test]
 fn sgd_and_adamw_under_a_cosine_schedule_learn_and_resume_exactly() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let random = random_ranking_map(&val);
     // Learning rates chosen on this validation slice for four epochs.
     for (optimizer, lr) in [(OptimizerKind::Sgd, 0.3), (OptimizerKind::AdamW, 1e-2)] {
@@ -315,7 +264,7 @@ fn sgd_and_adamw_under_a_cosine_schedule_learn_and_resume_exactly() {
 
 #[test]
 fn a_head_learning_rate_needs_an_image_model() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("an");
     config.head_lr_mult = 10.0;
     let err = train_features(&config, &train, &val, None, None).unwrap_err();
@@ -328,7 +277,7 @@ fn a_head_learning_rate_needs_an_image_model() {
 
 #[test]
 fn stop_below_best_stops_once_the_validation_map_falls_that_far() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("an");
     // A learning rate this high overfits the 600 rows quickly, so the mAP falls.
     config.lr = 3e-2;
@@ -367,7 +316,7 @@ impl mlml_train::Observer for Steps {
 
 #[test]
 fn drop_last_leaves_out_each_epochs_short_batch() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let model = ModelConfig {
         hidden: vec![8],
         ..Default::default()
@@ -415,7 +364,7 @@ fn drop_last_leaves_out_each_epochs_short_batch() {
 
 #[test]
 fn a_one_cycle_schedule_that_would_give_a_nan_rate_is_refused() {
-    let (train, val) = slices();
+    let (train, val) = slices(0..600, 600..900);
     let mut config = config("an");
     config.epochs = 1;
     config.batch_size = 600;

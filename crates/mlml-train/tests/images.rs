@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::Module;
 use image::{Rgb, RgbImage};
 use mlml_data::pipeline::{BadImagePolicy, Transform};
 use mlml_data::LabelMatrix;
@@ -13,6 +12,11 @@ use mlml_train::{
 };
 
 type B = Autodiff<Flex>;
+
+#[path = "common/weights.rs"]
+mod weights;
+
+use weights::weights;
 
 const CLASSES: usize = 4;
 const SIDE: u32 = 32;
@@ -194,23 +198,6 @@ fn the_small_cnn_learns_on_two_devices_with_batchnorm_and_a_weight_average() {
         p.best_val_map,
         p.epochs.iter().map(|e| e.val_map).collect::<Vec<_>>()
     );
-}
-
-/// Every float of the model, in module order.
-fn weights(model: &Classifier<Flex>) -> Vec<f32> {
-    struct Floats(Vec<f32>);
-    impl burn::module::ModuleVisitor<Flex> for Floats {
-        fn visit_float<const D: usize>(
-            &mut self,
-            param: &burn::module::Param<burn::tensor::Tensor<Flex, D>>,
-        ) {
-            self.0
-                .extend(param.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    let mut floats = Floats(Vec::new());
-    model.visit(&mut floats);
-    floats.0
 }
 
 fn assert_same(a: &[f32], b: &[f32], what: &str) {

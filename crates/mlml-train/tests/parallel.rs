@@ -2,46 +2,19 @@
 //! by burn-collective's local all-reduce), on a slice of the embedded yeast set: the same
 //! weights as one device with the whole batch, and one loss state on every device.
 
-use std::path::PathBuf;
-
 use burn::backend::{Autodiff, Flex};
-use burn::module::Module;
-use mlml_data::formats::ZeroMeans;
-use mlml_data::generate::{single_positive, SinglePositiveParams};
 use mlml_testing::{assert_all_close, Tolerance};
-use mlml_train::{Classifier, FeatureSet, ModelConfig, Run, TrainingConfig};
+use mlml_train::{FeatureSet, ModelConfig, Run, TrainingConfig};
 
 type B = Autodiff<Flex>;
 
-fn yeast(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../datasets/yeast")
-        .join(file)
-}
+#[path = "common/weights.rs"]
+mod weights;
+#[path = "common/yeast.rs"]
+mod yeast;
 
-/// Train: `rows` of yeast-train with single-positive labels; validation: rows 600..800 with
-/// their full labels.
-fn slices(rows: usize) -> (FeatureSet, FeatureSet) {
-    let classes: Vec<String> = std::fs::read_to_string(yeast("classes.txt"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let all = FeatureSet::from_npy(
-        &yeast("train_x.npy"),
-        &yeast("train_y.npy"),
-        classes,
-        ZeroMeans::Negative,
-    )
-    .unwrap();
-    let take = |from: usize, to: usize| all.select(&(from..to).collect::<Vec<_>>());
-    let (mut train, mut val) = (take(0, rows), take(600, 800));
-    let (mean, std) = train.standardization();
-    train.standardize(&mean, &std);
-    val.standardize(&mean, &std);
-    let (observed, _) = single_positive(&train.labels, &SinglePositiveParams::default()).unwrap();
-    (train.with_labels(observed).unwrap(), val)
-}
+use weights::weights;
+use yeast::slices;
 
 fn config(loss: &str) -> TrainingConfig {
     TrainingConfig {
@@ -113,29 +86,12 @@ fn json_close(expected: &serde_json::Value, got: &serde_json::Value, loss: &str,
     }
 }
 
-/// Every float of the model, in module order.
-fn weights(model: &Classifier<Flex>) -> Vec<f32> {
-    struct Floats(Vec<f32>);
-    impl burn::module::ModuleVisitor<Flex> for Floats {
-        fn visit_float<const D: usize>(
-            &mut self,
-            param: &burn::module::Param<burn::tensor::Tensor<Flex, D>>,
-        ) {
-            self.0
-                .extend(param.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    let mut floats = Floats(Vec::new());
-    model.visit(&mut floats);
-    floats.0
-}
-
 /// The MLP has no BatchNorm, so two devices with half batches compute the gradient of the whole
 /// batch: after 3 epochs of 7 steps (the last batch has one row, so one device's shard of it is
 /// empty) the weights are those of one device, up to the order of f32 sums.
 #[test]
 fn two_devices_with_half_batches_train_the_weights_of_one_device() {
-    let (train, val) = slices(193);
+    let (train, val) = slices(0..193, 600..800);
     let config = config("an");
     let one = on_devices(&config, &train, &val, 1).remove(0);
     let two = on_devices(&config, &train, &val, 2);
@@ -169,7 +125,7 @@ fn two_devices_with_half_batches_train_the_weights_of_one_device() {
 /// single-device run's.
 #[test]
 fn every_stateful_loss_keeps_one_state_on_every_device() {
-    let (train, val) = slices(160);
+    let (train, val) = slices(0..160, 600..800);
     // LL-R keeps no state, but ranks the batch's losses to reject the largest.
     for (loss, stateful) in [
         ("role", true),
