@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use mlml_data::fingerprint::{file_stamp_text, fnv1a, fnv1a_extend, FNV_START};
 use mlml_data::pipeline::{
-    BadImagePolicy, BatchPixels, ImageLoader, LoaderConfig, Shard, Transform,
+    batch_rows, BadImagePolicy, BatchPixels, ImageLoader, LoaderConfig, Shard, Transform,
 };
 use mlml_data::rng::epoch_order;
 use mlml_data::LabelMatrix;
@@ -85,30 +85,17 @@ pub trait Source {
 }
 
 /// The rows of each batch of a pass over `n` rows: shuffled by (seed, epoch) in training, the
-/// short last batch left out with `drop_last`.
+/// short last batch left out with `drop_last`, cut to the pass's shard.
 pub(crate) fn pass_batches(pass: Pass, n: usize, batch_size: usize) -> Vec<Vec<usize>> {
-    let (order, drop_last) = match pass {
+    match pass {
         Pass::Training {
             epoch,
             seed,
             drop_last,
-            ..
-        } => (epoch_order(seed, epoch, n), drop_last),
-        Pass::Scoring => ((0..n).collect(), false),
-    };
-    let mut chunks: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    if drop_last && chunks.last().is_some_and(|c| c.len() < batch_size) {
-        chunks.pop();
+            shard,
+        } => batch_rows(&epoch_order(seed, epoch, n), batch_size, drop_last, shard),
+        Pass::Scoring => batch_rows(&(0..n).collect::<Vec<_>>(), batch_size, false, None),
     }
-    if let Pass::Training {
-        shard: Some(shard), ..
-    } = pass
-    {
-        for chunk in &mut chunks {
-            *chunk = shard.of(chunk).to_vec();
-        }
-    }
-    chunks
 }
 
 impl Source for FeatureSet {

@@ -81,6 +81,26 @@ impl Shard {
     }
 }
 
+/// The rows of each batch of a pass taken in `order`: chunks of `batch_size`, the short last
+/// one left out with `drop_last`, each cut to `shard` when there is one. The image loader and
+/// the training loop's sources batch through this one function, so a device's shard is the
+/// same rows whichever builds it.
+pub fn batch_rows(
+    order: &[usize],
+    batch_size: usize,
+    drop_last: bool,
+    shard: Option<Shard>,
+) -> Vec<Vec<usize>> {
+    let mut chunks: Vec<&[usize]> = order.chunks(batch_size).collect();
+    if drop_last && chunks.last().is_some_and(|c| c.len() < batch_size) {
+        chunks.pop();
+    }
+    chunks
+        .into_iter()
+        .map(|chunk| shard.map_or(chunk, |s| s.of(chunk)).to_vec())
+        .collect()
+}
+
 impl Default for LoaderConfig {
     fn default() -> Self {
         Self {
@@ -206,23 +226,12 @@ impl ImageLoader {
     /// The batches of `epoch` (1-based), built ahead by the workers. Dropping the iterator
     /// early stops the producer.
     pub fn epoch(&self, epoch: usize) -> Batches {
-        let order = self.epoch_order(epoch);
-        let mut chunks: Vec<Vec<usize>> = order
-            .chunks(self.config.batch_size)
-            .map(<[usize]>::to_vec)
-            .collect();
-        if self.config.drop_last
-            && chunks
-                .last()
-                .is_some_and(|c| c.len() < self.config.batch_size)
-        {
-            chunks.pop();
-        }
-        if let Some(shard) = self.config.shard {
-            for chunk in &mut chunks {
-                *chunk = shard.of(chunk).to_vec();
-            }
-        }
+        let chunks = batch_rows(
+            &self.epoch_order(epoch),
+            self.config.batch_size,
+            self.config.drop_last,
+            self.config.shard,
+        );
         let (sender, receiver) = bounded(self.config.prefetch);
         let skipped = Arc::new(Mutex::new(Vec::new()));
         let this = self.clone();

@@ -17,7 +17,8 @@ mod transform;
 pub use cache::DecodedCache;
 pub use decode::{decode_rgb, jpeg_truncation, ImageError};
 pub use loader::{
-    BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Shard, Skipped,
+    batch_rows, BadImagePolicy, Batch, BatchPixels, Batches, ImageLoader, LoaderConfig, Shard,
+    Skipped,
 };
 pub use resize::{center_crop, resize_exact, resize_shorter_side, torchvision_shorter_side};
 pub use transform::{
