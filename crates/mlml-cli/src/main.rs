@@ -248,9 +248,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             let devices = training_devices(device, devices, &resolved)?;
-            for &device in &devices {
-                backend::built_in(device)?;
-            }
+            backend::built_in(backend::one_backend(&devices)?)?;
             dispatch(
                 &devices,
                 Work::Train {
@@ -324,13 +322,13 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The devices a run trains on: `--devices`, else `--device`, else the config's
-/// `training.devices`, else the CPU.
+/// `training.devices`, else the CPU. [`dispatch`] checks that they are of one backend.
 fn training_devices(
     device: Option<Device>,
     devices: Option<Vec<Device>>,
     config: &RunConfig,
 ) -> Result<Vec<Device>> {
-    let devices = match (devices, device) {
+    Ok(match (devices, device) {
         (Some(devices), _) => devices,
         (None, Some(device)) => vec![device],
         (None, None) if config.training.devices.is_empty() => vec![Device::default()],
@@ -343,9 +341,7 @@ fn training_devices(
                     .map_err(|e| anyhow::anyhow!("training.devices: {e}"))
             })
             .collect::<Result<_>>()?,
-    };
-    backend::one_backend(&devices)?;
-    Ok(devices)
+    })
 }
 
 fn print_dry_run(config: &RunConfig, json: bool) -> Result<()> {
