@@ -86,6 +86,10 @@ fn json_close(expected: &serde_json::Value, got: &serde_json::Value, loss: &str,
     }
 }
 
+fn train_losses(run: &Run<Flex>) -> Vec<f64> {
+    run.progress.epochs.iter().map(|e| e.train_loss).collect()
+}
+
 /// The MLP has no BatchNorm, so two devices with half batches compute the gradient of the whole
 /// batch: after 3 epochs of 7 steps (the last batch has one row, so one device's shard of it is
 /// empty) the weights are those of one device, up to the order of f32 sums.
@@ -103,15 +107,12 @@ fn two_devices_with_half_batches_train_the_weights_of_one_device() {
         &w1,
         Tolerance::relative(1e-4).with_absolute(1e-6),
     );
-    for (e1, e2) in one.progress.epochs.iter().zip(&two[0].progress.epochs) {
-        assert!(
-            (e1.train_loss - e2.train_loss).abs() < 1e-5 * e1.train_loss.abs(),
-            "epoch {}: train loss {} vs {}",
-            e1.epoch,
-            e1.train_loss,
-            e2.train_loss
-        );
-    }
+    assert_all_close(
+        "train loss per epoch, 2 devices vs 1",
+        &train_losses(&two[0]),
+        &train_losses(&one),
+        Tolerance::relative(1e-5),
+    );
     assert_eq!(
         weights(&two[0].last),
         weights(&two[1].last),
@@ -159,15 +160,12 @@ fn every_stateful_loss_keeps_one_state_on_every_device() {
             loss,
             "state",
         );
-        for (e1, e3) in one.progress.epochs.iter().zip(&peers[0].progress.epochs) {
-            assert!(
-                (e1.train_loss - e3.train_loss).abs() < 1e-4 * e1.train_loss.abs(),
-                "{loss}, epoch {}: train loss {} on one device, {} on 3",
-                e1.epoch,
-                e1.train_loss,
-                e3.train_loss
-            );
-        }
+        assert_all_close(
+            format!("{loss}: train loss per epoch, 3 devices vs 1"),
+            &train_losses(&peers[0]),
+            &train_losses(&one),
+            Tolerance::relative(1e-4),
+        );
         for (name, tensor) in &one.progress.loss_state.tensors {
             let parallel = state
                 .tensors
