@@ -78,6 +78,8 @@ impl std::fmt::Display for Device {
 pub struct Placement {
     pub backend: &'static str,
     pub device: String,
+    /// The hardware's name as its driver gives it (the devices' distinct names, comma-separated).
+    pub adapter: String,
 }
 
 /// Work that runs on any backend: `run` is called once with the backend `DeviceKind` maps to,
@@ -143,6 +145,7 @@ pub fn dispatch<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
             Placement {
                 backend: "flex",
                 device: names(&|_| "cpu".into()),
+                adapter: cpu_model(),
             },
         ),
         #[cfg(feature = "wgpu")]
@@ -152,9 +155,10 @@ pub fn dispatch<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
                 None => WgpuDevice::DefaultDevice,
                 Some(i) => WgpuDevice::DiscreteGpu(i),
             };
-            for device in devices {
-                check_gpu::<burn::backend::Wgpu>(*device, &wgpu_device(device))?;
-            }
+            let adapters = devices
+                .iter()
+                .map(|device| open_wgpu(*device, &wgpu_device(device)))
+                .collect::<Result<Vec<_>>>()?;
             job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(
                 devices.iter().map(wgpu_device).collect(),
                 Placement {
@@ -163,6 +167,7 @@ pub fn dispatch<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
                         None => "default adapter".into(),
                         Some(i) => format!("discrete gpu {i}"),
                     }),
+                    adapter: distinct(adapters),
                 },
             )
         }
@@ -170,14 +175,19 @@ pub fn dispatch<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
         DeviceKind::Cuda => {
             let cuda_device =
                 |device: &Device| burn::backend::cuda::CudaDevice::new(device.index.unwrap_or(0));
-            for device in devices {
-                check_gpu::<burn::backend::Cuda>(*device, &cuda_device(device))?;
-            }
+            let adapters = devices
+                .iter()
+                .map(|device| {
+                    check_gpu::<burn::backend::Cuda>(*device, &cuda_device(device))?;
+                    Ok(cuda_name(device.index.unwrap_or(0)))
+                })
+                .collect::<Result<Vec<_>>>()?;
             job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
                 devices.iter().map(cuda_device).collect(),
                 Placement {
                     backend: "cuda",
                     device: names(&|device| format!("gpu {}", device.index.unwrap_or(0))),
+                    adapter: distinct(adapters),
                 },
             )
         }
@@ -189,24 +199,98 @@ pub fn dispatch<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
     }
 }
 
-/// Checks that a small tensor can live on a GPU device: a machine without the driver or
-/// adapter fails here with a message instead of a panic deep inside a run.
+/// The CPU's model as the kernel names it (`model name` in /proc/cpuinfo), or its architecture
+/// where there is no such file.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The names once each, in order, comma-separated: a run on four GPUs of one model names it
+/// once.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
-fn check_gpu<B: burn::tensor::backend::Backend>(name: Device, device: &B::Device) -> Result<()> {
-    let device = device.clone();
+fn distinct(names: Vec<String>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for name in names {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen.join(", ")
+}
+
+/// Opens a wgpu device as burn would on first use (the same graphics API and options), keeping
+/// the adapter it picked to name it. A device is opened once per process: a second run in the
+/// same process gets the name kept the first time.
+#[cfg(feature = "wgpu")]
+fn open_wgpu(name: Device, device: &burn::backend::wgpu::WgpuDevice) -> Result<String> {
+    use burn::backend::wgpu::{graphics::AutoGraphicsApi, init_setup, RuntimeOptions, WgpuDevice};
+    use std::sync::{Mutex, PoisonError};
+    static OPENED: Mutex<Vec<(WgpuDevice, String)>> = Mutex::new(Vec::new());
+    let mut opened = OPENED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, adapter)) = opened.iter().find(|(kept, _)| kept == device) {
+        return Ok(adapter.clone());
+    }
+    let adapter = without_panic_message(|| {
+        init_setup::<AutoGraphicsApi>(device, RuntimeOptions::default())
+            .adapter
+            .get_info()
+            .name
+    })
+    .map_err(|message| {
+        anyhow::anyhow!(
+            "--device {name}: cannot open the device ({message}); is its Vulkan, Metal or DX12 \
+             driver installed?"
+        )
+    })?;
+    opened.push((device.clone(), adapter.clone()));
+    Ok(adapter)
+}
+
+/// The CUDA device's name from the driver (`cuDeviceGetName`).
+#[cfg(feature = "cuda")]
+fn cuda_name(index: usize) -> String {
+    use cudarc::driver::result;
+    result::init()
+        .and_then(|()| result::device::get(index as i32))
+        .and_then(result::device::get_name)
+        .unwrap_or_else(|e| format!("CUDA device {index} (its name: {e})"))
+}
+
+/// Runs `work`, turning a panic into its message without printing it: burn's backends panic
+/// where a device cannot be opened.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn without_panic_message<T>(work: impl FnOnce() -> T) -> std::result::Result<T, String> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let _ = burn::tensor::Tensor::<B, 1>::zeros([1], &device).into_data();
-    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
     std::panic::set_hook(hook);
-    if let Err(panic) = opened {
-        let message = panic
+    outcome.map_err(|panic| {
+        panic
             .downcast_ref::<String>()
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "no message".into());
-        bail!("--device {name}: cannot open the device ({message}); is its driver installed?")
-    }
-    Ok(())
+            .unwrap_or_else(|| "no message".into())
+    })
+}
+
+/// Checks that a small tensor can live on a GPU device: a machine without the driver fails here
+/// with a message instead of a panic deep inside a run.
+#[cfg(feature = "cuda")]
+fn check_gpu<B: burn::tensor::backend::Backend>(name: Device, device: &B::Device) -> Result<()> {
+    let device = device.clone();
+    without_panic_message(|| {
+        let _ = burn::tensor::Tensor::<B, 1>::zeros([1], &device).into_data();
+    })
+    .map_err(|message| {
+        anyhow::anyhow!(
+            "--device {name}: cannot open the device ({message}); is its driver installed?"
+        )
+    })
 }

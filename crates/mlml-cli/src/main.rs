@@ -457,6 +457,7 @@ fn train<B: TrainBackend>(
         run::Placement {
             backend: placement.backend,
             device: &placement.device,
+            adapter: &placement.adapter,
         },
         &display,
     )?;

@@ -711,6 +711,9 @@ fn yeast_trains_on_two_cpu_devices_to_the_one_device_figures() {
     let two = json(&two_dir.join("report.json"));
     assert_eq!(two["devices"], 2, "{two}");
     assert_eq!(two["device"], "cpu, cpu", "{two}");
+    // One CPU model, named once.
+    let adapter = two["adapter"].as_str().unwrap();
+    assert!(!adapter.is_empty() && !adapter.contains(", "), "{two}");
     assert_eq!(one["devices"], 1, "{one}");
     let test_map = |r: &serde_json::Value| r["test"]["map"].as_f64().unwrap();
     assert!(

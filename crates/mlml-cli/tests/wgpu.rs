@@ -39,6 +39,11 @@ fn train(config: &str, device: &str, out: &Path, sets: &[&str]) -> serde_json::V
 
 fn assert_same_figures(cpu: &serde_json::Value, gpu: &serde_json::Value) {
     assert_eq!(gpu["backend"], "wgpu", "{gpu}");
+    // The adapter wgpu picked, by its driver's name ("llvmpipe (LLVM ...)" on lavapipe), not
+    // the CPU's model that the CPU run records.
+    let adapter = |report: &serde_json::Value| report["adapter"].as_str().unwrap_or("").to_string();
+    assert!(!adapter(gpu).is_empty(), "{gpu}");
+    assert_ne!(adapter(gpu), adapter(cpu));
     for key in ["best_val_map"] {
         let (c, g) = (cpu[key].as_f64().unwrap(), gpu[key].as_f64().unwrap());
         assert!((c - g).abs() <= MAP_POINTS, "{key}: cpu {c}, wgpu {g}");

@@ -365,6 +365,10 @@ pub struct Report {
     pub backend: String,
     /// The device it ran on (the devices, comma-separated, of a data-parallel run).
     pub device: String,
+    /// The hardware's name as its driver gives it (`"NVIDIA H100 80GB HBM3"`, `"llvmpipe (LLVM
+    /// 15.0.6, 256 bits)"`, the CPU's model); empty in reports written before it was recorded.
+    #[serde(default)]
+    pub adapter: String,
     /// How many devices trained it, data-parallel (1 in reports written before there could be
     /// more).
     #[serde(default = "one_device")]
@@ -403,6 +407,9 @@ pub struct Placement<'a> {
     pub backend: &'a str,
     /// The device's name (the devices', comma-separated).
     pub device: &'a str,
+    /// The hardware's name as its driver gives it: the CPU's model, wgpu's adapter, the CUDA
+    /// device's name.
+    pub adapter: &'a str,
 }
 
 /// An observer that also rewrites the run directory's metrics files as each epoch ends.
@@ -602,7 +609,7 @@ fn train_phase<B: TrainBackend>(
         );
     }
     tracing::info!(
-        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, {} ({})",
+        "mlml: {} on {} training rows of {} ({} labels) and {} validation rows, {}{}, {} epochs, {} ({}: {})",
         t.loss,
         train_set.len(),
         train_set.kind(),
@@ -612,7 +619,8 @@ fn train_phase<B: TrainBackend>(
         if config.model.is_probe() { " (linear probe: frozen features, head trained)" } else { "" },
         t.epochs,
         placement.device,
-        placement.backend
+        placement.backend,
+        placement.adapter
     );
     let start = Instant::now();
     let mut display = observer(config);
@@ -690,6 +698,7 @@ fn train_phase<B: TrainBackend>(
         skipped_images: skipped,
         backend: placement.backend.into(),
         device: placement.device.into(),
+        adapter: placement.adapter.into(),
         devices: devices.len(),
         data: train_set.kind().into(),
         backbone: config.model.backbone.name().into(),
