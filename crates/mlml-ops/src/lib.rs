@@ -13,6 +13,9 @@
 //! - [`BatchNormBackend`] (`norm/`): training BatchNorm as one op with its own backward.
 //! - [`PoolBackend`] (`pool/`): max pooling that keeps its argmax for the backward.
 //! - [`SigmoidBackend`] (`sigmoid/`): the sigmoid and log-sigmoid the losses compute with.
+//! - [`autocast`] (`precision.rs`): mixed precision, the training convolutions in f16 or bf16
+//!   with f32 weights, as PyTorch's autocast (on the backends whose
+//!   [`ConvBackend::MIXED_PRECISION`] says so).
 //! - [`conv_bn`], [`conv_bn_fused`], [`batch_norm_train`] (`fused.rs`): a convolution and its
 //!   BatchNorm through the ops above, folded into one convolution at inference.
 //! - `gemm.rs`: f32 products into a caller's buffer, the workspace's one `unsafe` block;
@@ -28,6 +31,7 @@ mod fused;
 mod gemm;
 mod norm;
 mod pool;
+mod precision;
 mod shape;
 mod sigmoid;
 
@@ -38,6 +42,7 @@ pub use norm::{
     BatchNormGrads, BatchNormOutput,
 };
 pub use pool::{max_pool2d_forward, max_pool2d_module, MaxPoolOptions, PoolBackend};
+pub use precision::{autocast, autocast_dtype};
 pub use sigmoid::{log_sigmoid, sigmoid, SigmoidBackend};
 
 /// An autodiff backend that trains mlml's models with mlml's losses: the models' ops

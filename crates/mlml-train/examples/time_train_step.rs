@@ -78,6 +78,7 @@ fn main() {
             at,
             ParameterGroups::default(),
             None,
+            None,
         )
         .expect("a step")
         .0

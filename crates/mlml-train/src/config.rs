@@ -4,6 +4,7 @@ use mlml_losses::Preset;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::precision::Precision;
 
 /// How the learning rate moves.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -110,6 +111,11 @@ pub struct TrainingConfig {
     /// ([`crate::train_parallel`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
+    /// The float type the training convolutions compute in: `"f32"` (default), `"f16"` (with
+    /// dynamic loss scaling) or `"bf16"`, with f32 weights, optimizer state, BatchNorm and loss
+    /// as PyTorch's AMP; on the GPU backends only.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
 }
 
 impl Default for TrainingConfig {
@@ -136,6 +142,7 @@ impl Default for TrainingConfig {
             linear_init_epochs: 0,
             seed: 0,
             devices: Vec::new(),
+            precision: Precision::F32,
         }
     }
 }

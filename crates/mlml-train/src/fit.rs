@@ -34,6 +34,7 @@ use crate::error::{Result, TrainError};
 use crate::model::{Classifier, ModelConfig, Weights};
 use crate::optim::{torch_sgd, TorchAdam, TorchAdamConfig};
 use crate::parallel::{self, Peer};
+use crate::precision::{self, LossScale};
 use crate::records::{EpochRecord, Observer, Progress, Run};
 use crate::schedule::{OneCycle, OneCycleConfig};
 use crate::source::pass_batches;
@@ -210,8 +211,15 @@ pub struct StepAt {
 /// One optimizer step: the loss, its gradients, the loss's after-step hook, the update. The one
 /// place where gradients are produced and applied; the benchmarks time this very function.
 ///
+/// With a `loss_scale` (`training.precision = "f16"`) the backward pass starts from the loss
+/// times the scale, the gradients are divided by it, and a step whose gradients are not all
+/// finite is skipped (the model, the optimizer and the loss's state unchanged) and the scale
+/// halved, as PyTorch's `GradScaler` does. The gradients checked are the summed ones, so every
+/// device of a data-parallel run skips the same steps.
+///
 /// # Errors
-/// A loss that cannot be computed, or one that is not finite (epoch and batch named).
+/// A loss that cannot be computed, or one that is not finite (epoch and batch named); with a
+/// loss scale, gradients that stay non-finite down to [`LossScale::SMALLEST`].
 #[allow(clippy::too_many_arguments)]
 pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
     model: Classifier<B>,
@@ -223,6 +231,7 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
     at: StepAt,
     groups: ParameterGroups,
     peer: Option<Peer>,
+    loss_scale: Option<&mut LossScale>,
 ) -> Result<(Classifier<B>, f32)> {
     let StepAt { epoch, batch, lr } = at;
     let value = loss.forward(logits, targets, context)?;
@@ -234,48 +243,101 @@ pub fn step<B: TrainBackend, O: Optimizer<Classifier<B>, B>>(
             value: scalar,
         });
     }
-    let mut grads = value.backward();
-    {
-        let lookup = gradient_lookup::<B>(&grads);
-        loss.on_optimizer_step(&OptimizerStep {
-            lr,
-            gradient: &lookup,
-        })?;
-    }
-    // In a data-parallel run each peer's gradient is its rows' part of the batch's; the sum
-    // over peers is the batch's.
-    let split = match &model {
+    let scale = loss_scale.as_ref().map(|s| s.scale);
+    let mut grads = match scale {
+        Some(scale) => value.mul_scalar(scale).backward(),
+        None => value.backward(),
+    };
+    let (update, finite) = match &model {
         Classifier::Image(m) if groups.head_only || groups.head_lr_mult != 1.0 => {
-            let backbone = match groups.head_only {
-                true => None,
+            let (backbone, backbone_finite) = match groups.head_only {
+                true => (None, true),
                 false => {
                     let own = GradientsParams::from_module(&mut grads, &m.backbone);
-                    Some(parallel::summed_gradients::<B, _>(peer, own, &m.backbone)?)
+                    let (backbone, finite) = gradients_of(peer, own, &m.backbone, scale)?;
+                    (Some(backbone), finite)
                 }
             };
             let own = GradientsParams::from_module(&mut grads, &m.head);
-            let head = parallel::summed_gradients::<B, _>(peer, own, &m.head)?;
-            Some((backbone, head))
+            let (head, head_finite) = gradients_of(peer, own, &m.head, scale)?;
+            (
+                Update::Groups { backbone, head },
+                backbone_finite && head_finite,
+            )
         }
-        _ => None,
+        _ => {
+            let own = GradientsParams::from_module(&mut grads, &model);
+            let (whole, finite) = gradients_of(peer, own, &model, scale)?;
+            (Update::Whole(whole), finite)
+        }
     };
-    let model = match split {
+    if let Some(loss_scale) = loss_scale {
+        if !loss_scale.update(finite) {
+            if loss_scale.scale < LossScale::SMALLEST {
+                return Err(TrainError::Config(format!(
+                    "epoch {epoch}, batch {batch}: the f16 gradients are not finite even at a loss scale of {:e} ({} steps skipped); train with training.precision = \"bf16\" or \"f32\", or lower the learning rate",
+                    loss_scale.scale, loss_scale.skipped_steps
+                )));
+            }
+            tracing::debug!(
+                "mlml: epoch {epoch}, batch {batch}: f16 gradients overflowed, step skipped; loss scale now {}",
+                loss_scale.scale
+            );
+            return Ok((model, scalar));
+        }
+    }
+    {
+        let lookup = gradient_lookup::<B>(&grads);
+        let unscaled = |tensor: &Tensor<B, 2>| {
+            let grad = lookup(tensor)?;
+            Some(match scale {
+                Some(scale) => grad.div_scalar(scale),
+                None => grad,
+            })
+        };
+        loss.on_optimizer_step(&OptimizerStep {
+            lr,
+            gradient: &unscaled,
+        })?;
+    }
+    let model = match update {
         // Two parameter groups, as the reference's optimizer has: each parameter's update
         // depends on its own gradient and state only, so two steps make one.
-        Some((backbone, head)) => {
+        Update::Groups { backbone, head } => {
             let model = match backbone {
                 Some(backbone) => optimizer.step(lr, model, backbone),
                 None => model,
             };
             optimizer.step(lr * groups.head_lr_mult, model, head)
         }
-        None => {
-            let own = GradientsParams::from_grads(grads, &model);
-            let grads = parallel::summed_gradients::<B, _>(peer, own, &model)?;
-            optimizer.step(lr, model, grads)
-        }
+        Update::Whole(grads) => optimizer.step(lr, model, grads),
     };
     Ok((model, scalar))
+}
+
+/// A step's gradients, for the whole model or for its two parameter groups.
+enum Update {
+    Whole(GradientsParams),
+    Groups {
+        backbone: Option<GradientsParams>,
+        head: GradientsParams,
+    },
+}
+
+/// `module`'s gradients of the whole batch (summed over the devices of a data-parallel run),
+/// divided by the loss scale when there is one, and whether they are all finite.
+fn gradients_of<B: TrainBackend, M: AutodiffModule<B>>(
+    peer: Option<Peer>,
+    own: GradientsParams,
+    module: &M,
+    scale: Option<f32>,
+) -> Result<(GradientsParams, bool)> {
+    // Each peer's gradient is its rows' part of the batch's; the sum over peers is the batch's.
+    let grads = parallel::summed_gradients::<B, M>(peer, own, module)?;
+    Ok(match scale {
+        Some(scale) => precision::unscaled::<B, M>(grads, module, 1.0 / scale),
+        None => (grads, true),
+    })
 }
 
 /// [`train_from`] with the config's own start.
@@ -499,6 +561,7 @@ fn train_on<B: TrainBackend, S: Source>(
     start: &Start,
 ) -> Result<Run<B::InnerBackend>> {
     config.validate()?;
+    config.precision.check::<B>(device)?;
     if train.input_size() != val.input_size()
         || train.labels().n_classes() != val.labels().n_classes()
     {
@@ -837,6 +900,10 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             None => Vec::new(),
         };
         let classes = self.train.labels().n_classes();
+        if t.progress.loss_scale.is_none() {
+            t.progress.loss_scale = config.precision.initial_loss_scale();
+        }
+        let autocast = config.precision.autocast();
         let groups = ParameterGroups {
             head_only: epoch <= config.linear_init_epochs,
             head_lr_mult: config.head_lr_mult,
@@ -850,7 +917,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             let (rows, logits) = match self.peer {
                 None if rows.is_empty() => continue,
                 None => {
-                    let logits = model.logits(input)?;
+                    let logits = mlml_ops::autocast(autocast, || model.logits(input))?;
                     (rows, logits)
                 }
                 Some(peer) => {
@@ -867,7 +934,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                     }
                     let own = match rows.is_empty() {
                         true => None,
-                        false => Some(model.logits(input)?),
+                        false => Some(mlml_ops::autocast(autocast, || model.logits(input))?),
                     };
                     let logits =
                         parallel::whole_batch(peer, own, range, whole.len(), classes, device)?;
@@ -894,6 +961,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                 },
                 groups,
                 self.peer,
+                t.progress.loss_scale.as_mut(),
             )?;
             model = next;
             if let Some(ema) = t.ema.as_mut() {

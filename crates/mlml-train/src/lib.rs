@@ -37,6 +37,7 @@ mod fit;
 mod model;
 mod optim;
 pub mod parallel;
+mod precision;
 pub mod probe;
 mod records;
 pub mod run;
@@ -62,6 +63,7 @@ pub use model::{
     Backbone, BackboneKind, Classifier, ImageClassifier, Input, Mode, ModelConfig, Weights,
 };
 pub use optim::{torch_sgd, Beta1, TorchAdam, TorchAdamConfig, TorchAdamState};
+pub use precision::{LossScale, Precision};
 pub use records::{EpochRecord, Observer, Progress, Run};
 pub use schedule::{OneCycle, OneCycleConfig};
 pub use source::{ImageArray, ImageFiles, Pass, Source};

@@ -90,6 +90,9 @@ pub struct Progress {
     /// The loss's state after the best epoch, with `training.keep_best_loss_state`.
     #[serde(default, skip_serializing_if = "LossState::is_empty")]
     pub best_loss_state: LossState,
+    /// The f16 loss scale after the last finished epoch (`training.precision = "f16"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<crate::LossScale>,
 }
 
 /// What a run ends with.

@@ -455,6 +455,8 @@ pub fn train_run<B: TrainBackend>(
     if devices.is_empty() {
         bail!("no device to train on");
     }
+    // Before anything is written: a start that fails leaves no run directory behind.
+    config.training.precision.check::<B>(&devices[0])?;
     let from = if config.model.mode == Mode::LinearInit {
         linear_phase::<B>(config, dir, devices, placement, observer)?
     } else {

@@ -97,6 +97,8 @@ impl<B: ConvBackend> Backward<B, 2> for Conv2dNoBias {
 }
 
 impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    const MIXED_PRECISION: bool = B::MIXED_PRECISION;
+
     fn conv2d_tracked(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -27,7 +27,9 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, FloatTensor, PadMode};
-use burn::tensor::{Tensor, TensorPrimitive};
+use burn::tensor::{FloatDType, Tensor, TensorPrimitive};
+
+use crate::precision::autocast_dtype;
 
 use crate::norm::BatchNormBackend;
 use crate::pool::PoolBackend;
@@ -91,6 +93,10 @@ pub(crate) fn unfused_conv2d<B: Backend>(
 /// supertraits [`PoolBackend`] and [`BatchNormBackend`] bring the max pooling and the training
 /// BatchNorm the same networks train with.
 pub trait ConvBackend: PoolBackend + BatchNormBackend {
+    /// Whether its training convolutions compute in f16 or bf16 inside [`crate::autocast`]
+    /// (the GPU backends, where the device has the type); Flex's kernels are f32 only.
+    const MIXED_PRECISION: bool = false;
+
     /// `conv2d(x, weight, bias)` with symmetric padding; on an autodiff backend its backward
     /// takes the weight gradient from the inner backend's [`Self::conv2d_weight_grad`].
     fn conv2d_tracked(
@@ -140,24 +146,46 @@ pub trait ConvBackend: PoolBackend + BatchNormBackend {
 }
 
 #[cfg(feature = "wgpu")]
-impl ConvBackend for burn::backend::Wgpu {}
+impl ConvBackend for burn::backend::Wgpu {
+    const MIXED_PRECISION: bool = true;
+}
 
 #[cfg(feature = "cuda")]
-impl ConvBackend for burn::backend::Cuda {}
+impl ConvBackend for burn::backend::Cuda {
+    const MIXED_PRECISION: bool = true;
+}
 
 /// `conv.forward(x)` through [`ConvBackend::conv2d_tracked`]: the same padding (an asymmetric
 /// `Same` padding pads the input first, as burn's `Conv2d` does), the same value and gradients.
+///
+/// Inside [`crate::autocast`] on a backend with [`ConvBackend::MIXED_PRECISION`], it computes in
+/// the autocast type and returns f32: the casts are tracked, so the gradients reach the f32
+/// weights as f32.
 pub fn conv2d_forward<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let (x, options) = padded_input(conv, x);
+    let low = autocast_dtype().filter(|_| B::MIXED_PRECISION);
+    fn cast<B: Backend, const D: usize>(
+        low: Option<FloatDType>,
+        tensor: Tensor<B, D>,
+    ) -> FloatTensor<B> {
+        match low {
+            Some(dtype) => tensor.cast(dtype),
+            None => tensor,
+        }
+        .into_primitive()
+        .tensor()
+    }
     let output = B::conv2d_tracked(
-        x.into_primitive().tensor(),
-        conv.weight.val().into_primitive().tensor(),
-        conv.bias
-            .as_ref()
-            .map(|bias| bias.val().into_primitive().tensor()),
+        cast(low, x),
+        cast(low, conv.weight.val()),
+        conv.bias.as_ref().map(|bias| cast(low, bias.val())),
         options,
     );
-    Tensor::from_primitive(TensorPrimitive::Float(output))
+    let output = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(output));
+    match low {
+        Some(_) => output.cast(FloatDType::F32),
+        None => output,
+    }
 }
 
 /// The input and options of `conv`'s convolution with symmetric padding: an asymmetric `Same`
