@@ -5,6 +5,8 @@
 //!   runs.
 //! - `bench [FILTER...]`: the criterion benchmarks of every crate (`cargo bench --workspace`).
 //! - `reproduce SETTING`: every loss on a setting, through the `mlml` binary ([`reproduce`]).
+//! - `gpu-check`: a GPU backend checked end to end and timed ([`gpu_check`]); CI runs it on
+//!   wgpu (lavapipe) with `--quick --dev`.
 //!
 //! Its one dependency is serde_json (to read `mlml`'s reports), so that it compiles in seconds on
 //! every CI run; it never links burn.
@@ -13,6 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod gpu_check;
 mod recipes;
 mod reproduce;
 
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
             )),
         },
         Some("bench") => bench(&args[1..]),
+        Some("gpu-check") => gpu_check::gpu_check(&args[1..]),
         Some("reproduce") => reproduce::reproduce(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print_help();
@@ -50,6 +54,9 @@ fn print_help() {
          ci               fmt --check, clippy -D warnings, tests, also on wgpu (what CI runs)\n  \
          ci --gpu         check that mlml-cli builds with --features wgpu and with --features cuda\n  \
          bench [ARGS...]  criterion benchmarks of the workspace (extra args go to cargo bench)\n  \
+         gpu-check [--backend cuda|wgpu] [--quick] [--dev] [--skip STEP] [--out FILE]\n                   \
+         a GPU backend end to end: loss vectors, models against Flex, the COCO smoke run,\n                   \
+         ResNet-50 448 px training and inference timed in f32 and 16-bit; JSON and a table\n  \
          reproduce SETTING [--seeds N] [--loss NAME]... [--quick] [--jobs N] [--pytorch] [--sweep]\n                   \
          [--data DIR [--smoke]] [--backend B]\n                   \
          train every loss on a setting with the mlml binary; table, JSON and chart in docs/results\n                   \
@@ -127,14 +134,11 @@ fn ci(gpu: bool) -> Result<(), String> {
 /// the crates above `mlml-losses` whose vectors switch backend.
 fn wgpu_tests() -> Result<(), String> {
     cargo(&["test", "--workspace", "--features", "mlml-cli/wgpu"])?;
-    cargo(&[
-        "test",
-        "--workspace",
-        "--features",
-        "mlml-cli/wgpu,mlml-losses/wgpu-vectors",
-        "--lib",
-        "vector_tests",
-    ])
+    // The vectors on wgpu, the COCO smoke run and `mlml bench` through gpu-check, on the
+    // binaries just built; the models' comparison with Flex is one of the tests just run.
+    gpu_check::gpu_check(
+        &["--backend", "wgpu", "--quick", "--dev", "--skip", "models"].map(String::from),
+    )
 }
 
 /// On Linux, why wgpu would find no Vulkan device (no installable client driver); elsewhere

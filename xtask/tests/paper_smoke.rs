@@ -246,8 +246,10 @@ fn reproduce_smoke(
     runs: &Path,
     extra: &[&str],
 ) -> std::process::Output {
+    // `cargo xtask gpu-check` runs the COCO smoke on its backend.
+    let backend = std::env::var("MLML_SMOKE_BACKEND").unwrap_or_else(|_| "cpu".into());
     Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["reproduce", setting, "--smoke"])
+        .args(["reproduce", setting, "--smoke", "--backend", &backend])
         .args(extra)
         .arg("--data")
         .arg(data)

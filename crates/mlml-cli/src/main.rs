@@ -184,6 +184,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time an image backbone's training step (forward, AN loss, backward, Adam, as `mlml
+    /// train` takes it) and its inference on a device: images per second.
+    Bench {
+        /// small-cnn, resnet18, resnet34, resnet50, resnet101 or efficientnet-lite0.
+        #[arg(long, default_value = "resnet50")]
+        backbone: String,
+        /// Square images of this side.
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        /// Images per step.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        /// Classes of the head.
+        #[arg(long, default_value_t = 80)]
+        classes: usize,
+        /// The training step's precision: f32, f16 or bf16 (training.precision).
+        #[arg(long, default_value = "f32")]
+        precision: String,
+        /// Timed steps (and inference batches).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first (kernel compilation, autotuning).
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Where to run, as for eval.
+        #[arg(long, default_value = "cpu")]
+        device: Device,
+    },
     /// The registered losses, their defaults and their per-dataset presets.
     Losses {
         /// Print JSON.
@@ -198,8 +229,10 @@ fn main() -> ExitCode {
     // `RUST_LOG=warn` keeps only warnings, `RUST_LOG=mlml=debug` adds a line per batch).
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // burn's GPU runtimes log each device they open at info level.
+                tracing_subscriber::EnvFilter::new("info,cubecl=warn,wgpu=warn,naga=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .without_time()
@@ -318,6 +351,40 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
+        Command::Bench {
+            backbone,
+            image_size,
+            batch_size,
+            classes,
+            precision,
+            steps,
+            warmup,
+            json,
+            device,
+        } => {
+            let named = |value: &str| serde_json::Value::String(value.to_string());
+            let backbone = serde_json::from_value(named(&backbone))
+                .map_err(|_| anyhow::anyhow!("--backbone {backbone}: expected small-cnn, resnet18, resnet34, resnet50, resnet101 or efficientnet-lite0"))?;
+            let precision = serde_json::from_value(named(&precision)).map_err(|_| {
+                anyhow::anyhow!("--precision {precision}: expected f32, f16 or bf16")
+            })?;
+            let config = mlml_train::bench::BenchConfig {
+                backbone,
+                image_size,
+                batch_size,
+                classes,
+                precision,
+                steps,
+                warmup,
+            };
+            dispatch(
+                &[device],
+                Work::Bench {
+                    config: &config,
+                    json,
+                },
+            )
+        }
     }
 }
 
@@ -389,6 +456,10 @@ enum Work<'a> {
         grid: Option<&'a Path>,
     },
     Suggest(&'a suggest::SuggestArgs),
+    Bench {
+        config: &'a mlml_train::bench::BenchConfig,
+        json: bool,
+    },
 }
 
 impl Job for Work<'_> {
@@ -428,6 +499,31 @@ impl Job for Work<'_> {
                 &device,
             ),
             Work::Suggest(args) => suggest::suggest_cmd::<B::InnerBackend>(args, &device),
+            Work::Bench { config, json } => {
+                let timing = mlml_train::bench::time_backbone::<B>(config, &device)?;
+                let mut row = serde_json::to_value(&timing)?;
+                row["backend"] = placement.backend.into();
+                row["device"] = placement.device.clone().into();
+                row["adapter"] = placement.adapter.clone().into();
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&row)?);
+                } else {
+                    println!(
+                        "{} {} px, batch {}, {} on {} ({}): training {:.1} images/s ({:.3} s a step), inference {:.1} images/s ({:.3} s a batch)",
+                        timing.backbone,
+                        timing.image_size,
+                        timing.batch_size,
+                        timing.precision,
+                        placement.device,
+                        placement.adapter,
+                        timing.train_images_per_second,
+                        timing.train_step_seconds,
+                        timing.infer_images_per_second,
+                        timing.infer_batch_seconds
+                    );
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `tests/vectors/src/` the scripts), and comparing a loss value and the logits' gradient with
 //! a file's float32 block, on `Autodiff<Flex>` (with the `wgpu-vectors` feature, on
 //! `Autodiff<Wgpu>` instead: `cargo test -p mlml-losses --features wgpu-vectors`, which CI runs on
-//! lavapipe). Each loss file's `vector_tests` runs every case of its files through these helpers.
+//! lavapipe; with `cuda-vectors` on `Autodiff<Cuda>`, as `cargo xtask gpu-check` runs them). Each loss file's `vector_tests` runs every case of its files through these helpers.
 //!
 //! Tolerance (Flex, and wgpu on lavapipe): 1e-5 relative, plus an absolute floor. For a loss value the floor is 1e-9. For a
 //! gradient it is 1e-6 of the largest magnitude of the gradient compared, so that it scales
@@ -20,10 +20,12 @@ use serde_json::Value;
 use crate::{LossContext, MultiLabelLoss};
 
 /// The backend the vectors are checked on, without autodiff.
-#[cfg(not(feature = "wgpu-vectors"))]
+#[cfg(not(any(feature = "wgpu-vectors", feature = "cuda-vectors")))]
 pub(crate) type Inner = burn::backend::Flex;
-#[cfg(feature = "wgpu-vectors")]
+#[cfg(all(feature = "wgpu-vectors", not(feature = "cuda-vectors")))]
 pub(crate) type Inner = burn::backend::Wgpu;
+#[cfg(feature = "cuda-vectors")]
+pub(crate) type Inner = burn::backend::Cuda;
 
 /// The backend the vectors are checked on.
 pub(crate) type B = Autodiff<Inner>;

@@ -71,6 +71,7 @@ fn pass<B: ConvBackend + burn::tensor::backend::AutodiffBackend>(
     }
 }
 
+#[cfg(feature = "wgpu")]
 fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -78,6 +79,7 @@ fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+#[cfg(feature = "wgpu")]
 fn largest(a: &[f32]) -> f32 {
     a.iter().map(|x| x.abs()).fold(0.0, f32::max)
 }

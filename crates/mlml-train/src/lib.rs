@@ -27,6 +27,7 @@
 //! replays both recipes with PyTorch's own `Adam` and `OneCycleLR`, and
 //! `tests/vectors/optimizers.json` (PyTorch's `AdamW` under `CosineAnnealingLR`, and `SGD`).
 
+pub mod bench;
 mod checkpoint;
 mod config;
 mod ema;

@@ -10,6 +10,7 @@ mod paper;
 mod published;
 mod report;
 mod runs;
+pub(crate) use runs::target_dir;
 mod settings;
 mod twin;
 

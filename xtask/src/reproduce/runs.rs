@@ -259,7 +259,7 @@ pub(super) fn all_ran(failures: &[String]) -> Result<(), String> {
     }
 }
 
-pub(super) fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| {
