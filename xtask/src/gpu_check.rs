@@ -5,7 +5,8 @@
 //! 1. builds the workspace's tests and the `mlml` binary with the backend (`--release` unless
 //!    `--dev`);
 //! 2. every loss's reference vectors on `Autodiff<backend>` (`mlml-losses`' `vector_tests`);
-//! 3. ResNet-18, EfficientNet-Lite0 and the small CNN against Flex (`mlml-models/tests/gpu.rs`);
+//! 3. ResNet-18, EfficientNet-Lite0 and the small CNN against Flex, inference and the training
+//!    pass, forward and backward (`mlml-models/tests/gpu.rs`, its ignored tests included);
 //! 4. the COCO-layout smoke run of `cargo xtask reproduce coco-single` on the backend
 //!    (`xtask/tests/paper_smoke.rs`);
 //! 5. `mlml bench`: ResNet-50's training step at 448 px, batch 32, in f32 and in the backend's
@@ -162,7 +163,13 @@ pub(crate) fn gpu_check(args: &[String]) -> Result<(), String> {
     }
     if runs("models") {
         timed("models against Flex", &mut || {
-            cargo_test(&options, &features, &["--test", "gpu"], &[])
+            // With the training passes of ResNet-18 and Lite0, too slow for CI's lavapipe.
+            cargo_test(
+                &options,
+                &features,
+                &["--test", "gpu", "--", "--include-ignored"],
+                &[],
+            )
         });
     }
     if runs("smoke") {
