@@ -750,3 +750,62 @@ fn yeast_trains_on_two_cpu_devices_to_the_one_device_figures() {
         stderr(&out)
     );
 }
+
+#[test]
+fn bench_times_a_backbone_and_names_bad_arguments() {
+    let out = mlml(&[
+        "bench",
+        "--backbone",
+        "small-cnn",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--classes",
+        "3",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            &row["backbone"],
+            &row["image_size"],
+            &row["batch_size"],
+            &row["precision"]
+        ),
+        (&"small-cnn".into(), &16.into(), &4.into(), &"f32".into()),
+        "{row}"
+    );
+    assert_eq!(row["backend"], "flex", "{row}");
+    assert!(!row["adapter"].as_str().unwrap().is_empty(), "{row}");
+    for key in ["train_images_per_second", "infer_images_per_second"] {
+        assert!(row[key].as_f64().unwrap() > 0.0, "{key}: {row}");
+    }
+    for (args, says) in [
+        (
+            &["--backbone", "vgg16"][..],
+            "--backbone vgg16: expected small-cnn",
+        ),
+        (&["--backbone", "mlp"][..], "not the MLP"),
+        (
+            &["--precision", "f16"][..],
+            "the CPU backend computes in f32 only",
+        ),
+        (&["--steps", "0"][..], "must be positive"),
+    ] {
+        let out = mlml(
+            &[
+                &["bench", "--image-size", "16", "--batch-size", "2"][..],
+                args,
+            ]
+            .concat(),
+        );
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
