@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use crate::project_root;
+use crate::cargo_with_env;
 use crate::reproduce::target_dir;
 
 #[derive(Debug)]
@@ -90,38 +90,20 @@ fn record(name: &str, seconds: f64, outcome: Result<String, String>) -> Value {
     json!({ "step": name, "ok": ok, "seconds": seconds, "detail": detail })
 }
 
-/// Runs `cargo test` with the profile and `features`, then `extra`, with `env` set.
+/// `cargo test` with the profile and `features`, then `extra`, with `env` set.
 fn cargo_test(
     options: &Options,
     features: &str,
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Result<String, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command.arg("test").current_dir(project_root());
+    let mut args = vec!["test"];
     if !options.dev {
-        command.arg("--release");
+        args.push("--release");
     }
-    command
-        .args(["--workspace", "--features", features])
-        .args(extra);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    eprintln!(
-        "gpu-check: cargo test {}--workspace --features {features} {}",
-        if options.dev { "" } else { "--release " },
-        extra.join(" ")
-    );
-    let status = command
-        .status()
-        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
-    if status.success() {
-        Ok(String::new())
-    } else {
-        Err(format!("cargo test {} failed ({status})", extra.join(" ")))
-    }
+    args.extend(["--workspace", "--features", features]);
+    args.extend(extra);
+    cargo_with_env(&args, env).map(|()| String::new())
 }
 
 /// `mlml bench --json` with `args`: its JSON row, or why it failed.

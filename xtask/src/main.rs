@@ -79,11 +79,17 @@ fn project_root() -> PathBuf {
 
 /// Runs `cargo <args>` in the project root, timing it.
 fn cargo(args: &[&str]) -> Result<(), String> {
+    cargo_with_env(args, &[])
+}
+
+/// [`cargo`] with the environment variables `env` set.
+fn cargo_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("xtask: cargo {}", args.join(" "));
     let start = Instant::now();
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(project_root())
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
