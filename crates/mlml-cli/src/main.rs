@@ -11,6 +11,7 @@ use mlml_losses::registry::{self, Preset, LOSSES};
 use mlml_train::{Observer, TrainBackend};
 
 mod backend;
+mod bench;
 mod chart;
 mod display;
 mod grid;
@@ -187,30 +188,8 @@ enum Command {
     /// Time an image backbone's training step (forward, AN loss, backward, Adam, as `mlml
     /// train` takes it) and its inference on a device: images per second.
     Bench {
-        /// small-cnn, resnet18, resnet34, resnet50, resnet101 or efficientnet-lite0.
-        #[arg(long, default_value = "resnet50")]
-        backbone: String,
-        /// Square images of this side.
-        #[arg(long, default_value_t = 224)]
-        image_size: usize,
-        /// Images per step.
-        #[arg(long, default_value_t = 32)]
-        batch_size: usize,
-        /// Classes of the head.
-        #[arg(long, default_value_t = 80)]
-        classes: usize,
-        /// The training step's precision: f32, f16 or bf16 (training.precision).
-        #[arg(long, default_value = "f32")]
-        precision: String,
-        /// Timed steps (and inference batches).
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// Untimed steps first (kernel compilation, autotuning).
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: bench::BenchArgs,
         /// Where to run, as for eval.
         #[arg(long, default_value = "cpu")]
         device: Device,
@@ -351,37 +330,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare { runs, json, plot } => compare(&runs, json, plot.as_deref()),
         Command::Inspect { run_dir, json } => inspect(&run_dir, json),
         Command::Losses { json } => losses(json),
-        Command::Bench {
-            backbone,
-            image_size,
-            batch_size,
-            classes,
-            precision,
-            steps,
-            warmup,
-            json,
-            device,
-        } => {
-            let named = |value: &str| serde_json::Value::String(value.to_string());
-            let backbone = serde_json::from_value(named(&backbone))
-                .map_err(|_| anyhow::anyhow!("--backbone {backbone}: expected small-cnn, resnet18, resnet34, resnet50, resnet101 or efficientnet-lite0"))?;
-            let precision = serde_json::from_value(named(&precision)).map_err(|_| {
-                anyhow::anyhow!("--precision {precision}: expected f32, f16 or bf16")
-            })?;
-            let config = mlml_train::bench::BenchConfig {
-                backbone,
-                image_size,
-                batch_size,
-                classes,
-                precision,
-                steps,
-                warmup,
-            };
+        Command::Bench { args, device } => {
+            let config = args.config()?;
             dispatch(
                 &[device],
                 Work::Bench {
                     config: &config,
-                    json,
+                    json: args.json,
                 },
             )
         }
@@ -500,29 +455,7 @@ impl Job for Work<'_> {
             ),
             Work::Suggest(args) => suggest::suggest_cmd::<B::InnerBackend>(args, &device),
             Work::Bench { config, json } => {
-                let timing = mlml_train::bench::time_backbone::<B>(config, &device)?;
-                let mut row = serde_json::to_value(&timing)?;
-                row["backend"] = placement.backend.into();
-                row["device"] = placement.device.clone().into();
-                row["adapter"] = placement.adapter.clone().into();
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&row)?);
-                } else {
-                    println!(
-                        "{} {} px, batch {}, {} on {} ({}): training {:.1} images/s ({:.3} s a step), inference {:.1} images/s ({:.3} s a batch)",
-                        timing.backbone,
-                        timing.image_size,
-                        timing.batch_size,
-                        timing.precision,
-                        placement.device,
-                        placement.adapter,
-                        timing.train_images_per_second,
-                        timing.train_step_seconds,
-                        timing.infer_images_per_second,
-                        timing.infer_batch_seconds
-                    );
-                }
-                Ok(())
+                bench::bench_cmd::<B>(config, json, &device, &placement)
             }
         }
     }
