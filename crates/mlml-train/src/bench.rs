@@ -76,7 +76,7 @@ pub fn time_backbone<B: TrainBackend>(config: &BenchConfig, device: &B::Device) 
         backbone: config.backbone,
         ..Default::default()
     };
-    if !model_config.takes_images() || config.backbone == BackboneKind::Mlp {
+    if !model_config.takes_images() {
         bail!("bench: times image backbones (small-cnn, resnet18/34/50/101, efficientnet-lite0), not the MLP");
     }
     let channels = if config.backbone == BackboneKind::SmallCnn {
