@@ -29,9 +29,9 @@ use mlml_train::run_config::{dry_run_json, read_config, RunConfig};
 
 /// mimalloc keeps freed large blocks for reuse, where glibc unmaps every buffer above 32 MiB
 /// (a 448 px batch) and the next one faults its pages in again (`docs/benchmarks.md`, image
-/// pipeline).
+/// pipeline); `main` tells it to keep them across training steps.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mlml_ops::allocator::Allocator = mlml_ops::allocator::Allocator;
 
 #[derive(Parser)]
 #[command(
@@ -203,6 +203,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    mlml_ops::allocator::keep_freed_memory();
     let cli = Cli::parse();
     // Progress and notes go to stderr as plain lines, filtered by RUST_LOG (default `info`;
     // `RUST_LOG=warn` keeps only warnings, `RUST_LOG=mlml=debug` adds a line per batch).

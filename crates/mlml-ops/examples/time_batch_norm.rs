@@ -6,7 +6,7 @@ use std::time::Instant;
 
 /// The allocator of the `mlml` binary.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mlml_ops::allocator::Allocator = mlml_ops::allocator::Allocator;
 
 use burn::backend::{Autodiff, Flex};
 use burn::nn::BatchNormConfig;
@@ -26,6 +26,7 @@ fn mean_ms(f: impl Fn()) -> f64 {
 }
 
 fn main() {
+    mlml_ops::allocator::keep_freed_memory();
     let device = Default::default();
     println!("| activation | tensor ops | `BatchNormBackend` |");
     println!("|---|---|---|");

@@ -18,7 +18,10 @@
 //!   [`ConvBackend::MIXED_PRECISION`] says so).
 //! - [`conv_bn`], [`conv_bn_fused`], [`batch_norm_train`] (`fused.rs`): a convolution and its
 //!   BatchNorm through the ops above, folded into one convolution at inference.
-//! - `gemm.rs`: f32 products into a caller's buffer, the workspace's one `unsafe` block;
+//! - [`allocator`]: the binaries' allocator (mimalloc), told to keep freed memory for the next
+//!   training step.
+//! - `gemm.rs`: f32 products into a caller's buffer, and `allocator.rs`'s option setter: the
+//!   workspace's two `unsafe` modules;
 //!   `shape.rs`: the shape arithmetic conv, pool and BatchNorm share.
 //!
 //! [`TrainBackend`] is the backend a training run asks for: all of it, on an autodiff backend
@@ -26,6 +29,7 @@
 //!
 //! Every kernel is tested equal to burn's op in value and gradient.
 
+pub mod allocator;
 mod conv;
 mod fused;
 mod gemm;

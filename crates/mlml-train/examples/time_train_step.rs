@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// The allocator of the `mlml` binary, whose step this times.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mlml_ops::allocator::Allocator = mlml_ops::allocator::Allocator;
 
 use burn::backend::{Autodiff, Flex};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -26,6 +26,7 @@ use mlml_train::{
 type B = Autodiff<Flex>;
 
 fn main() {
+    mlml_ops::allocator::keep_freed_memory();
     let steps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

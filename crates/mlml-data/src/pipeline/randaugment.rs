@@ -8,7 +8,7 @@
 //! enhancements draw a random sign, rotation does not (its sign is commented out upstream).
 //! Shear, translate and rotate fill with (128, 128, 128).
 //!
-//! Checked against PIL 9.4 on a photo crop for each operation (`tests/randaugment_pil.rs`):
+//! Checked against PIL 9.4 on a photo crop for each operation (`tests/data/randaugment_pil.rs`):
 //! every one equal value for value, except rotation, where about 0.05 % of the values (pixels
 //! on the boundary between image and fill) differ because PIL's nearest affine uses fixed-point
 //! coordinates. The random draws come from the sample's generator, not Python's `random`.

@@ -245,7 +245,7 @@ mod tests {
     /// Flex's f32 path against the tensor-ops path that wgpu and CUDA take, forward and
     /// backward, to 1e-5 of each output's largest magnitude (an element-wise relative bound is
     /// meaningless where dX cancels to ~0, e.g. two values per channel). (Both against burn's
-    /// `BatchNorm`: `tests/batch_norm.rs`.) The offset cases (|mean| = 40x the spread) are where
+    /// `BatchNorm`: `tests/ops/batch_norm.rs`.) The offset cases (|mean| = 40x the spread) are where
     /// the mean folded into a shift lost digits (case 5, off by: output 9.1e-6 folded, 0 centred;
     /// dX 1.4e-6 folded, 2.4e-7 centred).
     #[test]

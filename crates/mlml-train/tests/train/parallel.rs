@@ -8,10 +8,8 @@ use mlml_train::{FeatureSet, ModelConfig, Run, TrainingConfig};
 
 type B = Autodiff<Flex>;
 
-#[path = "common/weights.rs"]
-mod weights;
-#[path = "common/yeast.rs"]
-mod yeast;
+use crate::weights;
+use crate::yeast;
 
 use weights::weights;
 use yeast::slices;

@@ -13,8 +13,7 @@ use mlml_train::{
 
 type B = Autodiff<Flex>;
 
-#[path = "common/weights.rs"]
-mod weights;
+use crate::weights;
 
 use weights::weights;
 

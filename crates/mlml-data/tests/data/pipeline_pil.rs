@@ -2,7 +2,7 @@
 //! `tests/fixtures/make_pil_fixtures.py`): `Resize((s, s))` and `Resize(256)` +
 //! `CenterCrop(224)` as torchvision runs them on PIL images.
 //!
-//! Tolerance, measured (`cargo test -p mlml-data --test pipeline_pil -- --nocapture`): for
+//! Tolerance, measured (`cargo test -p mlml-data --test data pipeline_pil -- --nocapture`): for
 //! the PNGs (lossless decode) every channel value within 1 of PIL's, 10-20 % of them off by
 //! one (PIL rounds to 8 bits between its horizontal and vertical passes, `fast_image_resize`
 //! rounds differently), mean absolute difference 0.11-0.20; for the JPEG, whose decoders differ

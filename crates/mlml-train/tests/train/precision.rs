@@ -14,8 +14,7 @@ use mlml_train::{
     Classifier, Input, LossScale, ModelConfig, ParameterGroups, StepAt, TorchAdam, TorchAdamConfig,
 };
 
-#[path = "common/weights.rs"]
-mod weights;
+use crate::weights;
 
 type B = Autodiff<Flex>;
 

@@ -12,7 +12,12 @@
 //! ResNet-18's and Lite0's training passes take about ten minutes on lavapipe, so CI runs the
 //! small CNN's and leaves those two to `cargo xtask gpu-check`, which runs this file with
 //! `--include-ignored` (seconds on a GPU).
+//!
+//! `autocast` (mlml-ops' mixed precision) runs here rather than in mlml-ops' own tests: each
+//! test binary that uses the GPU backend compiles its generic code again (minutes in CI).
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
+
+mod autocast;
 
 use burn::backend::Flex;
 #[cfg(feature = "cuda")]

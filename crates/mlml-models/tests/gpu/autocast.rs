@@ -1,6 +1,8 @@
 //! Mixed precision (`autocast`): the training convolution computes in f16 on a backend that
 //! can (wgpu: lavapipe in CI) and hands f32 values and f32 gradients on; on Flex, whose kernels
 //! are f32 only, autocast changes nothing.
+//!
+//! A module of mlml-models' `gpu` test binary, which builds the GPU backend anyway.
 
 use burn::backend::Autodiff;
 use burn::module::Param;
