@@ -6,7 +6,7 @@
 //!    `--dev`);
 //! 2. every loss's reference vectors on `Autodiff<backend>` (`mlml-losses`' `vector_tests`);
 //! 3. ResNet-18, EfficientNet-Lite0 and the small CNN against Flex, inference and the training
-//!    pass, forward and backward (`mlml-models/tests/gpu.rs`, its ignored tests included);
+//!    pass, forward and backward (`mlml-models/tests/gpu/`, its ignored tests included);
 //! 4. the COCO-layout smoke run of `cargo xtask reproduce coco-single` on the backend
 //!    (`xtask/tests/paper_smoke.rs`);
 //! 5. `mlml bench`: ResNet-50's training step at 448 px, batch 32, in f32 and in the backend's
@@ -134,7 +134,9 @@ pub(crate) fn gpu_check(args: &[String]) -> Result<(), String> {
         ok
     };
     let built = timed("build", &mut || {
-        cargo_test(&options, &features, &["--no-run"], &[])
+        // The test targets alone (`--tests`), as CI's test run builds them: examples are left to
+        // clippy's check, so building here adds no binary.
+        cargo_test(&options, &features, &["--tests", "--no-run"], &[])
     });
     let mut timings = Vec::new();
     let runs = |step: &str| built && !options.skip.iter().any(|s| s == step);

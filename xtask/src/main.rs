@@ -127,7 +127,7 @@ fn ci(gpu: bool) -> Result<(), String> {
         }
         Some(missing) => {
             eprintln!("xtask: testing without the wgpu backend: {missing}");
-            cargo(&["test", "--workspace"])
+            test_workspace(&[])
         }
     }
 }
@@ -139,12 +139,19 @@ fn ci(gpu: bool) -> Result<(), String> {
 /// both invocations, so that burn and our crates are compiled once: the second rebuilds only
 /// the crates above `mlml-losses` whose vectors switch backend.
 fn wgpu_tests() -> Result<(), String> {
-    cargo(&["test", "--workspace", "--features", "mlml-cli/wgpu"])?;
+    test_workspace(&["--features", "mlml-cli/wgpu"])?;
     // The vectors on wgpu, the COCO smoke run and `mlml bench` through gpu-check, on the
     // binaries just built; the models' comparison with Flex is one of the tests just run.
     gpu_check::gpu_check(
         &["--backend", "wgpu", "--quick", "--dev", "--skip", "models"].map(String::from),
     )
+}
+
+/// The workspace's unit, integration and doc tests with `features`. The examples are not built:
+/// clippy has checked them, and each would be one more binary linking burn.
+fn test_workspace(features: &[&str]) -> Result<(), String> {
+    cargo(&[&["test", "--workspace", "--tests"], features].concat())?;
+    cargo(&[&["test", "--workspace", "--doc"], features].concat())
 }
 
 /// On Linux, why wgpu would find no Vulkan device (no installable client driver); elsewhere
