@@ -692,6 +692,8 @@ fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx:
 /// value scattered back through its channel's kernel taps, one channel plane at a time (in
 /// parallel), instead of burn-flex's general transposed convolution, which took four times the
 /// forward pass on EfficientNet's depthwise layers. The output is [`zeroed`] before the scatter.
+/// A horizontal stride above 1 scatters into [`Phases`] first, so that every tap's pass is
+/// contiguous.
 fn depthwise_input_grad(
     x_shape: &Shape,
     weight: &FlexTensor,
@@ -708,19 +710,108 @@ fn depthwise_input_grad(
     let out_plane = g.out_len();
     let taps_per_channel = g.kernel_len();
     let mut dx = zeroed(batch * channels * plane);
-    dx.par_chunks_mut(plane.max(1))
-        .enumerate()
-        .for_each(|(index, dx)| {
+    let strided = g.stride[1] > 1;
+    dx.par_chunks_mut(plane.max(1)).enumerate().for_each_init(
+        || if strided { Phases::new(&g) } else { Phases::default() },
+        |phases, (index, dx)| {
             let channel = index % channels;
             let dy = &dy[index * out_plane..][..out_plane];
             let taps = &weights[channel * taps_per_channel..][..taps_per_channel];
+            if strided {
+                phases.clear();
+            }
             for kh in 0..g.kernel[0] {
                 for kw in 0..g.kernel[1] {
-                    scatter_tap(&g, [kh, kw], taps[kh * g.kernel[1] + kw], dy, dx);
+                    let factor = taps[kh * g.kernel[1] + kw];
+                    if strided {
+                        phases.scatter_tap(&g, [kh, kw], factor, dy);
+                    } else {
+                        scatter_tap(&g, [kh, kw], factor, dy, dx);
+                    }
                 }
             }
-        });
+            if strided {
+                phases.interleave_into(&g, dx);
+            }
+        },
+    );
     FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+/// An input plane with its columns split by their remainder modulo the horizontal stride:
+/// phase `p`, row `ih`, entry `j` is column `j * stride + p`. A tap of a strided convolution
+/// reads every `stride`-th column, all of one phase, so its scatter is a contiguous pass here
+/// where it is a strided one in the plane (which does not vectorise).
+#[derive(Default)]
+struct Phases {
+    values: Vec<f32>,
+    /// Entries per phase row: the plane's width divided by the stride, rounded up.
+    row: usize,
+}
+
+impl Phases {
+    fn new(g: &Geometry) -> Self {
+        let row = g.width.div_ceil(g.stride[1]);
+        Self {
+            values: vec![0.0; g.stride[1] * g.height * row],
+            row,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.values.fill(0.0);
+    }
+
+    /// [`scatter_tap`] into the phases: `src` one output plane.
+    fn scatter_tap(&mut self, g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32]) {
+        let [stride_h, stride_w] = g.stride;
+        let (oh_start, oh_end) = valid_range(
+            g.out_height,
+            g.height,
+            kh,
+            stride_h,
+            g.padding[0],
+            g.dilation[0],
+        );
+        let (ow_start, ow_end) = valid_range(
+            g.out_width,
+            g.width,
+            kw,
+            stride_w,
+            g.padding[1],
+            g.dilation[1],
+        );
+        if ow_start >= ow_end {
+            return;
+        }
+        // Every column this tap writes has the remainder of its first one.
+        let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+        let (phase, first) = (first_iw % stride_w, first_iw / stride_w);
+        let phase_plane = g.height * self.row;
+        for oh in oh_start..oh_end {
+            let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
+            let dst = &mut self.values[phase * phase_plane + ih * self.row + first..]
+                [..ow_end - ow_start];
+            let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += factor * s;
+            }
+        }
+    }
+
+    /// Writes the phases into `dx`, one input plane.
+    fn interleave_into(&self, g: &Geometry, dx: &mut [f32]) {
+        let stride = g.stride[1];
+        let phase_plane = g.height * self.row;
+        for (ih, dst) in dx.chunks_exact_mut(g.width).enumerate() {
+            for (phase, values) in self.values.chunks_exact(phase_plane).enumerate() {
+                let values = &values[ih * self.row..][..self.row];
+                for (d, v) in dst.iter_mut().skip(phase).step_by(stride).zip(values) {
+                    *d = *v;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
