@@ -56,7 +56,8 @@ fn bench(c: &mut Criterion) {
         .throughput(Throughput::Elements(BATCH as u64));
     let images = Tensor::<Flex, 4>::ones([BATCH, 3, 224, 224], &device);
     infer.bench_function("resnet50-224-b8", |b| {
-        let resnet = inference_resnet.get_or_init(|| ResNetConfig::resnet50().init::<Flex>(&device));
+        let resnet =
+            inference_resnet.get_or_init(|| ResNetConfig::resnet50().init::<Flex>(&device));
         b.iter(|| resnet.forward(images.clone()).into_data())
     });
     infer.bench_function("lite0-224-b8", |b| {
@@ -74,7 +75,8 @@ fn bench(c: &mut Criterion) {
     for side in [224, 448] {
         let images = Tensor::<B, 4>::ones([BATCH, 3, side, side], &device);
         train.bench_function(format!("resnet50-{side}-b8"), |b| {
-            let resnet = training_resnet.get_or_init(|| ResNetConfig::resnet50().init::<B>(&device));
+            let resnet =
+                training_resnet.get_or_init(|| ResNetConfig::resnet50().init::<B>(&device));
             b.iter(|| resnet.forward(images.clone()).mean().backward())
         });
     }

@@ -34,6 +34,8 @@ fn main() {
         ("lite0 stem 3x3/2 3->32 @224", 8, 3, 32, 224, 3, 2, 1),
         ("lite0 1x1 16->96 @112", 8, 16, 96, 112, 1, 1, 1),
         ("lite0 dw 3x3 96 @112", 8, 96, 96, 112, 3, 2, 96),
+        ("lite0 dw 5x5 144 @56", 8, 144, 144, 56, 5, 2, 144),
+        ("lite0 dw 3x3 240 @28 s1", 8, 240, 240, 28, 3, 1, 240),
     ];
     println!(
         "| layer | forward: burn | forward: `ConvBackend` | input grad: burn | input grad: `ConvBackend` | weight grad: burn | weight grad: `ConvBackend` |"

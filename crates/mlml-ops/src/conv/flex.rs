@@ -712,7 +712,13 @@ fn depthwise_input_grad(
     let mut dx = zeroed(batch * channels * plane);
     let strided = g.stride[1] > 1;
     dx.par_chunks_mut(plane.max(1)).enumerate().for_each_init(
-        || if strided { Phases::new(&g) } else { Phases::default() },
+        || {
+            if strided {
+                Phases::new(&g)
+            } else {
+                Phases::default()
+            }
+        },
         |phases, (index, dx)| {
             let channel = index % channels;
             let dy = &dy[index * out_plane..][..out_plane];
