@@ -1,7 +1,8 @@
 //! [`ConvBackend`] on burn's Flex (CPU, f32): the forward as im2col and one GEMM per chunk of
 //! samples (1x1 stride-1 layers straight into the output), the weight gradient accumulated in
-//! place per chunk, the input gradient as `W^T dY` and a parallel col2im (a direct scatter
-//! through the taps of a depthwise layer), the inference epilogue in the output pass. Every
+//! place per chunk (a depthwise layer's as per-tap dot products), the input gradient as
+//! `W^T dY` and a parallel col2im (a direct scatter through the taps of a depthwise layer), the
+//! inference epilogue in the output pass. Every
 //! GEMM writes into buffers of ours ([`matmul_into`]). Other dtypes fall back to burn's ops.
 
 use burn::backend::flex::FlexTensor;
