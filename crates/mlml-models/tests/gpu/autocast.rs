@@ -100,6 +100,7 @@ fn autocast_leaves_flex_in_f32() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn f16_convolution_on_wgpu_hands_f32_values_and_gradients_close_to_f32() {
+    let _device = crate::one_at_a_time();
     type B = Autodiff<burn::backend::Wgpu>;
     let device = Default::default();
     let plain = pass::<B>(None, &device);
