@@ -177,6 +177,30 @@ impl Geometry {
         chunk.clamp(1, batch.max(1))
     }
 
+    /// The output rows `[start, end)` where kernel row `kh` reads inside the image.
+    fn tap_rows(&self, kh: usize) -> (usize, usize) {
+        valid_range(
+            self.out_height,
+            self.height,
+            kh,
+            self.stride[0],
+            self.padding[0],
+            self.dilation[0],
+        )
+    }
+
+    /// The output columns `[start, end)` where kernel column `kw` reads inside the image.
+    fn tap_columns(&self, kw: usize) -> (usize, usize) {
+        valid_range(
+            self.out_width,
+            self.width,
+            kw,
+            self.stride[1],
+            self.padding[1],
+            self.dilation[1],
+        )
+    }
+
     fn out_len(&self) -> usize {
         self.out_height * self.out_width
     }
@@ -523,14 +547,7 @@ fn im2col_row(
     let channel = row / g.kernel_len();
     let tap = row % g.kernel_len();
     let (kh, kw) = (tap / g.kernel[1], tap % g.kernel[1]);
-    let (ow_start, ow_end) = valid_range(
-        g.out_width,
-        g.width,
-        kw,
-        g.stride[1],
-        g.padding[1],
-        g.dilation[1],
-    );
+    let (ow_start, ow_end) = g.tap_columns(kw);
     let [stride_h, stride_w] = g.stride;
     let plane = g.height * g.width;
     for (i, n) in samples.enumerate() {
@@ -658,22 +675,8 @@ fn col2im_plane(
 /// kernel tap `(kh, kw)` reads inside the image: `src` one output plane, `dx` one input plane.
 fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx: &mut [f32]) {
     let [stride_h, stride_w] = g.stride;
-    let (oh_start, oh_end) = valid_range(
-        g.out_height,
-        g.height,
-        kh,
-        stride_h,
-        g.padding[0],
-        g.dilation[0],
-    );
-    let (ow_start, ow_end) = valid_range(
-        g.out_width,
-        g.width,
-        kw,
-        stride_w,
-        g.padding[1],
-        g.dilation[1],
-    );
+    let (oh_start, oh_end) = g.tap_rows(kh);
+    let (ow_start, ow_end) = g.tap_columns(kw);
     if ow_start >= ow_end {
         return;
     }
@@ -772,23 +775,9 @@ fn depthwise_weight_grad(
         .enumerate()
         .for_each(|(channel, dw)| {
             for kh in 0..g.kernel[0] {
-                let (oh_start, oh_end) = valid_range(
-                    g.out_height,
-                    g.height,
-                    kh,
-                    g.stride[0],
-                    g.padding[0],
-                    g.dilation[0],
-                );
+                let (oh_start, oh_end) = g.tap_rows(kh);
                 for kw in 0..g.kernel[1] {
-                    let (ow_start, ow_end) = valid_range(
-                        g.out_width,
-                        g.width,
-                        kw,
-                        g.stride[1],
-                        g.padding[1],
-                        g.dilation[1],
-                    );
+                    let (ow_start, ow_end) = g.tap_columns(kw);
                     if ow_start >= ow_end {
                         continue;
                     }
@@ -867,22 +856,8 @@ impl Phases {
     /// [`scatter_tap`] into the phases: `src` one output plane.
     fn scatter_tap(&mut self, g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32]) {
         let [stride_h, stride_w] = g.stride;
-        let (oh_start, oh_end) = valid_range(
-            g.out_height,
-            g.height,
-            kh,
-            stride_h,
-            g.padding[0],
-            g.dilation[0],
-        );
-        let (ow_start, ow_end) = valid_range(
-            g.out_width,
-            g.width,
-            kw,
-            stride_w,
-            g.padding[1],
-            g.dilation[1],
-        );
+        let (oh_start, oh_end) = g.tap_rows(kh);
+        let (ow_start, ow_end) = g.tap_columns(kw);
         if ow_start >= ow_end {
             return;
         }
