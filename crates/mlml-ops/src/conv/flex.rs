@@ -75,13 +75,10 @@ impl ConvBackend for Flex {
         output_grad: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        let [_, channels, _, _] = dims4(&x.shape());
-        let [out_channels, per_group, _, _] = dims4(&weight.shape());
-        let depthwise = options.groups == channels && out_channels == channels && per_group == 1;
         if !all_f32(&[&x, &weight, &output_grad]) {
             return Flex::conv2d_x_backward(x, weight, output_grad, options);
         }
-        if depthwise {
+        if is_depthwise(&x.shape(), &weight.shape(), &options) {
             return depthwise_input_grad(&x.shape(), &weight, &output_grad, &options);
         }
         if options.groups != 1 {
@@ -105,9 +102,7 @@ impl ConvBackend for Flex {
         if !all_f32(&[&x, &weight, &output_grad]) {
             return Flex::conv2d_weight_backward(x, weight, output_grad, options);
         }
-        let [_, channels, _, _] = dims4(&x.shape());
-        let [out_channels, per_group, _, _] = dims4(&weight.shape());
-        if options.groups == channels && out_channels == channels && per_group == 1 {
+        if is_depthwise(&x.shape(), &weight.shape(), &options) {
             return depthwise_weight_grad(&x, &weight.shape(), &output_grad, &options);
         }
         weight_grad_im2col(&x, &weight.shape(), &output_grad, &options, None)
@@ -121,6 +116,14 @@ fn zeroed(len: usize) -> Vec<f32> {
     let mut buffer = Vec::with_capacity(len);
     buffer.resize(len, 0.0);
     buffer
+}
+
+/// Whether the convolution is depthwise: one filter per input channel, which takes its own
+/// gradient kernels.
+fn is_depthwise(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bool {
+    let [_, channels, _, _] = dims4(x);
+    let [out_channels, per_group, _, _] = dims4(weight);
+    options.groups == channels && out_channels == channels && per_group == 1
 }
 
 /// Whether the fast paths apply: they are written for f32 storage.
