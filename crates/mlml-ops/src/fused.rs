@@ -12,7 +12,9 @@
 //! so every such pass (four forward, more backward) walked the activations element by element
 //! (`StridedIter`): 42 % of a small-CNN training step in the profile (docs/benchmarks.md).
 //! [`batch_norm_train`] is one op, [`crate::BatchNormBackend::batch_norm_train_op`], with its
-//! own backward and a three-pass forward on Flex (`norm/`).
+//! own backward and a three-pass forward on Flex (`norm/`); [`batch_norm_activation_train`]
+//! joins the residual and the activation that follow it to that op, so a training
+//! `conv_bn_fused` is two ops, the convolution and this one.
 
 use burn::nn::conv::Conv2d;
 use burn::nn::BatchNorm;
@@ -43,12 +45,7 @@ pub fn conv_bn_fused<B: ConvBackend>(
     activation: Activation,
 ) -> Tensor<B, 4> {
     if B::ad_enabled(&x.device()) {
-        let output = batch_norm_train(bn, conv2d_forward(conv, x));
-        let output = match residual {
-            Some(residual) => output + residual,
-            None => output,
-        };
-        return activation.apply(output);
+        return batch_norm_activation_train(bn, conv2d_forward(conv, x), residual, activation);
     }
     let scale = bn.gamma.val() / bn.running_var.value().add_scalar(bn.epsilon).sqrt();
     let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
@@ -85,14 +82,37 @@ pub fn conv_bn_fused<B: ConvBackend>(
 /// [`BatchNormBackend::batch_norm_train_op`], with its own backward (fused passes on Flex,
 /// burn's tensor ops elsewhere).
 pub fn batch_norm_train<B: BatchNormBackend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    batch_norm_activation_train(bn, x, None, Activation::Identity)
+}
+
+/// `activation(bn(x) + residual)` in training mode, `bn` as in [`batch_norm_train`]: one op,
+/// [`BatchNormBackend::batch_norm_activation_train_op`], whose Flex kernel adds the residual
+/// and applies the activation in the BatchNorm's write pass (and its backward gates the
+/// gradient in its read pass). `residual` has `x`'s shape.
+pub fn batch_norm_activation_train<B: BatchNormBackend>(
+    bn: &BatchNorm<B>,
+    x: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    activation: Activation,
+) -> Tensor<B, 4> {
     let [n, _, h, w] = x.dims();
     let count = n * h * w;
-    let computed = B::batch_norm_train_op(
+    let (x, gamma, beta) = (
         x.into_primitive().tensor(),
         bn.gamma.val().into_primitive().tensor(),
         bn.beta.val().into_primitive().tensor(),
-        bn.epsilon,
     );
+    let computed = match (residual, activation) {
+        (None, Activation::Identity) => B::batch_norm_train_op(x, gamma, beta, bn.epsilon),
+        (residual, activation) => B::batch_norm_activation_train_op(
+            x,
+            gamma,
+            beta,
+            bn.epsilon,
+            residual.map(|r| r.into_primitive().tensor()),
+            activation,
+        ),
+    };
     let y = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(computed.output));
     let mean = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(computed.mean));
     let var = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(computed.variance));

@@ -10,14 +10,16 @@
 //! - [`ConvBackend`] (`conv/`): the training convolution with its own weight and input
 //!   gradients, and the inference convolution with its residual and [`Activation`] fused into
 //!   the output pass. Its supertraits are the two below, so the networks ask for it alone.
-//! - [`BatchNormBackend`] (`norm/`): training BatchNorm as one op with its own backward.
+//! - [`BatchNormBackend`] (`norm/`): training BatchNorm as one op with its own backward, alone
+//!   or with the residual and activation that follow it.
 //! - [`PoolBackend`] (`pool/`): max pooling that keeps its argmax for the backward.
 //! - [`SigmoidBackend`] (`sigmoid/`): the sigmoid and log-sigmoid the losses compute with.
 //! - [`autocast`] (`precision.rs`): mixed precision, the training convolutions in f16 or bf16
 //!   with f32 weights, as PyTorch's autocast (on the backends whose
 //!   [`ConvBackend::MIXED_PRECISION`] says so).
-//! - [`conv_bn`], [`conv_bn_fused`], [`batch_norm_train`] (`fused.rs`): a convolution and its
-//!   BatchNorm through the ops above, folded into one convolution at inference.
+//! - [`conv_bn`], [`conv_bn_fused`], [`batch_norm_train`], [`batch_norm_activation_train`]
+//!   (`fused.rs`): a convolution and its BatchNorm through the ops above, folded into one
+//!   convolution at inference.
 //! - [`allocator`]: the binaries' allocator (mimalloc), told to keep freed memory for the next
 //!   training step.
 //! - `gemm.rs`: f32 products into a caller's buffer, and `allocator.rs`'s option setter: the
@@ -40,10 +42,11 @@ mod shape;
 mod sigmoid;
 
 pub use conv::{conv2d_forward, Activation, ConvBackend};
-pub use fused::{batch_norm_train, conv_bn, conv_bn_fused};
+pub use fused::{batch_norm_activation_train, batch_norm_train, conv_bn, conv_bn_fused};
 pub use norm::{
-    batch_norm_backward_with_tensor_ops, batch_norm_forward_with_tensor_ops, BatchNormBackend,
-    BatchNormGrads, BatchNormOutput,
+    batch_norm_activation_backward_with_tensor_ops, batch_norm_activation_forward_with_tensor_ops,
+    batch_norm_backward_with_tensor_ops, batch_norm_forward_with_tensor_ops,
+    BatchNormActivationGrads, BatchNormBackend, BatchNormGrads, BatchNormOutput,
 };
 pub use pool::{max_pool2d_forward, max_pool2d_module, MaxPoolOptions, PoolBackend};
 pub use precision::{autocast, autocast_dtype};

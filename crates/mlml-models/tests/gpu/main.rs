@@ -212,3 +212,85 @@ fn efficientnet_lite0_trains_on_the_gpu_as_on_flex() {
         |m, x| m.features(x),
     );
 }
+
+/// The training BatchNorm with a residual and an activation after it (ResNet's block ends,
+/// EfficientNet's ReLU6) on the GPU, where it is burn's tensor ops, as on Flex, where it is one
+/// kernel: the output and the gradients of the input, the residual and gamma. (The small CNN
+/// above has no residual; the ResNet-18 test, which has, is a GPU machine's.)
+#[test]
+fn batch_norm_with_residual_and_activation_trains_on_the_gpu_as_on_flex() {
+    use burn::nn::BatchNormConfig;
+    use mlml_ops::{batch_norm_activation_train, Activation};
+    let _device = one_at_a_time();
+    let shape = [4, 6, 5, 7];
+    let channels = shape[1];
+    for activation in [Activation::Relu, Activation::Relu6] {
+        // gamma 3 and beta 2.5 spread the outputs past both of ReLU6's bounds.
+        let mut bn_cpu = BatchNormConfig::new(channels).init::<Autodiff<Flex>>(&Default::default());
+        let constant = |value: f32| {
+            burn::module::Param::from_tensor(
+                Tensor::full([channels], value, &Default::default()).require_grad(),
+            )
+        };
+        bn_cpu.gamma = constant(3.0);
+        bn_cpu.beta = constant(2.5);
+        let bn_gpu = moved(
+            &bn_cpu,
+            BatchNormConfig::new(channels).init::<Autodiff<Gpu>>(&Default::default()),
+        );
+        let leaf_cpu = |data: TensorData| {
+            Tensor::<Autodiff<Flex>, 4>::from_data(data, &Default::default()).require_grad()
+        };
+        let leaf_gpu = |data: TensorData| {
+            Tensor::<Autodiff<Gpu>, 4>::from_data(data, &Default::default()).require_grad()
+        };
+        // The generator's stream is fixed: the residual is the input's values reversed.
+        let x = images(shape);
+        let mut reversed: Vec<f32> = x.to_vec().unwrap();
+        reversed.reverse();
+        let residual = TensorData::new(reversed, shape);
+        let (x_cpu, r_cpu) = (leaf_cpu(x.clone()), leaf_cpu(residual.clone()));
+        let (x_gpu, r_gpu) = (leaf_gpu(x), leaf_gpu(residual));
+        let y_cpu =
+            batch_norm_activation_train(&bn_cpu, x_cpu.clone(), Some(r_cpu.clone()), activation);
+        let y_gpu =
+            batch_norm_activation_train(&bn_gpu, x_gpu.clone(), Some(r_gpu.clone()), activation);
+        let weights = TensorData::new(
+            (0..shape.iter().product::<usize>())
+                .map(|i| 1.0 + (i % 7) as f32 / 7.0)
+                .collect::<Vec<f32>>(),
+            shape,
+        );
+        let g_cpu = (y_cpu.clone() * Tensor::from_data(weights.clone(), &Default::default()))
+            .sum()
+            .backward();
+        let g_gpu = (y_gpu.clone() * Tensor::from_data(weights, &Default::default()))
+            .sum()
+            .backward();
+        let floats = |data: TensorData| data.convert::<f32>().to_vec::<f32>().unwrap();
+        let compare = |what: &str, got: Vec<f32>, expected: Vec<f32>| {
+            let tolerance = Tolerance::relative(1e-4).scaled_to(&expected, 1e-4);
+            assert_all_close(
+                format!("{activation:?}: {what}"),
+                &got,
+                &expected,
+                tolerance,
+            );
+        };
+        let expected = floats(y_cpu.into_data());
+        assert!(expected.contains(&0.0), "{activation:?}: nothing below 0");
+        compare("output", floats(y_gpu.into_data()), expected);
+        for (what, cpu, gpu) in [("input", &x_cpu, &x_gpu), ("residual", &r_cpu, &r_gpu)] {
+            compare(
+                &format!("{what} gradient"),
+                floats(gpu.grad(&g_gpu).unwrap().into_data()),
+                floats(cpu.grad(&g_cpu).unwrap().into_data()),
+            );
+        }
+        compare(
+            "gamma gradient",
+            floats(bn_gpu.gamma.val().grad(&g_gpu).unwrap().into_data()),
+            floats(bn_cpu.gamma.val().grad(&g_cpu).unwrap().into_data()),
+        );
+    }
+}

@@ -12,6 +12,14 @@
 //!
 //! `dbeta = sum dY`, `dgamma = sum dY x_hat`,
 //! `dX = gamma / std (dY - dbeta / m - x_hat dgamma / m)` with `m = N H W`.
+//!
+//! [`BatchNormBackend::batch_norm_activation_train_op`] is the same op with what follows a
+//! BatchNorm in a residual network joined to its write pass: `activation(bn(x) + residual)`
+//! (ResNet's blocks, EfficientNet's ReLU6). As tensor ops the sum and the activation are two
+//! more passes forward and one more backward, each over a new activation-sized tensor; here the
+//! forward writes the output once and the backward's read pass writes the activation's gradient
+//! `g = dY [y in the activation's open range]`, which is the residual's gradient too, and the
+//! write pass reads it in place of `dY`.
 
 mod autodiff;
 mod flex;
@@ -19,6 +27,8 @@ mod flex;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
+
+use crate::conv::Activation;
 
 /// The output of a training BatchNorm and the batch statistics it normalised with.
 #[derive(Debug)]
@@ -40,6 +50,15 @@ pub struct BatchNormGrads<B: Backend> {
     pub gamma: FloatTensor<B>,
     /// `dbeta`, `[C]`.
     pub beta: FloatTensor<B>,
+}
+
+/// The gradients of [`BatchNormBackend::batch_norm_activation_train_op`].
+#[derive(Debug)]
+pub struct BatchNormActivationGrads<B: Backend> {
+    /// The BatchNorm's input, gamma and beta gradients.
+    pub norm: BatchNormGrads<B>,
+    /// The gradient of `bn(x) + residual`, the activation's input: the residual's gradient.
+    pub sum: FloatTensor<B>,
 }
 
 fn tensor<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
@@ -76,6 +95,49 @@ pub trait BatchNormBackend: Backend {
         output_grad: FloatTensor<Self>,
     ) -> BatchNormGrads<Self> {
         batch_norm_backward_with_tensor_ops::<Self>(x, gamma, mean, variance, epsilon, output_grad)
+    }
+
+    /// `activation(bn(x) + residual)` with `x`'s batch statistics (`residual`, if any, of
+    /// `x`'s shape); on an autodiff backend the output's backward is
+    /// [`Self::batch_norm_activation_train_backward`] of the inner backend.
+    fn batch_norm_activation_train_op(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        residual: Option<FloatTensor<Self>>,
+        activation: Activation,
+    ) -> BatchNormOutput<Self> {
+        batch_norm_activation_forward_with_tensor_ops::<Self>(
+            x, gamma, beta, epsilon, residual, activation,
+        )
+    }
+
+    /// The gradients of [`Self::batch_norm_activation_train_op`] given its `output`, its
+    /// output gradient and the statistics its forward returned. The activation's gradient is
+    /// read off its output: ReLU passes it where `y > 0`, ReLU6 where `0 < y < 6` (PyTorch's
+    /// `hardtanh_backward`; burn's `clamp_max` also passes it at exactly 6).
+    #[allow(clippy::too_many_arguments)] // The forward's inputs, state and output gradient.
+    fn batch_norm_activation_train_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+        output: FloatTensor<Self>,
+        activation: Activation,
+        output_grad: FloatTensor<Self>,
+    ) -> BatchNormActivationGrads<Self> {
+        batch_norm_activation_backward_with_tensor_ops::<Self>(
+            x,
+            gamma,
+            mean,
+            variance,
+            epsilon,
+            output,
+            activation,
+            output_grad,
+        )
     }
 }
 
@@ -139,5 +201,60 @@ pub fn batch_norm_backward_with_tensor_ops<B: Backend>(
         x: primitive(dx.reshape([n, c, h, w])),
         gamma: primitive(d_gamma),
         beta: primitive(d_beta),
+    }
+}
+
+/// [`BatchNormBackend::batch_norm_activation_train_op`] as `B`'s BatchNorm followed by burn's
+/// tensor ops: the default, and Flex's path for dtypes other than f32.
+pub fn batch_norm_activation_forward_with_tensor_ops<B: BatchNormBackend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+    residual: Option<FloatTensor<B>>,
+    activation: Activation,
+) -> BatchNormOutput<B> {
+    let normalised = B::batch_norm_train_op(x, gamma, beta, epsilon);
+    let sum = tensor::<B, 4>(normalised.output);
+    let sum = match residual {
+        Some(residual) => sum + tensor::<B, 4>(residual),
+        None => sum,
+    };
+    BatchNormOutput {
+        output: primitive(activation.apply(sum)),
+        ..normalised
+    }
+}
+
+/// [`BatchNormBackend::batch_norm_activation_train_backward`] as burn's tensor ops for the
+/// activation's gradient, then `B`'s BatchNorm backward.
+#[allow(clippy::too_many_arguments)] // The forward's inputs, state and output gradient.
+pub fn batch_norm_activation_backward_with_tensor_ops<B: BatchNormBackend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    variance: FloatTensor<B>,
+    epsilon: f64,
+    output: FloatTensor<B>,
+    activation: Activation,
+    output_grad: FloatTensor<B>,
+) -> BatchNormActivationGrads<B> {
+    let grad = tensor::<B, 4>(output_grad);
+    let output = tensor::<B, 4>(output);
+    let sum = match activation {
+        Activation::Identity => grad,
+        Activation::Relu => grad.mask_fill(output.lower_equal_elem(0.0), 0.0),
+        Activation::Relu6 => {
+            let passes = output
+                .clone()
+                .greater_elem(0.0)
+                .bool_and(output.lower_elem(6.0));
+            grad.mask_fill(passes.bool_not(), 0.0)
+        }
+    };
+    let sum = primitive(sum);
+    BatchNormActivationGrads {
+        norm: B::batch_norm_train_backward(x, gamma, mean, variance, epsilon, sum.clone()),
+        sum,
     }
 }

@@ -1,4 +1,5 @@
-//! `batch_norm_train` against burn's own `BatchNorm::forward` in training mode: the output and
+//! `batch_norm_train` (and `batch_norm_activation_train`, with burn's add and activation after
+//! it) against burn's own `BatchNorm::forward` in training mode: the output and
 //! the gradients of the input, gamma and beta, on several shapes (1 x 1 maps, a batch of one,
 //! odd channel counts), with random parameters; and the running statistics, which follow
 //! PyTorch (unbiased variance) where burn takes the biased one.
@@ -10,7 +11,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig};
 use burn::tensor::{Distribution, Tensor};
-use mlml_ops::batch_norm_train;
+use mlml_ops::{batch_norm_activation_train, batch_norm_train, Activation};
 use mlml_testing::{assert_all_close, Tolerance};
 
 type B = Autodiff<Flex>;
@@ -113,5 +114,98 @@ fn training_batch_norm_equals_burns_in_value_and_gradient() {
             &expected,
             tolerance(&expected),
         );
+    }
+}
+
+/// `batch_norm_activation_train` (one op with its own backward) against burn's `BatchNorm`
+/// followed by burn's add and activation, through autodiff: the output and the gradients of
+/// the input, the residual, gamma and beta, for ReLU and ReLU6, with and without a residual;
+/// gamma and beta spread the values so that both of ReLU6's bounds cut.
+#[test]
+fn batch_norm_with_residual_and_activation_equals_burns_layers() {
+    let device = Default::default();
+    for (seed, [n, c, h, w]) in [(5, [4, 3, 5, 7]), (6, [2, 8, 3, 3])] {
+        for activation in [Activation::Relu, Activation::Relu6] {
+            for with_residual in [false, true] {
+                <Flex as burn::tensor::backend::Backend>::seed(&Default::default(), seed);
+                let shape = [n, c, h, w];
+                let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.5, 2.0), &device);
+                let upstream =
+                    Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let gamma = Tensor::<B, 1>::random([c], Distribution::Uniform(2.0, 4.0), &device);
+                let beta = Tensor::<B, 1>::random([c], Distribution::Uniform(1.0, 5.0), &device);
+                let residual =
+                    Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+                let what = format!("{shape:?} {activation:?} residual {with_residual}");
+
+                let ours_bn = batch_norm(&gamma, &beta, 0.1);
+                let burns_bn = batch_norm(&gamma, &beta, 0.1);
+                let leaf = |t: &Tensor<B, 4>| t.clone().detach().require_grad();
+                let (x_ours, x_burns) = (leaf(&x), leaf(&x));
+                let (r_ours, r_burns) = (leaf(&residual), leaf(&residual));
+                let ours = batch_norm_activation_train(
+                    &ours_bn,
+                    x_ours.clone(),
+                    with_residual.then(|| r_ours.clone()),
+                    activation,
+                );
+                let sum = burns_bn.forward(x_burns.clone());
+                let sum = if with_residual {
+                    sum + r_burns.clone()
+                } else {
+                    sum
+                };
+                let burns = match activation {
+                    Activation::Relu6 => burn::tensor::activation::relu(sum).clamp_max(6.0),
+                    _ => burn::tensor::activation::relu(sum),
+                };
+                let expected = values(burns.clone());
+                assert_all_close(
+                    format!("{what} output"),
+                    &values(ours.clone()),
+                    &expected,
+                    tolerance(&expected),
+                );
+                if activation == Activation::Relu6 {
+                    assert!(expected.contains(&6.0), "{what}: nothing above 6");
+                }
+                assert!(expected.contains(&0.0), "{what}: nothing below 0");
+
+                let grads_ours = (ours * upstream.clone()).sum().backward();
+                let grads_burns = (burns * upstream).sum().backward();
+                let grad = |t: &Tensor<B, 4>, g| inner(t.grad(g).unwrap());
+                let mut leaves = vec![("input", &x_ours, &x_burns)];
+                if with_residual {
+                    leaves.push(("residual", &r_ours, &r_burns));
+                }
+                for (name, ours_t, burns_t) in leaves {
+                    let expected = grad(burns_t, &grads_burns);
+                    assert_all_close(
+                        format!("{what} {name} gradient"),
+                        &grad(ours_t, &grads_ours),
+                        &expected,
+                        tolerance(&expected),
+                    );
+                }
+                for (name, ours_p, burns_p) in [
+                    ("gamma", &ours_bn.gamma, &burns_bn.gamma),
+                    ("beta", &ours_bn.beta, &burns_bn.beta),
+                ] {
+                    let expected = inner(burns_p.val().grad(&grads_burns).unwrap());
+                    assert_all_close(
+                        format!("{what} {name} gradient"),
+                        &inner(ours_p.val().grad(&grads_ours).unwrap()),
+                        &expected,
+                        tolerance(&expected),
+                    );
+                }
+                assert_all_close(
+                    format!("{what} running mean"),
+                    &values(ours_bn.running_mean.value_sync()),
+                    &values(burns_bn.running_mean.value_sync()),
+                    tolerance(&values(burns_bn.running_mean.value_sync())),
+                );
+            }
+        }
     }
 }
