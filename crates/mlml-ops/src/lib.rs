@@ -22,8 +22,9 @@
 //!   convolution at inference.
 //! - [`allocator`]: the binaries' allocator (mimalloc), told to keep freed memory for the next
 //!   training step.
-//! - `gemm.rs`: f32 products into a caller's buffer, and `allocator.rs`'s option setter: the
-//!   workspace's two `unsafe` modules;
+//! - `gemm.rs`: f32 products into a caller's buffer; `buffer.rs`: new activations filled piece
+//!   by piece in parallel, each piece zeroed by its own thread; with `allocator.rs`'s option
+//!   setter the workspace's three `unsafe` modules;
 //!   `shape.rs`: the shape arithmetic conv, pool and BatchNorm share.
 //!
 //! [`TrainBackend`] is the backend a training run asks for: all of it, on an autodiff backend
@@ -32,6 +33,7 @@
 //! Every kernel is tested equal to burn's op in value and gradient.
 
 pub mod allocator;
+mod buffer;
 mod conv;
 mod fused;
 mod gemm;

@@ -12,6 +12,7 @@ use super::{
     batch_norm_backward_with_tensor_ops, batch_norm_forward_with_tensor_ops,
     BatchNormActivationGrads, BatchNormBackend, BatchNormGrads, BatchNormOutput,
 };
+use crate::buffer::par_fill_pieces;
 use crate::conv::Activation;
 impl BatchNormBackend for Flex {
     fn batch_norm_train_op(
@@ -365,24 +366,19 @@ impl ChannelLayout {
     }
 
     /// A new activation written plane by plane in parallel, `fill(channel, offset, plane)`,
-    /// with what `fill` returns for each plane, in order. Zeroed by one thread first (see
-    /// `conv::depthwise_input_grad` on first-touch faults).
+    /// with what `fill` returns for each plane, in order; each plane zeroed by the thread that
+    /// fills it ([`par_fill_pieces`]).
     fn map_planes<T: Send>(
         &self,
-        fill: impl Fn(usize, usize, &mut [f32]) -> T + Sync,
+        fill: impl Fn(usize, usize, &mut [f32]) -> T + Sync + Send,
     ) -> (Vec<f32>, Vec<T>) {
         let len = self.batch * self.channels * self.plane;
-        let mut out: Vec<f32> = Vec::with_capacity(len);
-        out.resize(len, 0.0);
-        if self.plane == 0 {
-            return (out, Vec::new());
-        }
-        let returned = out
-            .par_chunks_mut(self.plane)
-            .enumerate()
-            .map(|(p, plane)| fill(p % self.channels, p * self.plane, plane))
-            .collect();
-        (out, returned)
+        par_fill_pieces(
+            len,
+            self.plane,
+            || (),
+            |_, p, plane| fill(p % self.channels, p * self.plane, plane),
+        )
     }
 }
 
