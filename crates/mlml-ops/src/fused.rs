@@ -88,7 +88,8 @@ pub fn batch_norm_train<B: BatchNormBackend>(bn: &BatchNorm<B>, x: Tensor<B, 4>)
 /// `activation(bn(x) + residual)` in training mode, `bn` as in [`batch_norm_train`]: one op,
 /// [`BatchNormBackend::batch_norm_activation_train_op`], whose Flex kernel adds the residual
 /// and applies the activation in the BatchNorm's write pass (and its backward gates the
-/// gradient in its read pass). `residual` has `x`'s shape.
+/// gradient in its read pass). `residual` has `x`'s shape (panics otherwise, as burn's ops on
+/// mismatched shapes do).
 pub fn batch_norm_activation_train<B: BatchNormBackend>(
     bn: &BatchNorm<B>,
     x: Tensor<B, 4>,
@@ -96,6 +97,14 @@ pub fn batch_norm_activation_train<B: BatchNormBackend>(
     activation: Activation,
 ) -> Tensor<B, 4> {
     let [n, _, h, w] = x.dims();
+    if let Some(residual) = &residual {
+        // The residual's gradient is the activation's, of the output's shape: no broadcast.
+        assert_eq!(
+            residual.dims(),
+            x.dims(),
+            "the residual's shape is not the input's"
+        );
+    }
     let count = n * h * w;
     let (x, gamma, beta) = (
         x.into_primitive().tensor(),

@@ -209,3 +209,14 @@ fn batch_norm_with_residual_and_activation_equals_burns_layers() {
         }
     }
 }
+
+#[test]
+#[should_panic(expected = "the residual's shape is not the input's")]
+fn a_residual_of_another_shape_is_refused() {
+    let device = Default::default();
+    let bn = BatchNormConfig::new(2).init::<B>(&device);
+    let x = Tensor::<B, 4>::ones([2, 2, 3, 3], &device);
+    // Broadcastable, but its gradient would be the output's shape.
+    let residual = Tensor::<B, 4>::ones([1, 2, 3, 3], &device);
+    batch_norm_activation_train(&bn, x, Some(residual), Activation::Relu);
+}
