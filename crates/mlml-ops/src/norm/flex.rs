@@ -12,7 +12,7 @@ use super::{
     batch_norm_backward_with_tensor_ops, batch_norm_forward_with_tensor_ops,
     BatchNormActivationGrads, BatchNormBackend, BatchNormGrads, BatchNormOutput,
 };
-use crate::buffer::par_fill_pieces;
+use crate::buffer::{contiguous, par_fill_pieces};
 use crate::conv::Activation;
 impl BatchNormBackend for Flex {
     fn batch_norm_train_op(
@@ -107,12 +107,8 @@ fn forward(
     residual: Option<FlexTensor>,
     activation: Activation,
 ) -> BatchNormOutput<Flex> {
-    let (x, gamma, beta) = (
-        x.to_contiguous(),
-        gamma.to_contiguous(),
-        beta.to_contiguous(),
-    );
-    let residual = residual.map(|r| r.to_contiguous());
+    let (x, gamma, beta) = (contiguous(&x), gamma.to_contiguous(), beta.to_contiguous());
+    let residual = residual.map(|r| contiguous(&r));
     let layout = ChannelLayout::of(&x.shape());
     let data: &[f32] = x.storage();
     let stats: Vec<(f64, f64)> = (0..layout.channels)
@@ -208,8 +204,8 @@ fn backward(
     output_grad: FlexTensor,
     gated: Option<(FlexTensor, Activation)>,
 ) -> BatchNormActivationGrads<Flex> {
-    let x = x.to_contiguous();
-    let output_grad = output_grad.to_contiguous();
+    let x = contiguous(&x);
+    let output_grad = contiguous(&output_grad);
     let layout = ChannelLayout::of(&x.shape());
     let (data, dy): (&[f32], &[f32]) = (x.storage(), output_grad.storage());
     let Statistics { gamma, mean, std } = statistics;
@@ -222,7 +218,7 @@ fn backward(
             (None, sums)
         }
         Some((output, activation)) => {
-            let output = output.to_contiguous();
+            let output = contiguous(&output);
             let y: &[f32] = output.storage();
             let (g, plane_sums) = match activation {
                 Activation::Relu6 => gate(&layout, data, dy, y, mean, |y| y > 0.0 && y < 6.0),
