@@ -36,6 +36,16 @@ impl ConvBackend for Flex {
         bias: Option<FlexTensor>,
         options: ConvOptions<2>,
     ) -> FlexTensor {
+        if depthwise_forward_applies(&x, &weight, bias.as_ref(), None, &options) {
+            return depthwise_forward(
+                &x,
+                &weight,
+                bias.as_ref(),
+                &options,
+                None,
+                Activation::Identity,
+            );
+        }
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), None, &options) {
             return Flex::conv2d(x, weight, bias, options);
         }
@@ -57,6 +67,16 @@ impl ConvBackend for Flex {
         residual: Option<FlexTensor>,
         activation: Activation,
     ) -> FlexTensor {
+        if depthwise_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
+            return depthwise_forward(
+                &x,
+                &weight,
+                bias.as_ref(),
+                &options,
+                residual.as_ref(),
+                activation,
+            );
+        }
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
             return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
         }
@@ -235,6 +255,24 @@ fn im2col_forward_applies(
     })
 }
 
+/// Whether [`depthwise_forward`] computes this convolution: depthwise, f32, and a residual, if
+/// any, of the output's shape.
+fn depthwise_forward_applies(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    residual: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> bool {
+    let optional = [bias, residual];
+    is_depthwise(&x.shape(), &weight.shape(), options)
+        && all_f32(&[x, weight])
+        && all_f32(&optional.iter().flatten().copied().collect::<Vec<_>>())
+        && residual.is_none_or(|residual| {
+            residual.shape() == output_shape(&x.shape(), &weight.shape(), options)
+        })
+}
+
 /// `[N, O, H', W']` of a convolution.
 fn output_shape(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Shape {
     let [batch, _, height, width] = dims4(x);
@@ -369,7 +407,6 @@ impl Epilogue<'_> {
             return;
         }
         let (out_len, out_channels) = (self.out_len, self.out_channels);
-        let first = first * out_channels * out_len;
         out.par_chunks_mut(out_len)
             .enumerate()
             .for_each(|(plane, out)| {
@@ -377,22 +414,29 @@ impl Epilogue<'_> {
                 if let Some((product, stride)) = product {
                     out.copy_from_slice(&product[o * stride + i * out_len..][..out_len]);
                 }
-                let shift = self.bias.map_or(0.0, |bias| bias[o]);
-                let activation = self.activation;
-                match self.residual {
-                    Some(residual) => {
-                        let residual = &residual[first + plane * out_len..][..out_len];
-                        for (value, &r) in out.iter_mut().zip(residual) {
-                            *value = activation.of(*value + shift + r);
-                        }
-                    }
-                    None => {
-                        for value in out.iter_mut() {
-                            *value = activation.of(*value + shift);
-                        }
-                    }
-                }
+                self.apply_to_plane(first * out_channels + plane, out);
             });
+    }
+
+    /// In place on one output plane, `plane` counted over the whole `[N, O]`.
+    fn apply_to_plane(&self, plane: usize, out: &mut [f32]) {
+        let shift = self
+            .bias
+            .map_or(0.0, |bias| bias[plane % self.out_channels]);
+        let activation = self.activation;
+        match self.residual {
+            Some(residual) => {
+                let residual = &residual[plane * self.out_len..][..self.out_len];
+                for (value, &r) in out.iter_mut().zip(residual) {
+                    *value = activation.of(*value + shift + r);
+                }
+            }
+            None => {
+                for value in out.iter_mut() {
+                    *value = activation.of(*value + shift);
+                }
+            }
+        }
     }
 }
 
@@ -701,6 +745,90 @@ fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx:
     }
 }
 
+/// `activation(conv2d(x, W, bias) + residual)` of a depthwise convolution on Flex: each output
+/// plane (in parallel, zeroed by its thread) sums its channel's kernel taps, each tap a
+/// contiguous multiply-add of input rows into output rows, through [`Phases`] of the input plane
+/// when the horizontal stride is above 1; then the bias, residual and activation while the plane
+/// is in cache. burn-flex's depthwise kernel walks a strided layer's rows element by element
+/// (about a third of EfficientNet-Lite0's inference in `perf`), and adds the bias, residual and
+/// activation in passes of their own.
+fn depthwise_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+    residual: Option<&FlexTensor>,
+    activation: Activation,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let out_shape = output_shape(&x.shape(), &weight.shape(), options);
+    let g = Geometry::new(&x.shape(), &weight.shape(), &out_shape, options);
+    let bias = bias.map(|bias| bias.to_contiguous());
+    let residual = residual.map(|residual| residual.to_contiguous());
+    let epilogue = Epilogue {
+        bias: bias.as_ref().map(|bias| bias.storage()),
+        residual: residual.as_ref().map(|residual| residual.storage()),
+        activation,
+        out_channels: g.out_channels,
+        out_len: g.out_len(),
+    };
+    let (x_data, weights): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let plane = g.height * g.width;
+    let taps_per_channel = g.kernel_len();
+    let strided = g.stride[1] > 1;
+    let (output, _) = par_fill_pieces(
+        out_shape.num_elements(),
+        g.out_len(),
+        || {
+            if strided {
+                Phases::new(&g)
+            } else {
+                Phases::default()
+            }
+        },
+        |phases, index, out| {
+            let channel = index % g.channels;
+            let image = &x_data[index * plane..][..plane];
+            let taps = &weights[channel * taps_per_channel..][..taps_per_channel];
+            if strided {
+                phases.gather(&g, image);
+            }
+            for kh in 0..g.kernel[0] {
+                for kw in 0..g.kernel[1] {
+                    let factor = taps[kh * g.kernel[1] + kw];
+                    if strided {
+                        phases.gather_tap(&g, [kh, kw], factor, out);
+                    } else {
+                        gather_tap(&g, [kh, kw], factor, image, out);
+                    }
+                }
+            }
+            epilogue.apply_to_plane(index, out);
+        },
+    );
+    FlexTensor::from_data(TensorData::new(output, out_shape))
+}
+
+/// Adds `factor` times the input rows that kernel tap `(kh, kw)` reads into the output plane
+/// `out` (horizontal stride 1): `image` one input plane.
+fn gather_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, image: &[f32], out: &mut [f32]) {
+    let (oh_start, oh_end) = g.tap_rows(kh);
+    let (ow_start, ow_end) = g.tap_columns(kw);
+    if ow_start >= ow_end {
+        return;
+    }
+    let first_iw = ow_start + kw * g.dilation[1] - g.padding[1];
+    for oh in oh_start..oh_end {
+        let ih = oh * g.stride[0] + kh * g.dilation[0] - g.padding[0];
+        let src = &image[ih * g.width + first_iw..][..ow_end - ow_start];
+        let dst = &mut out[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d += factor * s;
+        }
+    }
+}
+
 /// `dX` of a depthwise convolution (one filter per channel) on Flex: each output gradient
 /// value scattered back through its channel's kernel taps, one channel plane at a time (in
 /// parallel), instead of burn-flex's general transposed convolution, which took four times the
@@ -877,6 +1005,47 @@ impl Phases {
             let dst = &mut self.values[phase * phase_plane + ih * self.row + first..]
                 [..ow_end - ow_start];
             let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += factor * s;
+            }
+        }
+    }
+
+    /// Splits the input plane `image` into the phases (the forward's inverse of
+    /// [`Self::interleave_into`]).
+    fn gather(&mut self, g: &Geometry, image: &[f32]) {
+        let stride = g.stride[1];
+        let phase_plane = g.height * self.row;
+        for (ih, src) in image.chunks_exact(g.width).enumerate() {
+            for (phase, values) in self.values.chunks_exact_mut(phase_plane).enumerate() {
+                let values = &mut values[ih * self.row..][..self.row];
+                for (v, s) in values
+                    .iter_mut()
+                    .zip(src.iter().skip(phase).step_by(stride))
+                {
+                    *v = *s;
+                }
+            }
+        }
+    }
+
+    /// [`gather_tap`] from the phases: every column a strided tap reads is of one phase, so the
+    /// pass is contiguous.
+    fn gather_tap(&self, g: &Geometry, [kh, kw]: [usize; 2], factor: f32, out: &mut [f32]) {
+        let [stride_h, stride_w] = g.stride;
+        let (oh_start, oh_end) = g.tap_rows(kh);
+        let (ow_start, ow_end) = g.tap_columns(kw);
+        if ow_start >= ow_end {
+            return;
+        }
+        let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
+        let (phase, first) = (first_iw % stride_w, first_iw / stride_w);
+        let phase_plane = g.height * self.row;
+        for oh in oh_start..oh_end {
+            let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
+            let src =
+                &self.values[phase * phase_plane + ih * self.row + first..][..ow_end - ow_start];
+            let dst = &mut out[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
             for (d, s) in dst.iter_mut().zip(src) {
                 *d += factor * s;
             }
@@ -1079,6 +1248,75 @@ mod tests {
                 &options,
                 (residual.as_ref(), activation),
                 chunk,
+            );
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
+        }
+    }
+
+    /// The depthwise forward with its bias, residual and activation against burn's depthwise
+    /// convolution, add and activation: strides 1 and 2 (the phases), a horizontal stride alone,
+    /// dilation, padding on one axis.
+    #[test]
+    fn depthwise_fused_forward_is_burns_conv_add_and_activation() {
+        let device = Default::default();
+        let random = |shape: [usize; 4]| {
+            Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 2.0), &device)
+        };
+        let channels = 5;
+        for (kernel, options, with_bias, with_residual, activation) in [
+            (
+                3,
+                ConvOptions::new([2, 2], [1, 1], [1, 1], channels),
+                true,
+                true,
+                Activation::Relu6,
+            ),
+            (
+                5,
+                ConvOptions::new([1, 3], [2, 0], [1, 1], channels),
+                false,
+                true,
+                Activation::Relu,
+            ),
+            (
+                3,
+                ConvOptions::new([1, 1], [2, 2], [2, 2], channels),
+                true,
+                false,
+                Activation::Identity,
+            ),
+            (
+                3,
+                ConvOptions::new([2, 1], [0, 1], [1, 2], channels),
+                false,
+                false,
+                Activation::Relu6,
+            ),
+        ] {
+            let x = random([3, channels, 11, 12]);
+            let weight = random([channels, 1, kernel, kernel]);
+            let bias = with_bias
+                .then(|| Tensor::<Flex, 1>::random([channels], Distribution::Default, &device));
+            let reference = burn::tensor::module::conv2d(
+                x.clone(),
+                weight.clone(),
+                bias.clone(),
+                options.clone(),
+            );
+            let residual = with_residual.then(|| random(reference.dims()));
+            let reference = match &residual {
+                Some(residual) => reference + residual.clone(),
+                None => reference,
+            };
+            let reference = activation.apply(reference);
+            let ours = Flex::conv2d_fused(
+                x.into_primitive().tensor(),
+                weight.into_primitive().tensor(),
+                bias.map(|b| b.into_primitive().tensor()),
+                options,
+                residual.map(|r| r.into_primitive().tensor()),
+                activation,
             );
             ours.into_data()
                 .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-4));
