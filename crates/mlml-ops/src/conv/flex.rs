@@ -1,5 +1,6 @@
 //! [`ConvBackend`] on burn's Flex (CPU, f32): the forward as im2col and one GEMM per chunk of
-//! samples (1x1 stride-1 layers straight into the output), the weight gradient accumulated in
+//! samples (1x1 stride-1 layers straight into the output; a depthwise layer directly, tap by
+//! tap, per output plane), the weight gradient accumulated in
 //! place per chunk (a depthwise layer's as per-tap dot products), the input gradient as
 //! `W^T dY` and a parallel col2im (a direct scatter through the taps of a depthwise layer), the
 //! inference epilogue in the output pass. Every
