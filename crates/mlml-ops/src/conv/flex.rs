@@ -6,6 +6,8 @@
 //! inference epilogue in the output pass. Every
 //! GEMM writes into buffers of ours ([`matmul_into`]). Other dtypes fall back to burn's ops.
 
+use std::ops::Range;
+
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::ops::conv::calculate_conv_output_size;
@@ -226,12 +228,58 @@ impl Geometry {
         )
     }
 
+    /// Where kernel tap `(kh, kw)` reads inside the image; `None` where it reads nothing.
+    fn tap(&self, [kh, kw]: [usize; 2]) -> Option<Tap> {
+        let (row_start, row_end) = self.tap_rows(kh);
+        let (column_start, column_end) = self.tap_columns(kw);
+        (row_start < row_end && column_start < column_end).then(|| Tap {
+            kh,
+            rows: row_start..row_end,
+            columns: column_start..column_end,
+            first_column: column_start * self.stride[1] + kw * self.dilation[1] - self.padding[1],
+        })
+    }
+
     fn out_len(&self) -> usize {
         self.out_height * self.out_width
     }
 
     fn kernel_len(&self) -> usize {
         self.kernel[0] * self.kernel[1]
+    }
+}
+
+/// The output positions where one kernel tap reads inside the image ([`Geometry::tap`]): the
+/// same columns of every row in `rows`, the first of them reading input column `first_column`
+/// (the next ones a horizontal stride further each).
+struct Tap {
+    kh: usize,
+    rows: Range<usize>,
+    columns: Range<usize>,
+    first_column: usize,
+}
+
+impl Tap {
+    /// Each output row the tap covers, with the input row it reads there: `(oh, ih)`.
+    fn row_pairs<'a>(&'a self, g: &'a Geometry) -> impl Iterator<Item = (usize, usize)> + 'a {
+        self.rows.clone().map(move |oh| {
+            (
+                oh,
+                oh * g.stride[0] + self.kh * g.dilation[0] - g.padding[0],
+            )
+        })
+    }
+
+    /// The tap's positions in output row `oh`, as indices into an output plane.
+    fn output_run(&self, g: &Geometry, oh: usize) -> Range<usize> {
+        oh * g.out_width + self.columns.start..oh * g.out_width + self.columns.end
+    }
+}
+
+/// `dst += factor * src`, element by element over `dst`'s length.
+fn add_scaled(dst: &mut [f32], src: &[f32], factor: f32) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += factor * s;
     }
 }
 
@@ -723,24 +771,18 @@ fn col2im_plane(
 /// `dx[input position] += factor * src[output position]` over the output positions where
 /// kernel tap `(kh, kw)` reads inside the image: `src` one output plane, `dx` one input plane.
 fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx: &mut [f32]) {
-    let [stride_h, stride_w] = g.stride;
-    let (oh_start, oh_end) = g.tap_rows(kh);
-    let (ow_start, ow_end) = g.tap_columns(kw);
-    if ow_start >= ow_end {
+    let Some(tap) = g.tap([kh, kw]) else {
         return;
-    }
-    let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
-    for oh in oh_start..oh_end {
-        let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
+    };
+    let stride_w = g.stride[1];
+    for (oh, ih) in tap.row_pairs(g) {
+        let src = &src[tap.output_run(g, oh)];
         let dst = &mut dx[ih * g.width..][..g.width];
-        let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
         if stride_w == 1 {
-            for (d, s) in dst[first_iw..first_iw + src.len()].iter_mut().zip(src) {
-                *d += factor * s;
-            }
+            add_scaled(&mut dst[tap.first_column..][..src.len()], src, factor);
         } else {
             for (k, s) in src.iter().enumerate() {
-                dst[first_iw + k * stride_w] += factor * s;
+                dst[tap.first_column + k * stride_w] += factor * s;
             }
         }
     }
@@ -814,19 +856,13 @@ fn depthwise_forward(
 /// Adds `factor` times the input rows that kernel tap `(kh, kw)` reads into the output plane
 /// `out` (horizontal stride 1): `image` one input plane.
 fn gather_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, image: &[f32], out: &mut [f32]) {
-    let (oh_start, oh_end) = g.tap_rows(kh);
-    let (ow_start, ow_end) = g.tap_columns(kw);
-    if ow_start >= ow_end {
+    let Some(tap) = g.tap([kh, kw]) else {
         return;
-    }
-    let first_iw = ow_start + kw * g.dilation[1] - g.padding[1];
-    for oh in oh_start..oh_end {
-        let ih = oh * g.stride[0] + kh * g.dilation[0] - g.padding[0];
-        let src = &image[ih * g.width + first_iw..][..ow_end - ow_start];
-        let dst = &mut out[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d += factor * s;
-        }
+    };
+    for (oh, ih) in tap.row_pairs(g) {
+        let dst = &mut out[tap.output_run(g, oh)];
+        let src = &image[ih * g.width + tap.first_column..][..dst.len()];
+        add_scaled(dst, src, factor);
     }
 }
 
@@ -911,23 +947,19 @@ fn depthwise_weight_grad(
         .enumerate()
         .for_each(|(channel, dw)| {
             for kh in 0..g.kernel[0] {
-                let (oh_start, oh_end) = g.tap_rows(kh);
                 for kw in 0..g.kernel[1] {
-                    let (ow_start, ow_end) = g.tap_columns(kw);
-                    if ow_start >= ow_end {
+                    let Some(tap) = g.tap([kh, kw]) else {
                         continue;
-                    }
-                    let first_iw = ow_start * g.stride[1] + kw * g.dilation[1] - g.padding[1];
+                    };
                     let mut sum = 0.0f32;
                     for n in 0..batch {
                         let index = n * channels + channel;
                         let x_plane = &xs[index * plane..][..plane];
                         let dy_plane = &dy[index * out_plane..][..out_plane];
-                        for oh in oh_start..oh_end {
-                            let ih = oh * g.stride[0] + kh * g.dilation[0] - g.padding[0];
-                            let dy_row =
-                                &dy_plane[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
-                            let x_row = &x_plane[ih * g.width + first_iw..(ih + 1) * g.width];
+                        for (oh, ih) in tap.row_pairs(&g) {
+                            let dy_row = &dy_plane[tap.output_run(&g, oh)];
+                            let x_row =
+                                &x_plane[ih * g.width + tap.first_column..(ih + 1) * g.width];
                             sum += if g.stride[1] == 1 {
                                 dot(dy_row, x_row)
                             } else {
@@ -989,26 +1021,23 @@ impl Phases {
         self.values.fill(0.0);
     }
 
+    /// Where the run of `tap` in input row `ih` starts in the phases: every column a tap
+    /// reads has the remainder of its first one, so the run lies in one phase, contiguous.
+    fn run_start(&self, g: &Geometry, tap: &Tap, ih: usize) -> usize {
+        let stride = g.stride[1];
+        let (phase, first) = (tap.first_column % stride, tap.first_column / stride);
+        (phase * g.height + ih) * self.row + first
+    }
+
     /// [`scatter_tap`] into the phases: `src` one output plane.
     fn scatter_tap(&mut self, g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32]) {
-        let [stride_h, stride_w] = g.stride;
-        let (oh_start, oh_end) = g.tap_rows(kh);
-        let (ow_start, ow_end) = g.tap_columns(kw);
-        if ow_start >= ow_end {
+        let Some(tap) = g.tap([kh, kw]) else {
             return;
-        }
-        // Every column this tap writes has the remainder of its first one.
-        let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
-        let (phase, first) = (first_iw % stride_w, first_iw / stride_w);
-        let phase_plane = g.height * self.row;
-        for oh in oh_start..oh_end {
-            let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
-            let dst = &mut self.values[phase * phase_plane + ih * self.row + first..]
-                [..ow_end - ow_start];
-            let src = &src[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d += factor * s;
-            }
+        };
+        for (oh, ih) in tap.row_pairs(g) {
+            let src = &src[tap.output_run(g, oh)];
+            let start = self.run_start(g, &tap, ih);
+            add_scaled(&mut self.values[start..][..src.len()], src, factor);
         }
     }
 
@@ -1033,23 +1062,13 @@ impl Phases {
     /// [`gather_tap`] from the phases: every column a strided tap reads is of one phase, so the
     /// pass is contiguous.
     fn gather_tap(&self, g: &Geometry, [kh, kw]: [usize; 2], factor: f32, out: &mut [f32]) {
-        let [stride_h, stride_w] = g.stride;
-        let (oh_start, oh_end) = g.tap_rows(kh);
-        let (ow_start, ow_end) = g.tap_columns(kw);
-        if ow_start >= ow_end {
+        let Some(tap) = g.tap([kh, kw]) else {
             return;
-        }
-        let first_iw = ow_start * stride_w + kw * g.dilation[1] - g.padding[1];
-        let (phase, first) = (first_iw % stride_w, first_iw / stride_w);
-        let phase_plane = g.height * self.row;
-        for oh in oh_start..oh_end {
-            let ih = oh * stride_h + kh * g.dilation[0] - g.padding[0];
-            let src =
-                &self.values[phase * phase_plane + ih * self.row + first..][..ow_end - ow_start];
-            let dst = &mut out[oh * g.out_width + ow_start..oh * g.out_width + ow_end];
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d += factor * s;
-            }
+        };
+        for (oh, ih) in tap.row_pairs(g) {
+            let dst = &mut out[tap.output_run(g, oh)];
+            let start = self.run_start(g, &tap, ih);
+            add_scaled(dst, &self.values[start..][..dst.len()], factor);
         }
     }
 
