@@ -38,7 +38,7 @@ type Gpu = burn::backend::Wgpu;
 use burn::backend::Autodiff;
 use burn::module::Module;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use mlml_models::{EfficientNetLite0, ResNetConfig, SmallCnnConfig};
 use mlml_testing::{assert_all_close, Tolerance};
@@ -117,6 +117,31 @@ fn efficientnet_lite0_infers_on_wgpu_as_on_flex() {
 const TRAINING_RELATIVE: f64 = 2e-3;
 const TRAINING_FLOOR: f64 = 2e-3;
 
+/// The gradients of `y`'s sum weighted by position (`1 + (i mod 7) / 7`, so that every position
+/// counts differently), on both backends.
+fn weighted_backward<const D: usize>(
+    y_cpu: &Tensor<Autodiff<Flex>, D>,
+    y_gpu: &Tensor<Autodiff<Gpu>, D>,
+) -> (
+    <Autodiff<Flex> as AutodiffBackend>::Gradients,
+    <Autodiff<Gpu> as AutodiffBackend>::Gradients,
+) {
+    let dims = y_cpu.dims();
+    let weights = TensorData::new(
+        (0..dims.iter().product::<usize>())
+            .map(|i| 1.0 + (i % 7) as f32 / 7.0)
+            .collect::<Vec<f32>>(),
+        dims,
+    );
+    let g_cpu = (y_cpu.clone() * Tensor::from_data(weights.clone(), &Default::default()))
+        .sum()
+        .backward();
+    let g_gpu = (y_gpu.clone() * Tensor::from_data(weights, &Default::default()))
+        .sum()
+        .backward();
+    (g_cpu, g_gpu)
+}
+
 /// A network's features in training mode (BatchNorm on the batch's statistics) and the input's
 /// gradient of their sum weighted by position, on `Autodiff<Flex>` and `Autodiff<Gpu>` with the
 /// same weights and images.
@@ -140,19 +165,7 @@ fn training_pass_agrees<M, N>(
         features_cpu(&cpu, x_cpu.clone()),
         features_gpu(&gpu, x_gpu.clone()),
     );
-    let [n, d] = y_cpu.dims();
-    let weights = TensorData::new(
-        (0..n * d)
-            .map(|i| 1.0 + (i % 7) as f32 / 7.0)
-            .collect::<Vec<f32>>(),
-        [n, d],
-    );
-    let g_cpu = (y_cpu.clone() * Tensor::from_data(weights.clone(), &Default::default()))
-        .sum()
-        .backward();
-    let g_gpu = (y_gpu.clone() * Tensor::from_data(weights, &Default::default()))
-        .sum()
-        .backward();
+    let (g_cpu, g_gpu) = weighted_backward(&y_cpu, &y_gpu);
     let floats = |data: TensorData| data.convert::<f32>().to_vec::<f32>().unwrap();
     let compare = |what: &str, got: Vec<f32>, expected: Vec<f32>| {
         let tolerance = Tolerance::relative(TRAINING_RELATIVE).scaled_to(&expected, TRAINING_FLOOR);
@@ -255,18 +268,7 @@ fn batch_norm_with_residual_and_activation_trains_on_the_gpu_as_on_flex() {
             batch_norm_activation_train(&bn_cpu, x_cpu.clone(), Some(r_cpu.clone()), activation);
         let y_gpu =
             batch_norm_activation_train(&bn_gpu, x_gpu.clone(), Some(r_gpu.clone()), activation);
-        let weights = TensorData::new(
-            (0..shape.iter().product::<usize>())
-                .map(|i| 1.0 + (i % 7) as f32 / 7.0)
-                .collect::<Vec<f32>>(),
-            shape,
-        );
-        let g_cpu = (y_cpu.clone() * Tensor::from_data(weights.clone(), &Default::default()))
-            .sum()
-            .backward();
-        let g_gpu = (y_gpu.clone() * Tensor::from_data(weights, &Default::default()))
-            .sum()
-            .backward();
+        let (g_cpu, g_gpu) = weighted_backward(&y_cpu, &y_gpu);
         let floats = |data: TensorData| data.convert::<f32>().to_vec::<f32>().unwrap();
         let compare = |what: &str, got: Vec<f32>, expected: Vec<f32>| {
             let tolerance = Tolerance::relative(1e-4).scaled_to(&expected, 1e-4);

@@ -1188,6 +1188,28 @@ mod tests {
 
     /// The fused forward (chunks of samples, strides, padding, dilation, 1x1; bias, residual,
     /// activation) is burn's `conv2d`, add and activation.
+    /// burn's `activation(conv2d(x, weight, bias) + residual)`, with the random residual (of the
+    /// output's shape) it added when `with_residual`.
+    fn burns_fused(
+        x: &Tensor<Flex, 4>,
+        weight: &Tensor<Flex, 4>,
+        bias: &Option<Tensor<Flex, 1>>,
+        options: &ConvOptions<2>,
+        with_residual: bool,
+        activation: Activation,
+    ) -> (Tensor<Flex, 4>, Option<Tensor<Flex, 4>>) {
+        let output =
+            burn::tensor::module::conv2d(x.clone(), weight.clone(), bias.clone(), options.clone());
+        let residual = with_residual.then(|| {
+            Tensor::<Flex, 4>::random(output.dims(), Distribution::Normal(0.0, 1.0), &x.device())
+        });
+        let output = match &residual {
+            Some(residual) => output + residual.clone(),
+            None => output,
+        };
+        (activation.apply(output), residual)
+    }
+
     #[test]
     fn fused_forward_is_burns_conv_add_and_activation() {
         let device = Default::default();
@@ -1248,18 +1270,8 @@ mod tests {
             let weight = random([4, 3, kernel, kernel]);
             let bias =
                 with_bias.then(|| Tensor::<Flex, 1>::random([4], Distribution::Default, &device));
-            let reference = burn::tensor::module::conv2d(
-                x.clone(),
-                weight.clone(),
-                bias.clone(),
-                options.clone(),
-            );
-            let residual = with_residual.then(|| random(reference.dims()));
-            let reference = match &residual {
-                Some(residual) => reference + residual.clone(),
-                None => reference,
-            };
-            let reference = activation.apply(reference);
+            let (reference, residual) =
+                burns_fused(&x, &weight, &bias, &options, with_residual, activation);
             let residual = residual.map(|r| r.into_primitive().tensor());
             let ours = forward_im2col(
                 &x.into_primitive().tensor(),
@@ -1318,18 +1330,8 @@ mod tests {
             let weight = random([channels, 1, kernel, kernel]);
             let bias = with_bias
                 .then(|| Tensor::<Flex, 1>::random([channels], Distribution::Default, &device));
-            let reference = burn::tensor::module::conv2d(
-                x.clone(),
-                weight.clone(),
-                bias.clone(),
-                options.clone(),
-            );
-            let residual = with_residual.then(|| random(reference.dims()));
-            let reference = match &residual {
-                Some(residual) => reference + residual.clone(),
-                None => reference,
-            };
-            let reference = activation.apply(reference);
+            let (reference, residual) =
+                burns_fused(&x, &weight, &bias, &options, with_residual, activation);
             let ours = Flex::conv2d_fused(
                 x.into_primitive().tensor(),
                 weight.into_primitive().tensor(),

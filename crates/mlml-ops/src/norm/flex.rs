@@ -414,6 +414,21 @@ mod tests {
         FlexTensor::from_data(TensorData::new(values, Shape::from(shape.to_vec())))
     }
 
+    /// `a` equals `b` in shape, and in value to 1e-5 of `b`'s largest magnitude (at least 1).
+    fn assert_close(what: &str, a: FlexTensor, b: FlexTensor) {
+        let (a, b) = (a.into_data(), b.into_data());
+        assert_eq!(a.shape, b.shape, "{what}");
+        let scale = b.iter::<f32>().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = a
+            .iter::<f32>()
+            .zip(b.iter::<f32>())
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-5 * scale.max(1.0),
+            "{what}: off by {worst} at a scale of {scale}"
+        );
+    }
+
     /// Flex's f32 path against the tensor-ops path that wgpu and CUDA take, forward and
     /// backward, to 1e-5 of each output's largest magnitude (an element-wise relative bound is
     /// meaningless where dX cancels to ~0, e.g. two values per channel). (Both against burn's
@@ -439,18 +454,7 @@ mod tests {
             let fast = Flex::batch_norm_train_op(x.clone(), gamma.clone(), beta.clone(), eps);
             let slow =
                 batch_norm_forward_with_tensor_ops::<Flex>(x.clone(), gamma.clone(), beta, eps);
-            let close = |what: &str, a: FlexTensor, b: FlexTensor| {
-                let (a, b) = (a.into_data(), b.into_data());
-                let scale = b.iter::<f32>().fold(0.0f32, |m, v| m.max(v.abs()));
-                let worst = a
-                    .iter::<f32>()
-                    .zip(b.iter::<f32>())
-                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-                assert!(
-                    worst <= 1e-5 * scale.max(1.0),
-                    "case {seed} {what}: off by {worst} at a scale of {scale}"
-                );
-            };
+            let close = |what: &str, a, b| assert_close(&format!("case {seed} {what}"), a, b);
             close("output", fast.output, slow.output);
             close("mean", fast.mean.clone(), slow.mean);
             close("variance", fast.variance.clone(), slow.variance);
@@ -488,19 +492,7 @@ mod tests {
     /// the normalised values over [-6, 12], so that both of ReLU6's bounds cut.
     #[test]
     fn the_fused_flex_path_equals_the_tensor_ops_path() {
-        let close = |what: &str, a: FlexTensor, b: FlexTensor| {
-            let (a, b) = (a.into_data(), b.into_data());
-            assert_eq!(a.shape, b.shape, "{what}");
-            let scale = b.iter::<f32>().fold(0.0f32, |m, v| m.max(v.abs()));
-            let worst = a
-                .iter::<f32>()
-                .zip(b.iter::<f32>())
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                worst <= 1e-5 * scale.max(1.0),
-                "{what}: off by {worst} at a scale of {scale}"
-            );
-        };
+        let close = |what: &str, a, b| assert_close(what, a, b);
         for (seed, [n, c, h, w]) in [(11, [3, 4, 5, 6]), (12, [2, 3, 1, 1]), (13, [4, 2, 9, 11])] {
             for activation in [Activation::Identity, Activation::Relu, Activation::Relu6] {
                 for with_residual in [false, true] {
