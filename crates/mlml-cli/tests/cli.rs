@@ -71,14 +71,14 @@ fn train_stop_and_resume_give_the_uninterrupted_run() {
                 "--out",
                 split.to_str().unwrap(),
                 "--stop-after-epochs",
-                "2",
+                "3",
             ][..],
             &set,
         ]
         .concat(),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(json(&split.join("report.json"))["epochs_done"], 2);
+    assert_eq!(json(&split.join("report.json"))["epochs_done"], 3);
     let out = mlml(&["resume", split.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Same figures every epoch and the same loss state (ROLE's estimator and Adam moments).
@@ -86,6 +86,16 @@ fn train_stop_and_resume_give_the_uninterrupted_run() {
         json(&split.join("progress.json")),
         json(&whole.join("progress.json"))
     );
+    // The kept epoch's validation scores: those its epoch computed in the whole run, scored
+    // again from the checkpoint after the resume (the kept epoch is the third).
+    assert_eq!(json(&whole.join("report.json"))["best_epoch"], 3);
+    for scores in ["val_scores.npy", "test_scores.npy"] {
+        assert_eq!(
+            std::fs::read(split.join(scores)).unwrap(),
+            std::fs::read(whole.join(scores)).unwrap(),
+            "{scores}"
+        );
+    }
 
     // A second `train` into a run directory is refused.
     let out = mlml(&[

@@ -751,6 +751,8 @@ struct Trainee<B: TrainBackend, O> {
     loss: Box<dyn MultiLabelLoss<B>>,
     ema: Option<ModelEma<B, Classifier<B>>>,
     best: Classifier<B::InnerBackend>,
+    /// `best`'s validation scores, kept so that the run's report need not score them again.
+    best_val_scores: Option<Vec<f32>>,
     progress: Progress,
 }
 
@@ -771,6 +773,8 @@ struct Validation<B: Backend> {
     val_map_ema: Option<f64>,
     counted: Classifier<B>,
     counted_is_ema: bool,
+    /// `counted`'s scores on the validation rows.
+    scores: Vec<f32>,
 }
 
 impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
@@ -794,6 +798,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
         let mut model = model;
         let mut t = Trainee {
             best: model.valid(),
+            best_val_scores: None,
             optimizer,
             loss,
             ema,
@@ -848,6 +853,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             progress: t.progress,
             resumed_at,
             train_samples_per_second: steady_samples as f64 / steady_seconds.max(1e-9),
+            best_val_scores: t.best_val_scores,
         })
     }
 
@@ -1024,6 +1030,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             val_map_ema: None,
             counted: raw,
             counted_is_ema: false,
+            scores,
         };
         if let Some(ema) = &t.ema {
             let average = ema.module().clone();
@@ -1034,6 +1041,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
                 (v.val_map, v.val_map_ranked) = (map, ranked);
                 v.counted = average;
                 v.counted_is_ema = true;
+                v.scores = scores;
             }
         }
         Ok(v)
@@ -1056,6 +1064,7 @@ impl<B: TrainBackend, S: Source> Loop<'_, B, S> {
             // The weight average's BatchNorm statistics are shared by its clones and move with
             // every update: the kept model must not.
             t.best = detached_copy::<B, Classifier<B>>(&v.counted);
+            t.best_val_scores = Some(v.scores);
         }
         progress.epochs.push(record);
         progress.epochs_done = epoch;

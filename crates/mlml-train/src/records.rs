@@ -109,4 +109,7 @@ pub struct Run<B: Backend> {
     /// Training samples per second in this call, steady state: each epoch's first two
     /// batches (start-up, pipeline warm-up) are left out.
     pub train_samples_per_second: f64,
+    /// [`Run::best`]'s probabilities on the validation rows (rows in the source's order, classes
+    /// innermost), as its epoch scored them; `None` when that epoch ran before a resume.
+    pub best_val_scores: Option<Vec<f32>>,
 }

@@ -649,8 +649,12 @@ fn train_phase<B: TrainBackend>(
             p.stop_reason.as_deref().unwrap_or("early")
         );
     }
-    // The selected model's scores, rows in dataset order, kept with the run.
-    let val_scores = predict(&run.best, &val_set, t.batch_size, device)?;
+    // The selected model's scores, rows in dataset order, kept with the run: those its epoch
+    // computed, unless that epoch ran before a resume.
+    let val_scores = match run.best_val_scores {
+        Some(scores) => scores,
+        None => predict(&run.best, &val_set, t.batch_size, device)?,
+    };
     write_scores(&dir.val_scores(), &val_scores, val_set.len())?;
     let val = split_figures(&val_scores, val_set.labels())?;
     let test_figures = match &test {
