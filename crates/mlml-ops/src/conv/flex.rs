@@ -19,6 +19,9 @@ use super::{unfused_conv2d, Activation, ConvBackend};
 use crate::buffer::par_fill_pieces;
 use crate::gemm::{self, matmul_into, MatRef};
 use crate::shape::{dims4, valid_range};
+
+mod winograd;
+
 /// The im2col matrix is built for a chunk of samples at a time, of about this many floats (4
 /// MiB, so that it stays in cache between its writing and the GEMM's reading: measured 2-3x
 /// faster than one matrix for the whole batch), but with at least [`MIN_GEMM_DEPTH`] columns so
@@ -52,6 +55,10 @@ impl ConvBackend for Flex {
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), None, &options) {
             return Flex::conv2d(x, weight, bias, options);
         }
+        if winograd::applies(&x.shape(), &weight.shape(), &options) {
+            let epilogue = (None, Activation::Identity);
+            return winograd::forward(&x, &weight, bias.as_ref(), &options, epilogue, None);
+        }
         forward_im2col(
             &x,
             &weight,
@@ -83,6 +90,10 @@ impl ConvBackend for Flex {
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
             return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
         }
+        if winograd::applies(&x.shape(), &weight.shape(), &options) {
+            let epilogue = (residual.as_ref(), activation);
+            return winograd::forward(&x, &weight, bias.as_ref(), &options, epilogue, None);
+        }
         forward_im2col(
             &x,
             &weight,
@@ -113,6 +124,9 @@ impl ConvBackend for Flex {
             [kernel_h, kernel_w] == [1, 1] && options.stride == [1, 1] && options.padding == [0, 0];
         if pointwise {
             return pointwise_input_grad(&x.shape(), weight, output_grad);
+        }
+        if winograd::applies(&x.shape(), &weight.shape(), &options) {
+            return winograd::input_grad(&x.shape(), &weight, &output_grad, &options, None);
         }
         input_grad_col2im(&x.shape(), &weight, &output_grad, &options, None)
     }

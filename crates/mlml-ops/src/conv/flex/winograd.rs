@@ -1,0 +1,485 @@
+//! 3x3 stride-1 convolutions on Flex as Winograd's minimal filtering F(2x2, 3x3) (Lavin and
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 output tile is
+//! `A^T [(G g G^T) ⊙ (B^T d B)] A` of its 4x4 input patch `d`, so that summed over the input
+//! channels the products are 16 GEMMs `U_ξ [O, C] x V_ξ [C, tiles]`, 16 multiplies per tile and
+//! channel pair where the direct convolution takes 36: 2.25x fewer multiply-adds in the GEMMs,
+//! for the cost of transforming the input and the output in passes that stay in cache.
+//!
+//! The input gradient of such a layer is the same convolution of the output gradient with the
+//! kernels flipped and the channels swapped, padded by `2 - padding`
+//! ([`input_grad`]). The weight gradient stays im2col's.
+//!
+//! Rounding: each output sums the same products in another order (the transforms add and
+//! subtract up to 9 inputs before the multiply), so results differ from the direct convolution's
+//! by a few units in the last place of the inputs' magnitude; the tests bound it.
+
+use std::array::from_fn;
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Shape, TensorData, TensorMetadata};
+use rayon::prelude::*;
+
+use super::{matmul_into, output_shape, zeroed, Epilogue, MatRef};
+use crate::conv::Activation;
+use crate::shape::dims4;
+
+/// Positions of a 4x4 transformed tile: one GEMM each.
+const POSITIONS: usize = 16;
+
+/// Channels on both sides below which im2col's GEMM is kept. With fewer, the 16 GEMMs are too
+/// shallow to pay for the transforms' passes over memory: measured on 2 cores (batch, in -> out
+/// @ side, forward / input gradient ms, im2col against Winograd): 64, 32 -> 64 @ 32: 24 / 18
+/// against 28 / 26; 8, 64 -> 64 @ 56: 12.5 / 13 against 13-15; but 8, 128 -> 128 @ 28: 12.3 /
+/// 13.0 against 8.5-9.5; 8, 256 -> 256 @ 14: 12.3 / 12.2 against 7.6-7.9.
+const MIN_CHANNELS: usize = 128;
+
+/// The transformed input and products of a chunk of samples stay under about this many floats
+/// (4 MiB)...
+const CHUNK_FLOATS: usize = 1 << 20;
+
+/// ...but a chunk has at least this many tiles, so that each GEMM is wide enough (a chunk of
+/// 32 samples of 8 x 8 maps, 128 -> 128 channels, 6.4 ms against 11.2 ms for the batch of 64
+/// at once).
+const MIN_CHUNK_TILES: usize = 512;
+
+/// Whether a convolution of these shapes is computed here: 3x3, stride 1, no dilation,
+/// ungrouped, padding at most 2 on each axis (so that the input gradient's `2 - padding` is one
+/// too), at least [`MIN_CHANNELS`] channels in and out, and a non-empty output.
+pub(super) fn applies(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bool {
+    let [batch, channels, height, width] = dims4(x);
+    let [out_channels, per_group, kernel_h, kernel_w] = dims4(weight);
+    [kernel_h, kernel_w] == [3, 3]
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && per_group == channels
+        && options.padding.iter().all(|&p| p <= 2)
+        && channels >= MIN_CHANNELS
+        && out_channels >= MIN_CHANNELS
+        && batch > 0
+        && height + 2 * options.padding[0] > 2
+        && width + 2 * options.padding[1] > 2
+}
+
+/// `activation(conv2d(x, W, bias) + residual)` of a layer that [`applies`], f32 (checked by the
+/// caller with the residual's shape).
+pub(super) fn forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+    (residual, activation): (Option<&FlexTensor>, Activation),
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let out_shape = output_shape(&x.shape(), &weight.shape(), options);
+    let bias = bias.map(|bias| bias.to_contiguous());
+    let residual = residual.map(|residual| residual.to_contiguous());
+    let [_, out_channels, out_height, out_width] = dims4(&out_shape);
+    let epilogue = Epilogue {
+        bias: bias.as_ref().map(|bias| bias.storage()),
+        residual: residual.as_ref().map(|residual| residual.storage()),
+        activation,
+        out_channels,
+        out_len: out_height * out_width,
+    };
+    let layer = Layer::new(&x.shape(), out_channels, options.padding);
+    let output = layer.convolve(x.storage(), weight.storage(), false, &epilogue, chunk);
+    FlexTensor::from_data(TensorData::new(output, out_shape))
+}
+
+/// `dX` of a layer that [`applies`], f32: the output gradient convolved with `W` flipped in both
+/// axes and its channels swapped, padded by `2 - padding`.
+pub(super) fn input_grad(
+    x_shape: &Shape,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let output_grad = output_grad.to_contiguous();
+    let weight = weight.to_contiguous();
+    let [_, channels, height, width] = dims4(x_shape);
+    let padding = options.padding.map(|p| 2 - p);
+    let layer = Layer::new(&output_grad.shape(), channels, padding);
+    debug_assert_eq!([layer.out_height, layer.out_width], [height, width]);
+    let epilogue = Epilogue {
+        bias: None,
+        residual: None,
+        activation: Activation::Identity,
+        out_channels: channels,
+        out_len: height * width,
+    };
+    let dx = layer.convolve(
+        output_grad.storage(),
+        weight.storage(),
+        true,
+        &epilogue,
+        chunk,
+    );
+    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+}
+
+/// The sizes of one Winograd convolution `[N, C, H, W] -> [N, O, H', W']`.
+struct Layer {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    out_height: usize,
+    out_width: usize,
+    padding: [usize; 2],
+    /// 2x2 tiles per row and per column of the output.
+    tiles_h: usize,
+    tiles_w: usize,
+}
+
+impl Layer {
+    fn new(x: &Shape, out_channels: usize, padding: [usize; 2]) -> Self {
+        let [batch, channels, height, width] = dims4(x);
+        let (out_height, out_width) = (height + 2 * padding[0] - 2, width + 2 * padding[1] - 2);
+        Self {
+            batch,
+            channels,
+            height,
+            width,
+            out_channels,
+            out_height,
+            out_width,
+            padding,
+            tiles_h: out_height.div_ceil(2),
+            tiles_w: out_width.div_ceil(2),
+        }
+    }
+
+    fn tiles(&self) -> usize {
+        self.tiles_h * self.tiles_w
+    }
+
+    /// The whole output `[N, O, H', W']`, chunk of `chunk` samples by chunk (by default sized by
+    /// [`CHUNK_FLOATS`] and [`MIN_CHUNK_TILES`]): the input transform `V [C, 16, tiles]`, the
+    /// 16 GEMMs into `M [O, 16, tiles]`, the output transform and the epilogue per output plane;
+    /// both buffers kept from chunk to chunk. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]`
+    /// applied flipped when `flipped` (the input gradient's).
+    fn convolve(
+        &self,
+        x: &[f32],
+        weight: &[f32],
+        flipped: bool,
+        epilogue: &Epilogue,
+        chunk: Option<usize>,
+    ) -> Vec<f32> {
+        let (channels, out_channels) = (self.channels, self.out_channels);
+        let tiles = self.tiles();
+        let chunk = chunk
+            .unwrap_or_else(|| {
+                let by_size = CHUNK_FLOATS / (POSITIONS * (channels + out_channels) * tiles);
+                by_size.max(MIN_CHUNK_TILES.div_ceil(tiles))
+            })
+            .clamp(1, self.batch);
+        let stride = chunk * tiles;
+        let u = transformed_weight(weight, out_channels, channels, flipped);
+        let mut v = zeroed(channels * POSITIONS * stride);
+        let mut m = zeroed(out_channels * POSITIONS * stride);
+        let out_plane = self.out_height * self.out_width;
+        let plane = self.height * self.width;
+        // Every element is written by the output transform.
+        let mut output = vec![0.0f32; self.batch * out_channels * out_plane];
+        let mut start = 0;
+        while start < self.batch {
+            let samples = start..(start + chunk).min(self.batch);
+            start = samples.end;
+            let len = samples.len() * tiles;
+            v.par_chunks_mut(POSITIONS * stride)
+                .enumerate()
+                .for_each_init(
+                    || vec![0.0f32; 4 * self.padded_width()],
+                    |rows, (c, v)| {
+                        for (i, n) in samples.clone().enumerate() {
+                            let image = &x[(n * channels + c) * plane..][..plane];
+                            self.transform_input(image, rows, v, stride, i * tiles);
+                        }
+                    },
+                );
+            for position in 0..POSITIONS {
+                let lhs = MatRef::strided(
+                    &u,
+                    [out_channels, channels],
+                    [POSITIONS * channels, 1],
+                    position * channels,
+                );
+                let rhs = MatRef::strided(
+                    &v,
+                    [channels, len],
+                    [POSITIONS * stride, 1],
+                    position * stride,
+                );
+                matmul_into(
+                    &mut m[position * stride..],
+                    POSITIONS * stride,
+                    lhs,
+                    rhs,
+                    false,
+                );
+            }
+            let m: &[f32] = &m;
+            let first = samples.start * out_channels;
+            output[first * out_plane..(first + samples.len() * out_channels) * out_plane]
+                .par_chunks_mut(out_plane)
+                .enumerate()
+                .for_each(|(index, out)| {
+                    let (i, o) = (index / out_channels, index % out_channels);
+                    let products = &m[o * POSITIONS * stride..][..POSITIONS * stride];
+                    self.transform_output(products, stride, i * tiles, out);
+                    epilogue.apply_to_plane(first + index, out);
+                });
+        }
+        output
+    }
+
+    /// Columns of an input row with its padding on both sides, as the tiles read it.
+    fn padded_width(&self) -> usize {
+        2 * self.tiles_w + 2
+    }
+
+    /// `V [16, stride]` of one input plane at columns `first..`: `B^T d B` of every tile's 4x4
+    /// patch `d`, read through `rows`, four padded rows of scratch.
+    fn transform_input(
+        &self,
+        image: &[f32],
+        rows: &mut [f32],
+        v: &mut [f32],
+        stride: usize,
+        first: usize,
+    ) {
+        let padded = self.padded_width();
+        let [pad_h, pad_w] = self.padding;
+        // Input columns the padded row holds: [0, width) shifted right by the padding, cut at
+        // its end (tiles past the output's last column read zeros).
+        let copied = self.width.min(padded - pad_w);
+        for th in 0..self.tiles_h {
+            for (r, row) in rows.chunks_exact_mut(padded).enumerate() {
+                let ih = (2 * th + r) as isize - pad_h as isize;
+                row.fill(0.0);
+                if (0..self.height as isize).contains(&ih) {
+                    let source = &image[ih as usize * self.width..][..copied];
+                    row[pad_w..pad_w + copied].copy_from_slice(source);
+                }
+            }
+            let (r0, rest) = rows.split_at(padded);
+            let (r1, rest) = rest.split_at(padded);
+            let (r2, r3) = rest.split_at(padded);
+            let column = first + th * self.tiles_w;
+            for tw in 0..self.tiles_w {
+                let j = 2 * tw;
+                // B^T d, column by column (`columns[k][a]` is its element (a, k)), then B on
+                // each of its rows.
+                let columns: [[f32; 4]; 4] =
+                    from_fn(|k| input_1d([r0[j + k], r1[j + k], r2[j + k], r3[j + k]]));
+                for a in 0..4 {
+                    let row = input_1d(from_fn(|k| columns[k][a]));
+                    for (b, value) in row.into_iter().enumerate() {
+                        v[(a * 4 + b) * stride + column + tw] = value;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One output plane from its products `M [16, stride]` at columns `first..`: `A^T M A` of
+    /// every tile, cut at the plane's edges.
+    fn transform_output(&self, m: &[f32], stride: usize, first: usize, out: &mut [f32]) {
+        let width = self.out_width;
+        for th in 0..self.tiles_h {
+            let column = first + th * self.tiles_w;
+            for tw in 0..self.tiles_w {
+                let at = |position: usize| m[position * stride + column + tw];
+                // A^T M, column by column, then A on each of its two rows.
+                let columns: [[f32; 2]; 4] =
+                    from_fn(|k| output_1d([at(k), at(4 + k), at(8 + k), at(12 + k)]));
+                let (oh, ow) = (2 * th, 2 * tw);
+                for r in 0..2.min(self.out_height - oh) {
+                    let [left, right] = output_1d(from_fn(|k| columns[k][r]));
+                    let row = &mut out[(oh + r) * width..][..width];
+                    row[ow] = left;
+                    if ow + 1 < width {
+                        row[ow + 1] = right;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `B^T` on a column of four: the input transform along one axis.
+fn input_1d([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
+    [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+}
+
+/// `A^T` on a column of four: the output transform along one axis.
+fn output_1d([m0, m1, m2, m3]: [f32; 4]) -> [f32; 2] {
+    [m0 + m1 + m2, m1 - m2 - m3]
+}
+
+/// `G` on a column of three: the kernel transform along one axis.
+fn kernel_1d([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
+    [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+}
+
+/// `U [O, 16, C]`: `G g G^T` of every kernel `g` (3x3) from output channel `o` to input channel
+/// `c`. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]` read flipped in both axes when `flipped`.
+fn transformed_weight(
+    weight: &[f32],
+    out_channels: usize,
+    channels: usize,
+    flipped: bool,
+) -> Vec<f32> {
+    let mut u = zeroed(out_channels * POSITIONS * channels);
+    u.par_chunks_mut(POSITIONS * channels)
+        .enumerate()
+        .for_each(|(o, u)| {
+            for c in 0..channels {
+                let g = |r: usize, s: usize| match flipped {
+                    false => weight[(o * channels + c) * 9 + r * 3 + s],
+                    true => weight[(c * out_channels + o) * 9 + (2 - r) * 3 + (2 - s)],
+                };
+                // G g, column by column, then G^T on each of its rows.
+                let columns: [[f32; 4]; 3] = from_fn(|s| kernel_1d([g(0, s), g(1, s), g(2, s)]));
+                for a in 0..4 {
+                    let row = kernel_1d(from_fn(|s| columns[s][a]));
+                    for (b, value) in row.into_iter().enumerate() {
+                        u[(a * 4 + b) * channels + c] = value;
+                    }
+                }
+            }
+        });
+    u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::ops::ModuleOps;
+    use burn::tensor::{Distribution, Tensor, Tolerance};
+
+    fn random(shape: [usize; 4]) -> Tensor<Flex, 4> {
+        Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+    }
+
+    /// Shapes with odd and even sides, a map smaller than a tile, paddings 0, 1 and 2 and
+    /// unequal ones; chunks of one sample, of several with a shorter last one, and the whole
+    /// batch by default.
+    /// Input shape, output channels, padding, samples per chunk.
+    type Case = ([usize; 4], usize, [usize; 2], Option<usize>);
+
+    const CASES: [Case; 6] = [
+        ([3, 16, 9, 7], 17, [1, 1], Some(2)),
+        ([2, 20, 8, 8], 16, [0, 0], Some(1)),
+        ([2, 16, 5, 6], 18, [2, 1], None),
+        ([1, 16, 1, 2], 16, [1, 2], None),
+        ([7, 16, 4, 3], 16, [1, 0], Some(3)),
+        ([1, 32, 33, 31], 24, [1, 1], None),
+    ];
+
+    /// The fused forward (bias, residual, activation) is burn's direct convolution, add and
+    /// activation.
+    #[test]
+    fn forward_is_burns_convolution() {
+        for (case, (x_shape, out_channels, padding, chunk)) in CASES.into_iter().enumerate() {
+            let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
+            let (x, weight) = (random(x_shape), random([out_channels, x_shape[1], 3, 3]));
+            let bias = Tensor::<Flex, 1>::random(
+                [out_channels],
+                Distribution::Normal(0.0, 1.0),
+                &Default::default(),
+            );
+            let reference = burn::tensor::module::conv2d(
+                x.clone(),
+                weight.clone(),
+                Some(bias.clone()),
+                options.clone(),
+            );
+            let residual = random(reference.dims());
+            let reference = (reference + residual.clone()).clamp(0.0, 6.0);
+            let ours = forward(
+                &x.into_primitive().tensor(),
+                &weight.into_primitive().tensor(),
+                Some(&bias.into_primitive().tensor()),
+                &options,
+                (Some(&residual.into_primitive().tensor()), Activation::Relu6),
+                chunk,
+            );
+            assert_eq!(ours.shape(), reference.shape(), "case {case}");
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(2e-4));
+        }
+    }
+
+    /// The input gradient is burn's.
+    #[test]
+    fn input_gradient_is_burns() {
+        for (case, (x_shape, out_channels, padding, chunk)) in CASES.into_iter().enumerate() {
+            let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
+            let (x, weight) = (random(x_shape), random([out_channels, x_shape[1], 3, 3]));
+            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+            let (x, weight, dy) = (
+                x.into_primitive().tensor(),
+                weight.into_primitive().tensor(),
+                random(y.dims()).into_primitive().tensor(),
+            );
+            let ours = input_grad(&x.shape(), &weight, &dy, &options, chunk);
+            let reference = Flex::conv2d_x_backward(x, weight, dy, options);
+            assert_eq!(ours.shape(), reference.shape(), "case {case}");
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(2e-4));
+        }
+    }
+
+    /// Layers outside the transform's reach (strided, dilated, 5x5, narrow, padding 3) are left
+    /// to im2col.
+    #[test]
+    fn only_wide_3x3_stride_1_layers_apply() {
+        let x = Shape::new([2, 128, 8, 8]);
+        let weight = Shape::new([128, 128, 3, 3]);
+        let options = |stride, padding, dilation| ConvOptions::new(stride, padding, dilation, 1);
+        let plain = options([1, 1], [1, 1], [1, 1]);
+        assert!(applies(&x, &weight, &plain));
+        assert!(applies(&x, &weight, &options([1, 1], [2, 0], [1, 1])));
+        assert!(!applies(&x, &weight, &options([2, 1], [1, 1], [1, 1])));
+        assert!(!applies(&x, &weight, &options([1, 1], [1, 1], [1, 2])));
+        assert!(!applies(&x, &weight, &options([1, 1], [3, 1], [1, 1])));
+        assert!(!applies(&x, &Shape::new([128, 128, 5, 5]), &plain));
+        assert!(!applies(&x, &Shape::new([64, 128, 3, 3]), &plain));
+        let narrow = Shape::new([2, 64, 8, 8]);
+        assert!(!applies(&narrow, &Shape::new([128, 64, 3, 3]), &plain));
+    }
+
+    /// Through `ConvBackend`, a layer wide enough to take the transform gives burn's value and
+    /// input gradient.
+    #[test]
+    fn a_wide_layer_through_conv_backend_is_burns() {
+        use crate::conv::ConvBackend;
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let (x, weight) = (random([2, 128, 6, 5]), random([130, 128, 3, 3]));
+        assert!(applies(&x.shape(), &weight.shape(), &options));
+        let reference =
+            burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+        let dy = random(reference.dims());
+        let (x, weight, dy) = (
+            x.into_primitive().tensor(),
+            weight.into_primitive().tensor(),
+            dy.into_primitive().tensor(),
+        );
+        let ours = Flex::conv2d_tracked(x.clone(), weight.clone(), None, options.clone());
+        ours.into_data()
+            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
+        let ours = Flex::conv2d_input_grad(x.clone(), weight.clone(), dy.clone(), options.clone());
+        let reference = Flex::conv2d_x_backward(x, weight, dy, options);
+        ours.into_data()
+            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
+    }
+}
