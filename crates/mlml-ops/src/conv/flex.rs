@@ -1,10 +1,11 @@
 //! [`ConvBackend`] on burn's Flex (CPU, f32): the forward as im2col and one GEMM per chunk of
 //! samples (1x1 stride-1 layers straight into the output; a depthwise layer directly, tap by
-//! tap, per output plane), the weight gradient accumulated in
-//! place per chunk (a depthwise layer's as per-tap dot products), the input gradient as
-//! `W^T dY` and a parallel col2im (a direct scatter through the taps of a depthwise layer), the
-//! inference epilogue in the output pass. Every
-//! GEMM writes into buffers of ours ([`matmul_into`]). Other dtypes fall back to burn's ops.
+//! tap, per output plane; a wide 3x3 stride-1 layer as Winograd's F(2x2, 3x3), [`winograd`]),
+//! the weight gradient accumulated in place per chunk (a depthwise layer's as per-tap dot
+//! products), the input gradient as `W^T dY` and a parallel col2im (a direct scatter through
+//! the taps of a depthwise layer; Winograd's transform for a wide 3x3 stride-1 layer), the
+//! inference epilogue in the output pass. Every GEMM writes into buffers of ours
+//! ([`matmul_into`]). Other dtypes fall back to burn's ops.
 
 use std::ops::Range;
 
