@@ -2,7 +2,7 @@
 //! samples (1x1 stride-1 layers straight into the output; a depthwise layer directly, tap by
 //! tap, per output plane; a wide 3x3 stride-1 layer as Winograd's F(2x2, 3x3), [`winograd`]),
 //! the weight gradient accumulated in place per chunk (a depthwise layer's as per-tap dot
-//! products), the input gradient as `W^T dY` and a parallel col2im (a direct scatter through
+//! products; Winograd's for a wide 3x3 stride-1 layer), the input gradient as `W^T dY` and a parallel col2im (a direct scatter through
 //! the taps of a depthwise layer; Winograd's transform for a wide 3x3 stride-1 layer), the
 //! inference epilogue in the output pass. Every GEMM writes into buffers of ours
 //! ([`matmul_into`]). Other dtypes fall back to burn's ops.
@@ -143,6 +143,9 @@ impl ConvBackend for Flex {
         }
         if is_depthwise(&x.shape(), &weight.shape(), &options) {
             return depthwise_weight_grad(&x, &weight.shape(), &output_grad, &options);
+        }
+        if winograd::applies(&x.shape(), &weight.shape(), &options) {
+            return winograd::weight_grad(&x, &weight.shape(), &output_grad, &options, None);
         }
         weight_grad_im2col(&x, &weight.shape(), &output_grad, &options, None)
     }

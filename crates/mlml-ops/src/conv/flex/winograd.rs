@@ -6,14 +6,16 @@
 //! for the cost of transforming the input and the output in passes that stay in cache.
 //!
 //! The input gradient of such a layer is the same convolution of the output gradient with the
-//! kernels flipped and the channels swapped, padded by `2 - padding`
-//! ([`input_grad`]). The weight gradient stays im2col's.
+//! kernels flipped and the channels swapped, padded by `2 - padding` ([`input_grad`]); the
+//! weight gradient is the transform's own gradient through the kernel, 16 GEMMs over the tiles
+//! ([`weight_grad`]).
 //!
 //! Rounding: each output sums the same products in another order (the transforms add and
 //! subtract up to 9 inputs before the multiply), so results differ from the direct convolution's
 //! by a few units in the last place of the inputs' magnitude; the tests bound it.
 
 use std::array::from_fn;
+use std::ops::Range;
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
@@ -122,6 +124,26 @@ pub(super) fn input_grad(
     FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
 }
 
+/// `dW` of a layer that [`applies`], f32 ([`Layer::weight_grad`]).
+pub(super) fn weight_grad(
+    x: &FlexTensor,
+    weight_shape: &Shape,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+    chunk: Option<usize>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let [out_channels, _, _, _] = dims4(weight_shape);
+    let layer = Layer::new(&x.shape(), out_channels, options.padding);
+    debug_assert_eq!(
+        [layer.out_height, layer.out_width],
+        [output_grad.shape()[2], output_grad.shape()[3]]
+    );
+    let dw = layer.weight_grad(x.storage(), output_grad.storage(), chunk);
+    FlexTensor::from_data(TensorData::new(dw, weight_shape.clone()))
+}
+
 /// The sizes of one Winograd convolution `[N, C, H, W] -> [N, O, H', W']`.
 struct Layer {
     batch: usize,
@@ -174,18 +196,12 @@ impl Layer {
     ) -> Vec<f32> {
         let (channels, out_channels) = (self.channels, self.out_channels);
         let tiles = self.tiles();
-        let chunk = chunk
-            .unwrap_or_else(|| {
-                let by_size = CHUNK_FLOATS / (POSITIONS * (channels + out_channels) * tiles);
-                by_size.max(MIN_CHUNK_TILES.div_ceil(tiles))
-            })
-            .clamp(1, self.batch);
+        let chunk = self.samples_per_chunk(chunk);
         let stride = chunk * tiles;
         let u = transformed_weight(weight, out_channels, channels, flipped);
         let mut v = zeroed(channels * POSITIONS * stride);
         let mut m = zeroed(out_channels * POSITIONS * stride);
         let out_plane = self.out_height * self.out_width;
-        let plane = self.height * self.width;
         // Every element is written by the output transform.
         let mut output = vec![0.0f32; self.batch * out_channels * out_plane];
         let mut start = 0;
@@ -193,17 +209,7 @@ impl Layer {
             let samples = start..(start + chunk).min(self.batch);
             start = samples.end;
             let len = samples.len() * tiles;
-            v.par_chunks_mut(POSITIONS * stride)
-                .enumerate()
-                .for_each_init(
-                    || vec![0.0f32; 4 * self.padded_width()],
-                    |rows, (c, v)| {
-                        for (i, n) in samples.clone().enumerate() {
-                            let image = &x[(n * channels + c) * plane..][..plane];
-                            self.transform_input(image, rows, v, stride, i * tiles);
-                        }
-                    },
-                );
+            self.transform_inputs(x, samples.clone(), &mut v, stride);
             for position in 0..POSITIONS {
                 let lhs = MatRef::strided(
                     &u,
@@ -238,6 +244,117 @@ impl Layer {
                 });
         }
         output
+    }
+
+    /// `dW [O, C, 3, 3]` from the input `x` and the output gradient `dy`, chunk of samples by
+    /// chunk: `S_ξ [O, C] += Ỹ_ξ [O, tiles] x V_ξ^T [tiles, C]` for the 16 positions, where `V`
+    /// is the input transform of the forward and `Ỹ = A dY A^T` of each 2x2 output tile, then
+    /// `G^T S G` for every kernel: the gradient of `A^T [(G g G^T) ⊙ V] A` through `g`.
+    fn weight_grad(&self, x: &[f32], dy: &[f32], chunk: Option<usize>) -> Vec<f32> {
+        let (channels, out_channels) = (self.channels, self.out_channels);
+        let tiles = self.tiles();
+        let chunk = self.samples_per_chunk(chunk);
+        let stride = chunk * tiles;
+        let mut v = zeroed(channels * POSITIONS * stride);
+        let mut y = zeroed(out_channels * POSITIONS * stride);
+        let mut sums = zeroed(out_channels * POSITIONS * channels);
+        let out_plane = self.out_height * self.out_width;
+        let mut start = 0;
+        while start < self.batch {
+            let samples = start..(start + chunk).min(self.batch);
+            let accumulate = start > 0;
+            start = samples.end;
+            let len = samples.len() * tiles;
+            self.transform_inputs(x, samples.clone(), &mut v, stride);
+            y.par_chunks_mut(POSITIONS * stride)
+                .enumerate()
+                .for_each(|(o, y)| {
+                    for (i, n) in samples.clone().enumerate() {
+                        let plane = &dy[(n * out_channels + o) * out_plane..][..out_plane];
+                        self.transform_output_grad(plane, y, stride, i * tiles);
+                    }
+                });
+            for position in 0..POSITIONS {
+                let rows = [POSITIONS * stride, 1];
+                let offset = position * stride;
+                let lhs = MatRef::strided(&y, [out_channels, len], rows, offset);
+                let rhs = MatRef::strided(&v, [channels, len], rows, offset).t();
+                let dst = &mut sums[position * channels..];
+                matmul_into(dst, POSITIONS * channels, lhs, rhs, accumulate);
+            }
+        }
+        let (dw, _) = par_fill_pieces(
+            out_channels * channels * 9,
+            channels * 9,
+            || (),
+            |_, o, dw| {
+                let sums = &sums[o * POSITIONS * channels..][..POSITIONS * channels];
+                for (c, dw) in dw.chunks_exact_mut(9).enumerate() {
+                    let at = |a: usize, b: usize| sums[(a * 4 + b) * channels + c];
+                    // G^T S, column by column, then G on each of its three rows.
+                    let columns: [[f32; 3]; 4] =
+                        from_fn(|b| kernel_grad_1d([at(0, b), at(1, b), at(2, b), at(3, b)]));
+                    for (r, dw) in dw.chunks_exact_mut(3).enumerate() {
+                        dw.copy_from_slice(&kernel_grad_1d(from_fn(|b| columns[b][r])));
+                    }
+                }
+            },
+        );
+        dw
+    }
+
+    /// Samples per chunk: `chunk` if given, else sized by [`CHUNK_FLOATS`] and
+    /// [`MIN_CHUNK_TILES`].
+    fn samples_per_chunk(&self, chunk: Option<usize>) -> usize {
+        let tiles = self.tiles();
+        chunk
+            .unwrap_or_else(|| {
+                let floats = POSITIONS * (self.channels + self.out_channels) * tiles;
+                (CHUNK_FLOATS / floats).max(MIN_CHUNK_TILES.div_ceil(tiles))
+            })
+            .clamp(1, self.batch)
+    }
+
+    /// `V [C, 16, stride]` of `samples` of `x`, sample `i` of the chunk at columns `i tiles..`,
+    /// the channels in parallel.
+    fn transform_inputs(&self, x: &[f32], samples: Range<usize>, v: &mut [f32], stride: usize) {
+        let (channels, tiles) = (self.channels, self.tiles());
+        let plane = self.height * self.width;
+        v.par_chunks_mut(POSITIONS * stride)
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f32; 4 * self.padded_width()],
+                |rows, (c, v)| {
+                    for (i, n) in samples.clone().enumerate() {
+                        let image = &x[(n * channels + c) * plane..][..plane];
+                        self.transform_input(image, rows, v, stride, i * tiles);
+                    }
+                },
+            );
+    }
+
+    /// `Ỹ [16, stride]` of one output-gradient plane at columns `first..`: `A dY A^T` of every
+    /// 2x2 tile, zeros past the plane's edges.
+    fn transform_output_grad(&self, plane: &[f32], y: &mut [f32], stride: usize, first: usize) {
+        let (height, width) = (self.out_height, self.out_width);
+        for th in 0..self.tiles_h {
+            let column = first + th * self.tiles_w;
+            for tw in 0..self.tiles_w {
+                let (oh, ow) = (2 * th, 2 * tw);
+                let at = |r: usize, s: usize| match oh + r < height && ow + s < width {
+                    true => plane[(oh + r) * width + ow + s],
+                    false => 0.0,
+                };
+                // A dY, column by column, then A^T on each of its four rows.
+                let columns: [[f32; 4]; 2] = from_fn(|s| output_grad_1d([at(0, s), at(1, s)]));
+                for a in 0..4 {
+                    let row = output_grad_1d(from_fn(|s| columns[s][a]));
+                    for (b, value) in row.into_iter().enumerate() {
+                        y[(a * 4 + b) * stride + column + tw] = value;
+                    }
+                }
+            }
+        }
     }
 
     /// Columns of an input row with its padding on both sides, as the tiles read it.
@@ -322,6 +439,16 @@ fn input_1d([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
 /// `A^T` on a column of four: the output transform along one axis.
 fn output_1d([m0, m1, m2, m3]: [f32; 4]) -> [f32; 2] {
     [m0 + m1 + m2, m1 - m2 - m3]
+}
+
+/// `A` on a column of two: the output gradient's transform along one axis.
+fn output_grad_1d([y0, y1]: [f32; 2]) -> [f32; 4] {
+    [y0, y0 + y1, y0 - y1, -y1]
+}
+
+/// `G^T` on a column of four: the kernel gradient's transform along one axis.
+fn kernel_grad_1d([s0, s1, s2, s3]: [f32; 4]) -> [f32; 3] {
+    [s0 + 0.5 * (s1 + s2), 0.5 * (s1 - s2), 0.5 * (s1 + s2) + s3]
 }
 
 /// `G` on a column of three: the kernel transform along one axis.
@@ -442,6 +569,26 @@ mod tests {
         }
     }
 
+    /// The weight gradient is burn's.
+    #[test]
+    fn weight_gradient_is_burns() {
+        for (case, (x_shape, out_channels, padding, chunk)) in CASES.into_iter().enumerate() {
+            let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
+            let (x, weight) = (random(x_shape), random([out_channels, x_shape[1], 3, 3]));
+            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+            let (x, weight, dy) = (
+                x.into_primitive().tensor(),
+                weight.into_primitive().tensor(),
+                random(y.dims()).into_primitive().tensor(),
+            );
+            let ours = weight_grad(&x, &weight.shape(), &dy, &options, chunk);
+            let reference = Flex::conv2d_weight_backward(x, weight, dy, options);
+            assert_eq!(ours.shape(), reference.shape(), "case {case}");
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
+        }
+    }
+
     /// Layers outside the transform's reach (strided, dilated, 5x5, narrow, padding 3) are left
     /// to im2col.
     #[test]
@@ -462,7 +609,7 @@ mod tests {
     }
 
     /// Through `ConvBackend`, a layer wide enough to take the transform gives burn's value and
-    /// input gradient.
+    /// gradients.
     #[test]
     fn a_wide_layer_through_conv_backend_is_burns() {
         use crate::conv::ConvBackend;
@@ -481,7 +628,12 @@ mod tests {
         ours.into_data()
             .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
         let ours = Flex::conv2d_input_grad(x.clone(), weight.clone(), dy.clone(), options.clone());
-        let reference = Flex::conv2d_x_backward(x, weight, dy, options);
+        let reference =
+            Flex::conv2d_x_backward(x.clone(), weight.clone(), dy.clone(), options.clone());
+        ours.into_data()
+            .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
+        let ours = Flex::conv2d_weight_grad(x.clone(), weight.clone(), dy.clone(), options.clone());
+        let reference = Flex::conv2d_weight_backward(x, weight, dy, options);
         ours.into_data()
             .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
     }
