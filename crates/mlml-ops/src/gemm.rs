@@ -53,6 +53,11 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// `[rows, cols]`.
+    pub(crate) fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
     /// The same elements read as the transpose.
     pub(crate) fn t(self) -> Self {
         Self {

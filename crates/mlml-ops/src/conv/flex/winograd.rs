@@ -22,7 +22,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
-use super::{matmul_into, output_shape, par_fill_pieces, zeroed, Epilogue, MatRef};
+use super::{gemm, matmul_into, output_shape, par_fill_pieces, zeroed, Epilogue, MatRef};
 use crate::conv::Activation;
 use crate::shape::dims4;
 
@@ -210,27 +210,15 @@ impl Layer {
             start = samples.end;
             let len = samples.len() * tiles;
             self.transform_inputs(x, samples.clone(), &mut v, stride);
-            for position in 0..POSITIONS {
-                let lhs = MatRef::strided(
-                    &u,
-                    [out_channels, channels],
-                    [POSITIONS * channels, 1],
-                    position * channels,
-                );
-                let rhs = MatRef::strided(
-                    &v,
-                    [channels, len],
-                    [POSITIONS * stride, 1],
-                    position * stride,
-                );
-                matmul_into(
-                    &mut m[position * stride..],
-                    POSITIONS * stride,
-                    lhs,
-                    rhs,
-                    false,
-                );
-            }
+            let u_at = |position| {
+                let rows = [POSITIONS * channels, 1];
+                MatRef::strided(&u, [out_channels, channels], rows, position * channels)
+            };
+            let v_at = |position| {
+                let rows = [POSITIONS * stride, 1];
+                MatRef::strided(&v, [channels, len], rows, position * stride)
+            };
+            products(&mut m, stride, u_at, v_at, false);
             let m: &[f32] = &m;
             let first = samples.start * out_channels;
             output[first * out_plane..(first + samples.len() * out_channels) * out_plane]
@@ -274,14 +262,10 @@ impl Layer {
                         self.transform_output_grad(plane, y, stride, i * tiles);
                     }
                 });
-            for position in 0..POSITIONS {
-                let rows = [POSITIONS * stride, 1];
-                let offset = position * stride;
-                let lhs = MatRef::strided(&y, [out_channels, len], rows, offset);
-                let rhs = MatRef::strided(&v, [channels, len], rows, offset).t();
-                let dst = &mut sums[position * channels..];
-                matmul_into(dst, POSITIONS * channels, lhs, rhs, accumulate);
-            }
+            let rows = [POSITIONS * stride, 1];
+            let y_at = |position| MatRef::strided(&y, [out_channels, len], rows, position * stride);
+            let v_at = |position| MatRef::strided(&v, [channels, len], rows, position * stride).t();
+            products(&mut sums, channels, y_at, v_at, accumulate);
         }
         let (dw, _) = par_fill_pieces(
             out_channels * channels * 9,
@@ -431,6 +415,39 @@ impl Layer {
     }
 }
 
+/// The 16 products `dst_ξ = lhs(ξ) x rhs(ξ)` (or `+=` when `accumulate`) into `dst`, laid out
+/// `[rows, 16, cols]`: `dst_ξ` is `[rows, cols]` at columns `ξ cols..`, rows `16 cols` apart.
+/// A product too small to be spread over the threads by itself ([`gemm::PARALLEL_WORK`]) is
+/// split by blocks of rows instead, each thread taking a block's 16 products: run one after
+/// another on one thread, a 64-channel layer's left the other core idle.
+fn products<'a>(
+    dst: &mut [f32],
+    cols: usize,
+    lhs: impl Fn(usize) -> MatRef<'a> + Sync,
+    rhs: impl Fn(usize) -> MatRef<'a> + Sync,
+    accumulate: bool,
+) {
+    let [rows, depth] = lhs(0).shape();
+    let row_len = POSITIONS * cols;
+    let multiply = |first: usize, dst: &mut [f32]| {
+        let block = dst.len() / row_len;
+        for position in 0..POSITIONS {
+            let lhs = lhs(position).rows(first, block);
+            let dst = &mut dst[position * cols..];
+            matmul_into(dst, row_len, lhs, rhs(position), accumulate);
+        }
+    };
+    if rows * depth * cols >= gemm::PARALLEL_WORK {
+        multiply(0, &mut dst[..rows * row_len]);
+        return;
+    }
+    let block = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    dst[..rows * row_len]
+        .par_chunks_mut(block * row_len)
+        .enumerate()
+        .for_each(|(i, dst)| multiply(i * block, dst));
+}
+
 /// `B^T` on a column of four: the input transform along one axis.
 fn input_1d([d0, d1, d2, d3]: [f32; 4]) -> [f32; 4] {
     [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
@@ -502,17 +519,19 @@ mod tests {
 
     /// Shapes with odd and even sides, a map smaller than a tile, paddings 0, 1 and 2 and
     /// unequal ones; chunks of one sample, of several with a shorter last one, and the whole
-    /// batch by default.
+    /// batch by default; products split by blocks of rows, and (the last) products large enough
+    /// to be spread over the threads by the GEMM itself.
     /// Input shape, output channels, padding, samples per chunk.
     type Case = ([usize; 4], usize, [usize; 2], Option<usize>);
 
-    const CASES: [Case; 6] = [
+    const CASES: [Case; 7] = [
         ([3, 16, 9, 7], 17, [1, 1], Some(2)),
         ([2, 20, 8, 8], 16, [0, 0], Some(1)),
         ([2, 16, 5, 6], 18, [2, 1], None),
         ([1, 16, 1, 2], 16, [1, 2], None),
         ([7, 16, 4, 3], 16, [1, 0], Some(3)),
         ([1, 32, 33, 31], 24, [1, 1], None),
+        ([2, 128, 40, 40], 128, [1, 1], None),
     ];
 
     /// The fused forward (bias, residual, activation) is burn's direct convolution, add and
