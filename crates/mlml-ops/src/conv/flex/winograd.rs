@@ -45,6 +45,9 @@ const CHUNK_FLOATS: usize = 1 << 20;
 /// at once).
 const MIN_CHUNK_TILES: usize = 512;
 
+/// Output rows of a block of [`products`] when the GEMMs are too small to spread themselves.
+const ROW_BLOCK: usize = 32;
+
 /// Whether a convolution of these shapes is computed here: 3x3, stride 1, no dilation,
 /// ungrouped, padding at most 2 on each axis (so that the input gradient's `2 - padding` is one
 /// too), at least [`MIN_CHANNELS`] channels in and out, and a non-empty output.
@@ -418,8 +421,9 @@ impl Layer {
 /// The 16 products `dst_ξ = lhs(ξ) x rhs(ξ)` (or `+=` when `accumulate`) into `dst`, laid out
 /// `[rows, 16, cols]`: `dst_ξ` is `[rows, cols]` at columns `ξ cols..`, rows `16 cols` apart.
 /// A product too small to be spread over the threads by itself ([`gemm::PARALLEL_WORK`]) is
-/// split by blocks of rows instead, each thread taking a block's 16 products: run one after
-/// another on one thread, a 64-channel layer's left the other core idle.
+/// split by blocks of [`ROW_BLOCK`] rows instead, each thread taking a block's 16 products: run
+/// one after another on one thread, a 64-channel layer's left the other core idle. (The blocks
+/// do not depend on the number of threads, so neither do the sums.)
 fn products<'a>(
     dst: &mut [f32],
     cols: usize,
@@ -441,7 +445,7 @@ fn products<'a>(
         multiply(0, &mut dst[..rows * row_len]);
         return;
     }
-    let block = rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    let block = ROW_BLOCK;
     dst[..rows * row_len]
         .par_chunks_mut(block * row_len)
         .enumerate()
@@ -530,7 +534,7 @@ mod tests {
         ([2, 16, 5, 6], 18, [2, 1], None),
         ([1, 16, 1, 2], 16, [1, 2], None),
         ([7, 16, 4, 3], 16, [1, 0], Some(3)),
-        ([1, 32, 33, 31], 24, [1, 1], None),
+        ([1, 32, 33, 31], 40, [1, 1], None),
         ([2, 128, 40, 40], 128, [1, 1], None),
     ];
 
