@@ -31,9 +31,10 @@ const POSITIONS: usize = 16;
 
 /// Channels on both sides below which im2col's GEMM is kept. With fewer, the 16 GEMMs are too
 /// shallow to pay for the transforms' passes over memory: measured on 2 cores (batch, in -> out
-/// @ side, forward / input gradient ms, im2col against Winograd): 64, 32 -> 64 @ 32: 24 / 18
-/// against 28 / 26; 8, 64 -> 64 @ 56: 12.5 / 13 against 13-15; but 8, 128 -> 128 @ 28: 12.3 /
-/// 13.0 against 8.5-9.5; 8, 256 -> 256 @ 14: 12.3 / 12.2 against 7.6-7.9.
+/// @ side, forward / input gradient / weight gradient ms, im2col against Winograd): 64, 32 ->
+/// 64 @ 32: 23 / 18 / 24 against 27 / 30 / 30; 8, 64 -> 64 @ 56: 12.3 / 13.0 / 13.0 against
+/// 12.5 / 12.5 / 13.0; but 8, 128 -> 128 @ 28: 12.1 / 12.4 / 13.0 against 10.0 / 10.2 / 9.6
+/// (docs/benchmarks.md, the fourth round of issue 31).
 const MIN_CHANNELS: usize = 128;
 
 /// The transformed input and products of a chunk of samples stay under about this many floats
