@@ -160,6 +160,14 @@ fn zeroed(len: usize) -> Vec<f32> {
     buffer
 }
 
+/// The samples `0..batch` in consecutive chunks of `chunk` (at least 1; the last may be
+/// shorter).
+fn sample_chunks(batch: usize, chunk: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..batch)
+        .step_by(chunk)
+        .map(move |start| start..(start + chunk).min(batch))
+}
+
 /// Whether the convolution is depthwise: one filter per input channel, which takes its own
 /// gradient kernels.
 fn is_depthwise(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bool {
@@ -394,15 +402,8 @@ fn forward_im2col(
     if batch * sample_len == 0 || rows == 0 {
         return Flex::conv2d(x, weight.clone(), bias.cloned(), options.clone());
     }
-    let bias = bias.map(|bias| bias.to_contiguous());
-    let residual = residual.map(|residual| residual.to_contiguous());
-    let epilogue = Epilogue {
-        bias: bias.as_ref().map(|bias| bias.storage()),
-        residual: residual.as_ref().map(|residual| residual.storage()),
-        activation,
-        out_channels,
-        out_len,
-    };
+    let tensors = EpilogueTensors::new(bias, residual);
+    let epilogue = tensors.epilogue(activation, out_channels, out_len);
     let weight = weight.to_contiguous();
     let weight = MatRef::row_major(weight.storage(), out_channels, rows);
     let x_data: &[f32] = x.storage();
@@ -428,10 +429,7 @@ fn forward_im2col(
     // A chunk of one sample multiplies straight into the output; a longer one into `product`,
     // which the epilogue lays out as `[n, O, L]`.
     let mut product = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
-    let mut start = 0;
-    while start < batch {
-        let samples = start..(start + chunk).min(batch);
-        start = samples.end;
+    for samples in sample_chunks(batch, chunk) {
         let len = samples.len() * out_len;
         columns
             .par_chunks_mut(stride)
@@ -461,7 +459,49 @@ struct Epilogue<'a> {
     out_len: usize,
 }
 
+/// The bias and residual of an [`Epilogue`], made contiguous and kept while it borrows them.
+struct EpilogueTensors {
+    bias: Option<FlexTensor>,
+    residual: Option<FlexTensor>,
+}
+
+impl EpilogueTensors {
+    fn new(bias: Option<&FlexTensor>, residual: Option<&FlexTensor>) -> Self {
+        Self {
+            bias: bias.map(|bias| bias.to_contiguous()),
+            residual: residual.map(|residual| residual.to_contiguous()),
+        }
+    }
+
+    /// The epilogue of an output of `out_channels` planes of `out_len` values per sample.
+    fn epilogue(
+        &self,
+        activation: Activation,
+        out_channels: usize,
+        out_len: usize,
+    ) -> Epilogue<'_> {
+        Epilogue {
+            bias: self.bias.as_ref().map(|bias| bias.storage()),
+            residual: self.residual.as_ref().map(|residual| residual.storage()),
+            activation,
+            out_channels,
+            out_len,
+        }
+    }
+}
+
 impl Epilogue<'_> {
+    /// No bias, no residual, no activation: the output as the GEMM left it.
+    fn identity(out_channels: usize, out_len: usize) -> Self {
+        Epilogue {
+            bias: None,
+            residual: None,
+            activation: Activation::Identity,
+            out_channels,
+            out_len,
+        }
+    }
+
     fn is_identity(&self) -> bool {
         self.bias.is_none() && self.residual.is_none() && self.activation == Activation::Identity
     }
@@ -485,8 +525,12 @@ impl Epilogue<'_> {
             });
     }
 
-    /// In place on one output plane, `plane` counted over the whole `[N, O]`.
+    /// In place on one output plane, `plane` counted over the whole `[N, O]`; no pass when the
+    /// epilogue is the identity.
     fn apply_to_plane(&self, plane: usize, out: &mut [f32]) {
+        if self.is_identity() {
+            return;
+        }
         let shift = self
             .bias
             .map_or(0.0, |bias| bias[plane % self.out_channels]);
@@ -539,11 +583,8 @@ fn weight_grad_im2col(
     let mut product = vec![0.0f32; out_channels * group_rows];
     let mut columns = zeroed(rows * stride);
     let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
-    let mut start = 0;
-    while start < batch {
-        let samples = start..(start + chunk).min(batch);
-        let accumulate = start > 0;
-        start = samples.end;
+    for samples in sample_chunks(batch, chunk) {
+        let accumulate = samples.start > 0;
         let len = samples.len() * out_len;
         // The last chunk may be shorter: its matrices are the leading `len` columns.
         columns
@@ -747,10 +788,7 @@ fn input_grad_col2im(
     let dy_data: &[f32] = output_grad.storage();
     let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
     let mut columns = zeroed(rows * stride);
-    let mut start = 0;
-    while start < batch {
-        let samples = start..(start + chunk).min(batch);
-        start = samples.end;
+    for samples in sample_chunks(batch, chunk) {
         let dy = chunk_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
         matmul_into(&mut columns, stride, weight_t, dy, false);
         let columns: &[f32] = &columns;
@@ -825,15 +863,8 @@ fn depthwise_forward(
     let weight = weight.to_contiguous();
     let out_shape = output_shape(&x.shape(), &weight.shape(), options);
     let g = Geometry::new(&x.shape(), &weight.shape(), &out_shape, options);
-    let bias = bias.map(|bias| bias.to_contiguous());
-    let residual = residual.map(|residual| residual.to_contiguous());
-    let epilogue = Epilogue {
-        bias: bias.as_ref().map(|bias| bias.storage()),
-        residual: residual.as_ref().map(|residual| residual.storage()),
-        activation,
-        out_channels: g.out_channels,
-        out_len: g.out_len(),
-    };
+    let tensors = EpilogueTensors::new(bias, residual);
+    let epilogue = tensors.epilogue(activation, g.out_channels, g.out_len());
     let (x_data, weights): (&[f32], &[f32]) = (x.storage(), weight.storage());
     let plane = g.height * g.width;
     let taps_per_channel = g.kernel_len();

@@ -22,7 +22,10 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
-use super::{gemm, matmul_into, output_shape, par_fill_pieces, zeroed, Epilogue, MatRef};
+use super::{
+    gemm, matmul_into, output_shape, par_fill_pieces, sample_chunks, zeroed, Epilogue,
+    EpilogueTensors, MatRef,
+};
 use crate::conv::Activation;
 use crate::shape::dims4;
 
@@ -37,13 +40,10 @@ const POSITIONS: usize = 16;
 /// (docs/benchmarks.md, the fourth round of issue 31).
 const MIN_CHANNELS: usize = 128;
 
-/// The transformed input and products of a chunk of samples stay under about this many floats
-/// (4 MiB)...
-const CHUNK_FLOATS: usize = 1 << 20;
-
-/// ...but a chunk has at least this many tiles, so that each GEMM is wide enough (a chunk of
-/// 32 samples of 8 x 8 maps, 128 -> 128 channels, 6.4 ms against 11.2 ms for the batch of 64
-/// at once).
+/// Tiles of a chunk of samples (the fewest samples that reach it): enough for each GEMM to be
+/// wide, few enough for the transformed input and products to stay in cache (a chunk of 32
+/// samples of 8 x 8 maps, 128 -> 128 channels, 6.4 ms against 11.2 ms for the batch of 64 at
+/// once; with 128 channels or more a 4 MiB cap on the buffers never chose a smaller chunk).
 const MIN_CHUNK_TILES: usize = 512;
 
 /// Output rows of a block of [`products`] when the GEMMs are too small to spread themselves.
@@ -81,16 +81,9 @@ pub(super) fn forward(
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
     let out_shape = output_shape(&x.shape(), &weight.shape(), options);
-    let bias = bias.map(|bias| bias.to_contiguous());
-    let residual = residual.map(|residual| residual.to_contiguous());
     let [_, out_channels, out_height, out_width] = dims4(&out_shape);
-    let epilogue = Epilogue {
-        bias: bias.as_ref().map(|bias| bias.storage()),
-        residual: residual.as_ref().map(|residual| residual.storage()),
-        activation,
-        out_channels,
-        out_len: out_height * out_width,
-    };
+    let tensors = EpilogueTensors::new(bias, residual);
+    let epilogue = tensors.epilogue(activation, out_channels, out_height * out_width);
     let layer = Layer::new(&x.shape(), out_channels, options.padding);
     let output = layer.convolve(x.storage(), weight.storage(), false, &epilogue, chunk);
     FlexTensor::from_data(TensorData::new(output, out_shape))
@@ -111,13 +104,7 @@ pub(super) fn input_grad(
     let padding = options.padding.map(|p| 2 - p);
     let layer = Layer::new(&output_grad.shape(), channels, padding);
     debug_assert_eq!([layer.out_height, layer.out_width], [height, width]);
-    let epilogue = Epilogue {
-        bias: None,
-        residual: None,
-        activation: Activation::Identity,
-        out_channels: channels,
-        out_len: height * width,
-    };
+    let epilogue = Epilogue::identity(channels, height * width);
     let dx = layer.convolve(
         output_grad.storage(),
         weight.storage(),
@@ -186,7 +173,7 @@ impl Layer {
     }
 
     /// The whole output `[N, O, H', W']`, chunk of `chunk` samples by chunk (by default sized by
-    /// [`CHUNK_FLOATS`] and [`MIN_CHUNK_TILES`]): the input transform `V [C, 16, tiles]`, the
+    /// [`MIN_CHUNK_TILES`]): the input transform `V [C, 16, tiles]`, the
     /// 16 GEMMs into `M [O, 16, tiles]`, the output transform and the epilogue per output plane;
     /// both buffers kept from chunk to chunk. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]`
     /// applied flipped when `flipped` (the input gradient's).
@@ -208,10 +195,7 @@ impl Layer {
         let out_plane = self.out_height * self.out_width;
         // Every element is written by the output transform.
         let mut output = vec![0.0f32; self.batch * out_channels * out_plane];
-        let mut start = 0;
-        while start < self.batch {
-            let samples = start..(start + chunk).min(self.batch);
-            start = samples.end;
+        for samples in sample_chunks(self.batch, chunk) {
             let len = samples.len() * tiles;
             self.transform_inputs(x, samples.clone(), &mut v, stride);
             let u_at = |position| {
@@ -251,11 +235,8 @@ impl Layer {
         let mut y = zeroed(out_channels * POSITIONS * stride);
         let mut sums = zeroed(out_channels * POSITIONS * channels);
         let out_plane = self.out_height * self.out_width;
-        let mut start = 0;
-        while start < self.batch {
-            let samples = start..(start + chunk).min(self.batch);
-            let accumulate = start > 0;
-            start = samples.end;
+        for samples in sample_chunks(self.batch, chunk) {
+            let accumulate = samples.start > 0;
             let len = samples.len() * tiles;
             self.transform_inputs(x, samples.clone(), &mut v, stride);
             y.par_chunks_mut(POSITIONS * stride)
@@ -291,15 +272,10 @@ impl Layer {
         dw
     }
 
-    /// Samples per chunk: `chunk` if given, else sized by [`CHUNK_FLOATS`] and
-    /// [`MIN_CHUNK_TILES`].
+    /// Samples per chunk: `chunk` if given, else enough for [`MIN_CHUNK_TILES`].
     fn samples_per_chunk(&self, chunk: Option<usize>) -> usize {
-        let tiles = self.tiles();
         chunk
-            .unwrap_or_else(|| {
-                let floats = POSITIONS * (self.channels + self.out_channels) * tiles;
-                (CHUNK_FLOATS / floats).max(MIN_CHUNK_TILES.div_ceil(tiles))
-            })
+            .unwrap_or_else(|| MIN_CHUNK_TILES.div_ceil(self.tiles()))
             .clamp(1, self.batch)
     }
 
@@ -522,13 +498,13 @@ mod tests {
         Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
     }
 
+    /// Input shape, output channels, padding, samples per chunk.
+    type Case = ([usize; 4], usize, [usize; 2], Option<usize>);
+
     /// Shapes with odd and even sides, a map smaller than a tile, paddings 0, 1 and 2 and
     /// unequal ones; chunks of one sample, of several with a shorter last one, and the whole
     /// batch by default; products split by blocks of rows, and (the last) products large enough
     /// to be spread over the threads by the GEMM itself.
-    /// Input shape, output channels, padding, samples per chunk.
-    type Case = ([usize; 4], usize, [usize; 2], Option<usize>);
-
     const CASES: [Case; 7] = [
         ([3, 16, 9, 7], 17, [1, 1], Some(2)),
         ([2, 20, 8, 8], 16, [0, 0], Some(1)),
@@ -573,9 +549,9 @@ mod tests {
         }
     }
 
-    /// The input gradient is burn's.
+    /// The input and weight gradients are burn's.
     #[test]
-    fn input_gradient_is_burns() {
+    fn gradients_are_burns() {
         for (case, (x_shape, out_channels, padding, chunk)) in CASES.into_iter().enumerate() {
             let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
             let (x, weight) = (random(x_shape), random([out_channels, x_shape[1], 3, 3]));
@@ -586,28 +562,14 @@ mod tests {
                 random(y.dims()).into_primitive().tensor(),
             );
             let ours = input_grad(&x.shape(), &weight, &dy, &options, chunk);
-            let reference = Flex::conv2d_x_backward(x, weight, dy, options);
-            assert_eq!(ours.shape(), reference.shape(), "case {case}");
+            let reference =
+                Flex::conv2d_x_backward(x.clone(), weight.clone(), dy.clone(), options.clone());
+            assert_eq!(ours.shape(), reference.shape(), "case {case}: dX");
             ours.into_data()
                 .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(2e-4));
-        }
-    }
-
-    /// The weight gradient is burn's.
-    #[test]
-    fn weight_gradient_is_burns() {
-        for (case, (x_shape, out_channels, padding, chunk)) in CASES.into_iter().enumerate() {
-            let options = ConvOptions::new([1, 1], padding, [1, 1], 1);
-            let (x, weight) = (random(x_shape), random([out_channels, x_shape[1], 3, 3]));
-            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
-            let (x, weight, dy) = (
-                x.into_primitive().tensor(),
-                weight.into_primitive().tensor(),
-                random(y.dims()).into_primitive().tensor(),
-            );
             let ours = weight_grad(&x, &weight.shape(), &dy, &options, chunk);
             let reference = Flex::conv2d_weight_backward(x, weight, dy, options);
-            assert_eq!(ours.shape(), reference.shape(), "case {case}");
+            assert_eq!(ours.shape(), reference.shape(), "case {case}: dW");
             ours.into_data()
                 .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(1e-3));
         }
