@@ -124,13 +124,37 @@ impl<'a> MatRef<'a> {
 }
 
 /// `dst = lhs x rhs`, or `dst += lhs x rhs` when `accumulate`; `dst` is row-major `[m, n]` with
-/// rows `row_stride` apart (`row_stride >= n`), from the start of the slice.
+/// rows `row_stride` apart (`row_stride >= n`), from the start of the slice. Spread over
+/// rayon's threads from [`PARALLEL_WORK`] multiply-adds on.
 pub(crate) fn matmul_into(
     dst: &mut [f32],
     row_stride: usize,
     lhs: MatRef<'_>,
     rhs: MatRef<'_>,
     accumulate: bool,
+) {
+    product(dst, row_stride, lhs, rhs, accumulate, true);
+}
+
+/// [`matmul_into`] on the calling thread whatever its size: for callers that run several
+/// products side by side on rayon's threads themselves.
+pub(crate) fn matmul_into_serial(
+    dst: &mut [f32],
+    row_stride: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+) {
+    product(dst, row_stride, lhs, rhs, accumulate, false);
+}
+
+fn product(
+    dst: &mut [f32],
+    row_stride: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    spread: bool,
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "inner dimensions {k} and {}", rhs.rows);
@@ -158,7 +182,7 @@ pub(crate) fn matmul_into(
         }
         return;
     }
-    let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
+    let parallelism = if spread && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

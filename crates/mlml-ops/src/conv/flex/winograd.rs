@@ -22,11 +22,9 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
-use super::{
-    gemm, matmul_into, output_shape, par_fill_pieces, sample_chunks, zeroed, Epilogue,
-    EpilogueTensors, MatRef,
-};
+use super::{output_shape, par_fill_pieces, sample_chunks, zeroed, Epilogue, EpilogueTensors};
 use crate::conv::Activation;
+use crate::gemm::{matmul_into_serial, MatRef};
 use crate::shape::dims4;
 
 /// Positions of a 4x4 transformed tile: one GEMM each.
@@ -45,9 +43,6 @@ const MIN_CHANNELS: usize = 128;
 /// samples of 8 x 8 maps, 128 -> 128 channels, 6.4 ms against 11.2 ms for the batch of 64 at
 /// once; with 128 channels or more a 4 MiB cap on the buffers never chose a smaller chunk).
 const MIN_CHUNK_TILES: usize = 512;
-
-/// Output rows of a block of [`products`] when the GEMMs are too small to spread themselves.
-const ROW_BLOCK: usize = 32;
 
 /// Whether a convolution of these shapes is computed here: 3x3, stride 1, no dilation,
 /// ungrouped, padding at most 2 on each axis (so that the input gradient's `2 - padding` is one
@@ -174,7 +169,7 @@ impl Layer {
 
     /// The whole output `[N, O, H', W']`, chunk of `chunk` samples by chunk (by default sized by
     /// [`MIN_CHUNK_TILES`]): the input transform `V [C, 16, tiles]`, the
-    /// 16 GEMMs into `M [O, 16, tiles]`, the output transform and the epilogue per output plane;
+    /// 16 GEMMs into `M [16, O, tiles]`, the output transform and the epilogue per output plane;
     /// both buffers kept from chunk to chunk. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]`
     /// applied flipped when `flipped` (the input gradient's).
     fn convolve(
@@ -191,7 +186,7 @@ impl Layer {
         let stride = chunk * tiles;
         let u = transformed_weight(weight, out_channels, channels, flipped);
         let mut v = zeroed(channels * POSITIONS * stride);
-        let mut m = zeroed(out_channels * POSITIONS * stride);
+        let mut m = zeroed(POSITIONS * out_channels * stride);
         let out_plane = self.out_height * self.out_width;
         // Every element is written by the output transform.
         let mut output = vec![0.0f32; self.batch * out_channels * out_plane];
@@ -212,18 +207,22 @@ impl Layer {
             output[first * out_plane..(first + samples.len() * out_channels) * out_plane]
                 .par_chunks_mut(out_plane)
                 .enumerate()
-                .for_each(|(index, out)| {
-                    let (i, o) = (index / out_channels, index % out_channels);
-                    let products = &m[o * POSITIONS * stride..][..POSITIONS * stride];
-                    self.transform_output(products, stride, i * tiles, out);
-                    epilogue.apply_to_plane(first + index, out);
-                });
+                .for_each_init(
+                    || vec![0.0f32; 10 * self.tiles_w],
+                    |scratch, (index, out)| {
+                        let (i, o) = (index / out_channels, index % out_channels);
+                        let start = o * stride + i * tiles;
+                        self.transform_output(m, out_channels * stride, start, scratch, out);
+                        epilogue.apply_to_plane(first + index, out);
+                    },
+                );
         }
         output
     }
 
     /// `dW [O, C, 3, 3]` from the input `x` and the output gradient `dy`, chunk of samples by
-    /// chunk: `S_ξ [O, C] += Ỹ_ξ [O, tiles] x V_ξ^T [tiles, C]` for the 16 positions, where `V`
+    /// chunk: `S_ξ [O, C] += Ỹ_ξ [O, tiles] x V_ξ^T [tiles, C]` for the 16 positions (`S` laid
+    /// out `[16, O, C]`), where `V`
     /// is the input transform of the forward and `Ỹ = A dY A^T` of each 2x2 output tile, then
     /// `G^T S G` for every kernel: the gradient of `A^T [(G g G^T) ⊙ V] A` through `g`.
     fn weight_grad(&self, x: &[f32], dy: &[f32], chunk: Option<usize>) -> Vec<f32> {
@@ -233,7 +232,7 @@ impl Layer {
         let stride = chunk * tiles;
         let mut v = zeroed(channels * POSITIONS * stride);
         let mut y = zeroed(out_channels * POSITIONS * stride);
-        let mut sums = zeroed(out_channels * POSITIONS * channels);
+        let mut sums = zeroed(POSITIONS * out_channels * channels);
         let out_plane = self.out_height * self.out_width;
         for samples in sample_chunks(self.batch, chunk) {
             let accumulate = samples.start > 0;
@@ -257,9 +256,9 @@ impl Layer {
             channels * 9,
             || (),
             |_, o, dw| {
-                let sums = &sums[o * POSITIONS * channels..][..POSITIONS * channels];
                 for (c, dw) in dw.chunks_exact_mut(9).enumerate() {
-                    let at = |a: usize, b: usize| sums[(a * 4 + b) * channels + c];
+                    let at =
+                        |a: usize, b: usize| sums[((a * 4 + b) * out_channels + o) * channels + c];
                     // G^T S, column by column, then G on each of its three rows.
                     let columns: [[f32; 3]; 4] =
                         from_fn(|b| kernel_grad_1d([at(0, b), at(1, b), at(2, b), at(3, b)]));
@@ -287,11 +286,11 @@ impl Layer {
         v.par_chunks_mut(POSITIONS * stride)
             .enumerate()
             .for_each_init(
-                || vec![0.0f32; 4 * self.padded_width()],
-                |rows, (c, v)| {
+                || vec![0.0f32; 4 * self.padded_width() + 16 * (self.tiles_w + 1)],
+                |scratch, (c, v)| {
                     for (i, n) in samples.clone().enumerate() {
                         let image = &x[(n * channels + c) * plane..][..plane];
-                        self.transform_input(image, rows, v, stride, i * tiles);
+                        self.transform_input(image, scratch, v, stride, i * tiles);
                     }
                 },
             );
@@ -327,17 +326,24 @@ impl Layer {
     }
 
     /// `V [16, stride]` of one input plane at columns `first..`: `B^T d B` of every tile's 4x4
-    /// patch `d`, read through `rows`, four padded rows of scratch.
+    /// patch `d`, a row of tiles at a time. The tiles of a row overlap by two columns, so the
+    /// four padded input rows are split into their even and odd columns: tile `j` reads columns
+    /// `j` and `j + 1` of each half, and every step below is a pass over contiguous columns (the
+    /// compiler vectorises them) instead of a 4x4 gather and 16 scattered stores per tile.
+    /// `scratch` holds `4 (2 tiles_w + 2) + 16 (tiles_w + 1)` values.
     fn transform_input(
         &self,
         image: &[f32],
-        rows: &mut [f32],
+        scratch: &mut [f32],
         v: &mut [f32],
         stride: usize,
         first: usize,
     ) {
         let padded = self.padded_width();
+        let (tiles_w, pairs) = (self.tiles_w, self.tiles_w + 1);
         let [pad_h, pad_w] = self.padding;
+        let (rows, halves) = scratch.split_at_mut(4 * padded);
+        let (halves, transformed) = halves.split_at_mut(8 * pairs);
         // Input columns the padded row holds: [0, width) shifted right by the padding, cut at
         // its end (tiles past the output's last column read zeros).
         let copied = self.width.min(padded - pad_w);
@@ -350,45 +356,85 @@ impl Layer {
                     row[pad_w..pad_w + copied].copy_from_slice(source);
                 }
             }
-            let (r0, rest) = rows.split_at(padded);
-            let (r1, rest) = rest.split_at(padded);
-            let (r2, r3) = rest.split_at(padded);
-            let column = first + th * self.tiles_w;
-            for tw in 0..self.tiles_w {
-                let j = 2 * tw;
-                // B^T d, column by column (`columns[k][a]` is its element (a, k)), then B on
-                // each of its rows.
-                let columns: [[f32; 4]; 4] =
-                    from_fn(|k| input_1d([r0[j + k], r1[j + k], r2[j + k], r3[j + k]]));
-                for a in 0..4 {
-                    let row = input_1d(from_fn(|k| columns[k][a]));
-                    for (b, value) in row.into_iter().enumerate() {
-                        v[(a * 4 + b) * stride + column + tw] = value;
+            // `halves`: the even columns of rows 0-3, then their odd columns.
+            let (even, odd) = halves.split_at_mut(4 * pairs);
+            for ((row, even), odd) in rows
+                .chunks_exact(padded)
+                .zip(even.chunks_exact_mut(pairs))
+                .zip(odd.chunks_exact_mut(pairs))
+            {
+                for ((pair, even), odd) in row.chunks_exact(2).zip(even).zip(odd) {
+                    (*even, *odd) = (pair[0], pair[1]);
+                }
+            }
+            // B^T down the rows, for both halves: `transformed` is row `a` of B^T d for the even
+            // columns (a = 0..3), then for the odd ones.
+            for (half, out) in halves
+                .chunks_exact(4 * pairs)
+                .zip(transformed.chunks_exact_mut(4 * pairs))
+            {
+                let d: [&[f32]; 4] = from_fn(|r| &half[r * pairs..][..pairs]);
+                let (t0, rest) = out.split_at_mut(pairs);
+                let (t1, rest) = rest.split_at_mut(pairs);
+                let (t2, t3) = rest.split_at_mut(pairs);
+                for j in 0..pairs {
+                    let [a0, a1, a2, a3] = input_1d([d[0][j], d[1][j], d[2][j], d[3][j]]);
+                    (t0[j], t1[j], t2[j], t3[j]) = (a0, a1, a2, a3);
+                }
+            }
+            // B along each row: tile j of row a reads (even j, odd j, even j + 1, odd j + 1).
+            let column = first + th * tiles_w;
+            let (even, odd) = transformed.split_at(4 * pairs);
+            for a in 0..4 {
+                let (e, o) = (&even[a * pairs..][..pairs], &odd[a * pairs..][..pairs]);
+                let (e0, e1, o0, o1) = (&e[..tiles_w], &e[1..], &o[..tiles_w], &o[1..]);
+                for b in 0..4 {
+                    let out = &mut v[(a * 4 + b) * stride + column..][..tiles_w];
+                    for (j, out) in out.iter_mut().enumerate() {
+                        *out = input_1d([e0[j], o0[j], e1[j], o1[j]])[b];
                     }
                 }
             }
         }
     }
 
-    /// One output plane from its products `M [16, stride]` at columns `first..`: `A^T M A` of
-    /// every tile, cut at the plane's edges.
-    fn transform_output(&self, m: &[f32], stride: usize, first: usize, out: &mut [f32]) {
-        let width = self.out_width;
+    /// One output plane from its products: `M_ξ` of its tiles at `m[ξ block + start..]`,
+    /// `A^T M A` of every tile, cut at the plane's edges; a row of tiles at a time, in passes
+    /// over contiguous tiles as in [`Self::transform_input`]. `scratch` holds `10 tiles_w`
+    /// values.
+    fn transform_output(
+        &self,
+        m: &[f32],
+        block: usize,
+        start: usize,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let (tiles_w, width) = (self.tiles_w, self.out_width);
+        let (columns, rows) = scratch.split_at_mut(8 * tiles_w);
         for th in 0..self.tiles_h {
-            let column = first + th * self.tiles_w;
-            for tw in 0..self.tiles_w {
-                let at = |position: usize| m[position * stride + column + tw];
-                // A^T M, column by column, then A on each of its two rows.
-                let columns: [[f32; 2]; 4] =
-                    from_fn(|k| output_1d([at(k), at(4 + k), at(8 + k), at(12 + k)]));
-                let (oh, ow) = (2 * th, 2 * tw);
-                for r in 0..2.min(self.out_height - oh) {
-                    let [left, right] = output_1d(from_fn(|k| columns[k][r]));
-                    let row = &mut out[(oh + r) * width..][..width];
-                    row[ow] = left;
-                    if ow + 1 < width {
-                        row[ow + 1] = right;
-                    }
+            let at = |position: usize| &m[position * block + start + th * tiles_w..][..tiles_w];
+            // A^T down the columns: `columns[2 k + r]` is element (r, k) of A^T M.
+            for (k, column) in columns.chunks_exact_mut(2 * tiles_w).enumerate() {
+                let (top, bottom) = column.split_at_mut(tiles_w);
+                let m: [&[f32]; 4] = from_fn(|i| at(4 * i + k));
+                for j in 0..tiles_w {
+                    [top[j], bottom[j]] = output_1d([m[0][j], m[1][j], m[2][j], m[3][j]]);
+                }
+            }
+            // A along each of its two rows, then into the output row, interleaved.
+            let (oh, (left, right)) = (2 * th, rows.split_at_mut(tiles_w));
+            for r in 0..2.min(self.out_height - oh) {
+                let c: [&[f32]; 4] = from_fn(|k| &columns[(2 * k + r) * tiles_w..][..tiles_w]);
+                for j in 0..tiles_w {
+                    [left[j], right[j]] = output_1d([c[0][j], c[1][j], c[2][j], c[3][j]]);
+                }
+                let row = &mut out[(oh + r) * width..][..width];
+                for ((pair, &l), &r) in row.chunks_exact_mut(2).zip(&*left).zip(&*right) {
+                    (pair[0], pair[1]) = (l, r);
+                }
+                if width % 2 == 1 {
+                    row[width - 1] = left[tiles_w - 1];
                 }
             }
         }
@@ -396,37 +442,26 @@ impl Layer {
 }
 
 /// The 16 products `dst_ξ = lhs(ξ) x rhs(ξ)` (or `+=` when `accumulate`) into `dst`, laid out
-/// `[rows, 16, cols]`: `dst_ξ` is `[rows, cols]` at columns `ξ cols..`, rows `16 cols` apart.
-/// A product too small to be spread over the threads by itself ([`gemm::PARALLEL_WORK`]) is
-/// split by blocks of [`ROW_BLOCK`] rows instead, each thread taking a block's 16 products: run
-/// one after another on one thread, a 64-channel layer's left the other core idle. (The blocks
-/// do not depend on the number of threads, so neither do the sums.)
+/// `[16, rows, row_stride]`: `dst_ξ` is `[rows, cols]` with rows `row_stride` apart from
+/// `ξ rows row_stride`. The products run side by side on rayon's threads, each whole on one:
+/// one fork and join for the 16 (letting each GEMM spread itself was 16, and a tenth of a
+/// layer's time went to threads waiting), and each element's sum is made by one thread in an
+/// order that does not depend on the number of threads.
 fn products<'a>(
     dst: &mut [f32],
-    cols: usize,
+    row_stride: usize,
     lhs: impl Fn(usize) -> MatRef<'a> + Sync,
     rhs: impl Fn(usize) -> MatRef<'a> + Sync,
     accumulate: bool,
 ) {
-    let [rows, depth] = lhs(0).shape();
-    let row_len = POSITIONS * cols;
-    let multiply = |first: usize, dst: &mut [f32]| {
-        let block = dst.len() / row_len;
-        for position in 0..POSITIONS {
-            let lhs = lhs(position).rows(first, block);
-            let dst = &mut dst[position * cols..];
-            matmul_into(dst, row_len, lhs, rhs(position), accumulate);
-        }
-    };
-    if rows * depth * cols >= gemm::PARALLEL_WORK {
-        multiply(0, &mut dst[..rows * row_len]);
-        return;
-    }
-    let block = ROW_BLOCK;
-    dst[..rows * row_len]
-        .par_chunks_mut(block * row_len)
+    let [rows, _] = lhs(0).shape();
+    let block = rows * row_stride;
+    dst[..POSITIONS * block]
+        .par_chunks_mut(block)
         .enumerate()
-        .for_each(|(i, dst)| multiply(i * block, dst));
+        .for_each(|(position, dst)| {
+            matmul_into_serial(dst, row_stride, lhs(position), rhs(position), accumulate);
+        });
 }
 
 /// `B^T` on a column of four: the input transform along one axis.
@@ -456,6 +491,10 @@ fn kernel_1d([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
 
 /// `U [O, 16, C]`: `G g G^T` of every kernel `g` (3x3) from output channel `o` to input channel
 /// `c`. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]` read flipped in both axes when `flipped`.
+///
+/// Inference transforms the weights at every call (they arrive with a BatchNorm folded in), so
+/// this is a pass per output channel over contiguous input channels: its 9 taps gathered into
+/// rows of `C`, `G` down the kernel's columns into 12 rows, `G^T` along them into `U`'s 16.
 fn transformed_weight(
     weight: &[f32],
     out_channels: usize,
@@ -466,19 +505,35 @@ fn transformed_weight(
     let (u, _) = par_fill_pieces(
         out_channels * POSITIONS * channels,
         POSITIONS * channels,
-        || (),
-        |_, o, u| {
-            for c in 0..channels {
-                let g = |r: usize, s: usize| match flipped {
-                    false => weight[(o * channels + c) * 9 + r * 3 + s],
-                    true => weight[(c * out_channels + o) * 9 + (2 - r) * 3 + (2 - s)],
-                };
-                // G g, column by column, then G^T on each of its rows.
-                let columns: [[f32; 4]; 3] = from_fn(|s| kernel_1d([g(0, s), g(1, s), g(2, s)]));
-                for a in 0..4 {
-                    let row = kernel_1d(from_fn(|s| columns[s][a]));
-                    for (b, value) in row.into_iter().enumerate() {
-                        u[(a * 4 + b) * channels + c] = value;
+        || vec![0.0f32; 21 * channels],
+        |scratch, o, u| {
+            let (taps, columns) = scratch.split_at_mut(9 * channels);
+            for (tap, row) in taps.chunks_exact_mut(channels).enumerate() {
+                let (r, s) = (tap / 3, tap % 3);
+                for (c, value) in row.iter_mut().enumerate() {
+                    *value = match flipped {
+                        false => weight[(o * channels + c) * 9 + tap],
+                        true => weight[(c * out_channels + o) * 9 + (2 - r) * 3 + (2 - s)],
+                    };
+                }
+            }
+            // G g, column by column: `columns[s][a]` is element (a, s).
+            for s in 0..3 {
+                let g: [&[f32]; 3] = from_fn(|r| &taps[(r * 3 + s) * channels..][..channels]);
+                let out = &mut columns[s * 4 * channels..][..4 * channels];
+                for (a, out) in out.chunks_exact_mut(channels).enumerate() {
+                    for (c, out) in out.iter_mut().enumerate() {
+                        *out = kernel_1d([g[0][c], g[1][c], g[2][c]])[a];
+                    }
+                }
+            }
+            // G^T on each of its rows.
+            for a in 0..4 {
+                let g: [&[f32]; 3] = from_fn(|s| &columns[(s * 4 + a) * channels..][..channels]);
+                for b in 0..4 {
+                    let out = &mut u[(a * 4 + b) * channels..][..channels];
+                    for (c, out) in out.iter_mut().enumerate() {
+                        *out = kernel_1d([g[0][c], g[1][c], g[2][c]])[b];
                     }
                 }
             }
@@ -503,8 +558,7 @@ mod tests {
 
     /// Shapes with odd and even sides, a map smaller than a tile, paddings 0, 1 and 2 and
     /// unequal ones; chunks of one sample, of several with a shorter last one, and the whole
-    /// batch by default; products split by blocks of rows, and (the last) products large enough
-    /// to be spread over the threads by the GEMM itself.
+    /// batch by default; small products and (the last) wide ones.
     const CASES: [Case; 7] = [
         ([3, 16, 9, 7], 17, [1, 1], Some(2)),
         ([2, 20, 8, 8], 16, [0, 0], Some(1)),
