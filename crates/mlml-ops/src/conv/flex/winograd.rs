@@ -31,12 +31,14 @@ use crate::shape::dims4;
 const POSITIONS: usize = 16;
 
 /// Channels on both sides below which im2col's GEMM is kept. With fewer, the 16 GEMMs are too
-/// shallow to pay for the transforms' passes over memory: measured on 2 cores (batch, in -> out
-/// @ side, forward / input gradient / weight gradient ms, im2col against Winograd): 64, 32 ->
-/// 64 @ 32: 23 / 18 / 24 against 27 / 30 / 30; 8, 64 -> 64 @ 56: 12.3 / 13.0 / 13.0 against
-/// 12.5 / 12.5 / 13.0; but 8, 128 -> 128 @ 28: 12.1 / 12.4 / 13.0 against 10.0 / 10.2 / 9.6
-/// (docs/benchmarks.md, the fourth round of issue 31).
-const MIN_CHANNELS: usize = 128;
+/// shallow to pay for the transforms' passes over memory. Measured on 2 cores, ms (batch, in ->
+/// out @ side, forward / input gradient / weight gradient, im2col against Winograd, rounds
+/// alternated, `examples/time_conv_parts`): 8, 64 -> 64 @ 56: 10.9-11.0 / 14.5-21.9 / 13.9-14.6
+/// against 6.9-7.9 / 7.5-8.3 / 10.6-11.2; 64, 64 -> 128 @ 16: 16.2-17.6 / 14.3-14.6 / 21.6-22.3
+/// against 11.4-11.6 / 13.7-16.0 / 16.6-21.1; but 64, 32 -> 64 @ 32: 16.0-22.4 / 15.2-15.5 /
+/// 33.4-37.8 against 16.8-18.2 / 18.5-22.4 / 25.6-33.8 (docs/benchmarks.md, the fifth round of
+/// issue 31).
+const MIN_CHANNELS: usize = 64;
 
 /// Tiles of a chunk of samples (the fewest samples that reach it): enough for each GEMM to be
 /// wide, few enough for the transformed input and products to stay in cache (a chunk of 32
@@ -643,9 +645,9 @@ mod tests {
         assert!(!applies(&x, &weight, &options([1, 1], [1, 1], [1, 2])));
         assert!(!applies(&x, &weight, &options([1, 1], [3, 1], [1, 1])));
         assert!(!applies(&x, &Shape::new([128, 128, 5, 5]), &plain));
-        assert!(!applies(&x, &Shape::new([64, 128, 3, 3]), &plain));
-        let narrow = Shape::new([2, 64, 8, 8]);
-        assert!(!applies(&narrow, &Shape::new([128, 64, 3, 3]), &plain));
+        assert!(!applies(&x, &Shape::new([32, 128, 3, 3]), &plain));
+        let narrow = Shape::new([2, 32, 8, 8]);
+        assert!(!applies(&narrow, &Shape::new([128, 32, 3, 3]), &plain));
     }
 
     /// Through `ConvBackend`, a layer wide enough to take the transform gives burn's value and
