@@ -17,7 +17,7 @@ use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
 use super::{unfused_conv2d, Activation, ConvBackend};
-use crate::buffer::par_fill_pieces;
+use crate::buffer::{par_fill_pieces, Scratch};
 use crate::gemm::{self, matmul_into, MatRef};
 use crate::shape::{dims4, valid_range};
 
@@ -418,17 +418,18 @@ fn forward_im2col(
             |n, out| {
                 let x_n = MatRef::row_major(&x_data[n * channels * out_len..], channels, out_len);
                 matmul_into(out, out_len, weight, x_n, false);
+                // While the sample's output is still in cache.
+                epilogue.apply(n, out, None);
             },
         );
-        epilogue.apply(0, &mut output, None);
         return FlexTensor::from_data(TensorData::new(output, out_shape));
     }
     let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
     let stride = chunk * out_len;
-    let mut columns = zeroed(rows * stride);
+    let mut columns = Scratch::take(rows * stride);
     // A chunk of one sample multiplies straight into the output; a longer one into `product`,
     // which the epilogue lays out as `[n, O, L]`.
-    let mut product = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut product = Scratch::take(if chunk > 1 { out_channels * stride } else { 0 });
     for samples in sample_chunks(batch, chunk) {
         let len = samples.len() * out_len;
         columns
@@ -581,8 +582,8 @@ fn weight_grad_im2col(
     // when it is dW `[O, C K]`. The smaller is packed, and dW^T transposed at the end.
     let transposed = group_outputs < group_rows;
     let mut product = vec![0.0f32; out_channels * group_rows];
-    let mut columns = zeroed(rows * stride);
-    let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut columns = Scratch::take(rows * stride);
+    let mut gathered = Scratch::take(if chunk > 1 { out_channels * stride } else { 0 });
     for samples in sample_chunks(batch, chunk) {
         let accumulate = samples.start > 0;
         let len = samples.len() * out_len;
@@ -723,8 +724,8 @@ fn im2col_row(
             if stride_w == 1 {
                 inside.copy_from_slice(&src[first..first + inside.len()]);
             } else {
-                for (k, value) in inside.iter_mut().enumerate() {
-                    *value = src[first + k * stride_w];
+                for (value, &x) in inside.iter_mut().zip(src[first..].iter().step_by(stride_w)) {
+                    *value = x;
                 }
             }
         }
@@ -786,8 +787,8 @@ fn input_grad_col2im(
     let weight = weight.to_contiguous();
     let weight_t = MatRef::row_major(weight.storage(), out_channels, rows).t();
     let dy_data: &[f32] = output_grad.storage();
-    let mut gathered = zeroed(if chunk > 1 { out_channels * stride } else { 0 });
-    let mut columns = zeroed(rows * stride);
+    let mut gathered = Scratch::take(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut columns = Scratch::take(rows * stride);
     for samples in sample_chunks(batch, chunk) {
         let dy = chunk_output_grad(&g, dy_data, samples.clone(), stride, &mut gathered);
         matmul_into(&mut columns, stride, weight_t, dy, false);

@@ -391,7 +391,10 @@ mod tests {
             padding: [1, 1],
             ..MaxPoolOptions::new(3, 2)
         };
-        let pooled = max_pool2d_forward(x, options).into_data().to_vec::<f32>().unwrap();
+        let pooled = max_pool2d_forward(x, options)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert_eq!(pooled.len(), 4);
         assert_eq!([pooled[0], pooled[2]], [5.0, 13.0]);
         assert!(pooled[1].is_nan() && pooled[3].is_nan(), "{pooled:?}");

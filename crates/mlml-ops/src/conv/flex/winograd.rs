@@ -22,7 +22,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
-use super::{output_shape, par_fill_pieces, sample_chunks, zeroed, Epilogue, EpilogueTensors};
+use super::{output_shape, par_fill_pieces, sample_chunks, Epilogue, EpilogueTensors, Scratch};
 use crate::conv::Activation;
 use crate::gemm::{matmul_into_serial, MatRef};
 use crate::shape::dims4;
@@ -187,8 +187,8 @@ impl Layer {
         let chunk = self.samples_per_chunk(chunk);
         let stride = chunk * tiles;
         let u = transformed_weight(weight, out_channels, channels, flipped);
-        let mut v = zeroed(channels * POSITIONS * stride);
-        let mut m = zeroed(POSITIONS * out_channels * stride);
+        let mut v = Scratch::take(channels * POSITIONS * stride);
+        let mut m = Scratch::take(POSITIONS * out_channels * stride);
         let out_plane = self.out_height * self.out_width;
         // Every element is written by the output transform.
         let mut output = vec![0.0f32; self.batch * out_channels * out_plane];
@@ -232,9 +232,9 @@ impl Layer {
         let tiles = self.tiles();
         let chunk = self.samples_per_chunk(chunk);
         let stride = chunk * tiles;
-        let mut v = zeroed(channels * POSITIONS * stride);
-        let mut y = zeroed(out_channels * POSITIONS * stride);
-        let mut sums = zeroed(POSITIONS * out_channels * channels);
+        let mut v = Scratch::take(channels * POSITIONS * stride);
+        let mut y = Scratch::take(out_channels * POSITIONS * stride);
+        let mut sums = Scratch::take(POSITIONS * out_channels * channels);
         let out_plane = self.out_height * self.out_width;
         for samples in sample_chunks(self.batch, chunk) {
             let accumulate = samples.start > 0;
