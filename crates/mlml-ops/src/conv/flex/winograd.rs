@@ -242,12 +242,15 @@ impl Layer {
             self.transform_inputs(x, samples.clone(), &mut v, stride);
             y.par_chunks_mut(POSITIONS * stride)
                 .enumerate()
-                .for_each(|(o, y)| {
-                    for (i, n) in samples.clone().enumerate() {
-                        let plane = &dy[(n * out_channels + o) * out_plane..][..out_plane];
-                        self.transform_output_grad(plane, y, stride, i * tiles);
-                    }
-                });
+                .for_each_init(
+                    || vec![0.0f32; 12 * (self.tiles_w)],
+                    |scratch, (o, y)| {
+                        for (i, n) in samples.clone().enumerate() {
+                            let plane = &dy[(n * out_channels + o) * out_plane..][..out_plane];
+                            self.transform_output_grad(plane, scratch, y, stride, i * tiles);
+                        }
+                    },
+                );
             let rows = [POSITIONS * stride, 1];
             let y_at = |position| MatRef::strided(&y, [out_channels, len], rows, position * stride);
             let v_at = |position| MatRef::strided(&v, [channels, len], rows, position * stride).t();
@@ -299,23 +302,57 @@ impl Layer {
     }
 
     /// `Ỹ [16, stride]` of one output-gradient plane at columns `first..`: `A dY A^T` of every
-    /// 2x2 tile, zeros past the plane's edges.
-    fn transform_output_grad(&self, plane: &[f32], y: &mut [f32], stride: usize, first: usize) {
-        let (height, width) = (self.out_height, self.out_width);
+    /// 2x2 tile, zeros past the plane's edges; a row of tiles at a time, its two rows split into
+    /// their even and odd columns (tile `j`'s two), in passes over contiguous tiles as in
+    /// [`Self::transform_input`]. `scratch` holds `12 tiles_w` values.
+    fn transform_output_grad(
+        &self,
+        plane: &[f32],
+        scratch: &mut [f32],
+        y: &mut [f32],
+        stride: usize,
+        first: usize,
+    ) {
+        let (height, width, tiles_w) = (self.out_height, self.out_width, self.tiles_w);
+        // `halves[(r 2 + p) tiles_w + j]`: row r, column 2 j + p; `columns[(p 4 + a) tiles_w +
+        // j]`: row a of A dY for the same columns.
+        let (halves, columns) = scratch.split_at_mut(4 * tiles_w);
         for th in 0..self.tiles_h {
-            let column = first + th * self.tiles_w;
-            for tw in 0..self.tiles_w {
-                let (oh, ow) = (2 * th, 2 * tw);
-                let at = |r: usize, s: usize| match oh + r < height && ow + s < width {
-                    true => plane[(oh + r) * width + ow + s],
-                    false => 0.0,
-                };
-                // A dY, column by column, then A^T on each of its four rows.
-                let columns: [[f32; 4]; 2] = from_fn(|s| output_grad_1d([at(0, s), at(1, s)]));
-                for a in 0..4 {
-                    let row = output_grad_1d(from_fn(|s| columns[s][a]));
-                    for (b, value) in row.into_iter().enumerate() {
-                        y[(a * 4 + b) * stride + column + tw] = value;
+            for (r, row_halves) in halves.chunks_exact_mut(2 * tiles_w).enumerate() {
+                let (even, odd) = row_halves.split_at_mut(tiles_w);
+                let oh = 2 * th + r;
+                even.fill(0.0);
+                odd.fill(0.0);
+                if oh < height {
+                    let row = &plane[oh * width..][..width];
+                    for ((even, odd), pair) in
+                        even.iter_mut().zip(odd.iter_mut()).zip(row.chunks(2))
+                    {
+                        *even = pair[0];
+                        *odd = pair.get(1).copied().unwrap_or(0.0);
+                    }
+                }
+            }
+            // A down the rows, for both halves.
+            for (p, out) in columns.chunks_exact_mut(4 * tiles_w).enumerate() {
+                let y0 = &halves[p * tiles_w..][..tiles_w];
+                let y1 = &halves[(2 + p) * tiles_w..][..tiles_w];
+                let (t0, rest) = out.split_at_mut(tiles_w);
+                let (t1, rest) = rest.split_at_mut(tiles_w);
+                let (t2, t3) = rest.split_at_mut(tiles_w);
+                for j in 0..tiles_w {
+                    [t0[j], t1[j], t2[j], t3[j]] = output_grad_1d([y0[j], y1[j]]);
+                }
+            }
+            // A along each row.
+            let column = first + th * tiles_w;
+            for a in 0..4 {
+                let even = &columns[a * tiles_w..][..tiles_w];
+                let odd = &columns[(4 + a) * tiles_w..][..tiles_w];
+                for b in 0..4 {
+                    let out = &mut y[(a * 4 + b) * stride + column..][..tiles_w];
+                    for (j, out) in out.iter_mut().enumerate() {
+                        *out = output_grad_1d([even[j], odd[j]])[b];
                     }
                 }
             }
