@@ -418,10 +418,9 @@ fn forward_im2col(
             |n, out| {
                 let x_n = MatRef::row_major(&x_data[n * channels * out_len..], channels, out_len);
                 matmul_into(out, out_len, weight, x_n, false);
-                // While the sample's output is still in cache.
-                epilogue.apply(n, out, None);
             },
         );
+        epilogue.apply(0, &mut output, None);
         return FlexTensor::from_data(TensorData::new(output, out_shape));
     }
     let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
