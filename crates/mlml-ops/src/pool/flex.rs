@@ -1,5 +1,7 @@
 //! [`PoolBackend`] on burn's Flex (f32): each `(sample, channel)` plane in parallel.
 
+use std::ops::Range;
+
 use crate::shape::{dims4, valid_range};
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
@@ -181,42 +183,23 @@ fn pool_plane(g: &PoolGeometry, src: &[f32], out: &mut [f32], best: &mut [i64]) 
         }
         return;
     }
-    let o = &g.options;
-    for kh in 0..o.kernel[0] {
-        let (oh_start, oh_end) = valid_range(
-            g.out_height,
-            g.height,
-            kh,
-            o.stride[0],
-            o.padding[0],
-            o.dilation[0],
-        );
-        for kw in 0..o.kernel[1] {
-            let (ow_start, ow_end) =
-                valid_range(g.out_width, w, kw, o.stride[1], o.padding[1], o.dilation[1]);
-            for oh in oh_start..oh_end {
-                let ih = oh * o.stride[0] + kh * o.dilation[0] - o.padding[0];
-                let first = ow_start * o.stride[1] + kw * o.dilation[1] - o.padding[1];
-                let row = oh * g.out_width;
-                for (k, ow) in (ow_start..ow_end).enumerate() {
-                    let position = ih * w + first + k * o.stride[1];
-                    let value = src[position];
-                    if best[row + ow] < 0 || value > out[row + ow] {
-                        out[row + ow] = value;
-                        best[row + ow] = position as i64;
-                    }
-                }
+    let stride = g.options.stride[1];
+    for_each_tap_run(g, |outputs, first| {
+        for (k, index) in outputs.enumerate() {
+            let position = first + k * stride;
+            let value = src[position];
+            if best[index] < 0 || value > out[index] {
+                out[index] = value;
+                best[index] = position as i64;
             }
         }
-    }
+    });
 }
 
-/// One plane's maxima without their positions (inference): `out` filled with `-inf` on entry.
-/// A select per tap where [`pool_plane`] branches on where the maximum is, which is
-/// data-dependent (ResNet-50's 3x3 / 2 pooling took 2.5 % of its inference that way). A NaN
-/// in a window makes its maximum NaN, as in PyTorch (`pool_plane` keeps a NaN only when it is
-/// the window's first value).
-fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
+/// For each kernel tap, in kernel order, and each output row where the tap reads inside the
+/// image: `visit(outputs, first)`, the run's output positions in the plane and the input
+/// position the first of them reads (the next ones a horizontal stride further each).
+fn for_each_tap_run(g: &PoolGeometry, mut visit: impl FnMut(Range<usize>, usize)) {
     let (w, o) = (g.width, &g.options);
     for kh in 0..o.kernel[0] {
         let (oh_start, oh_end) = valid_range(
@@ -236,18 +219,30 @@ fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
             for oh in oh_start..oh_end {
                 let ih = oh * o.stride[0] + kh * o.dilation[0] - o.padding[0];
                 let first = ih * w + ow_start * o.stride[1] + kw * o.dilation[1] - o.padding[1];
-                let row = &mut out[oh * g.out_width..][ow_start..ow_end];
-                let taps = src[first..].iter().step_by(o.stride[1]);
-                for (out, &value) in row.iter_mut().zip(taps) {
-                    *out = if value > *out || value.is_nan() {
-                        value
-                    } else {
-                        *out
-                    };
-                }
+                let row = oh * g.out_width;
+                visit(row + ow_start..row + ow_end, first);
             }
         }
     }
+}
+
+/// One plane's maxima without their positions (inference): `out` filled with `-inf` on entry.
+/// A select per tap where [`pool_plane`] branches on where the maximum is, which is
+/// data-dependent (ResNet-50's 3x3 / 2 pooling took 2.5 % of its inference that way). A NaN
+/// in a window makes its maximum NaN, as in PyTorch (`pool_plane` keeps a NaN only when it is
+/// the window's first value).
+fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
+    let stride = g.options.stride[1];
+    for_each_tap_run(g, |outputs, first| {
+        let taps = src[first..].iter().step_by(stride);
+        for (out, &value) in out[outputs].iter_mut().zip(taps) {
+            *out = if value > *out || value.is_nan() {
+                value
+            } else {
+                *out
+            };
+        }
+    });
 }
 
 /// `dX` of a max pooling: each output gradient added at its argmax, one plane per task. The

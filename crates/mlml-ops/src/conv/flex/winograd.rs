@@ -243,7 +243,7 @@ impl Layer {
             y.par_chunks_mut(POSITIONS * stride)
                 .enumerate()
                 .for_each_init(
-                    || vec![0.0f32; 12 * (self.tiles_w)],
+                    || vec![0.0f32; 12 * self.tiles_w],
                     |scratch, (o, y)| {
                         for (i, n) in samples.clone().enumerate() {
                             let plane = &dy[(n * out_channels + o) * out_plane..][..out_plane];
