@@ -1,6 +1,6 @@
 //! Times the three parts of a training convolution on the CPU backend (forward, input gradient,
 //! weight gradient) for the layer shapes of the small CNN and ResNet-50, so that a fix goes where
-//! the time is, and burn's weight gradient beside [`ConvBackend`]'s: `cargo run --release -p mlml-ops --example time_conv_parts`.
+//! the time is, and burn's weight gradient beside [`ConvBackend`]'s: `cargo run --release -p mlml-ops --example time_conv_parts [NAME]`.
 
 use std::time::Instant;
 
@@ -24,8 +24,10 @@ fn main() {
     let device = Default::default();
     // (name, batch, in, out, size, kernel, stride, groups)
     let layers = [
+        ("small-cnn conv1 64px", 64, 1, 32, 64, 3, 1, 1),
         ("small-cnn conv2 64px", 64, 32, 64, 32, 3, 1, 1),
         ("small-cnn conv3", 64, 64, 128, 16, 3, 1, 1),
+        ("small-cnn conv4", 64, 128, 128, 8, 3, 1, 1),
         ("resnet stem 7x7/2", 8, 3, 64, 224, 7, 2, 1),
         ("resnet 3x3 64 @56", 8, 64, 64, 56, 3, 1, 1),
         ("resnet 1x1 64->256 @56", 8, 64, 256, 56, 1, 1, 1),
@@ -41,7 +43,12 @@ fn main() {
         "| layer | forward: burn | forward: `ConvBackend` | input grad: burn | input grad: `ConvBackend` | weight grad: burn | weight grad: `ConvBackend` |"
     );
     println!("|---|---|---|---|---|---|---|");
+    // An argument keeps only the layers whose name contains it.
+    let filter = std::env::args().nth(1).unwrap_or_default();
     for (name, n, c, o, size, k, s, g) in layers {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
         let options = ConvOptions::new([s, s], [k / 2, k / 2], [1, 1], g);
         let x = Tensor::<Flex, 4>::random([n, c, size, size], Distribution::Default, &device);
         let w = Tensor::<Flex, 4>::random([o, c / g, k, k], Distribution::Default, &device);

@@ -36,6 +36,13 @@ const MIN_GEMM_DEPTH: usize = 4096;
 /// wide: a sample at a time of a 56 x 56 map was 1.5x faster than two (`time_conv_parts`).
 const MIN_FORWARD_GEMM_DEPTH: usize = 1024;
 
+/// [`weight_grad_im2col`] runs its chunks side by side ([`weight_grad_side_by_side`]) from this
+/// many on: balanced enough over a few threads, and a few partial products to sum.
+const MIN_SIDE_BY_SIDE_CHUNKS: usize = 4;
+
+/// Elements summed per rayon job when partial products are added up.
+const SUM_PIECE: usize = 4096;
+
 impl ConvBackend for Flex {
     fn conv2d_tracked(
         x: FlexTensor,
@@ -580,6 +587,11 @@ fn weight_grad_im2col(
     // it: the output gradient when the product is dW^T `[C K, O]` (per group), the im2col matrix
     // when it is dW `[O, C K]`. The smaller is packed, and dW^T transposed at the end.
     let transposed = group_outputs < group_rows;
+    let chunks = sample_chunks(batch, chunk).count();
+    if groups == 1 && chunks >= MIN_SIDE_BY_SIDE_CHUNKS && rows * out_len * out_channels > 0 {
+        let product = weight_grad_side_by_side(&g, x_data, dy_data, batch, chunks, transposed);
+        return weight_grad_tensor(product, weight_shape, transposed, group_outputs, group_rows);
+    }
     let mut product = vec![0.0f32; out_channels * group_rows];
     let mut columns = Scratch::take(rows * stride);
     let mut gathered = Scratch::take(if chunk > 1 { out_channels * stride } else { 0 });
@@ -606,10 +618,22 @@ fn weight_grad_im2col(
                 }
             });
     }
+    weight_grad_tensor(product, weight_shape, transposed, group_outputs, group_rows)
+}
+
+/// The weight gradient's tensor from the product of [`weight_grad_im2col`]: as it is, or
+/// transposed back group by group from dW^T.
+fn weight_grad_tensor(
+    product: Vec<f32>,
+    weight_shape: &Shape,
+    transposed: bool,
+    group_outputs: usize,
+    group_rows: usize,
+) -> FlexTensor {
     if !transposed {
         return FlexTensor::from_data(TensorData::new(product, weight_shape.clone()));
     }
-    let mut dw = vec![0.0f32; out_channels * group_rows];
+    let mut dw = vec![0.0f32; product.len()];
     dw.par_chunks_mut(group_outputs * group_rows)
         .zip(product.par_chunks(group_outputs * group_rows))
         .for_each(|(dw, dw_t)| {
@@ -620,6 +644,62 @@ fn weight_grad_im2col(
             }
         });
     FlexTensor::from_data(TensorData::new(dw, weight_shape.clone()))
+}
+
+/// [`weight_grad_im2col`]'s product (one group) with its chunks side by side: `chunks`
+/// near-equal chunks of the batch, each whole on one of rayon's threads (its im2col matrix, its
+/// gathered output gradient and its GEMM), into a partial product of its own; the partials are
+/// then summed in chunk order, so the sum does not depend on the thread count. The product of
+/// one chunk is small beside its depth (64 x 288 from 4,096 positions in the small CNN), so
+/// one GEMM spread over the threads kept them waiting: 2.5x slower on 32 -> 64 @ 32, batch 64.
+fn weight_grad_side_by_side(
+    g: &Geometry,
+    x: &[f32],
+    dy: &[f32],
+    batch: usize,
+    chunks: usize,
+    transposed: bool,
+) -> Vec<f32> {
+    let rows = g.channels * g.kernel_len();
+    let out_len = g.out_len();
+    let partial_len = g.out_channels * rows;
+    let mut partials = vec![0.0f32; chunks * partial_len];
+    partials
+        .par_chunks_mut(partial_len)
+        .enumerate()
+        .for_each(|(i, partial)| {
+            let samples = (batch * i / chunks)..(batch * (i + 1) / chunks);
+            let len = samples.len() * out_len;
+            let mut columns = Scratch::take(rows * len);
+            for (row, out) in columns.chunks_mut(len).enumerate() {
+                im2col_row(g, x, samples.clone(), row, out);
+            }
+            let mut gathered = Scratch::take(g.out_channels * len);
+            for (o, out) in gathered.chunks_mut(len).enumerate() {
+                for (j, n) in samples.clone().enumerate() {
+                    let from = (n * g.out_channels + o) * out_len;
+                    out[j * out_len..][..out_len].copy_from_slice(&dy[from..][..out_len]);
+                }
+            }
+            let columns = MatRef::row_major(&columns, rows, len);
+            let dy_t = MatRef::row_major(&gathered, g.out_channels, len).t();
+            if transposed {
+                gemm::matmul_into_serial(partial, g.out_channels, columns, dy_t, false);
+            } else {
+                gemm::matmul_into_serial(partial, rows, dy_t.t(), columns.t(), false);
+            }
+        });
+    let (first, rest) = partials.split_at_mut(partial_len);
+    first
+        .par_chunks_mut(SUM_PIECE)
+        .enumerate()
+        .for_each(|(piece, sum)| {
+            for partial in rest.chunks(partial_len) {
+                add_scaled(sum, &partial[piece * SUM_PIECE..][..sum.len()], 1.0);
+            }
+        });
+    partials.truncate(partial_len);
+    partials
 }
 
 /// The output gradient of `samples` as an `[O, n L]` matrix: where it lies for a single sample,
@@ -1151,15 +1231,19 @@ mod tests {
         let random = |shape: [usize; 4]| {
             Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
         };
-        for (chunk, groups, out_channels, kernel) in [
-            (1, 1, 4, 3),
-            (2, 1, 4, 3),
-            (1, 2, 4, 3),
-            (3, 2, 4, 3),
-            (2, 1, 16, 1),
-            (1, 2, 16, 1),
+        // Four chunks or more of an ungrouped layer run side by side, as near-equal chunks (9
+        // samples by 2 are chunks of 1, 2, 2, 2, 2), into dW^T (4 outputs < 54 rows) or dW.
+        for (batch, chunk, groups, out_channels, kernel) in [
+            (5, 1, 1, 4, 3),
+            (5, 2, 1, 4, 3),
+            (9, 2, 1, 4, 3),
+            (5, 1, 2, 4, 3),
+            (5, 3, 2, 4, 3),
+            (5, 2, 1, 16, 1),
+            (9, 2, 1, 16, 1),
+            (5, 1, 2, 16, 1),
         ] {
-            let x = random([5, 6, 9, 7]);
+            let x = random([batch, 6, 9, 7]);
             let weight = random([out_channels, 6 / groups, kernel, kernel]);
             let options = ConvOptions::new([2, 2], [kernel / 2; 2], [1, 1], groups);
             let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
