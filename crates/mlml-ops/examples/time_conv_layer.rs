@@ -1,7 +1,7 @@
 //! Times one convolution as inference runs it on the CPU backend: `conv2d_fused` with a bias and
-//! a ReLU (a BatchNorm folded in), batch 8, square maps, the minimum and the median of `RUNS`
+//! a ReLU (a BatchNorm folded in), batch 8 unless `BATCH` says, square maps, the minimum and the median of `RUNS`
 //! calls. Its PyTorch twin is `benches/conv_layer_torch.py` (same arguments):
-//! `cargo run --release -p mlml-ops --example time_conv_layer -- IN OUT SIDE KERNEL STRIDE RUNS`.
+//! `cargo run --release -p mlml-ops --example time_conv_layer -- IN OUT SIDE KERNEL STRIDE RUNS [BATCH]`.
 
 use std::time::Instant;
 
@@ -24,13 +24,18 @@ fn main() {
         .skip(1)
         .map(|arg| arg.parse().expect("arguments are whole numbers"))
         .collect();
-    let [channels, out_channels, side, kernel, stride, runs] = args[..] else {
-        eprintln!("usage: time_conv_layer IN OUT SIDE KERNEL STRIDE RUNS");
+    let batch = if args.len() == 7 { args[6] } else { 8 };
+    let [channels, out_channels, side, kernel, stride, runs] = args[..args.len().min(6)] else {
+        eprintln!("usage: time_conv_layer IN OUT SIDE KERNEL STRIDE RUNS [BATCH]");
         std::process::exit(2);
     };
     let device = Default::default();
     let options = ConvOptions::new([stride, stride], [kernel / 2, kernel / 2], [1, 1], 1);
-    let x = Tensor::<Flex, 4>::random([8, channels, side, side], Distribution::Default, &device);
+    let x = Tensor::<Flex, 4>::random(
+        [batch, channels, side, side],
+        Distribution::Default,
+        &device,
+    );
     let weight = Tensor::<Flex, 4>::random(
         [out_channels, channels, kernel, kernel],
         Distribution::Default,
