@@ -1,5 +1,5 @@
-//! Times one convolution as inference runs it on the CPU backend: `conv2d_fused` with a bias and
-//! a ReLU (a BatchNorm folded in), batch 8 unless `BATCH` says, square maps, the minimum and the median of `RUNS`
+//! Times one convolution as inference runs it on the CPU backend: `conv2d_fused` with a scale,
+//! a bias and a ReLU (a BatchNorm folded in), batch 8 unless `BATCH` says, square maps, the minimum and the median of `RUNS`
 //! calls. Its PyTorch twin is `benches/conv_layer_torch.py` (same arguments):
 //! `cargo run --release -p mlml-ops --example time_conv_layer -- IN OUT SIDE KERNEL STRIDE RUNS [BATCH]`.
 
@@ -42,13 +42,14 @@ fn main() {
         &device,
     );
     let bias = Tensor::<Flex, 1>::random([out_channels], Distribution::Default, &device);
+    let scale = Tensor::<Flex, 1>::random([out_channels], Distribution::Default, &device);
     let mut times: Vec<f64> = (0..runs.max(1))
         .map(|_| {
             let start = Instant::now();
             let y = Flex::conv2d_fused(
                 primitive(&x),
                 primitive(&weight),
-                Some(primitive(&bias)),
+                (Some(primitive(&scale)), Some(primitive(&bias))),
                 options.clone(),
                 None,
                 Activation::Relu,

@@ -14,6 +14,8 @@
 //! overlap, so the call reads and writes only memory the borrows hand it.
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
+
 /// Products of at least this many multiply-adds spread over rayon's threads (burn-flex's
 /// threshold for its own GEMMs); smaller ones run on the calling thread.
 pub(crate) const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -148,8 +150,71 @@ pub(crate) fn matmul_into_serial(
     product(dst, row_stride, lhs, rhs, accumulate, false);
 }
 
+/// `dst = lhs x rhs` into a destination not yet written, row-major `[m, n]` and contiguous:
+/// every element of its first `m n` written and returned, now initialised; the rest of `dst`
+/// left as it was. Spread over the threads as [`matmul_into`] is.
+pub(crate) fn matmul_into_unwritten<'a>(
+    dst: &'a mut [MaybeUninit<f32>],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+) -> &'a mut [f32] {
+    let (m, n) = (lhs.rows, rhs.cols);
+    assert_eq!(lhs.cols, rhs.rows, "inner dimensions");
+    let dst = &mut dst[..m * n];
+    if lhs.cols == 0 || n == 0 {
+        dst.fill(MaybeUninit::new(0.0));
+    } else {
+        // SAFETY: `dst` is borrowed mutably for the call, `m n` long with rows `n` apart; with
+        // `accumulate` false gemm stores every element of the matrix before it reads any
+        // (its first depth block stores, the later ones add to what it stored).
+        unsafe { gemm_into(dst.as_mut_ptr().cast(), dst.len(), n, lhs, rhs, false, true) };
+    }
+    // SAFETY: every element of `dst` was written above, and `MaybeUninit<f32>` has the layout
+    // of `f32`.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 fn product(
     dst: &mut [f32],
+    row_stride: usize,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    spread: bool,
+) {
+    if lhs.cols == 0 && lhs.rows > 0 && rhs.cols > 0 {
+        assert_eq!(0, rhs.rows, "inner dimensions 0 and {}", rhs.rows);
+        if !accumulate {
+            let dst_len = (lhs.rows - 1) * row_stride + rhs.cols;
+            for row in dst[..dst_len].chunks_mut(row_stride) {
+                row[..rhs.cols].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: `dst` is an initialised slice borrowed mutably for the call.
+    unsafe {
+        gemm_into(
+            dst.as_mut_ptr(),
+            dst.len(),
+            row_stride,
+            lhs,
+            rhs,
+            accumulate,
+            spread,
+        )
+    };
+}
+
+/// `dst = lhs x rhs` (or `+=` when `accumulate`) by gemm, `dst` row-major `[m, n]` with rows
+/// `row_stride` apart in `dst_len` values from `dst`. Depth 0 writes nothing.
+///
+/// # Safety
+/// `dst` is valid for reads and writes of `dst_len` values and aliases neither input for the
+/// call; with `accumulate` its `[m, n]` elements are initialised.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    dst_len: usize,
     row_stride: usize,
     lhs: MatRef<'_>,
     rhs: MatRef<'_>,
@@ -160,28 +225,18 @@ fn product(
     assert_eq!(k, rhs.rows, "inner dimensions {k} and {}", rhs.rows);
     lhs.check();
     rhs.check();
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || k == 0 {
         return;
     }
     assert!(
         row_stride >= n,
         "destination rows of {n} are {row_stride} apart"
     );
-    let dst_len = (m - 1) * row_stride + n;
     assert!(
-        dst_len <= dst.len(),
-        "a {m}x{n} destination (rows {row_stride} apart) in a slice of {}",
-        dst.len()
+        (m - 1) * row_stride + n <= dst_len,
+        "a {m}x{n} destination (rows {row_stride} apart) in a slice of {dst_len}"
     );
     assert!(isize::try_from(row_stride).is_ok(), "stride overflow");
-    if k == 0 {
-        if !accumulate {
-            for row in dst[..dst_len].chunks_mut(row_stride) {
-                row[..n].fill(0.0);
-            }
-        }
-        return;
-    }
     let parallelism = if spread && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_WORK {
         gemm::Parallelism::Rayon(0)
     } else {
@@ -189,16 +244,16 @@ fn product(
     };
     // SAFETY: `check` proved every element `offset + r * row_stride + c * col_stride`
     // (r < rows, c < cols) of `lhs` and `rhs` inside their slices, and the assertions above
-    // every `r * row_stride + c` (r < m, c < n) of `dst` inside `dst`; the strides fit isize.
-    // `dst` is borrowed mutably, so it aliases neither input, and its rows (`row_stride >= n`)
-    // do not overlap. gemm reads `dst` only when `read_dst` is true, and then it was
-    // initialised by the caller (a `&mut [f32]` is always initialised).
+    // every `r * row_stride + c` (r < m, c < n) of `dst` inside its `dst_len` values; the
+    // strides fit isize. The caller guarantees `dst` aliases neither input, and its rows
+    // (`row_stride >= n`) do not overlap. gemm reads `dst` only when `read_dst` is true, and
+    // then the caller initialised it.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             row_stride as isize,
             accumulate,

@@ -16,8 +16,8 @@ use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, Shape, TensorData, TensorMetadata};
 use rayon::prelude::*;
 
-use super::{unfused_conv2d, Activation, ConvBackend};
-use crate::buffer::{par_fill_pieces, Scratch};
+use super::{scaled_weight, unfused_conv2d, Activation, ConvBackend};
+use crate::buffer::{par_fill_pieces, Piece, Scratch, Unwritten};
 use crate::gemm::{self, matmul_into, MatRef};
 use crate::shape::{dims4, valid_range};
 
@@ -54,62 +54,53 @@ impl ConvBackend for Flex {
         bias: Option<FlexTensor>,
         options: ConvOptions<2>,
     ) -> FlexTensor {
+        let affine = (None, bias.as_ref());
+        let epilogue = (None, Activation::Identity);
         if depthwise_forward_applies(&x, &weight, bias.as_ref(), None, &options) {
-            return depthwise_forward(
-                &x,
-                &weight,
-                bias.as_ref(),
-                &options,
-                None,
-                Activation::Identity,
-            );
+            return depthwise_forward(&x, &weight, affine, &options, epilogue);
         }
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), None, &options) {
             return Flex::conv2d(x, weight, bias, options);
         }
         if winograd::applies(&x.shape(), &weight.shape(), &options) {
-            let epilogue = (None, Activation::Identity);
-            return winograd::forward(&x, &weight, bias.as_ref(), &options, epilogue, None);
+            return winograd::forward(&x, &weight, affine, &options, epilogue, None);
         }
-        forward_im2col(
-            &x,
-            &weight,
-            bias.as_ref(),
-            &options,
-            (None, Activation::Identity),
-            None,
-        )
+        forward_im2col(&x, &weight, affine, &options, epilogue, None)
     }
 
     fn conv2d_fused(
         x: FlexTensor,
         weight: FlexTensor,
-        bias: Option<FlexTensor>,
+        (scale, bias): (Option<FlexTensor>, Option<FlexTensor>),
         options: ConvOptions<2>,
         residual: Option<FlexTensor>,
         activation: Activation,
     ) -> FlexTensor {
+        // The scale joins the output pass; where that pass is not ours, it folds into the weight.
+        let (weight, scale) = match scale {
+            Some(scale) if !all_f32(&[&scale]) => (scaled_weight::<Flex>(weight, scale), None),
+            scale => (weight, scale),
+        };
+        let affine = (scale.as_ref(), bias.as_ref());
         if depthwise_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
-            return depthwise_forward(
-                &x,
-                &weight,
-                bias.as_ref(),
-                &options,
-                residual.as_ref(),
-                activation,
-            );
+            let epilogue = (residual.as_ref(), activation);
+            return depthwise_forward(&x, &weight, affine, &options, epilogue);
         }
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
+            let weight = match scale {
+                Some(scale) => scaled_weight::<Flex>(weight, scale),
+                None => weight,
+            };
             return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
         }
         if winograd::applies(&x.shape(), &weight.shape(), &options) {
             let epilogue = (residual.as_ref(), activation);
-            return winograd::forward(&x, &weight, bias.as_ref(), &options, epilogue, None);
+            return winograd::forward(&x, &weight, affine, &options, epilogue, None);
         }
         forward_im2col(
             &x,
             &weight,
-            bias.as_ref(),
+            affine,
             &options,
             (residual.as_ref(), activation),
             None,
@@ -398,7 +389,7 @@ fn output_shape(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> Shape {
 fn forward_im2col(
     x: &FlexTensor,
     weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
+    (scale, bias): (Option<&FlexTensor>, Option<&FlexTensor>),
     options: &ConvOptions<2>,
     (residual, activation): (Option<&FlexTensor>, Activation),
     chunk: Option<usize>,
@@ -412,35 +403,39 @@ fn forward_im2col(
     let sample_len = out_channels * out_len;
     let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0, 0];
     if batch * sample_len == 0 || rows == 0 {
-        return Flex::conv2d(x, weight.clone(), bias.cloned(), options.clone());
+        let weight = match scale {
+            Some(scale) => scaled_weight::<Flex>(weight.clone(), scale.clone()),
+            None => weight.clone(),
+        };
+        return Flex::conv2d(x, weight, bias.cloned(), options.clone());
     }
-    let tensors = EpilogueTensors::new(bias, residual);
+    let tensors = EpilogueTensors::new(scale, bias, residual);
     let epilogue = tensors.epilogue(activation, out_channels, out_len);
     let weight = weight.to_contiguous();
     let weight = MatRef::row_major(weight.storage(), out_channels, rows);
     let x_data: &[f32] = x.storage();
-    // Every element is written by the GEMM: zeroed by the allocator, not by a pass here.
-    let mut output = vec![0.0f32; batch * sample_len];
     if pointwise {
         // out_n [O, L] = W [O, C] x x_n [C, L], straight into the output.
-        for_each_sample(
-            &mut output,
-            sample_len,
-            out_channels * rows * out_len,
-            |n, out| {
-                let x_n = MatRef::row_major(&x_data[n * channels * out_len..], channels, out_len);
-                matmul_into(out, out_len, weight, x_n, false);
-            },
-        );
-        epilogue.apply(0, &mut output, None);
+        let mut output = Unwritten::new(batch, sample_len);
+        let work = out_channels * rows * out_len;
+        for_each_sample(&mut output, batch, work, |n, out| {
+            let x_n = MatRef::row_major(&x_data[n * channels * out_len..], channels, out_len);
+            out.product(weight, x_n);
+        });
+        let mut output = output.finish();
+        epilogue.apply(0, &mut output);
         return FlexTensor::from_data(TensorData::new(output, out_shape));
     }
     let chunk = g.samples_per_chunk(batch, chunk, MIN_FORWARD_GEMM_DEPTH);
     let stride = chunk * out_len;
     let mut columns = Scratch::take(rows * stride);
-    // A chunk of one sample multiplies straight into the output; a longer one into `product`,
-    // which the epilogue lays out as `[n, O, L]`.
+    // A chunk of one sample multiplies straight into the output, a piece per sample; a longer
+    // one into `product`, which the epilogue lays out as `[n, O, L]`, a piece per plane.
     let mut product = Scratch::take(if chunk > 1 { out_channels * stride } else { 0 });
+    let mut output = match chunk {
+        1 => Unwritten::new(batch, sample_len),
+        _ => Unwritten::new(batch * out_channels, out_len),
+    };
     for samples in sample_chunks(batch, chunk) {
         let len = samples.len() * out_len;
         columns
@@ -448,20 +443,26 @@ fn forward_im2col(
             .enumerate()
             .for_each(|(row, out)| im2col_row(&g, x_data, samples.clone(), row, &mut out[..len]));
         let columns = MatRef::strided(&columns, [rows, len], [stride, 1], 0);
-        let out = &mut output[samples.start * sample_len..samples.end * sample_len];
         if chunk == 1 {
-            matmul_into(out, out_len, weight, columns, false);
-            epilogue.apply(samples.start, out, None);
+            let [piece] = <[Piece; 1]>::try_from(output.pieces(samples.clone()))
+                .unwrap_or_else(|_| unreachable!("a chunk of one sample is one piece"));
+            let out = piece.product(weight, columns);
+            epilogue.apply(samples.start, out);
         } else {
             matmul_into(&mut product, stride, weight, columns, false);
-            epilogue.apply(samples.start, out, Some((&product, stride)));
+            let planes = samples.start * out_channels..samples.end * out_channels;
+            let pieces = output.pieces(planes.clone());
+            epilogue.lay_out(planes, pieces, (&product, stride));
         }
     }
-    FlexTensor::from_data(TensorData::new(output, out_shape))
+    FlexTensor::from_data(TensorData::new(output.finish(), out_shape))
 }
 
-/// What [`forward_im2col`] applies to every output plane.
+/// What [`forward_im2col`] applies to every output plane: `activation(value * scale + bias +
+/// residual)`.
 struct Epilogue<'a> {
+    /// `[O]` (none: 1).
+    scale: Option<&'a [f32]>,
     /// `[O]`.
     bias: Option<&'a [f32]>,
     /// The whole `[N, O, L]` residual.
@@ -471,15 +472,22 @@ struct Epilogue<'a> {
     out_len: usize,
 }
 
-/// The bias and residual of an [`Epilogue`], made contiguous and kept while it borrows them.
+/// The scale, bias and residual of an [`Epilogue`], made contiguous and kept while it borrows
+/// them.
 struct EpilogueTensors {
+    scale: Option<FlexTensor>,
     bias: Option<FlexTensor>,
     residual: Option<FlexTensor>,
 }
 
 impl EpilogueTensors {
-    fn new(bias: Option<&FlexTensor>, residual: Option<&FlexTensor>) -> Self {
+    fn new(
+        scale: Option<&FlexTensor>,
+        bias: Option<&FlexTensor>,
+        residual: Option<&FlexTensor>,
+    ) -> Self {
         Self {
+            scale: scale.map(|scale| scale.to_contiguous()),
             bias: bias.map(|bias| bias.to_contiguous()),
             residual: residual.map(|residual| residual.to_contiguous()),
         }
@@ -493,6 +501,7 @@ impl EpilogueTensors {
         out_len: usize,
     ) -> Epilogue<'_> {
         Epilogue {
+            scale: self.scale.as_ref().map(|scale| scale.storage()),
             bias: self.bias.as_ref().map(|bias| bias.storage()),
             residual: self.residual.as_ref().map(|residual| residual.storage()),
             activation,
@@ -506,6 +515,7 @@ impl Epilogue<'_> {
     /// No bias, no residual, no activation: the output as the GEMM left it.
     fn identity(out_channels: usize, out_len: usize) -> Self {
         Epilogue {
+            scale: None,
             bias: None,
             residual: None,
             activation: Activation::Identity,
@@ -515,25 +525,42 @@ impl Epilogue<'_> {
     }
 
     fn is_identity(&self) -> bool {
-        self.bias.is_none() && self.residual.is_none() && self.activation == Activation::Identity
+        self.scale.is_none()
+            && self.bias.is_none()
+            && self.residual.is_none()
+            && self.activation == Activation::Identity
     }
 
     /// In place on `out`, the planes of the samples from `first` on, plane by plane in parallel;
-    /// each plane first copied from `product` (`[O, n L]` with rows `stride` apart, sample `i` at
-    /// columns `i L..`) if given. Without a product, an identity epilogue makes no pass.
-    fn apply(&self, first: usize, out: &mut [f32], product: Option<(&[f32], usize)>) {
-        if product.is_none() && self.is_identity() {
+    /// no pass when the epilogue is the identity.
+    fn apply(&self, first: usize, out: &mut [f32]) {
+        if self.is_identity() {
             return;
         }
-        let (out_len, out_channels) = (self.out_len, self.out_channels);
-        out.par_chunks_mut(out_len)
+        let out_channels = self.out_channels;
+        out.par_chunks_mut(self.out_len)
             .enumerate()
-            .for_each(|(plane, out)| {
-                let (i, o) = (plane / out_channels, plane % out_channels);
-                if let Some((product, stride)) = product {
-                    out.copy_from_slice(&product[o * stride + i * out_len..][..out_len]);
-                }
-                self.apply_to_plane(first * out_channels + plane, out);
+            .for_each(|(plane, out)| self.apply_to_plane(first * out_channels + plane, out));
+    }
+
+    /// Output planes `planes` (counted over the whole `[N, O]`), one piece each, copied from
+    /// `product` (`[O, n L]` with rows `stride` apart, the first plane's sample at columns
+    /// `0..L`), then the epilogue on each, plane by plane in parallel.
+    fn lay_out(
+        &self,
+        planes: Range<usize>,
+        pieces: Vec<Piece<'_>>,
+        (product, stride): (&[f32], usize),
+    ) {
+        let (out_len, out_channels) = (self.out_len, self.out_channels);
+        let first_sample = planes.start / out_channels;
+        pieces
+            .into_par_iter()
+            .zip(planes)
+            .for_each(|(piece, plane)| {
+                let (i, o) = (plane / out_channels - first_sample, plane % out_channels);
+                let out = piece.copy_of(&product[o * stride + i * out_len..][..out_len]);
+                self.apply_to_plane(plane, out);
             });
     }
 
@@ -543,18 +570,32 @@ impl Epilogue<'_> {
         if self.is_identity() {
             return;
         }
-        let shift = self
-            .bias
-            .map_or(0.0, |bias| bias[plane % self.out_channels]);
+        let channel = plane % self.out_channels;
+        let shift = self.bias.map_or(0.0, |bias| bias[channel]);
         let activation = self.activation;
-        match self.residual {
-            Some(residual) => {
-                let residual = &residual[plane * self.out_len..][..self.out_len];
+        let residual = self
+            .residual
+            .map(|residual| &residual[plane * self.out_len..][..self.out_len]);
+        // One loop per case, so that each is a plain vectorisable map.
+        match (self.scale, residual) {
+            (Some(scale), Some(residual)) => {
+                let scale = scale[channel];
+                for (value, &r) in out.iter_mut().zip(residual) {
+                    *value = activation.of(*value * scale + shift + r);
+                }
+            }
+            (Some(scale), None) => {
+                let scale = scale[channel];
+                for value in out.iter_mut() {
+                    *value = activation.of(*value * scale + shift);
+                }
+            }
+            (None, Some(residual)) => {
                 for (value, &r) in out.iter_mut().zip(residual) {
                     *value = activation.of(*value + shift + r);
                 }
             }
-            None => {
+            (None, None) => {
                 for value in out.iter_mut() {
                     *value = activation.of(*value + shift);
                 }
@@ -748,29 +789,26 @@ fn gather_output_grad(
         });
 }
 
-/// `f(n, out)` for every sample's `out`, the `sample_len`-long pieces of `output`: the samples
-/// on rayon's threads when there are as many as threads or a sample's GEMM of `work`
+/// `f(n, piece)` for every sample's piece of `output` (one piece per sample): the samples on
+/// rayon's threads when there are as many as threads or a sample's GEMM of `work`
 /// multiply-adds runs on one thread anyway ([`matmul_into`]'s threshold), else one sample after
 /// another, each GEMM spread over the threads. (Whole GEMMs per thread were 1.5x faster on a 1x1
 /// layer of 16 input channels at 112 x 112, batch 8, `time_conv_parts`.)
 fn for_each_sample(
-    output: &mut [f32],
-    sample_len: usize,
+    output: &mut Unwritten,
+    samples: usize,
     work: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync,
+    f: impl Fn(usize, Piece<'_>) + Sync,
 ) {
-    if sample_len == 0 {
-        return;
-    }
-    let samples = output.len() / sample_len;
+    let pieces = output.pieces(0..samples);
     if work < gemm::PARALLEL_WORK || samples >= rayon::current_num_threads() {
-        output
-            .par_chunks_mut(sample_len)
+        pieces
+            .into_par_iter()
             .enumerate()
-            .for_each(|(n, out)| f(n, out));
+            .for_each(|(n, piece)| f(n, piece));
     } else {
-        for (n, out) in output.chunks_mut(sample_len).enumerate() {
-            f(n, out);
+        for (n, piece) in pieces.into_iter().enumerate() {
+            f(n, piece);
         }
     }
 }
@@ -830,17 +868,13 @@ fn pointwise_input_grad(
     let output_grad = output_grad.to_contiguous();
     let weight_t = MatRef::row_major(weight.storage(), out_channels, channels).t();
     let dy: &[f32] = output_grad.storage();
-    let mut dx = vec![0.0f32; batch * channels * plane];
-    for_each_sample(
-        &mut dx,
-        channels * plane,
-        channels * out_channels * plane,
-        |n, dx| {
-            let dy_n = MatRef::row_major(&dy[n * out_channels * plane..], out_channels, plane);
-            matmul_into(dx, plane, weight_t, dy_n, false);
-        },
-    );
-    FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
+    let mut dx = Unwritten::new(batch, channels * plane);
+    let work = channels * out_channels * plane;
+    for_each_sample(&mut dx, batch, work, |n, dx| {
+        let dy_n = MatRef::row_major(&dy[n * out_channels * plane..], out_channels, plane);
+        dx.product(weight_t, dy_n);
+    });
+    FlexTensor::from_data(TensorData::new(dx.finish(), x_shape.clone()))
 }
 
 /// `dX` of an ungrouped convolution on Flex: for each chunk of samples (sized as in
@@ -939,16 +973,15 @@ fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx:
 fn depthwise_forward(
     x: &FlexTensor,
     weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
+    (scale, bias): (Option<&FlexTensor>, Option<&FlexTensor>),
     options: &ConvOptions<2>,
-    residual: Option<&FlexTensor>,
-    activation: Activation,
+    (residual, activation): (Option<&FlexTensor>, Activation),
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
     let out_shape = output_shape(&x.shape(), &weight.shape(), options);
     let g = Geometry::new(&x.shape(), &weight.shape(), &out_shape, options);
-    let tensors = EpilogueTensors::new(bias, residual);
+    let tensors = EpilogueTensors::new(scale, bias, residual);
     let epilogue = tensors.epilogue(activation, g.out_channels, g.out_len());
     let (x_data, weights): (&[f32], &[f32]) = (x.storage(), weight.storage());
     let plane = g.height * g.width;
@@ -1326,18 +1359,21 @@ mod tests {
 
     /// The fused forward (chunks of samples, strides, padding, dilation, 1x1; bias, residual,
     /// activation) is burn's `conv2d`, add and activation.
-    /// burn's `activation(conv2d(x, weight, bias) + residual)`, with the random residual (of the
-    /// output's shape) it added when `with_residual`.
+    /// burn's `activation(conv2d(x, weight * scale, bias) + residual)`, with the random residual
+    /// (of the output's shape) it added when `with_residual`.
     fn burns_fused(
         x: &Tensor<Flex, 4>,
         weight: &Tensor<Flex, 4>,
-        bias: &Option<Tensor<Flex, 1>>,
+        (scale, bias): (&Option<Tensor<Flex, 1>>, &Option<Tensor<Flex, 1>>),
         options: &ConvOptions<2>,
         with_residual: bool,
         activation: Activation,
     ) -> (Tensor<Flex, 4>, Option<Tensor<Flex, 4>>) {
-        let output =
-            burn::tensor::module::conv2d(x.clone(), weight.clone(), bias.clone(), options.clone());
+        let weight = match scale {
+            Some(scale) => weight.clone() * scale.clone().reshape([weight.dims()[0], 1, 1, 1]),
+            None => weight.clone(),
+        };
+        let output = burn::tensor::module::conv2d(x.clone(), weight, bias.clone(), options.clone());
         let residual = with_residual.then(|| {
             Tensor::<Flex, 4>::random(output.dims(), Distribution::Normal(0.0, 1.0), &x.device())
         });
@@ -1354,7 +1390,7 @@ mod tests {
         let random = |shape: [usize; 4]| {
             Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
         };
-        for (chunk, kernel, options, with_bias, with_residual, activation) in [
+        for (case, (chunk, kernel, options, with_bias, with_residual, activation)) in [
             (
                 Some(2),
                 3,
@@ -1403,18 +1439,34 @@ mod tests {
                 false,
                 Activation::Relu,
             ),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let x = random([5, 3, 9, 7]);
             let weight = random([4, 3, kernel, kernel]);
             let bias =
                 with_bias.then(|| Tensor::<Flex, 1>::random([4], Distribution::Default, &device));
-            let (reference, residual) =
-                burns_fused(&x, &weight, &bias, &options, with_residual, activation);
+            // A BatchNorm's scale in the odd cases.
+            let scale = (case % 2 == 1)
+                .then(|| Tensor::<Flex, 1>::random([4], Distribution::Normal(1.0, 0.5), &device));
+            let (reference, residual) = burns_fused(
+                &x,
+                &weight,
+                (&scale, &bias),
+                &options,
+                with_residual,
+                activation,
+            );
             let residual = residual.map(|r| r.into_primitive().tensor());
+            let scale = scale.map(|s| s.into_primitive().tensor());
             let ours = forward_im2col(
                 &x.into_primitive().tensor(),
                 &weight.into_primitive().tensor(),
-                bias.map(|b| b.into_primitive().tensor()).as_ref(),
+                (
+                    scale.as_ref(),
+                    bias.map(|b| b.into_primitive().tensor()).as_ref(),
+                ),
                 &options,
                 (residual.as_ref(), activation),
                 chunk,
@@ -1434,7 +1486,7 @@ mod tests {
             Tensor::<Flex, 4>::random(shape, Distribution::Normal(0.0, 2.0), &device)
         };
         let channels = 5;
-        for (kernel, options, with_bias, with_residual, activation) in [
+        for (case, (kernel, options, with_bias, with_residual, activation)) in [
             (
                 3,
                 ConvOptions::new([2, 2], [1, 1], [1, 1], channels),
@@ -1463,17 +1515,32 @@ mod tests {
                 false,
                 Activation::Relu6,
             ),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let x = random([3, channels, 11, 12]);
             let weight = random([channels, 1, kernel, kernel]);
             let bias = with_bias
                 .then(|| Tensor::<Flex, 1>::random([channels], Distribution::Default, &device));
-            let (reference, residual) =
-                burns_fused(&x, &weight, &bias, &options, with_residual, activation);
+            let scale = (case % 2 == 0).then(|| {
+                Tensor::<Flex, 1>::random([channels], Distribution::Normal(1.0, 0.5), &device)
+            });
+            let (reference, residual) = burns_fused(
+                &x,
+                &weight,
+                (&scale, &bias),
+                &options,
+                with_residual,
+                activation,
+            );
             let ours = Flex::conv2d_fused(
                 x.into_primitive().tensor(),
                 weight.into_primitive().tensor(),
-                bias.map(|b| b.into_primitive().tensor()),
+                (
+                    scale.map(|s| s.into_primitive().tensor()),
+                    bias.map(|b| b.into_primitive().tensor()),
+                ),
                 options,
                 residual.map(|r| r.into_primitive().tensor()),
                 activation,

@@ -90,6 +90,23 @@ pub(crate) fn unfused_conv2d<B: Backend>(
     activation.apply(output).into_primitive().tensor()
 }
 
+/// `weight [O, C, K, K]` times `scale [O]`, output channel by output channel (as a matrix with
+/// one row per output channel, so that the per-row scale is one of burn-flex's SIMD
+/// broadcasts).
+pub(crate) fn scaled_weight<B: Backend>(
+    weight: FloatTensor<B>,
+    scale: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let weight = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(weight));
+    let scale = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(scale));
+    let dims = weight.dims();
+    let out = dims[0];
+    (weight.reshape([out, dims[1] * dims[2] * dims[3]]) * scale.reshape([out, 1]))
+        .reshape(dims)
+        .into_primitive()
+        .tensor()
+}
+
 /// A backend whose training convolution may bring its own weight gradient.
 ///
 /// Both methods default to burn's ops, so a backend opts in with an empty `impl`. Its
@@ -111,17 +128,23 @@ pub trait ConvBackend: PoolBackend + BatchNormBackend {
         Self::conv2d(x, weight, bias, options)
     }
 
-    /// `activation(conv2d(x, weight, bias) + residual)` where nothing tracks gradients (folded
-    /// inference layers): burn's `conv2d`, add and activation unless the backend fuses them into
-    /// the convolution's output pass. `residual` has the output's shape.
+    /// `activation(conv2d(x, weight) * scale + bias + residual)` where nothing tracks gradients
+    /// (inference layers with their BatchNorm folded in), `scale` and `bias` `[O]`, one value
+    /// per output channel (no scale: 1): burn's `conv2d` with the scale folded into the weight,
+    /// add and activation unless the backend fuses them into the convolution's output pass.
+    /// `residual` has the output's shape.
     fn conv2d_fused(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
-        bias: Option<FloatTensor<Self>>,
+        (scale, bias): (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>),
         options: ConvOptions<2>,
         residual: Option<FloatTensor<Self>>,
         activation: Activation,
     ) -> FloatTensor<Self> {
+        let weight = match scale {
+            Some(scale) => scaled_weight::<Self>(weight, scale),
+            None => weight,
+        };
         unfused_conv2d::<Self>(x, weight, bias, options, residual, activation)
     }
 

@@ -65,12 +65,12 @@ pub(super) fn applies(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bo
         && width + 2 * options.padding[1] > 2
 }
 
-/// `activation(conv2d(x, W, bias) + residual)` of a layer that [`applies`], f32 (checked by the
+/// `activation(conv2d(x, W) * scale + bias + residual)` of a layer that [`applies`], f32 (checked by the
 /// caller with the residual's shape).
 pub(super) fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
+    (scale, bias): (Option<&FlexTensor>, Option<&FlexTensor>),
     options: &ConvOptions<2>,
     (residual, activation): (Option<&FlexTensor>, Activation),
     chunk: Option<usize>,
@@ -79,7 +79,7 @@ pub(super) fn forward(
     let weight = weight.to_contiguous();
     let out_shape = output_shape(&x.shape(), &weight.shape(), options);
     let [_, out_channels, out_height, out_width] = dims4(&out_shape);
-    let tensors = EpilogueTensors::new(bias, residual);
+    let tensors = EpilogueTensors::new(scale, bias, residual);
     let epilogue = tensors.epilogue(activation, out_channels, out_height * out_width);
     let layer = Layer::new(&x.shape(), out_channels, options.padding);
     let output = layer.convolve(x.storage(), weight.storage(), false, &epilogue, chunk);
@@ -608,8 +608,8 @@ mod tests {
         ([2, 128, 40, 40], 128, [1, 1], None),
     ];
 
-    /// The fused forward (bias, residual, activation) is burn's direct convolution, add and
-    /// activation.
+    /// The fused forward (scale, bias, residual, activation) is burn's direct convolution (of the
+    /// scaled weight), add and activation.
     #[test]
     fn forward_is_burns_convolution() {
         for (case, (x_shape, out_channels, padding, chunk)) in CASES.into_iter().enumerate() {
@@ -620,18 +620,31 @@ mod tests {
                 Distribution::Normal(0.0, 1.0),
                 &Default::default(),
             );
+            // A per-output-channel scale in the odd cases, against the weight scaled by it.
+            let scale = (case % 2 == 1).then(|| {
+                Tensor::<Flex, 1>::random(
+                    [out_channels],
+                    Distribution::Normal(1.0, 0.5),
+                    &Default::default(),
+                )
+            });
+            let scaled = match &scale {
+                Some(scale) => weight.clone() * scale.clone().reshape([out_channels, 1, 1, 1]),
+                None => weight.clone(),
+            };
             let reference = burn::tensor::module::conv2d(
                 x.clone(),
-                weight.clone(),
+                scaled,
                 Some(bias.clone()),
                 options.clone(),
             );
             let residual = random(reference.dims());
             let reference = (reference + residual.clone()).clamp(0.0, 6.0);
+            let scale = scale.map(|scale| scale.into_primitive().tensor());
             let ours = forward(
                 &x.into_primitive().tensor(),
                 &weight.into_primitive().tensor(),
-                Some(&bias.into_primitive().tensor()),
+                (scale.as_ref(), Some(&bias.into_primitive().tensor())),
                 &options,
                 (Some(&residual.into_primitive().tensor()), Activation::Relu6),
                 chunk,
