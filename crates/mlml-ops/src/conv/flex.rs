@@ -78,7 +78,9 @@ impl ConvBackend for Flex {
     ) -> FlexTensor {
         // The scale joins the output pass; where that pass is not ours, it folds into the weight.
         let (weight, scale) = match scale {
-            Some(scale) if !all_f32(&[&scale]) => (scaled_weight::<Flex>(weight, scale), None),
+            Some(scale) if !all_f32(&[&scale]) => {
+                (scaled_weight::<Flex>(weight, Some(scale)), None)
+            }
             scale => (weight, scale),
         };
         let affine = (scale.as_ref(), bias.as_ref());
@@ -87,10 +89,7 @@ impl ConvBackend for Flex {
             return depthwise_forward(&x, &weight, affine, &options, epilogue);
         }
         if !im2col_forward_applies(&x, &weight, bias.as_ref(), residual.as_ref(), &options) {
-            let weight = match scale {
-                Some(scale) => scaled_weight::<Flex>(weight, scale),
-                None => weight,
-            };
+            let weight = scaled_weight::<Flex>(weight, scale);
             return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
         }
         if winograd::applies(&x.shape(), &weight.shape(), &options) {
@@ -403,10 +402,7 @@ fn forward_im2col(
     let sample_len = out_channels * out_len;
     let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0, 0];
     if batch * sample_len == 0 || rows == 0 {
-        let weight = match scale {
-            Some(scale) => scaled_weight::<Flex>(weight.clone(), scale.clone()),
-            None => weight.clone(),
-        };
+        let weight = scaled_weight::<Flex>(weight.clone(), scale.cloned());
         return Flex::conv2d(x, weight, bias.cloned(), options.clone());
     }
     let tensors = EpilogueTensors::new(scale, bias, residual);
@@ -722,10 +718,7 @@ fn weight_grad_side_by_side(
             }
             let mut gathered = Scratch::take(g.out_channels * len);
             for (o, out) in gathered.chunks_mut(len).enumerate() {
-                for (j, n) in samples.clone().enumerate() {
-                    let from = (n * g.out_channels + o) * out_len;
-                    out[j * out_len..][..out_len].copy_from_slice(&dy[from..][..out_len]);
-                }
+                gather_channel(g, dy, samples.clone(), o, out);
             }
             let columns = MatRef::row_major(&columns, rows, len);
             let dy_t = MatRef::row_major(&gathered, g.out_channels, len).t();
@@ -777,16 +770,20 @@ fn gather_output_grad(
     stride: usize,
     gathered: &mut [f32],
 ) {
-    let out_len = g.out_len();
     gathered
         .par_chunks_mut(stride)
         .enumerate()
-        .for_each(|(o, out)| {
-            for (i, n) in samples.clone().enumerate() {
-                let from = (n * g.out_channels + o) * out_len;
-                out[i * out_len..(i + 1) * out_len].copy_from_slice(&dy[from..from + out_len]);
-            }
-        });
+        .for_each(|(o, out)| gather_channel(g, dy, samples.clone(), o, out));
+}
+
+/// Output channel `o` of `dY` for `samples`, their planes one after another at the start of
+/// `out`.
+fn gather_channel(g: &Geometry, dy: &[f32], samples: Range<usize>, o: usize, out: &mut [f32]) {
+    let out_len = g.out_len();
+    for (i, n) in samples.enumerate() {
+        let from = (n * g.out_channels + o) * out_len;
+        out[i * out_len..][..out_len].copy_from_slice(&dy[from..][..out_len]);
+    }
 }
 
 /// `f(n, piece)` for every sample's piece of `output` (one piece per sample): the samples on
@@ -1359,6 +1356,20 @@ mod tests {
 
     /// The fused forward (chunks of samples, strides, padding, dilation, 1x1; bias, residual,
     /// activation) is burn's `conv2d`, add and activation.
+    /// A random per-channel scale about 1 and bias, each where asked for.
+    fn random_affine(
+        channels: usize,
+        with_scale: bool,
+        with_bias: bool,
+    ) -> (Option<Tensor<Flex, 1>>, Option<Tensor<Flex, 1>>) {
+        let random =
+            |distribution| Tensor::<Flex, 1>::random([channels], distribution, &Default::default());
+        (
+            with_scale.then(|| random(Distribution::Normal(1.0, 0.5))),
+            with_bias.then(|| random(Distribution::Default)),
+        )
+    }
+
     /// burn's `activation(conv2d(x, weight * scale, bias) + residual)`, with the random residual
     /// (of the output's shape) it added when `with_residual`.
     fn burns_fused(
@@ -1445,11 +1456,8 @@ mod tests {
         {
             let x = random([5, 3, 9, 7]);
             let weight = random([4, 3, kernel, kernel]);
-            let bias =
-                with_bias.then(|| Tensor::<Flex, 1>::random([4], Distribution::Default, &device));
             // A BatchNorm's scale in the odd cases.
-            let scale = (case % 2 == 1)
-                .then(|| Tensor::<Flex, 1>::random([4], Distribution::Normal(1.0, 0.5), &device));
+            let (scale, bias) = random_affine(4, case % 2 == 1, with_bias);
             let (reference, residual) = burns_fused(
                 &x,
                 &weight,
@@ -1521,11 +1529,7 @@ mod tests {
         {
             let x = random([3, channels, 11, 12]);
             let weight = random([channels, 1, kernel, kernel]);
-            let bias = with_bias
-                .then(|| Tensor::<Flex, 1>::random([channels], Distribution::Default, &device));
-            let scale = (case % 2 == 0).then(|| {
-                Tensor::<Flex, 1>::random([channels], Distribution::Normal(1.0, 0.5), &device)
-            });
+            let (scale, bias) = random_affine(channels, case % 2 == 0, with_bias);
             let (reference, residual) = burns_fused(
                 &x,
                 &weight,

@@ -92,11 +92,14 @@ pub(crate) fn unfused_conv2d<B: Backend>(
 
 /// `weight [O, C, K, K]` times `scale [O]`, output channel by output channel (as a matrix with
 /// one row per output channel, so that the per-row scale is one of burn-flex's SIMD
-/// broadcasts).
+/// broadcasts); the weight as it is without a scale.
 pub(crate) fn scaled_weight<B: Backend>(
     weight: FloatTensor<B>,
-    scale: FloatTensor<B>,
+    scale: Option<FloatTensor<B>>,
 ) -> FloatTensor<B> {
+    let Some(scale) = scale else {
+        return weight;
+    };
     let weight = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(weight));
     let scale = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(scale));
     let dims = weight.dims();
@@ -141,10 +144,7 @@ pub trait ConvBackend: PoolBackend + BatchNormBackend {
         residual: Option<FloatTensor<Self>>,
         activation: Activation,
     ) -> FloatTensor<Self> {
-        let weight = match scale {
-            Some(scale) => scaled_weight::<Self>(weight, scale),
-            None => weight,
-        };
+        let weight = scaled_weight::<Self>(weight, scale);
         unfused_conv2d::<Self>(x, weight, bias, options, residual, activation)
     }
 

@@ -238,8 +238,6 @@ fn for_each_tap_run(g: &PoolGeometry, mut visit: impl FnMut(Range<usize>, usize)
 fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
     if g.is_plain_2x2() {
         let w = g.width;
-        // The later value wins where it is greater or NaN: a NaN, once in, stays.
-        let max = |a: f32, b: f32| if b > a || b.is_nan() { b } else { a };
         for (oh, out) in out.chunks_exact_mut(g.out_width).enumerate() {
             let start = 2 * oh * w;
             let (top, bottom) = (&src[start..][..w], &src[start + w..][..w]);
@@ -248,7 +246,7 @@ fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
                 .zip(top.chunks_exact(2))
                 .zip(bottom.chunks_exact(2))
             {
-                *out = max(max(top[0], top[1]), max(bottom[0], bottom[1]));
+                *out = later_max(later_max(top[0], top[1]), later_max(bottom[0], bottom[1]));
             }
         }
         return;
@@ -257,13 +255,19 @@ fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
     for_each_tap_run(g, |outputs, first| {
         let taps = src[first..].iter().step_by(stride);
         for (out, &value) in out[outputs].iter_mut().zip(taps) {
-            *out = if value > *out || value.is_nan() {
-                value
-            } else {
-                *out
-            };
+            *out = later_max(*out, value);
         }
     });
+}
+
+/// The maximum so far, `kept`, against a later `value`: the later wins where it is greater or
+/// NaN, so a NaN, once in, stays.
+fn later_max(kept: f32, value: f32) -> f32 {
+    if value > kept || value.is_nan() {
+        value
+    } else {
+        kept
+    }
 }
 
 /// `dX` of a max pooling: each output gradient added at its argmax, one plane per task, each
@@ -282,12 +286,8 @@ fn max_pool_backward_f32(
     let out_plane = out_height * out_width;
     let dy: &[f32] = output_grad.storage();
     let best: &[i64] = indices.storage();
-    let len = batch * channels * plane;
-    if out_plane == 0 {
-        return FlexTensor::from_data(TensorData::new(vec![0.0f32; len], x_shape.clone()));
-    }
     let (dx, _) = par_fill_pieces(
-        len,
+        batch * channels * plane,
         plane,
         || (),
         |_, p, dx| {

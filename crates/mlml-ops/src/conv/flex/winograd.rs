@@ -65,8 +65,8 @@ pub(super) fn applies(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bo
         && width + 2 * options.padding[1] > 2
 }
 
-/// `activation(conv2d(x, W) * scale + bias + residual)` of a layer that [`applies`], f32 (checked by the
-/// caller with the residual's shape).
+/// `activation(conv2d(x, W) * scale + bias + residual)` of a layer that [`applies`], f32
+/// (checked by the caller with the residual's shape).
 pub(super) fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
