@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::{scaled_weight, unfused_conv2d, Activation, ConvBackend};
 use crate::buffer::{par_fill_pieces, Piece, Scratch, Unwritten};
 use crate::gemm::{self, matmul_into, MatRef};
-use crate::shape::{dims4, valid_range};
+use crate::shape::{dims4, for_each_strided, valid_range};
 
 mod winograd;
 
@@ -842,19 +842,8 @@ fn im2col_row(
             let inside = &mut dst[ow_start..ow_end];
             if stride_w == 1 {
                 inside.copy_from_slice(&src[first..first + inside.len()]);
-            } else if stride_w == 2 {
-                // Pairs of source columns, the first of each: a loop the compiler vectorises
-                // with shuffles, where the general stride's iterator ran element by element.
-                let last = inside.len() - 1;
-                let (pairs, end) = src[first..first + 2 * last + 1].split_at(2 * last);
-                for (value, pair) in inside.iter_mut().zip(pairs.chunks_exact(2)) {
-                    *value = pair[0];
-                }
-                inside[last] = end[0];
             } else {
-                for (value, &x) in inside.iter_mut().zip(src[first..].iter().step_by(stride_w)) {
-                    *value = x;
-                }
+                for_each_strided(inside, &src[first..], stride_w, |value, x| *value = x);
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use crate::buffer::par_fill_pieces;
-use crate::shape::{dims4, valid_range};
+use crate::shape::{dims4, for_each_strided, valid_range};
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
 use burn::tensor::ops::ModuleOps;
@@ -253,10 +253,9 @@ fn pool_plane_maxima(g: &PoolGeometry, src: &[f32], out: &mut [f32]) {
     }
     let stride = g.options.stride[1];
     for_each_tap_run(g, |outputs, first| {
-        let taps = src[first..].iter().step_by(stride);
-        for (out, &value) in out[outputs].iter_mut().zip(taps) {
+        for_each_strided(&mut out[outputs], &src[first..], stride, |out, value| {
             *out = later_max(*out, value);
-        }
+        });
     });
 }
 
