@@ -63,7 +63,8 @@ impl ConvBackend for Flex {
             return Flex::conv2d(x, weight, bias, options);
         }
         if winograd::applies(&x.shape(), &weight.shape(), &options) {
-            return winograd::forward(&x, &weight, affine, &options, epilogue, None);
+            let weights = (winograd::Weights::Fresh, None);
+            return winograd::forward(&x, &weight, affine, &options, epilogue, weights);
         }
         forward_im2col(&x, &weight, affine, &options, epilogue, None)
     }
@@ -93,8 +94,10 @@ impl ConvBackend for Flex {
             return unfused_conv2d::<Flex>(x, weight, bias, options, residual, activation);
         }
         if winograd::applies(&x.shape(), &weight.shape(), &options) {
+            // Inference: the weights are the same at every call.
             let epilogue = (residual.as_ref(), activation);
-            return winograd::forward(&x, &weight, affine, &options, epilogue, None);
+            let weights = (winograd::Weights::Kept, None);
+            return winograd::forward(&x, &weight, affine, &options, epilogue, weights);
         }
         forward_im2col(
             &x,

@@ -15,7 +15,9 @@
 //! by a few units in the last place of the inputs' magnitude; the tests bound it.
 
 use std::array::from_fn;
+use std::collections::VecDeque;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::ops::ConvOptions;
@@ -66,14 +68,17 @@ pub(super) fn applies(x: &Shape, weight: &Shape, options: &ConvOptions<2>) -> bo
 }
 
 /// `activation(conv2d(x, W) * scale + bias + residual)` of a layer that [`applies`], f32
-/// (checked by the caller with the residual's shape).
+/// (checked by the caller with the residual's shape). With `Weights::Kept`, the weight's
+/// transform comes from [`TransformCache`] (inference, where the weights do not change between
+/// calls); with `Weights::Fresh` it is made for this call (training, where they change at
+/// every step).
 pub(super) fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     (scale, bias): (Option<&FlexTensor>, Option<&FlexTensor>),
     options: &ConvOptions<2>,
     (residual, activation): (Option<&FlexTensor>, Activation),
-    chunk: Option<usize>,
+    (weights, chunk): (Weights, Option<usize>),
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
@@ -82,8 +87,84 @@ pub(super) fn forward(
     let tensors = EpilogueTensors::new(scale, bias, residual);
     let epilogue = tensors.epilogue(activation, out_channels, out_height * out_width);
     let layer = Layer::new(&x.shape(), out_channels, options.padding);
-    let output = layer.convolve(x.storage(), weight.storage(), false, &epilogue, chunk);
+    let channels = layer.channels;
+    let u = match weights {
+        Weights::Kept => TransformCache::get(&weight),
+        Weights::Fresh => Arc::new(transformed_weight(
+            weight.storage(),
+            out_channels,
+            channels,
+            false,
+        )),
+    };
+    let output = layer.convolve(x.storage(), &u, &epilogue, chunk);
     FlexTensor::from_data(TensorData::new(output, out_shape))
+}
+
+/// Where [`forward`] takes the weight's transform from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Weights {
+    /// From the cache: weights that stay as they are between calls.
+    Kept,
+    /// Made for this call.
+    Fresh,
+}
+
+/// The weight transforms of the latest inference calls, each beside a clone of the weight it
+/// was made from. Holding that clone is what makes the buffer's address a safe key: burn-flex
+/// frees a buffer only when its last clone goes and writes one in place only when it holds the
+/// only clone (`Arc::get_mut`, `Arc::make_mut`), so while an entry lives its weight's buffer
+/// keeps its address and its values. Inference of ResNet-50 had spent 2 % of its time making
+/// these transforms again at every batch.
+struct TransformCache {
+    entries: VecDeque<(FlexTensor, Arc<Vec<f32>>)>,
+    /// Bytes the entries hold, transforms and the weights they keep alive.
+    bytes: usize,
+}
+
+/// The most a [`TransformCache`] holds: ResNet-50's sixteen 3x3 layers that take Winograd hold
+/// 125 MiB. The oldest entries go first (after training steps change the weights, those
+/// entries are of weights no layer has any more).
+const TRANSFORM_CACHE_BYTES: usize = 256 << 20;
+
+static TRANSFORM_CACHE: Mutex<TransformCache> = Mutex::new(TransformCache {
+    entries: VecDeque::new(),
+    bytes: 0,
+});
+
+impl TransformCache {
+    /// `U` of `weight` (`[O, C, 3, 3]`, contiguous f32), from the cache or made and kept.
+    fn get(weight: &FlexTensor) -> Arc<Vec<f32>> {
+        let same = |kept: &FlexTensor| {
+            let (a, b) = (kept.storage::<f32>(), weight.storage::<f32>());
+            std::ptr::eq(a, b) && kept.shape() == weight.shape()
+        };
+        let cache = TRANSFORM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, u)) = cache.entries.iter().find(|(kept, _)| same(kept)) {
+            return Arc::clone(u);
+        }
+        drop(cache);
+        let [out_channels, channels, _, _] = dims4(&weight.shape());
+        let u = Arc::new(transformed_weight(
+            weight.storage(),
+            out_channels,
+            channels,
+            false,
+        ));
+        let bytes = 4 * (u.len() + weight.storage::<f32>().len());
+        let mut cache = TRANSFORM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        while cache.bytes + bytes > TRANSFORM_CACHE_BYTES {
+            let Some((kept, old)) = cache.entries.pop_front() else {
+                break;
+            };
+            cache.bytes -= 4 * (old.len() + kept.storage::<f32>().len());
+        }
+        if bytes <= TRANSFORM_CACHE_BYTES {
+            cache.bytes += bytes;
+            cache.entries.push_back((weight.clone(), Arc::clone(&u)));
+        }
+        u
+    }
 }
 
 /// `dX` of a layer that [`applies`], f32: the output gradient convolved with `W` flipped in both
@@ -102,13 +183,8 @@ pub(super) fn input_grad(
     let layer = Layer::new(&output_grad.shape(), channels, padding);
     debug_assert_eq!([layer.out_height, layer.out_width], [height, width]);
     let epilogue = Epilogue::identity(channels, height * width);
-    let dx = layer.convolve(
-        output_grad.storage(),
-        weight.storage(),
-        true,
-        &epilogue,
-        chunk,
-    );
+    let u = transformed_weight(weight.storage(), channels, layer.channels, true);
+    let dx = layer.convolve(output_grad.storage(), &u, &epilogue, chunk);
     FlexTensor::from_data(TensorData::new(dx, x_shape.clone()))
 }
 
@@ -172,13 +248,12 @@ impl Layer {
     /// The whole output `[N, O, H', W']`, chunk of `chunk` samples by chunk (by default sized by
     /// [`MIN_CHUNK_TILES`]): the input transform `V [C, 16, tiles]`, the
     /// 16 GEMMs into `M [16, O, tiles]`, the output transform and the epilogue per output plane;
-    /// both buffers kept from chunk to chunk. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]`
-    /// applied flipped when `flipped` (the input gradient's).
+    /// both buffers kept from chunk to chunk. `u` is the weight's transform
+    /// ([`transformed_weight`]).
     fn convolve(
         &self,
         x: &[f32],
-        weight: &[f32],
-        flipped: bool,
+        u: &[f32],
         epilogue: &Epilogue,
         chunk: Option<usize>,
     ) -> Vec<f32> {
@@ -186,7 +261,6 @@ impl Layer {
         let tiles = self.tiles();
         let chunk = self.samples_per_chunk(chunk);
         let stride = chunk * tiles;
-        let u = transformed_weight(weight, out_channels, channels, flipped);
         let mut v = Scratch::take(channels * POSITIONS * stride);
         let mut m = Scratch::take(POSITIONS * out_channels * stride);
         let out_plane = self.out_height * self.out_width;
@@ -197,7 +271,7 @@ impl Layer {
             self.transform_inputs(x, samples.clone(), &mut v, stride);
             let u_at = |position| {
                 let rows = [POSITIONS * channels, 1];
-                MatRef::strided(&u, [out_channels, channels], rows, position * channels)
+                MatRef::strided(u, [out_channels, channels], rows, position * channels)
             };
             let v_at = |position| {
                 let rows = [POSITIONS * stride, 1];
@@ -531,7 +605,7 @@ fn kernel_1d([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
 /// `U [O, 16, C]`: `G g G^T` of every kernel `g` (3x3) from output channel `o` to input channel
 /// `c`. `weight` is `[O, C, 3, 3]`, or `[C, O, 3, 3]` read flipped in both axes when `flipped`.
 ///
-/// Inference transforms the weights at every call (they arrive with a BatchNorm folded in), so
+/// Training transforms the weights at every step (inference keeps them, [`TransformCache`]), so
 /// this is a pass per output channel over contiguous input channels: its 9 taps gathered into
 /// rows of `C`, `G` down the kernel's columns into 12 rows, `G^T` along them into `U`'s 16.
 fn transformed_weight(
@@ -647,12 +721,52 @@ mod tests {
                 (scale.as_ref(), Some(&bias.into_primitive().tensor())),
                 &options,
                 (Some(&residual.into_primitive().tensor()), Activation::Relu6),
-                chunk,
+                (weights(case), chunk),
             );
             assert_eq!(ours.shape(), reference.shape(), "case {case}");
             ours.into_data()
                 .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(2e-4));
         }
+    }
+
+    /// The weight transform from the cache in a third of the cases.
+    fn weights(case: usize) -> Weights {
+        match case % 3 {
+            0 => Weights::Kept,
+            _ => Weights::Fresh,
+        }
+    }
+
+    /// A cached transform serves only the weight it was made from: the same tensor again, but
+    /// not a weight changed in place (as an optimizer step changes one) nor a new weight.
+    #[test]
+    fn the_transform_cache_follows_the_weights() {
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let x = random([2, 64, 6, 5]).into_primitive().tensor();
+        let conv = |weight: &FlexTensor| {
+            let epilogue = (None, Activation::Identity);
+            let ours = forward(
+                &x,
+                weight,
+                (None, None),
+                &options,
+                epilogue,
+                (Weights::Kept, None),
+            );
+            let reference = Flex::conv2d(x.clone(), weight.clone(), None, options.clone());
+            ours.into_data()
+                .assert_approx_eq::<f32>(&reference.into_data(), Tolerance::absolute(2e-4));
+        };
+        let weight = random([64, 64, 3, 3]).into_primitive().tensor();
+        conv(&weight);
+        conv(&weight);
+        let mut changed = weight.clone();
+        for value in changed.storage_mut::<f32>().iter_mut().step_by(7) {
+            *value = -2.0 * *value + 0.5;
+        }
+        conv(&changed);
+        drop((weight, changed));
+        conv(&random([64, 64, 3, 3]).into_primitive().tensor());
     }
 
     /// The input and weight gradients are burn's.
