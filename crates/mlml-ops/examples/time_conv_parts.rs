@@ -45,6 +45,8 @@ fn main() {
         ("lite0 dw 3x3 96 @112", 8, 96, 96, 112, 3, 2, 96),
         ("lite0 dw 5x5 144 @56", 8, 144, 144, 56, 5, 2, 144),
         ("lite0 dw 3x3 240 @28 s1", 8, 240, 240, 28, 3, 1, 240),
+        ("lite0 dw 3x3 480 @14 s1", 8, 480, 480, 14, 3, 1, 480),
+        ("lite0 dw 5x5 1152 @7 s1", 8, 1152, 1152, 7, 5, 1, 1152),
     ];
     println!(
         "| layer | forward: burn | forward: `ConvBackend` | input grad: burn | input grad: `ConvBackend` | weight grad: burn | weight grad: `ConvBackend` |"
