@@ -962,10 +962,11 @@ fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx:
 }
 
 /// `activation(conv2d(x, W, bias) + residual)` of a depthwise convolution on Flex: each output
-/// plane (in parallel, zeroed by its thread) sums its channel's kernel taps, each tap a
-/// contiguous multiply-add of input rows into output rows, through [`Phases`] of the input plane
-/// when the horizontal stride is above 1; then the bias, residual and activation while the plane
-/// is in cache. burn-flex's depthwise kernel walks a strided layer's rows element by element
+/// plane (in parallel, zeroed by its thread) sums its channel's kernel taps, each tap one
+/// multiply-add over a padded copy of the input plane when the output rows are shorter than
+/// [`SHORT_ROWS`] ([`padded_plane_taps`]), else a contiguous multiply-add of input rows into
+/// output rows, through [`Phases`] of the input plane when the horizontal stride is above 1;
+/// then the bias, residual and activation while the plane is in cache. burn-flex's depthwise kernel walks a strided layer's rows element by element
 /// (the largest part of EfficientNet-Lite0's inference in `perf`), and adds the bias, residual
 /// and activation in passes of their own.
 fn depthwise_forward(
@@ -990,11 +991,11 @@ fn depthwise_forward(
         out_shape.num_elements(),
         g.out_len(),
         || {
-            if strided {
-                (Phases::new(&g), Vec::new(), Vec::new())
-            } else {
-                (Phases::default(), Vec::new(), Vec::new())
-            }
+            let phases = match strided && !short_rows {
+                true => Phases::new(&g),
+                false => Phases::default(),
+            };
+            (phases, Vec::new(), Vec::new())
         },
         |(phases, padded, sums), index, out| {
             let channel = index % g.channels;

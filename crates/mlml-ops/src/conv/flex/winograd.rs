@@ -81,6 +81,7 @@ pub(super) fn forward(
     (weights, chunk): (Weights, Option<usize>),
 ) -> FlexTensor {
     let x = x.to_contiguous();
+    let given = weight;
     let weight = weight.to_contiguous();
     let out_shape = output_shape(&x.shape(), &weight.shape(), options);
     let [_, out_channels, out_height, out_width] = dims4(&out_shape);
@@ -88,9 +89,11 @@ pub(super) fn forward(
     let epilogue = tensors.epilogue(activation, out_channels, out_height * out_width);
     let layer = Layer::new(&x.shape(), out_channels, options.padding);
     let channels = layer.channels;
+    // A weight copied to be made contiguous is a new buffer at every call: nothing to keep.
+    let copied = !std::ptr::eq(given.storage::<f32>(), weight.storage::<f32>());
     let u = match weights {
-        Weights::Kept => TransformCache::get(&weight),
-        Weights::Fresh => Arc::new(transformed_weight(
+        Weights::Kept if !copied => TransformCache::get(&weight),
+        _ => Arc::new(transformed_weight(
             weight.storage(),
             out_channels,
             channels,
