@@ -66,7 +66,24 @@ pub(crate) fn dims4(shape: &Shape) -> [usize; 4] {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_range;
+    use super::{for_each_strided, valid_range};
+
+    /// Every `j` gets `src[j stride]`, for each stride and length, from a source exactly as
+    /// long as the last read needs (the stride-2 pairs end on a lone value).
+    #[test]
+    fn a_strided_walk_reads_every_stride_th_value() {
+        for stride in 1..=4 {
+            for len in 0..=9 {
+                let src: Vec<f32> = (0..(len.max(1) - 1) * stride + 1)
+                    .map(|i| i as f32)
+                    .collect();
+                let mut out = vec![-1.0; len];
+                for_each_strided(&mut out, &src, stride, |out, value| *out = value);
+                let expected: Vec<f32> = (0..len).map(|j| (j * stride) as f32).collect();
+                assert_eq!(out, expected, "stride {stride}, {len} values");
+            }
+        }
+    }
 
     #[test]
     fn valid_range_keeps_the_taps_inside_the_image() {
