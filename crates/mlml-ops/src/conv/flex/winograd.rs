@@ -125,9 +125,8 @@ struct TransformCache {
     bytes: usize,
 }
 
-/// The most a [`TransformCache`] holds: ResNet-50's sixteen 3x3 layers that take Winograd hold
-/// 125 MiB. The oldest entries go first (after training steps change the weights, those
-/// entries are of weights no layer has any more).
+/// The most a [`TransformCache`] holds: ResNet-50's thirteen 3x3 layers that take Winograd hold
+/// 87 MiB with the weights they keep. The oldest entries go first.
 const TRANSFORM_CACHE_BYTES: usize = 256 << 20;
 
 static TRANSFORM_CACHE: Mutex<TransformCache> = Mutex::new(TransformCache {
@@ -142,7 +141,8 @@ impl TransformCache {
             let (a, b) = (kept.storage::<f32>(), weight.storage::<f32>());
             std::ptr::eq(a, b) && kept.shape() == weight.shape()
         };
-        let cache = TRANSFORM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = TRANSFORM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.drop_unheld();
         if let Some((_, u)) = cache.entries.iter().find(|(kept, _)| same(kept)) {
             return Arc::clone(u);
         }
@@ -167,6 +167,29 @@ impl TransformCache {
             cache.entries.push_back((weight.clone(), Arc::clone(&u)));
         }
         u
+    }
+
+    /// Drops the entries whose weight only the cache still holds: no caller can hand that
+    /// buffer in again (a training step that changed the weight, a model dropped), so they
+    /// would only keep memory until the oldest went first.
+    fn drop_unheld(&mut self) {
+        let mut freed = 0;
+        self.entries.retain(|(kept, u)| {
+            let held = !kept.is_unique();
+            if !held {
+                freed += 4 * (u.len() + kept.storage::<f32>().len());
+            }
+            held
+        });
+        self.bytes -= freed;
+    }
+
+    /// The shapes of the weights the cache holds transforms of (tests).
+    #[cfg(test)]
+    fn kept_shapes() -> Vec<Shape> {
+        let mut cache = TRANSFORM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.drop_unheld();
+        cache.entries.iter().map(|(kept, _)| kept.shape()).collect()
     }
 }
 
@@ -770,6 +793,29 @@ mod tests {
         conv(&changed);
         drop((weight, changed));
         conv(&random([64, 64, 3, 3]).into_primitive().tensor());
+    }
+
+    /// A transform is let go once its weight is dropped by everyone else, so that the weights of
+    /// earlier training steps are not kept alive.
+    #[test]
+    fn the_transform_cache_lets_go_of_dropped_weights() {
+        // A shape no other test uses: the cache is shared by the tests running beside this one.
+        let shape = Shape::new([65, 66, 3, 3]);
+        let x = random([1, 66, 4, 4]).into_primitive().tensor();
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let weight = random([65, 66, 3, 3]).into_primitive().tensor();
+        let epilogue = (None, Activation::Identity);
+        forward(
+            &x,
+            &weight,
+            (None, None),
+            &options,
+            epilogue,
+            (Weights::Kept, None),
+        );
+        assert!(TransformCache::kept_shapes().contains(&shape));
+        drop(weight);
+        assert!(!TransformCache::kept_shapes().contains(&shape));
     }
 
     /// The input and weight gradients are burn's.
