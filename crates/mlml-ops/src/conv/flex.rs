@@ -966,9 +966,10 @@ fn scatter_tap(g: &Geometry, [kh, kw]: [usize; 2], factor: f32, src: &[f32], dx:
 /// multiply-add over a padded copy of the input plane when the output rows are shorter than
 /// [`SHORT_ROWS`] ([`padded_plane_taps`]), else a contiguous multiply-add of input rows into
 /// output rows, through [`Phases`] of the input plane when the horizontal stride is above 1;
-/// then the bias, residual and activation while the plane is in cache. burn-flex's depthwise kernel walks a strided layer's rows element by element
-/// (the largest part of EfficientNet-Lite0's inference in `perf`), and adds the bias, residual
-/// and activation in passes of their own.
+/// then the bias, residual and activation while the plane is in cache. burn-flex's depthwise
+/// kernel walks a strided layer's rows element by element (the largest part of
+/// EfficientNet-Lite0's inference in `perf`), and adds the bias, residual and activation in
+/// passes of their own.
 fn depthwise_forward(
     x: &FlexTensor,
     weight: &FlexTensor,

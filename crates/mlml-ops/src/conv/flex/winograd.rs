@@ -88,17 +88,12 @@ pub(super) fn forward(
     let tensors = EpilogueTensors::new(scale, bias, residual);
     let epilogue = tensors.epilogue(activation, out_channels, out_height * out_width);
     let layer = Layer::new(&x.shape(), out_channels, options.padding);
-    let channels = layer.channels;
+    let make = || transformed_weight(weight.storage(), out_channels, layer.channels, false);
     // A weight copied to be made contiguous is a new buffer at every call: nothing to keep.
     let copied = !std::ptr::eq(given.storage::<f32>(), weight.storage::<f32>());
     let u = match weights {
-        Weights::Kept if !copied => TransformCache::get(&weight),
-        _ => Arc::new(transformed_weight(
-            weight.storage(),
-            out_channels,
-            channels,
-            false,
-        )),
+        Weights::Kept if !copied => TransformCache::get(&weight, make),
+        _ => Arc::new(make()),
     };
     let output = layer.convolve(x.storage(), &u, &epilogue, chunk);
     FlexTensor::from_data(TensorData::new(output, out_shape))
@@ -135,8 +130,8 @@ static TRANSFORM_CACHE: Mutex<TransformCache> = Mutex::new(TransformCache {
 });
 
 impl TransformCache {
-    /// `U` of `weight` (`[O, C, 3, 3]`, contiguous f32), from the cache or made and kept.
-    fn get(weight: &FlexTensor) -> Arc<Vec<f32>> {
+    /// `U` of `weight` (contiguous f32), from the cache, or made by `make` and kept.
+    fn get(weight: &FlexTensor, make: impl FnOnce() -> Vec<f32>) -> Arc<Vec<f32>> {
         let same = |kept: &FlexTensor| {
             let (a, b) = (kept.storage::<f32>(), weight.storage::<f32>());
             std::ptr::eq(a, b) && kept.shape() == weight.shape()
@@ -147,20 +142,14 @@ impl TransformCache {
             return Arc::clone(u);
         }
         drop(cache);
-        let [out_channels, channels, _, _] = dims4(&weight.shape());
-        let u = Arc::new(transformed_weight(
-            weight.storage(),
-            out_channels,
-            channels,
-            false,
-        ));
-        let bytes = 4 * (u.len() + weight.storage::<f32>().len());
+        let u = Arc::new(make());
+        let bytes = entry_bytes(weight, &u);
         let mut cache = TRANSFORM_CACHE.lock().unwrap_or_else(|e| e.into_inner());
         while cache.bytes + bytes > TRANSFORM_CACHE_BYTES {
             let Some((kept, old)) = cache.entries.pop_front() else {
                 break;
             };
-            cache.bytes -= 4 * (old.len() + kept.storage::<f32>().len());
+            cache.bytes -= entry_bytes(&kept, &old);
         }
         if bytes <= TRANSFORM_CACHE_BYTES {
             cache.bytes += bytes;
@@ -177,7 +166,7 @@ impl TransformCache {
         self.entries.retain(|(kept, u)| {
             let held = !kept.is_unique();
             if !held {
-                freed += 4 * (u.len() + kept.storage::<f32>().len());
+                freed += entry_bytes(kept, u);
             }
             held
         });
@@ -191,6 +180,11 @@ impl TransformCache {
         cache.drop_unheld();
         cache.entries.iter().map(|(kept, _)| kept.shape()).collect()
     }
+}
+
+/// Bytes a [`TransformCache`] entry holds: the transform and the weight it keeps alive.
+fn entry_bytes(weight: &FlexTensor, u: &[f32]) -> usize {
+    std::mem::size_of::<f32>() * (u.len() + weight.storage::<f32>().len())
 }
 
 /// `dX` of a layer that [`applies`], f32: the output gradient convolved with `W` flipped in both
