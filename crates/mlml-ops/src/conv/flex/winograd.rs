@@ -623,9 +623,41 @@ impl Value for f32 {}
 impl Value for Lanes {}
 
 /// `outs = f(sources)` element by element over the first `len` values of each, [`LANES`] at
-/// a time (the last block padded with zeros and cut on the way out).
+/// a time (the last block padded with zeros and cut on the way out): compiled for AVX-512 where
+/// the CPU has it, for the crate's baseline (SSE2) elsewhere. Both give the same values, bit for
+/// bit: the same operations in the same order, only wider.
 #[inline(always)]
 fn lanes_pass<const K: usize, const R: usize>(
+    len: usize,
+    sources: [&[f32]; K],
+    outs: [&mut [f32]; R],
+    f: impl Fn([Lanes; K]) -> [Lanes; R],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { lanes_pass_avx512(len, sources, outs, f) };
+    }
+    lanes_pass_baseline(len, sources, outs, f)
+}
+
+/// [`lanes_pass_baseline`] compiled for AVX-512F: one instruction per operation on [`Lanes`]
+/// where SSE2 takes four.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn lanes_pass_avx512<const K: usize, const R: usize>(
+    len: usize,
+    sources: [&[f32]; K],
+    outs: [&mut [f32]; R],
+    f: impl Fn([Lanes; K]) -> [Lanes; R],
+) {
+    lanes_pass_baseline(len, sources, outs, f)
+}
+
+/// [`lanes_pass`] as the crate's target compiles it.
+#[inline(always)]
+fn lanes_pass_baseline<const K: usize, const R: usize>(
     len: usize,
     sources: [&[f32]; K],
     mut outs: [&mut [f32]; R],
@@ -1033,6 +1065,41 @@ mod tests {
             let reference = reference.into_data();
             let scale = root_mean_square(&reference);
             assert_rounded(ours.into_data(), reference, scale, &what);
+        }
+    }
+
+    /// A pass over lanes computes each element as the transform on single values does, bit for
+    /// bit, on both compilations (AVX-512 where the CPU has it, the baseline), the last block
+    /// short.
+    #[test]
+    fn lanes_passes_are_the_transforms_element_by_element() {
+        let len = 3 * LANES + 5;
+        let values = random([6, len, 1, 1])
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 values");
+        let sources: [&[f32]; 6] = from_fn(|k| &values[k * len..][..len]);
+        let column = |j: usize| from_fn(|k| sources[k][j]);
+        let mut dispatched = vec![f32::NAN; 6 * len];
+        lanes_pass(len, sources, rows_of(&mut dispatched, len, 0), F4::input);
+        let mut baseline = vec![f32::NAN; 4 * len];
+        lanes_pass_baseline(len, sources, rows_of(&mut baseline, len, 0), F4::output);
+        for j in 0..len {
+            let (input, output) = (F4::input(column(j)), F4::output(column(j)));
+            for (a, value) in input.into_iter().enumerate() {
+                assert_eq!(
+                    dispatched[a * len + j].to_bits(),
+                    value.to_bits(),
+                    "B^T {a}, {j}"
+                );
+            }
+            for (a, value) in output.into_iter().enumerate() {
+                assert_eq!(
+                    baseline[a * len + j].to_bits(),
+                    value.to_bits(),
+                    "A^T {a}, {j}"
+                );
+            }
         }
     }
 
