@@ -210,26 +210,38 @@ thread_local! {
 }
 
 /// A scratch buffer of the calling thread, returned to it when dropped: an im2col matrix, a
-/// Winograd transform. Its values are left from earlier calls (zeros only where it grew), so
-/// the caller writes every element before it reads it. A convolution takes two or three of
-/// these per call; fresh ones were zeroed in full every time (3 % of ResNet-50's inference in
-/// `perf`), and a large fresh one faults its pages in again.
+/// Winograd transform. Its values are left from earlier calls (zeros only past the longest
+/// length the buffer has had), so the caller writes every element before it reads it. A
+/// convolution takes two or three of these per call; fresh ones were zeroed in full every time
+/// (3 % of ResNet-50's inference in `perf`), and a large fresh one faults its pages in again.
 pub(crate) struct Scratch {
+    /// Every value the buffer has held; the first `len` are this scratch's.
     values: Vec<f32>,
+    len: usize,
 }
 
 impl Scratch {
-    /// `len` values (see the type's docs on what they hold).
+    /// `len` values (see the type's docs on what they hold), in the smallest kept buffer that
+    /// holds them, else in the longest grown: kept buffers of several sizes (a convolution's
+    /// transform and its threads' rows) then stop zeroing again what they had before.
     pub(crate) fn take(len: usize) -> Self {
         let mut values = SCRATCH
-            .with(|kept| kept.borrow_mut().pop())
+            .with(|kept| {
+                let mut kept = kept.borrow_mut();
+                let fits = (kept.iter().enumerate())
+                    .filter(|(_, values)| values.len() >= len)
+                    .min_by_key(|(_, values)| values.len());
+                let chosen = fits
+                    .or_else(|| (kept.iter().enumerate()).max_by_key(|(_, values)| values.len()));
+                chosen
+                    .map(|(index, _)| index)
+                    .map(|index| kept.swap_remove(index))
+            })
             .unwrap_or_default();
         if values.len() < len {
             values.resize(len, 0.0);
-        } else {
-            values.truncate(len);
         }
-        Self { values }
+        Self { values, len }
     }
 }
 
@@ -237,13 +249,13 @@ impl std::ops::Deref for Scratch {
     type Target = [f32];
 
     fn deref(&self) -> &[f32] {
-        &self.values
+        &self.values[..self.len]
     }
 }
 
 impl std::ops::DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.values
+        &mut self.values[..self.len]
     }
 }
 
@@ -270,17 +282,25 @@ mod tests {
             assert_eq!(&first[..], [0.0; 6]);
             first.fill(7.0);
         }
-        // The same buffer again: shorter, then longer (zeros where it grew).
+        // The same buffer again: shorter, then longer (zeros only past its first six).
         {
-            let shorter = Scratch::take(4);
+            let mut shorter = Scratch::take(4);
             assert_eq!(&shorter[..], [7.0; 4]);
+            shorter.fill(3.0);
         }
         let longer = Scratch::take(8);
-        assert_eq!(&longer[..], [7.0, 7.0, 7.0, 7.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(&longer[..], [3.0, 3.0, 3.0, 3.0, 7.0, 7.0, 0.0, 0.0]);
         // Two at once are two buffers.
         let mut other = Scratch::take(8);
         other.fill(1.0);
-        assert_eq!(longer[0], 7.0);
+        assert_eq!(longer[0], 3.0);
+        drop((longer, other));
+        // The smallest buffer that holds the length asked: one of the eights, not the ten grown
+        // from the other.
+        let mut longest = Scratch::take(10);
+        longest.fill(5.0);
+        drop(longest);
+        assert_ne!(Scratch::take(5)[0], 5.0);
     }
 
     #[test]

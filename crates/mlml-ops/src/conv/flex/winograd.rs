@@ -48,11 +48,12 @@ const MIN_CHUNK_TILES: usize = 512;
 /// F(4x4) tiles over the batch from which the weight gradient takes F(4x4), not F(2x2). Its
 /// sums `S [N N, O, C]` are 36 per channel pair against 16, written at every chunk and read
 /// once more, and their GEMMs are as deep as the tiles are many, so F(4x4)'s fewer multiplies
-/// pay only over many tiles. ResNet-50's 3x3 layers at batch 8 (ms, F(2x2) against F(4x4),
-/// `examples/time_resnet50_convs`): 64 @ 56 (1,568 tiles) 9.1-9.2 against 7.0-8.1, 128 @ 28
-/// (392) 6.5-6.6 against 6.2-6.6, 256 @ 14 (128) 7.1-7.5 against 9.9-12.7, 512 @ 7 (32)
-/// 15.0-18.2 against 20.6-22.5.
-const MIN_F4_WEIGHT_GRAD_TILES: usize = 512;
+/// pay only over many tiles. Weight gradients, ms, F(2x2) against F(4x4) (rounds alternated,
+/// `examples/time_resnet50_convs` at batch 8 and `examples/time_conv_parts` at 64): ResNet-50's
+/// 64 @ 56 (1,568 tiles) 9.0-9.5 against 7.4-9.4, 128 @ 28 (392) 6.9-7.3 against 7.1-7.9,
+/// 256 @ 14 (128) 7.4-8.3 against 10.7-12.1, 512 @ 7 (32) 14.4-14.6 against 21.4-22.4; the
+/// small CNN's 128 @ 8 (256) 9.1-10.3 against 7.9-8.3.
+const MIN_F4_WEIGHT_GRAD_TILES: usize = 256;
 
 /// Whether a convolution of these shapes is computed here: 3x3, stride 1, no dilation,
 /// ungrouped, padding at most 2 on each axis (so that the input gradient's `2 - padding` is one
