@@ -16,7 +16,8 @@
 //! vector on.
 //!
 //! Initialising through `MaybeUninit` and handing the piece on as `&mut [f32]` takes `unsafe`:
-//! with `gemm.rs` and `allocator.rs` one of the workspace's three `unsafe` modules.
+//! with `gemm.rs`, `allocator.rs` and one call in `conv/flex/winograd.rs` one of the
+//! workspace's four places of `unsafe`.
 #![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;

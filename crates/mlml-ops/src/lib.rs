@@ -24,7 +24,8 @@
 //!   training step.
 //! - `gemm.rs`: f32 products into a caller's buffer; `buffer.rs`: new activations filled piece
 //!   by piece in parallel, each piece zeroed by its own thread; with `allocator.rs`'s option
-//!   setter the workspace's three `unsafe` modules;
+//!   setter and one call in `conv/flex/winograd.rs` (its AVX-512 passes) the workspace's
+//!   `unsafe`;
 //!   `shape.rs`: the shape arithmetic conv, pool and BatchNorm share.
 //!
 //! [`TrainBackend`] is the backend a training run asks for: all of it, on an autodiff backend

@@ -1,6 +1,6 @@
 //! [`ConvBackend`] on burn's Flex (CPU, f32): the forward as im2col and one GEMM per chunk of
 //! samples (1x1 stride-1 layers straight into the output; a depthwise layer directly, tap by
-//! tap, per output plane; a wide 3x3 stride-1 layer as Winograd's F(2x2, 3x3), [`winograd`]),
+//! tap, per output plane; a wide 3x3 stride-1 layer as Winograd's F(4x4, 3x3), [`winograd`]),
 //! the weight gradient accumulated in place per chunk (a depthwise layer's as per-tap dot
 //! products; Winograd's for a wide 3x3 stride-1 layer), the input gradient as `W^T dY` and a parallel col2im (a direct scatter through
 //! the taps of a depthwise layer; Winograd's transform for a wide 3x3 stride-1 layer), the

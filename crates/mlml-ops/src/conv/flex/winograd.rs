@@ -1,18 +1,24 @@
-//! 3x3 stride-1 convolutions on Flex as Winograd's minimal filtering F(2x2, 3x3) (Lavin and
-//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 output tile is
-//! `A^T [(G g G^T) ⊙ (B^T d B)] A` of its 4x4 input patch `d`, so that summed over the input
-//! channels the products are 16 GEMMs `U_ξ [O, C] x V_ξ [C, tiles]`, 16 multiplies per tile and
-//! channel pair where the direct convolution takes 36: 2.25x fewer multiply-adds in the GEMMs,
-//! for the cost of transforming the input and the output in passes that stay in cache.
+//! 3x3 stride-1 convolutions on Flex as Winograd's minimal filtering F(M x M, 3x3) (Lavin and
+//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each `M x M` output tile is
+//! `A^T [(G g G^T) ⊙ (B^T d B)] A` of its `N x N` input patch `d` (`N = M + 2`), so that summed
+//! over the input channels the products are `N N` GEMMs `U_ξ [O, C] x V_ξ [C, tiles]`. The
+//! forward takes F(4x4): 36 multiplies per tile and channel pair for 16 outputs where the direct
+//! convolution takes 144, 4x fewer multiply-adds in the GEMMs (F(2x2): 2.25x), for the cost of
+//! transforming the input and the output in passes that stay in cache.
 //!
 //! The input gradient of such a layer is the same convolution of the output gradient with the
 //! kernels flipped and the channels swapped, padded by `2 - padding` ([`input_grad`]); the
-//! weight gradient is the transform's own gradient through the kernel, 16 GEMMs over the tiles
-//! ([`weight_grad`]).
+//! weight gradient is the transform's own gradient through the kernel, `N N` GEMMs over the
+//! tiles ([`weight_grad`]), in F(4x4) over many tiles and F(2x2) over few
+//! ([`MIN_F4_WEIGHT_GRAD_TILES`]).
 //!
-//! Rounding: each output sums the same products in another order (the transforms add and
-//! subtract up to 9 inputs before the multiply), so results differ from the direct convolution's
-//! by a few units in the last place of the inputs' magnitude; the tests bound it.
+//! The transforms run on [`Lanes`] of 16 values over rows as long as a chunk's tiles, compiled
+//! for AVX-512 where the CPU has it ([`lanes_pass`]).
+//!
+//! Rounding: each output sums the same products in another order, through transforms that add
+//! up to 6 inputs scaled by up to 8 before the multiply, so results differ from the direct
+//! convolution's by about 1e-5 of the sums' scale (F(2x2): a few units in the last place); the
+//! tests bound it.
 
 use std::array::from_fn;
 use std::collections::VecDeque;
