@@ -35,15 +35,14 @@ use crate::conv::Activation;
 use crate::gemm::{matmul_into_serial, MatRef};
 use crate::shape::{dims4, for_each_strided};
 
-/// Channels on both sides below which im2col's GEMM is kept. With fewer, the 16 GEMMs are too
-/// shallow to pay for the transforms' passes over memory. Measured on 2 cores, ms (batch, in ->
-/// out @ side, forward / input gradient / weight gradient, im2col against Winograd, rounds
-/// alternated, `examples/time_conv_parts`): 8, 64 -> 64 @ 56: 10.9-11.0 / 14.5-21.9 / 13.9-14.6
-/// against 6.9-7.9 / 7.5-8.3 / 10.6-11.2; 64, 64 -> 128 @ 16: 16.2-17.6 / 14.3-14.6 / 21.6-22.3
-/// against 11.4-11.6 / 13.7-16.0 / 16.6-21.1; but 64, 32 -> 64 @ 32: 16.0-22.4 / 15.2-15.5 /
-/// 33.4-37.8 against 16.8-18.2 / 18.5-22.4 / 25.6-33.8 (docs/benchmarks.md, the fifth round of
-/// issue 31).
-const MIN_CHANNELS: usize = 64;
+/// Channels on both sides below which im2col's GEMM is kept. With fewer, the GEMMs are too
+/// shallow to pay for the transforms' passes over memory. In F(2x2) 64 was the least that paid
+/// (the fifth round of issue 31 in docs/benchmarks.md); F(4x4)'s transforms are fewer values
+/// per output, and the small CNN's 32 -> 64 @ 32 layer at batch 64 (ms, forward / input
+/// gradient / weight gradient, im2col against F(4x4), `examples/time_conv_parts`, rounds
+/// alternated) took 14.6-16.6 / 16.8-18.2 / 20.8-22.5 against 12.2-12.8 / 12.3-13.6 /
+/// 15.0-16.1.
+const MIN_CHANNELS: usize = 32;
 
 /// Tiles of a chunk of samples (the fewest samples that reach it): enough for each GEMM to be
 /// wide, few enough for the transformed input and products to stay in cache (a chunk of 32
@@ -692,12 +691,12 @@ fn lanes_pass_baseline<const K: usize, const R: usize>(
     }
 }
 
-/// The 16 products `dst_ξ = lhs(ξ) x rhs(ξ)` (or `+=` when `accumulate`) into `dst`, laid out
-/// `[16, rows, row_stride]`: `dst_ξ` is `[rows, cols]` with rows `row_stride` apart from
-/// `ξ rows row_stride`. The products run side by side on rayon's threads, each whole on one:
-/// one fork and join for the 16 (letting each GEMM spread itself was 16, and a tenth of a
-/// layer's time went to threads waiting), and each element's sum is made by one thread in an
-/// order that does not depend on the number of threads.
+/// The `positions` products `dst_ξ = lhs(ξ) x rhs(ξ)` (or `+=` when `accumulate`) into `dst`,
+/// laid out `[positions, rows, row_stride]`: `dst_ξ` is `[rows, cols]` with rows `row_stride`
+/// apart from `ξ rows row_stride`. The products run side by side on rayon's threads, each whole
+/// on one: one fork and join for them all (letting each GEMM spread itself was one per GEMM, and
+/// a tenth of a layer's time went to threads waiting), and each element's sum is made by one
+/// thread in an order that does not depend on the number of threads.
 fn products<'a>(
     dst: &mut [f32],
     (positions, row_stride): (usize, usize),
@@ -1124,9 +1123,15 @@ mod tests {
         assert!(!applies(&x, &weight, &options([1, 1], [1, 1], [1, 2])));
         assert!(!applies(&x, &weight, &options([1, 1], [3, 1], [1, 1])));
         assert!(!applies(&x, &Shape::new([128, 128, 5, 5]), &plain));
-        assert!(!applies(&x, &Shape::new([32, 128, 3, 3]), &plain));
-        let narrow = Shape::new([2, 32, 8, 8]);
-        assert!(!applies(&narrow, &Shape::new([128, 32, 3, 3]), &plain));
+        assert!(!applies(&x, &Shape::new([16, 128, 3, 3]), &plain));
+        let narrow = Shape::new([2, 16, 8, 8]);
+        assert!(!applies(&narrow, &Shape::new([128, 16, 3, 3]), &plain));
+        let small_cnn_conv2 = Shape::new([64, 32, 32, 32]);
+        assert!(applies(
+            &small_cnn_conv2,
+            &Shape::new([64, 32, 3, 3]),
+            &plain
+        ));
     }
 
     /// Through `ConvBackend`, a layer wide enough to take the transform gives burn's value and
