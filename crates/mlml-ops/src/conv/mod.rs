@@ -14,7 +14,7 @@
 //! place, `dW += dY [O, n L] x cols^T [n L, C K]` (per group, the groups in parallel); the input
 //! gradient `W^T dY` and a parallel col2im, or a direct scatter through the taps of a depthwise
 //! layer (EfficientNet's), instead of burn-flex's transposed convolution; the forward im2col and
-//! one GEMM per chunk of samples. A 3x3 stride-1 layer with at least 64 channels in and out
+//! one GEMM per chunk of samples. A 3x3 stride-1 layer with at least 32 channels in and out
 //! takes Winograd's F(4x4, 3x3) for its forward and both gradients instead (F(2x2, 3x3) for
 //! a weight gradient over few tiles; `flex/winograd.rs`). Every GEMM writes into buffers of ours ([`matmul_into`]), the scratch
 //! ones kept by the calling thread between calls.
