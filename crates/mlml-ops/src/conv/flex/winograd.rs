@@ -248,6 +248,16 @@ pub(super) fn weight_grad(
     FlexTensor::from_data(TensorData::new(dw, weight_shape.clone()))
 }
 
+/// The planes a transform of [`Layer::transform_planes`] reads: `channels` per sample of
+/// `height x width`, padded by `padding` on both sides.
+#[derive(Clone, Copy)]
+struct Plane {
+    channels: usize,
+    height: usize,
+    width: usize,
+    padding: [usize; 2],
+}
+
 /// The sizes of one Winograd convolution `[N, C, H, W] -> [N, O, H', W']` in tiles of side
 /// `tile`.
 struct Layer {
@@ -291,8 +301,8 @@ impl Layer {
 
     /// The whole output `[N, O, H', W']`, chunk of `chunk` samples by chunk (by default sized by
     /// [`MIN_CHUNK_TILES`]): the input transform `V [C, N N, tiles]`, the `N N` GEMMs into
-    /// `M [N N, O, tiles]`, the output transform and the epilogue per output plane; both
-    /// buffers kept from chunk to chunk. `u` is the weight's transform ([`transformed_weight`]
+    /// `M [N N, O, tiles]`, the output transform into `Y [O, M M, tiles]`, then per output plane
+    /// its tiles laid out and the epilogue; the three buffers kept from chunk to chunk. `u` is the weight's transform ([`transformed_weight`]
     /// with the same tiling).
     fn convolve<const M: usize, const N: usize, T: ForwardTiling<M, N>>(
         &self,
@@ -395,12 +405,8 @@ impl Layer {
             .clamp(1, self.batch)
     }
 
-    /// `V [C, N N, stride]` of `samples` of `x`, sample `i` of the chunk at columns `i tiles..`,
-    /// the channels in parallel: `B^T d B` of every tile's `N x N` patch `d`. `B^T` runs down
-    /// each row of tiles of a plane in passes over the padded rows, the patches' columns are
-    /// gathered into rows of the chunk's tiles, and `B` runs along the patches' rows in passes
-    /// over all the chunk's tiles at once: both in [`lanes_pass`], long enough to fill the
-    /// vector registers even where a row holds two tiles.
+    /// `V [C, N N, stride]` of `samples` of `x`, sample `i` of the chunk at columns `i tiles..`:
+    /// `B^T d B` of every tile's `N x N` patch `d` ([`Self::transform_planes`]).
     fn transform_inputs<const M: usize, const N: usize, T: Tiling<M, N>>(
         &self,
         x: &[f32],
@@ -408,59 +414,18 @@ impl Layer {
         v: &mut [f32],
         stride: usize,
     ) {
-        let (channels, tiles, tiles_w) = (self.channels, self.tiles(), self.tiles_w);
-        let (plane, padded) = (self.height * self.width, self.padded_width());
-        let len = samples.len() * tiles;
-        let [pad_h, pad_w] = self.padding;
-        // Input columns the padded row holds: [0, width) shifted right by the padding, cut at
-        // its end (tiles past the output's last column read zeros).
-        let copied = self.width.min(padded - pad_w);
-        v.par_chunks_mut(N * N * stride).enumerate().for_each_init(
-            // Kept by the thread between calls: zeroing a fresh one for every piece of
-            // rayon's split took longer than the transform at 56 x 56.
-            || Scratch::take(2 * N * padded + N * N * stride),
-            |scratch, (c, v)| {
-                let (rows, rest) = scratch.split_at_mut(N * padded);
-                let (vertical, columns) = rest.split_at_mut(N * padded);
-                for (i, n) in samples.clone().enumerate() {
-                    let image = &x[(n * channels + c) * plane..][..plane];
-                    for th in 0..self.tiles_h {
-                        for (r, row) in rows.chunks_exact_mut(padded).enumerate() {
-                            let ih = (M * th + r) as isize - pad_h as isize;
-                            row.fill(0.0);
-                            if (0..self.height as isize).contains(&ih) {
-                                let source = &image[ih as usize * self.width..][..copied];
-                                row[pad_w..pad_w + copied].copy_from_slice(source);
-                            }
-                        }
-                        let d = from_fn(|r| &rows[r * padded..][..padded]);
-                        lanes_pass(padded, d, rows_of(vertical, padded, 0), T::input);
-                        // Row `a` of B^T d of tile `j` is `vertical[a]` at `M j..M j + N`:
-                        // its column `t` goes to `columns[a N + t]`.
-                        let column = i * tiles + th * tiles_w;
-                        for (a, row) in vertical.chunks_exact(padded).enumerate() {
-                            for t in 0..N {
-                                let out = &mut columns[(a * N + t) * stride + column..];
-                                let out = &mut out[..tiles_w];
-                                for_each_strided(out, &row[t..], M, |out, v| *out = v);
-                            }
-                        }
-                    }
-                }
-                for a in 0..N {
-                    let d = from_fn(|t| &columns[(a * N + t) * stride..][..len]);
-                    let outs = rows_of(v, stride, a * N).map(|row| &mut row[..len]);
-                    lanes_pass(len, d, outs, T::input);
-                }
-            },
-        );
+        let plane = Plane {
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            padding: self.padding,
+        };
+        self.transform_planes::<M, N, N>(x, plane, samples, (v, stride), T::input);
     }
 
     /// `Ỹ [O, N N, stride]` of `samples` of the output gradient `dy`, sample `i` of the chunk at
-    /// columns `i tiles..`, the output channels in parallel: `A dY A^T` of every `M x M` tile
-    /// of `dY`, zeros past the plane's edges, in the passes of [`Self::transform_inputs`]: `A`
-    /// down each row of tiles, the tiles' columns gathered into rows of the chunk's tiles, `A`
-    /// along the tiles' rows over all the chunk's tiles at once.
+    /// columns `i tiles..`: `A dY A^T` of every `M x M` tile of `dY`, zeros past the plane's
+    /// edges ([`Self::transform_planes`]).
     fn transform_output_grads<const M: usize, const N: usize, T: Tiling<M, N>>(
         &self,
         dy: &[f32],
@@ -468,52 +433,86 @@ impl Layer {
         y: &mut [f32],
         stride: usize,
     ) {
-        let (out_channels, tiles, tiles_w) = (self.out_channels, self.tiles(), self.tiles_w);
-        let (height, width) = (self.out_height, self.out_width);
-        let (plane, span) = (height * width, M * tiles_w);
+        let plane = Plane {
+            channels: self.out_channels,
+            height: self.out_height,
+            width: self.out_width,
+            padding: [0, 0],
+        };
+        self.transform_planes::<M, M, N>(dy, plane, samples, (y, stride), T::output_grad);
+    }
+
+    /// `out [channels, N N, stride]` of `samples` of `planes`, sample `i` of the chunk at
+    /// columns `i tiles..`, the channels in parallel: `f` along both axes of every tile's
+    /// `P x P` patch (`P = N`, the patches overlapping, for the input transform; `P = M` for the
+    /// output gradient's), one patch every `M` rows and columns of the padded plane, zeros past
+    /// its edges. `f` runs down each row of tiles in passes over the padded rows, the patches'
+    /// columns are gathered into rows of the chunk's tiles, and `f` runs along the patches' rows
+    /// in passes over all the chunk's tiles at once: both in [`lanes_pass`], long enough to fill
+    /// the vector registers even where a row holds two tiles.
+    fn transform_planes<const M: usize, const P: usize, const N: usize>(
+        &self,
+        planes: &[f32],
+        plane: Plane,
+        samples: Range<usize>,
+        (out, stride): (&mut [f32], usize),
+        f: impl Fn([Lanes; P]) -> [Lanes; N] + Copy + Sync,
+    ) {
+        let (tiles, tiles_w) = (self.tiles(), self.tiles_w);
+        let Plane {
+            channels,
+            height,
+            width,
+            padding: [pad_h, pad_w],
+        } = plane;
+        // A padded row: whole tiles, and the columns the last patch reads past them.
+        let padded = M * tiles_w + P - M;
         let len = samples.len() * tiles;
-        y.par_chunks_mut(N * N * stride).enumerate().for_each_init(
-            || Scratch::take((M + N) * span + N * M * stride),
-            |scratch, (o, y)| {
-                let (rows, rest) = scratch.split_at_mut(M * span);
-                let (vertical, columns) = rest.split_at_mut(N * span);
-                for (i, n) in samples.clone().enumerate() {
-                    let image = &dy[(n * out_channels + o) * plane..][..plane];
-                    for th in 0..self.tiles_h {
-                        for (r, row) in rows.chunks_exact_mut(span).enumerate() {
-                            let oh = M * th + r;
-                            row.fill(0.0);
-                            if oh < height {
-                                row[..width].copy_from_slice(&image[oh * width..][..width]);
+        // Plane columns the padded row holds: [0, width) shifted right by the padding, cut at
+        // its end (tiles past the output's last column read zeros).
+        let copied = width.min(padded - pad_w);
+        out.par_chunks_mut(N * N * stride)
+            .enumerate()
+            .for_each_init(
+                // Kept by the thread between calls: zeroing a fresh one for every piece of
+                // rayon's split took longer than the transform at 56 x 56.
+                || Scratch::take((P + N) * padded + N * P * stride),
+                |scratch, (c, out)| {
+                    let (rows, rest) = scratch.split_at_mut(P * padded);
+                    let (vertical, columns) = rest.split_at_mut(N * padded);
+                    for (i, n) in samples.clone().enumerate() {
+                        let image =
+                            &planes[(n * channels + c) * height * width..][..height * width];
+                        for th in 0..self.tiles_h {
+                            for (r, row) in rows.chunks_exact_mut(padded).enumerate() {
+                                let ih = (M * th + r) as isize - pad_h as isize;
+                                row.fill(0.0);
+                                if (0..height as isize).contains(&ih) {
+                                    let source = &image[ih as usize * width..][..copied];
+                                    row[pad_w..pad_w + copied].copy_from_slice(source);
+                                }
                             }
-                        }
-                        let d = from_fn(|r| &rows[r * span..][..span]);
-                        lanes_pass(span, d, rows_of(vertical, span, 0), T::output_grad);
-                        // Row `a` of A dY of tile `j` is `vertical[a]` at `M j..M j + M`:
-                        // its column `q` goes to `columns[a M + q]`.
-                        let column = i * tiles + th * tiles_w;
-                        for (a, row) in vertical.chunks_exact(span).enumerate() {
-                            for q in 0..M {
-                                let out = &mut columns[(a * M + q) * stride + column..];
-                                let out = &mut out[..tiles_w];
-                                for_each_strided(out, &row[q..], M, |out, v| *out = v);
+                            let d = from_fn(|r| &rows[r * padded..][..padded]);
+                            lanes_pass(padded, d, rows_of(vertical, padded, 0), f);
+                            // Row `a` of the patch of tile `j` is `vertical[a]` at `M j..M j + P`:
+                            // its column `t` goes to `columns[a P + t]`.
+                            let column = i * tiles + th * tiles_w;
+                            for (a, row) in vertical.chunks_exact(padded).enumerate() {
+                                for t in 0..P {
+                                    let out = &mut columns[(a * P + t) * stride + column..];
+                                    let out = &mut out[..tiles_w];
+                                    for_each_strided(out, &row[t..], M, |out, v| *out = v);
+                                }
                             }
                         }
                     }
-                }
-                for a in 0..N {
-                    let d = from_fn(|q| &columns[(a * M + q) * stride..][..len]);
-                    let outs = rows_of(y, stride, a * N).map(|row| &mut row[..len]);
-                    lanes_pass(len, d, outs, T::output_grad);
-                }
-            },
-        );
-    }
-
-    /// Columns of an input row with its padding on both sides, as the tiles read it: whole
-    /// tiles, and the two columns the last one reads past them.
-    fn padded_width(&self) -> usize {
-        self.tile * self.tiles_w + 2
+                    for a in 0..N {
+                        let d = from_fn(|t| &columns[(a * P + t) * stride..][..len]);
+                        let outs = rows_of(out, stride, a * N).map(|row| &mut row[..len]);
+                        lanes_pass(len, d, outs, f);
+                    }
+                },
+            );
     }
 
     /// `Y [O, M M, stride]`: `A^T M_o A` of every tile of the chunk (its first `len` columns)
